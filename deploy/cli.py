@@ -1,0 +1,136 @@
+"""`xinyong`: start, stop and inspect the local stack, load demo data, run the benchmark."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Annotated
+
+import typer
+
+from deploy import demo, stack
+from shared.settings import get_settings
+from shared.topics import SERVICES
+
+app = typer.Typer(help="Xinyong (信用): the Zhuhai public joint credit information system.",
+                  no_args_is_help=True)
+infra = typer.Typer(help="Kafka and PostgreSQL only.", no_args_is_help=True)
+service = typer.Typer(help="One service at a time.", no_args_is_help=True)
+app.add_typer(infra, name="infra")
+app.add_typer(service, name="service")
+
+ServiceName = Annotated[str, typer.Argument(help=f"one of {', '.join(SERVICES)}")]
+
+
+@app.command()
+def up(demo_data: Annotated[bool, typer.Option("--demo/--no-demo")] = True) -> None:
+    """Start Kafka, PostgreSQL and the four services (idempotent), with demo data."""
+    settings = get_settings()
+    stack.infra_up(settings)
+    created = asyncio.run(stack.provision(settings))
+    typer.echo(f"topics: {len(created)} created" if created else "topics: all present")
+    for proc in stack.services(settings):
+        proc.start()
+    for proc in stack.services(settings):
+        proc.wait_ready()
+        typer.echo(f"{proc.name:<10} running (pid {proc.pid()}) at {proc.url()}")
+    marker = settings.home / "demo.loaded"
+    if demo_data and not marker.exists():
+        sent = asyncio.run(stack.produce_submissions(settings, demo.demo_records()))
+        marker.write_text(date.today().isoformat())
+        typer.echo(f"demo data: {sent} records sent to the departments' inbound topics")
+    publisher = stack.services(settings, ["publisher"])[0].url()
+    objection = stack.services(settings, ["objection"])[0].url()
+    typer.echo(f"\n信用珠海 public site: {publisher}/\npublic API:           "
+               f"{publisher}/api/v1/subjects?q=珠海  (OpenAPI: {publisher}/docs)\n"
+               f"objections:           {objection}/objections/new")
+
+
+@app.command()
+def down() -> None:
+    """Stop the services, Kafka and PostgreSQL."""
+    settings = get_settings()
+    for proc in stack.services(settings):
+        proc.stop()
+        typer.echo(f"{proc.name:<10} stopped")
+    stack.infra_down(settings)
+
+
+@app.command()
+def reset(yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False) -> None:
+    """Stop the services, drop their databases and delete their topics (local data only)."""
+    if not yes:
+        typer.confirm("Drop every Xinyong database and topic on this machine?", abort=True)
+    settings = get_settings()
+    for proc in stack.services(settings):
+        proc.stop()
+    asyncio.run(stack.wipe(settings))
+    typer.echo("databases dropped, topics deleted; `xinyong up` starts afresh")
+
+
+@app.command()
+def status() -> None:
+    """Show what is running."""
+    settings = get_settings()
+    for script in ("postgres.sh", "kafka.sh"):
+        try:
+            stack.run_script(script, "status", settings)
+        except Exception:
+            pass
+    for proc in stack.services(settings):
+        pid = proc.pid()
+        typer.echo(f"{proc.name:<10} " + (f"running (pid {pid}) at {proc.url()}" if pid
+                                          else "stopped"))
+
+
+@app.command("load-demo")
+def load_demo(subjects: int = 300, seed: int = 2026) -> None:
+    """Send demo records (a few hundred subjects of all four types) to the inbound topics."""
+    settings = get_settings()
+    sent = asyncio.run(stack.produce_submissions(
+        settings, demo.demo_records(seed=seed, subjects=subjects)))
+    typer.echo(f"{sent} records sent")
+
+
+@infra.command("up")
+def infra_up() -> None:
+    """Start Kafka and PostgreSQL, create databases and topics."""
+    settings = get_settings()
+    stack.infra_up(settings)
+    created = asyncio.run(stack.provision(settings))
+    typer.echo(f"{len(created)} topics created")
+
+
+@infra.command("down")
+def infra_down() -> None:
+    stack.infra_down(get_settings())
+
+
+@service.command("start")
+def service_start(name: ServiceName) -> None:
+    proc = stack.services(get_settings(), [name])[0]
+    proc.start()
+    proc.wait_ready()
+    typer.echo(f"{name} running (pid {proc.pid()})")
+
+
+@service.command("stop")
+def service_stop(name: ServiceName) -> None:
+    stack.services(get_settings(), [name])[0].stop()
+
+
+@service.command("logs")
+def service_logs(name: ServiceName, lines: int = 40) -> None:
+    typer.echo(stack.services(get_settings(), [name])[0].tail(lines))
+
+
+@app.command()
+def bench(records: int = 20_000) -> None:
+    """Push records through ingest, registry and publisher; print throughput and latency."""
+    from bench import pipeline
+
+    asyncio.run(pipeline.main(records))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,192 @@
+"""The local stack: infrastructure scripts, databases, topics and service processes.
+
+Used by the command line (deploy/cli.py), the tests and the benchmark, so that all three
+start things the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from shared.catalogue import load_catalogue
+from shared.db import drop_database, ensure_database
+from shared.kafka import create_topics, delete_topics, make_producer
+from shared.settings import REPO_ROOT, Settings
+from shared.topics import INBOUND, SERVICES, all_topics
+
+DEPLOY = REPO_ROOT / "deploy"
+
+
+def run_script(name: str, action: str, settings: Settings) -> None:
+    env = {**os.environ, "XINYONG_HOME": str(settings.home)}
+    subprocess.run(["bash", str(DEPLOY / name), action], check=True, env=env)
+
+
+def infra_up(settings: Settings) -> None:
+    run_script("postgres.sh", "start", settings)
+    run_script("kafka.sh", "start", settings)
+
+
+def infra_down(settings: Settings) -> None:
+    run_script("kafka.sh", "stop", settings)
+    run_script("postgres.sh", "stop", settings)
+
+
+async def provision(settings: Settings) -> list[str]:
+    """Databases and roles for every service, and every topic; returns the topics created."""
+    for service in SERVICES:
+        await ensure_database(settings, service)
+    return await create_topics(settings, all_topics(load_catalogue(settings.catalogue_path)))
+
+
+async def wipe(settings: Settings) -> None:
+    """Drop the services' databases and delete their topics: a clean slate."""
+    for service in SERVICES:
+        await drop_database(settings, service)
+    topics = all_topics(load_catalogue(settings.catalogue_path))
+    await delete_topics(settings, [t.name for t in topics])
+    (settings.home / "demo.loaded").unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ServiceProcess:
+    """One service running in the background, with its pid file and log under the home."""
+
+    name: str
+    settings: Settings
+    run_dir: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text())
+            os.kill(pid, 0)
+            return pid
+        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+            return None
+
+    def start(self, env: dict[str, str] | None = None) -> int:
+        if (pid := self.pid()) is not None:
+            return pid
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.name}"], cwd=REPO_ROOT,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, **(env or {})})
+        self.pid_file.write_text(str(proc.pid))
+        return proc.pid
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return
+        os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL: the crash the services must survive."""
+        self.stop(signal.SIGKILL, timeout=5)
+
+    def url(self) -> str:
+        return f"http://{self.settings.http_host}:{self.settings.http_port(self.name)}"
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pid() is None:
+                raise RuntimeError(f"{self.name} exited; see {self.log_file}:\n{self.tail()}")
+            try:
+                if httpx.get(self.url() + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise TimeoutError(f"{self.name} not ready in {timeout}s; see {self.log_file}")
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def services(settings: Settings, names: Iterable[str] = SERVICES) -> list[ServiceProcess]:
+    return [ServiceProcess(n, settings, settings.home / "run") for n in names]
+
+
+def submission_event(dept: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
+    subject = data["subject"]
+    return json.dumps({
+        "specversion": "1.0", "id": event_id or str(uuid.uuid4()), "source": f"dept/{dept}",
+        "type": "cn.zhuhai.credit.record.submitted.v1",
+        "subject": f"{subject['type']}:{subject['id']}",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+        "datacontenttype": "application/json", "data": data,
+    }, ensure_ascii=False).encode()
+
+
+async def produce_submissions(settings: Settings,
+                              items: Iterable[tuple[str, dict[str, Any]]],
+                              producer: AIOKafkaProducer | None = None) -> int:
+    """Send (department, data) pairs as a department would, keyed by subject."""
+    own = producer is None
+    producer = producer or make_producer(settings)
+    if own:
+        await producer.start()
+    try:
+        futures = []
+        for dept, data in items:
+            key = f"{data['subject']['type']}:{data['subject']['id']}".encode()
+            futures.append(await producer.send(settings.topic(INBOUND.of(dept).name),
+                                               submission_event(dept, data), key=key))
+        for f in futures:
+            await f
+        return len(futures)
+    finally:
+        if own:
+            await producer.stop()

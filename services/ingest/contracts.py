@@ -1,0 +1,32 @@
+"""What ingest consumes and produces, and the models of its HTTP gateway."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from shared.catalogue import Catalogue
+from shared.contract import FieldError
+from shared.topics import FEEDBACK, INBOUND, RECORDS_ACCEPTED
+
+CONSUMES = (INBOUND,)
+PRODUCES = (FEEDBACK, RECORDS_ACCEPTED)
+
+
+def consumed_topics(catalogue: Catalogue) -> list[str]:
+    return [INBOUND.of(dept).name for dept in catalogue.departments]
+
+
+class RecordResult(BaseModel):
+    index: int
+    record_id: str | None
+    revision: int | None
+    status: Literal["accepted", "rejected", "duplicate", "stale"]
+    errors: list[FieldError]
+
+
+class SubmissionAnswer(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[RecordResult]

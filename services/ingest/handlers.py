@@ -1,0 +1,147 @@
+"""Ingest's use case: take deliveries, decide each one's fate, write the audit trail, the
+latest revisions and the outgoing events in the caller's transaction.
+
+The Kafka handler and the HTTP gateway both feed `ingest_deliveries`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from services.ingest import domain, store
+from shared import clock, inbox, outbox
+from shared.catalogue import Catalogue
+from shared.contract import AcceptedRecord, FieldError, RawPosition, RecordFeedback
+from shared.messages import InboundMessage, OutboundEvent
+from shared.service import ServiceContext
+from shared.topics import FEEDBACK, INBOUND, OBJECTION_DECIDED, RECORDS_ACCEPTED
+from shared.worker import BatchHandler
+
+SOURCE = "xinyong/ingest"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One submission as it arrived: from Kafka (with its position) or over HTTP."""
+
+    department: str
+    parsed: domain.ParsedSubmission
+    channel: str
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+    key: str | None = None
+    raw: bytes = b""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivery: Delivery
+    feedback: RecordFeedback
+
+
+def make_handler(ctx: ServiceContext) -> BatchHandler:
+    async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
+        deliveries = [d for d in map(delivery_of, messages) if d is not None]
+        await ingest_deliveries(conn, ctx.catalogue, deliveries)
+
+    return handle
+
+
+def delivery_of(message: InboundMessage) -> Delivery | None:
+    parsed = domain.parse_message(message.value)
+    if parsed.event is not None and parsed.event.type == OBJECTION_DECIDED:
+        return None  # a department's objection decision: the objection service's business
+    department = INBOUND.code_of(message.topic) or "unknown"
+    return Delivery(department, parsed, "kafka", message.topic, message.partition,
+                    message.offset, message.key, message.value)
+
+
+async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
+                            deliveries: Sequence[Delivery]) -> list[Outcome]:
+    today = clock.today()
+    errors = [_errors_of(catalogue, d, today) for d in deliveries]
+    fresh = await inbox.first_seen(conn, [
+        (f"dept/{d.department}", d.parsed.event.id)
+        for d in deliveries if d.parsed.event is not None])
+    valid = []
+    statuses: list[str] = []
+    claimed: set[tuple[str, str]] = set()
+    for d, errs in zip(deliveries, errors, strict=True):
+        event_key = (f"dept/{d.department}", d.parsed.event.id) if d.parsed.event else None
+        if errs:
+            statuses.append("rejected")
+        elif event_key not in fresh or event_key in claimed:
+            statuses.append("duplicate")
+        else:
+            statuses.append("pending")
+            valid.append(d)
+        if event_key is not None:
+            claimed.add(event_key)
+
+    keys = sorted({(d.department, d.parsed.record_id or "") for d in valid})
+    current = await store.lock_current_revisions(conn, keys)
+    fates = iter(domain.order_revisions(current, [
+        (d.department, d.parsed.record_id or "", d.parsed.revision or 0) for d in valid]))
+    statuses = [next(fates) if s == "pending" else s for s in statuses]
+
+    outcomes = [Outcome(d, _feedback(d, s, e))
+                for d, s, e in zip(deliveries, statuses, errors, strict=True)]
+    await _write(conn, outcomes)
+    return outcomes
+
+
+def _errors_of(catalogue: Catalogue, d: Delivery, today: Any) -> list[FieldError]:
+    p = d.parsed
+    if p.event is None or p.submission is None:
+        return p.errors
+    if d.department not in catalogue.departments:
+        return [domain.err("topic", "unknown_department", f"{d.topic} has no department")]
+    return (domain.check_envelope(p.event, d.department, p.submission)
+            + domain.check_submission(catalogue, d.department, p.submission, today))
+
+
+def _feedback(d: Delivery, status: Any, errors: list[FieldError]) -> RecordFeedback:
+    if d.parsed.unparseable and d.partition is not None and d.offset is not None:
+        return RecordFeedback(event_id=None, record_id=None, revision=None, status="rejected",
+                              errors=errors,
+                              raw=RawPosition(topic=d.topic, partition=d.partition,
+                                              offset=d.offset))
+    return RecordFeedback(event_id=d.parsed.event.id if d.parsed.event else None,
+                          record_id=d.parsed.record_id, revision=d.parsed.revision,
+                          status=status, errors=errors if status == "rejected" else [])
+
+
+async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
+    accepted_at = clock.now()
+    events: list[OutboundEvent] = []
+    revisions: dict[tuple[str, str], tuple[Any, ...]] = {}
+    audit = []
+    for o in outcomes:
+        d, fb = o.delivery, o.feedback
+        key = d.parsed.submission.subject.key if d.parsed.submission else d.key
+        events.append(OutboundEvent.of(FEEDBACK.of(d.department), SOURCE, key, fb))
+        if fb.status == "accepted" and d.parsed.submission and d.parsed.event:
+            sub = d.parsed.submission
+            events.append(OutboundEvent.of(
+                RECORDS_ACCEPTED, SOURCE, sub.subject.key,
+                AcceptedRecord(department=d.department, submission=sub,
+                               source_event_id=d.parsed.event.id, accepted_at=accepted_at)))
+            # Later accepted revisions of the same record in this batch are higher.
+            revisions[(d.department, sub.record_id)] = (
+                d.department, sub.record_id, sub.revision, sub.subject.key, sub.action,
+                accepted_at)
+        if d.parsed.unparseable and d.partition is not None and d.offset is not None:
+            events.append(outbox.dead_letter(
+                "ingest", InboundMessage(d.topic, d.partition, d.offset, d.key, d.raw, 0),
+                "; ".join(e.message for e in fb.errors)))
+        audit.append((d.department, d.topic, d.partition, d.offset, d.channel, fb.event_id,
+                      fb.record_id, fb.revision, fb.status,
+                      [e.model_dump() for e in fb.errors]))
+    await store.save_revisions(conn, list(revisions.values()))
+    await store.log_submissions(conn, audit)
+    await outbox.enqueue(conn, events)

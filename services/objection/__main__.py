@@ -1,0 +1,3 @@
+from services.objection.main import main
+
+main()

@@ -1,0 +1,19 @@
+"""Entry point: `python -m services.objection`."""
+
+from pathlib import Path
+
+from services.objection import api, contracts, handlers
+from shared.service import ServiceSpec
+from shared.service import main as run
+
+SPEC = ServiceSpec(
+    name="objection",
+    migrations=Path(__file__).with_name("migrations"),
+    consumes=contracts.consumed_topics,
+    handler=handlers.make_handler,
+    api=api.create_app,
+)
+
+
+def main() -> None:
+    run(SPEC)

@@ -1,0 +1,272 @@
+"""Publisher rules: who belongs on which red or black list (红黑名单), the pre-publication
+notice period (公示期), the joint reward and penalty notices (联合奖惩) that an entry or exit
+sends, and what the public may see (信用珠海网). Pure functions."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from shared.catalogue import Catalogue
+from shared.contract import (
+    ArchivedRecord,
+    BasisRecord,
+    ListChanged,
+    Notice,
+    SubjectChanged,
+    SubjectRef,
+)
+from shared.identifiers import mask_resident_id
+
+# Stable ids: the same entry, measure and kind always give the same notice_id, so a notice
+# sent again (a relay retry) can be de-duplicated by the agency.
+_NOTICE_NS = uuid.UUID("5f1d3a0e-8c1b-4c53-9f0e-2a7d6c1b9e44")
+
+EntryStatus = Literal["pending", "active", "exited", "cancelled"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A subject's entry on one list (名单条目), from notice period to exit."""
+
+    entry_id: str
+    list: str
+    subject_key: str
+    status: EntryStatus
+    basis: tuple[BasisRecord, ...]
+    publish_at: datetime | None = None
+    since: date | None = None
+    until: date | None = None
+    exit_reason: str | None = None
+
+
+# --- what should change ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Enter:
+    list: str
+    subject_key: str
+    basis: tuple[BasisRecord, ...]
+
+
+@dataclass(frozen=True)
+class Activate:
+    entry: Entry
+
+
+@dataclass(frozen=True)
+class Rebase:
+    entry: Entry
+    basis: tuple[BasisRecord, ...]
+
+
+@dataclass(frozen=True)
+class Exit:
+    entry: Entry
+    reason: str
+
+
+Action = Enter | Activate | Rebase | Exit
+
+
+def is_in_force(record: ArchivedRecord) -> bool:
+    return record.status == "active"
+
+
+def qualifying_basis(catalogue: Catalogue,
+                     snapshot: SubjectChanged) -> dict[str, tuple[BasisRecord, ...]]:
+    """The lists the subject's archive puts it on, each with the records that do so. A
+    withdrawn or repaired record no longer counts; a disputed one still does until the
+    department decides."""
+    found: dict[str, list[BasisRecord]] = {}
+    for r in snapshot.records:
+        if not is_in_force(r):
+            continue
+        for list_name in catalogue.lists_fed_by(r.catalogue_item):
+            found.setdefault(list_name, []).append(
+                BasisRecord(department=r.department, record_id=r.record_id, revision=r.revision))
+    return {name: tuple(sorted(b, key=lambda x: (x.department, x.record_id)))
+            for name, b in found.items()}
+
+
+def plan_for_subject(subject_key: str, open_entries: Mapping[str, Entry],
+                     qualifying: Mapping[str, tuple[BasisRecord, ...]]) -> list[Action]:
+    actions: list[Action] = []
+    for list_name, basis in qualifying.items():
+        entry = open_entries.get(list_name)
+        if entry is None:
+            actions.append(Enter(list_name, subject_key, basis))
+        elif entry.basis != basis:
+            actions.append(Rebase(entry, basis))
+    for list_name, entry in open_entries.items():
+        if list_name not in qualifying:
+            actions.append(Exit(entry, "basis_withdrawn"))
+    return actions
+
+
+def plan_timers(due: Iterable[Entry], expired: Iterable[Entry]) -> list[Action]:
+    """Entries whose notice period has run out are published; entries past their validity
+    leave the list."""
+    return [*(Activate(e) for e in due), *(Exit(e, "expired") for e in expired)]
+
+
+# --- what the changes amount to ------------------------------------------------------------
+
+
+@dataclass
+class ListEffects:
+    new_entries: list[Entry] = field(default_factory=list)
+    changed_entries: list[Entry] = field(default_factory=list)
+    list_changes: list[ListChanged] = field(default_factory=list)
+    notices: list[tuple[str, Notice, str]] = field(default_factory=list)  # agency, notice, entry
+
+
+def add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def entry_id_for(list_name: str, subject_key: str, now: datetime) -> str:
+    return str(uuid.uuid5(_NOTICE_NS, f"entry|{list_name}|{subject_key}|{now.isoformat()}"))
+
+
+def notice_id_for(entry_id: str, measure: str, kind: str) -> str:
+    return str(uuid.uuid5(_NOTICE_NS, f"{entry_id}|{measure}|{kind}"))
+
+
+def materialize(catalogue: Catalogue, actions: Sequence[Action],
+                subjects: Mapping[str, SubjectChanged],
+                issued: Mapping[str, Sequence[tuple[str, Notice]]],
+                now: datetime, today: date) -> ListEffects:
+    """Turn planned actions into entries, list changes and notices. `issued` holds, per
+    entry, the notices it sent that are not yet revoked."""
+    fx = ListEffects()
+    for action in actions:
+        match action:
+            case Enter(list_name, subject_key, basis):
+                entry = Entry(entry_id_for(list_name, subject_key, now), list_name, subject_key,
+                              "pending", basis)
+                days = catalogue.lists[list_name].notice_period_days
+                if days:
+                    fx.new_entries.append(replace(entry, publish_at=now + timedelta(days=days)))
+                else:
+                    fx.new_entries.append(_publish(catalogue, fx, entry, subjects, now, today))
+            case Activate(entry):
+                fx.changed_entries.append(_publish(catalogue, fx, entry, subjects, now, today))
+            case Rebase(entry, basis):
+                rebased = replace(entry, basis=basis)
+                fx.changed_entries.append(rebased)
+                if entry.status == "active":
+                    fx.list_changes.append(_list_change(rebased, "MOD", subjects))
+            case Exit(entry, reason):
+                fx.changed_entries.append(_withdraw(fx, entry, reason, subjects, issued, now,
+                                                    today))
+    return fx
+
+
+def _publish(catalogue: Catalogue, fx: ListEffects, entry: Entry,
+             subjects: Mapping[str, SubjectChanged], now: datetime, today: date) -> Entry:
+    lst = catalogue.lists[entry.list]
+    active = replace(entry, status="active", since=today,
+                     until=add_years(today, lst.validity_years))
+    fx.list_changes.append(_list_change(active, "ADD", subjects))
+    snapshot = subjects[entry.subject_key]
+    for measure_name, measure in catalogue.measures_for(entry.list):
+        related = [r for r in snapshot.related_subjects if r.role in measure.extends_to]
+        notice = Notice(
+            notice_id=notice_id_for(entry.entry_id, measure_name, measure.kind),
+            kind=measure.kind, list=entry.list, measure=measure_name, subject=snapshot.subject,
+            related_subjects=related, effective_from=today, effective_until=active.until,
+            basis=list(entry.basis), issued_at=now)
+        fx.notices.append((measure.agency, notice, entry.entry_id))
+    return active
+
+
+def _withdraw(fx: ListEffects, entry: Entry, reason: str,
+              subjects: Mapping[str, SubjectChanged],
+              issued: Mapping[str, Sequence[tuple[str, Notice]]], now: datetime,
+              today: date) -> Entry:
+    if entry.status == "pending":  # never published: nothing to revoke
+        return replace(entry, status="cancelled", exit_reason=reason)
+    exited = replace(entry, status="exited", until=today, exit_reason=reason)
+    fx.list_changes.append(_list_change(exited, "DEL", subjects))
+    for agency, original in issued.get(entry.entry_id, ()):
+        revocation = original.model_copy(update={
+            "notice_id": notice_id_for(entry.entry_id, original.measure, "revocation"),
+            "kind": "revocation", "revokes": original.notice_id, "effective_from": today,
+            "effective_until": None, "issued_at": now})
+        fx.notices.append((agency, revocation, entry.entry_id))
+    return exited
+
+
+def _list_change(entry: Entry, op: Literal["ADD", "MOD", "DEL"],
+                 subjects: Mapping[str, SubjectChanged]) -> ListChanged:
+    assert entry.since is not None
+    return ListChanged(list=entry.list, op=op, entry_id=entry.entry_id,
+                       subject=subjects[entry.subject_key].subject, since=entry.since,
+                       until=entry.until)
+
+
+# --- what the public sees -------------------------------------------------------------------
+
+
+def public_subject(subject: SubjectRef) -> dict[str, Any]:
+    """Individuals' identity numbers are masked (CONTRACT.md: first 6 and last 4 at most)."""
+    shown = mask_resident_id(subject.id) if subject.type == "individual" else subject.id
+    return {"type": subject.type, "id": shown, "name": subject.name}
+
+
+def public_records(catalogue: Catalogue, records: Iterable[ArchivedRecord],
+                   today: date) -> list[dict[str, Any]]:
+    """Only what the catalogue marks public, in force, and within its disclosure period."""
+    shown = []
+    for r in records:
+        item = catalogue.items.get(r.catalogue_item)
+        if item is None or item.disclosure != "public" or not is_in_force(r):
+            continue
+        if r.public_until is None or r.public_until < today:
+            continue
+        shown.append({"department": r.department, "record_id": r.record_id,
+                      "catalogue_item": r.catalogue_item, "item_name": item.name,
+                      "polarity": item.polarity, "document_no": r.document_no,
+                      "decided_on": r.decided_on.isoformat(), "disputed": r.disputed,
+                      "public_until": r.public_until.isoformat()})
+    return sorted(shown, key=lambda x: x["decided_on"], reverse=True)
+
+
+def is_discoverable(catalogue: Catalogue, snapshot: SubjectChanged, today: date) -> bool:
+    """Organizations can always be found by name; a person only while something about them
+    is public."""
+    if snapshot.subject.type != "individual":
+        return True
+    return bool(public_records(catalogue, snapshot.records, today))
+
+
+_PUNCTUATION = re.compile(r"[\s()（）·\.,，、\-—_/\\\"'“”‘’《》<>]+")
+
+
+def normalize_name(name: str, to_simplified: Any) -> str:
+    """Lower case, no spaces or punctuation, traditional characters folded to simplified, so
+    that a search matches either script."""
+    return _PUNCTUATION.sub("", to_simplified(name).lower())
+
+
+def name_grams(normalized: str) -> list[str]:
+    """Single characters and character bigrams: Chinese names are short and searched by two
+    or three characters, which trigram indexes cannot serve (DOMAIN.md)."""
+    grams = set(normalized)
+    grams.update(normalized[i:i + 2] for i in range(len(normalized) - 1))
+    return sorted(grams)
+
+
+def query_grams(normalized_query: str) -> list[str]:
+    if len(normalized_query) <= 1:
+        return list(normalized_query)
+    return sorted({normalized_query[i:i + 2] for i in range(len(normalized_query) - 1)})

@@ -1,0 +1,148 @@
+"""The publisher's stream handler and timer: keep list entries in step with the archive
+snapshots, publish entries whose notice period is over, retire expired ones, and record the
+agencies' feedback on notices."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import zhconv
+from pydantic import ValidationError
+
+from services.publisher import domain, store
+from shared import clock, inbox, outbox
+from shared.catalogue import Catalogue
+from shared.contract import NoticeFeedback, SubjectChanged
+from shared.envelope import CloudEvent
+from shared.messages import InboundMessage, OutboundEvent
+from shared.service import ServiceContext
+from shared.topics import LISTS_CHANGED, NOTICE_FEEDBACK, NOTICES, SUBJECTS_CHANGED
+from shared.worker import TRANSIENT, BatchHandler
+
+log = logging.getLogger(__name__)
+SOURCE = "xinyong/publisher"
+TIMER_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    event: CloudEvent
+    payload: SubjectChanged
+
+
+@dataclass(frozen=True)
+class Feedback:
+    event: CloudEvent
+    agency: str
+    payload: NoticeFeedback
+
+
+def make_handler(ctx: ServiceContext) -> BatchHandler:
+    async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
+        snapshots, feedback, dead = parse(messages)
+        await outbox.enqueue(conn, dead)
+        snapshots = await inbox.only_first_seen(conn, snapshots, lambda s: s.event)
+        feedback = await inbox.only_first_seen(conn, feedback, lambda f: f.event)
+        await apply_snapshots(conn, ctx.catalogue, [s.payload for s in snapshots])
+        updated = await store.record_feedback(conn, [(f.agency, f.payload) for f in feedback])
+        if len(updated) < len(feedback):
+            log.warning("%d notice feedback events named no notice of their agency",
+                        len(feedback) - len(updated))
+
+    return handle
+
+
+def parse(messages: Sequence[InboundMessage]
+          ) -> tuple[list[Snapshot], list[Feedback], list[OutboundEvent]]:
+    snapshots, feedback, dead = [], [], []
+    for m in messages:
+        try:
+            event = CloudEvent.model_validate_json(m.value)
+            agency = NOTICE_FEEDBACK.code_of(m.topic)
+            if m.topic == SUBJECTS_CHANGED.name:
+                snapshots.append(Snapshot(event, SubjectChanged.model_validate(event.data)))
+            elif agency is not None and event.type == NOTICE_FEEDBACK.event_type:
+                payload = NoticeFeedback.model_validate(event.data)
+                uuid.UUID(payload.notice_id)
+                feedback.append(Feedback(event, agency, payload))
+            else:
+                raise ValueError(f"unexpected {event.type} on {m.topic}")
+        except (ValidationError, ValueError) as exc:
+            dead.append(outbox.dead_letter("publisher", m, f"unreadable event: {exc}"))
+    return snapshots, feedback, dead
+
+
+def _search_fields(snapshot: SubjectChanged) -> tuple[str, list[str]]:
+    norm = domain.normalize_name(snapshot.subject.name or "",
+                                 lambda s: zhconv.convert(s, "zh-hans"))
+    return norm, domain.name_grams(norm)
+
+
+async def apply_snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
+                          snapshots: Sequence[SubjectChanged]) -> None:
+    if not snapshots:
+        return
+    today = clock.today()
+    latest: dict[str, SubjectChanged] = {}
+    for s in snapshots:
+        if s.subject.key not in latest or latest[s.subject.key].version < s.version:
+            latest[s.subject.key] = s
+    changed = await store.save_snapshots(conn, [
+        (s, domain.is_discoverable(catalogue, s, today), *_search_fields(s))
+        for s in latest.values()])
+    if not changed:
+        return
+    open_entries = await store.lock_open_entries(conn, sorted(changed))
+    actions: list[domain.Action] = []
+    for key in sorted(changed):
+        qualifying = domain.qualifying_basis(catalogue, latest[key])
+        actions += domain.plan_for_subject(key, open_entries.get(key, {}), qualifying)
+    await carry_out(conn, catalogue, actions, latest)
+
+
+async def carry_out(conn: asyncpg.Connection, catalogue: Catalogue,
+                    actions: Sequence[domain.Action],
+                    subjects: dict[str, SubjectChanged] | None = None) -> None:
+    if not actions:
+        return
+    keys = {_entry_subject(a) for a in actions}
+    subjects = dict(subjects or {})
+    missing = [k for k in keys if k not in subjects]
+    if missing:
+        subjects.update(await store.snapshots(conn, missing))
+    exits = [a.entry.entry_id for a in actions if isinstance(a, domain.Exit)]
+    issued = await store.unrevoked_notices(conn, exits) if exits else {}
+    fx = domain.materialize(catalogue, actions, subjects, issued, clock.now(), clock.today())
+    await store.save_effects(conn, fx)
+    events = [OutboundEvent.of(LISTS_CHANGED, SOURCE, c.subject.key, c) for c in fx.list_changes]
+    events += [OutboundEvent.of(NOTICES.of(agency), SOURCE, n.subject.key, n,
+                                event_id=n.notice_id)
+               for agency, n, _ in fx.notices]
+    await outbox.enqueue(conn, events)
+
+
+def _entry_subject(action: domain.Action) -> str:
+    return action.subject_key if isinstance(action, domain.Enter) else action.entry.subject_key
+
+
+async def list_timer(ctx: ServiceContext) -> None:
+    """Publish entries whose notice period has run out; retire entries past their validity."""
+    while True:
+        try:
+            while await run_timers_once(ctx.pool, ctx.catalogue):
+                pass
+        except TRANSIENT as exc:
+            log.warning("list timer: database unavailable (%s)", exc)
+        await asyncio.sleep(TIMER_SECONDS)
+
+
+async def run_timers_once(pool: asyncpg.Pool, catalogue: Catalogue) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        due, expired = await store.lock_due_entries(conn, clock.now(), clock.today())
+        await carry_out(conn, catalogue, domain.plan_timers(due, expired))
+    return len(due) + len(expired)

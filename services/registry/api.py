@@ -1,0 +1,27 @@
+"""The registry's HTTP API: a subject's whole archive, internal records included (for
+operators and member units, not the public)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from services.registry import store
+from shared.contract import subject_key
+from shared.http import Problem, base_app
+from shared.service import ServiceContext
+
+
+def create_app(ctx: ServiceContext) -> FastAPI:
+    app = base_app("Xinyong registry", "The credit archive of every subject.")
+
+    @app.get("/api/v1/archive/{subject_type}/{identifier}")
+    async def archive(subject_type: str, identifier: str) -> dict[str, Any]:
+        async with ctx.pool.acquire() as conn:
+            found = await store.archive(conn, subject_key(subject_type, identifier))
+        if found is None:
+            raise Problem(404, "not_found", "No archive for this subject")
+        return found
+
+    return app

@@ -1,0 +1,121 @@
+"""The credit archive's rules (信用档案): record lifecycle, disclosure windows, key persons
+and the credit grade. Pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from shared.catalogue import Catalogue
+from shared.contract import (
+    AcceptedRecord,
+    ArchivedRecord,
+    Grade,
+    RecordStatusChanged,
+    RelatedSubject,
+)
+
+
+def add_months(day: date, months: int) -> date:
+    month0 = day.month - 1 + months
+    year, month = day.year + month0 // 12, month0 % 12 + 1
+    for d in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, d)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def disclosure_window(catalogue: Catalogue, item_name: str,
+                      decided_on: date) -> tuple[str | None, date | None, date | None]:
+    """(rule id, earliest repair date, end of public display) for a record.
+
+    Negative items follow the disclosure rule in force on the decision date (NDRC Order 36
+    from 2026-04-01, 发改办财金〔2019〕527号 before): repair may be asked after the minimum,
+    display stops by itself at the maximum. Positive items show for the catalogue's
+    `positive_disclosure_months`; internal items are never shown.
+    """
+    item = catalogue.items[item_name]
+    if item.disclosure != "public":
+        return None, None, None
+    if item.polarity != "negative" or item.severity is None:
+        return None, None, add_months(decided_on, catalogue.positive_disclosure_months)
+    rule = catalogue.disclosure_rule_on(decided_on)
+    period = rule.periods[item.severity]
+    return (rule.id, add_months(decided_on, period.min_months),
+            add_months(decided_on, period.max_months))
+
+
+def archive_accepted(catalogue: Catalogue, existing: ArchivedRecord | None,
+                     accepted: AcceptedRecord) -> ArchivedRecord | None:
+    """The record after an accepted submission, or None if it changes nothing (an older or
+    replayed revision, or a withdrawal of a record never seen)."""
+    sub = accepted.submission
+    if existing is not None and existing.revision >= sub.revision:
+        return None
+    if sub.action == "withdraw":
+        if existing is None:
+            return None
+        return existing.model_copy(update={"revision": sub.revision, "status": "withdrawn"})
+    assert sub.catalogue_item is not None and sub.decided_on is not None  # checked by ingest
+    rule, repair_from, public_until = disclosure_window(catalogue, sub.catalogue_item,
+                                                        sub.decided_on)
+    return ArchivedRecord(
+        department=accepted.department, record_id=sub.record_id, revision=sub.revision,
+        catalogue_item=sub.catalogue_item, decided_on=sub.decided_on,
+        document_no=sub.document_no, summary=sub.summary, district=sub.district, zone=sub.zone,
+        status="active", disputed=existing.disputed if existing else False,
+        disclosure_rule=rule, repair_from=repair_from, public_until=public_until,
+        attributes=sub.attributes)
+
+
+def apply_status_change(existing: ArchivedRecord, change: RecordStatusChanged) -> ArchivedRecord:
+    """An objection flag (异议标注), its removal, or a decision to withdraw or repair."""
+    match change.change:
+        case "flag":
+            return existing.model_copy(update={"disputed": True})
+        case "unflag":
+            return existing.model_copy(update={"disputed": False})
+        case "withdraw":
+            return existing.model_copy(update={"status": "withdrawn", "disputed": False})
+        case "repair":
+            return existing.model_copy(update={"status": "repaired", "disputed": False})
+
+
+def key_persons(catalogue: Catalogue, records: Iterable[ArchivedRecord]) -> list[RelatedSubject]:
+    """Key-person links (e.g. the legal representative, 法定代表人) from active records; the
+    latest decision per role wins."""
+    found: dict[str, RelatedSubject] = {}
+    for r in sorted(records, key=lambda r: r.decided_on):
+        role = catalogue.items[r.catalogue_item].key_person_role
+        person = r.attributes.get(role) if role else None
+        if r.status == "active" and role and isinstance(person, dict):
+            found[role] = RelatedSubject(type="individual", id=str(person.get("id")),
+                                         name=person.get("name"), role=role)
+    return list(found.values())
+
+
+def grade(catalogue: Catalogue, records: Iterable[ArchivedRecord], today: date) -> Grade:
+    """A first, explainable grade: D with a serious negative record in force, C with a general
+    one, A with positive records and no negative ones, B otherwise. Records that were
+    withdrawn, repaired or are past their disclosure period do not count."""
+    serious, general, positive = [], [], []
+    for r in records:
+        item = catalogue.items[r.catalogue_item]
+        if r.status != "active" or (r.public_until is not None and r.public_until < today):
+            continue
+        label = f"{item.name}（{r.department} {r.record_id}，{r.decided_on}）"
+        if item.polarity == "negative" and item.severity == "serious":
+            serious.append(label)
+        elif item.polarity == "negative" and item.severity == "general":
+            general.append(label)
+        elif item.polarity == "positive":
+            positive.append(label)
+    if serious:
+        return Grade(grade="D", explanation=[f"严重失信记录：{s}" for s in serious])
+    if general:
+        return Grade(grade="C", explanation=[f"一般失信记录：{s}" for s in general])
+    if positive:
+        return Grade(grade="A", explanation=[f"守信激励记录：{s}" for s in positive])
+    return Grade(grade="B", explanation=["无在效的失信或守信记录"])

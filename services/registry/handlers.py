@@ -1,0 +1,131 @@
+"""The registry's stream handler: apply accepted records and status changes to the archive,
+then emit one snapshot per touched subject (credit.subjects.changed)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+from pydantic import ValidationError
+
+from services.registry import domain, store
+from shared import clock, inbox, outbox
+from shared.catalogue import Catalogue
+from shared.contract import (
+    AcceptedRecord,
+    ArchivedRecord,
+    RecordStatusChanged,
+    SubjectChanged,
+    SubjectRef,
+)
+from shared.envelope import CloudEvent
+from shared.messages import InboundMessage, OutboundEvent
+from shared.service import ServiceContext
+from shared.topics import RECORDS_ACCEPTED, RECORDS_STATUS, SUBJECTS_CHANGED
+from shared.worker import BatchHandler
+
+log = logging.getLogger(__name__)
+SOURCE = "xinyong/registry"
+
+
+@dataclass(frozen=True)
+class Change:
+    event: CloudEvent
+    payload: AcceptedRecord | RecordStatusChanged
+
+    @property
+    def record_key(self) -> tuple[str, str]:
+        p = self.payload
+        if isinstance(p, AcceptedRecord):
+            return p.department, p.submission.record_id
+        return p.department, p.record_id
+
+    @property
+    def subject(self) -> SubjectRef:
+        p = self.payload
+        return p.submission.subject if isinstance(p, AcceptedRecord) else p.subject
+
+
+def make_handler(ctx: ServiceContext) -> BatchHandler:
+    async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
+        changes, dead = parse_changes(messages)
+        await outbox.enqueue(conn, dead)
+        unique = await inbox.only_first_seen(conn, changes, lambda c: c.event)
+        await apply_changes(conn, ctx.catalogue, unique)
+
+    return handle
+
+
+def parse_changes(messages: Sequence[InboundMessage]) -> tuple[list[Change], list[OutboundEvent]]:
+    changes, dead = [], []
+    for m in messages:
+        try:
+            event = CloudEvent.model_validate_json(m.value)
+            model = AcceptedRecord if m.topic == RECORDS_ACCEPTED.name else RecordStatusChanged
+            if event.type not in (RECORDS_ACCEPTED.event_type, RECORDS_STATUS.event_type):
+                raise ValueError(f"unexpected event type {event.type}")
+            changes.append(Change(event, model.model_validate(event.data)))
+        except (ValidationError, ValueError) as exc:
+            dead.append(outbox.dead_letter("registry", m, f"unreadable event: {exc}"))
+    return changes, dead
+
+
+async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
+                        changes: Sequence[Change]) -> None:
+    if not changes:
+        return
+    current = await store.lock_records(conn, sorted({c.record_key for c in changes}))
+    archive = {k: rec for k, (_, rec) in current.items()}
+    subject_of = {k: s for k, (s, _) in current.items()}
+    written: list[tuple[str, ArchivedRecord, str, str]] = []
+    touched: dict[str, SubjectRef] = {}
+    for c in changes:
+        before = archive.get(c.record_key)
+        after = _apply(catalogue, before, c)
+        if after is None:
+            continue
+        key = c.subject.key
+        if c.record_key in subject_of and subject_of[c.record_key] != key:
+            # A later revision moved the record to another subject: both archives change.
+            old = subject_of[c.record_key]
+            touched.setdefault(old, SubjectRef.model_validate(_subject_from_key(old)))
+        archive[c.record_key], subject_of[c.record_key] = after, key
+        touched[key] = c.subject if c.subject.name else touched.get(key, c.subject)
+        cause = "submission" if isinstance(c.payload, AcceptedRecord) else c.payload.change
+        written.append((key, after, cause, c.event.id))
+    if not written:
+        return
+    versions = await store.upsert_subjects(conn, list(touched.values()))
+    await store.save_records(conn, written)
+    await outbox.enqueue(conn, await _snapshots(conn, catalogue, versions))
+
+
+def _apply(catalogue: Catalogue, before: ArchivedRecord | None,
+           c: Change) -> ArchivedRecord | None:
+    if isinstance(c.payload, AcceptedRecord):
+        return domain.archive_accepted(catalogue, before, c.payload)
+    if before is None:
+        log.warning("status change %s for unknown record %s", c.payload.change, c.record_key)
+        return None
+    return domain.apply_status_change(before, c.payload)
+
+
+def _subject_from_key(key: str) -> dict[str, str]:
+    subject_type, _, identifier = key.partition(":")
+    return {"type": subject_type, "id": identifier}
+
+
+async def _snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
+                     versions: dict[str, int]) -> list[OutboundEvent]:
+    today = clock.today()
+    archives = await store.subjects_with_records(conn, list(versions))
+    events = []
+    for key, (subject, records) in archives.items():
+        snapshot = SubjectChanged(
+            subject=subject, version=versions[key], records=records,
+            related_subjects=domain.key_persons(catalogue, records),
+            grade=domain.grade(catalogue, records, today))
+        events.append(OutboundEvent.of(SUBJECTS_CHANGED, SOURCE, key, snapshot))
+    return events

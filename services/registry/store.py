@@ -1,0 +1,84 @@
+"""The registry's database: subjects, their records and every change of a record."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from shared.contract import ArchivedRecord, SubjectRef
+
+RecordKey = tuple[str, str]
+
+
+async def lock_records(conn: asyncpg.Connection,
+                       keys: Sequence[RecordKey]) -> dict[RecordKey, tuple[str, ArchivedRecord]]:
+    """Current records by (department, record_id), with their subject key, locked."""
+    rows = await conn.fetch(
+        "SELECT department, record_id, subject_key, body FROM records"
+        " WHERE (department, record_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+        " FOR UPDATE",
+        [d for d, _ in keys], [r for _, r in keys])
+    return {(r["department"], r["record_id"]):
+            (r["subject_key"], ArchivedRecord.model_validate(r["body"])) for r in rows}
+
+
+async def upsert_subjects(conn: asyncpg.Connection,
+                          subjects: Sequence[SubjectRef]) -> dict[str, int]:
+    """Create or rename subjects and bump their version; returns the new versions."""
+    rows = await conn.fetch(
+        "INSERT INTO subjects (subject_key, type, id, name, version)"
+        " SELECT k, t, i, n, 1 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+        "   AS u(k, t, i, n)"
+        " ON CONFLICT (subject_key) DO UPDATE SET version = subjects.version + 1,"
+        "   name = COALESCE(EXCLUDED.name, subjects.name), updated_at = now()"
+        " RETURNING subject_key, version",
+        [s.key for s in subjects], [s.type for s in subjects], [s.id for s in subjects],
+        [s.name for s in subjects])
+    return {r["subject_key"]: r["version"] for r in rows}
+
+
+async def save_records(conn: asyncpg.Connection,
+                       rows: Sequence[tuple[str, ArchivedRecord, str, str]]) -> None:
+    """Upsert (subject_key, record, cause, event_id) and append each to the history."""
+    if not rows:
+        return
+    latest = {(r.department, r.record_id): (k, r) for k, r, _, _ in rows}
+    await conn.execute(
+        "INSERT INTO records (department, record_id, subject_key, revision, body)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[])"
+        " ON CONFLICT (department, record_id) DO UPDATE SET subject_key = EXCLUDED.subject_key,"
+        " revision = EXCLUDED.revision, body = EXCLUDED.body, updated_at = now()",
+        [d for d, _ in latest], [i for _, i in latest], [k for k, _ in latest.values()],
+        [r.revision for _, r in latest.values()],
+        [r.model_dump(mode="json") for _, r in latest.values()])
+    await conn.copy_records_to_table(
+        "record_history", columns=["department", "record_id", "revision", "cause", "event_id",
+                                   "body"],
+        records=[(r.department, r.record_id, r.revision, cause, event_id,
+                  r.model_dump(mode="json")) for _, r, cause, event_id in rows])
+
+
+async def subjects_with_records(
+        conn: asyncpg.Connection,
+        keys: Sequence[str]) -> dict[str, tuple[SubjectRef, list[ArchivedRecord]]]:
+    subjects = await conn.fetch(
+        "SELECT subject_key, type, id, name FROM subjects WHERE subject_key = ANY($1::text[])",
+        list(keys))
+    out: dict[str, tuple[SubjectRef, list[ArchivedRecord]]] = {
+        s["subject_key"]: (SubjectRef(type=s["type"], id=s["id"], name=s["name"]), [])
+        for s in subjects}
+    for r in await conn.fetch(
+            "SELECT subject_key, body FROM records WHERE subject_key = ANY($1::text[])"
+            " ORDER BY department, record_id", list(keys)):
+        out[r["subject_key"]][1].append(ArchivedRecord.model_validate(r["body"]))
+    return out
+
+
+async def archive(conn: asyncpg.Connection, subject_key: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT * FROM subjects WHERE subject_key = $1", subject_key)
+    if row is None:
+        return None
+    records = await conn.fetch("SELECT body FROM records WHERE subject_key = $1", subject_key)
+    return {**dict(row), "records": [r["body"] for r in records]}

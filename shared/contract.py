@@ -1,0 +1,243 @@
+"""Payloads of every event Xinyong exchanges, as pydantic models.
+
+The external ones mirror ../shared/design/CONTRACT.md (a promise to outside systems: change
+them only by adding a `.v2`); the internal ones are the services' own business. Field lists
+are minimums: models accept more fields than they name, so a producer may add fields.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SubjectType = Literal["enterprise", "individual", "institution", "social_org"]
+SUBJECT_TYPES: tuple[SubjectType, ...] = ("enterprise", "individual", "institution", "social_org")
+
+
+class _Open(BaseModel):
+    """More fields may be added by the producer (CONTRACT.md: 'field lists are the minimum')."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+def subject_key(subject_type: str, identifier: str) -> str:
+    """`<type>:<identifier>`: the Kafka key of every event about a subject."""
+    return f"{subject_type}:{identifier}"
+
+
+class SubjectRef(_Open):
+    type: SubjectType
+    id: str = Field(min_length=1, max_length=64)
+    name: str | None = Field(default=None, max_length=200)
+
+    @property
+    def key(self) -> str:
+        return subject_key(self.type, self.id)
+
+
+class RelatedSubject(_Open):
+    type: SubjectType
+    id: str
+    name: str | None = None
+    role: str
+
+
+class FieldError(_Open):
+    field: str
+    code: str
+    message: str
+
+
+# --- departments -> Xinyong -------------------------------------------------------------
+
+
+class RecordSubmission(_Open):
+    """cn.zhuhai.credit.record.submitted.v1 on credit.inbound.<dept>."""
+
+    record_id: str = Field(min_length=1, max_length=64)
+    revision: int = Field(ge=1)
+    action: Literal["upsert", "withdraw"]
+    catalogue_item: str | None = None
+    subject: SubjectRef
+    decided_on: date | None = None
+    document_no: str | None = Field(default=None, max_length=200)
+    summary: str | None = Field(default=None, max_length=4000)
+    district: str | None = None
+    zone: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class ObjectionDecision(_Open):
+    """cn.zhuhai.credit.objection.decided.v1: a department's answer to a routed objection."""
+
+    objection_id: str
+    decision: Literal["upheld", "rejected"]
+    reason: str
+    corrected: RecordSubmission | None = None
+    withdraw: bool = False
+
+
+# --- Xinyong -> departments -------------------------------------------------------------
+
+FeedbackStatus = Literal["accepted", "rejected", "duplicate", "stale"]
+
+
+class RawPosition(_Open):
+    topic: str
+    partition: int
+    offset: int
+
+
+class RecordFeedback(_Open):
+    """cn.zhuhai.credit.record.feedback.v1 on credit.feedback.<dept>."""
+
+    event_id: str | None
+    record_id: str | None
+    revision: int | None
+    status: FeedbackStatus
+    errors: list[FieldError] = Field(default_factory=list)
+    raw: RawPosition | None = None
+
+
+class RecordRef(_Open):
+    department: str
+    record_id: str
+    revision: int | None = None
+
+
+class ObjectionRouted(_Open):
+    """cn.zhuhai.credit.objection.routed.v1 on credit.objections.<dept>."""
+
+    objection_id: str
+    kind: Literal["objection", "repair"]
+    subject: SubjectRef
+    record: RecordRef
+    reason: str
+    due_by: date
+    received_at: datetime
+
+
+# --- Xinyong -> agencies ----------------------------------------------------------------
+
+
+class BasisRecord(_Open):
+    department: str
+    record_id: str
+    revision: int
+
+
+class Notice(_Open):
+    """cn.zhuhai.credit.notice.v1 on credit.notices.<agency>."""
+
+    notice_id: str
+    kind: Literal["penalty", "reward", "revocation"]
+    list: str
+    measure: str
+    subject: SubjectRef
+    related_subjects: list[RelatedSubject] = Field(default_factory=list)
+    effective_from: date
+    effective_until: date | None
+    basis: list[BasisRecord]
+    issued_at: datetime
+    revokes: str | None = None
+
+
+class NoticeFeedback(_Open):
+    """cn.zhuhai.credit.notice.feedback.v1 on credit.notice-feedback.<agency>."""
+
+    notice_id: str
+    status: Literal["received", "applied", "not_applicable"]
+    note: str | None = None
+
+
+# --- internal ---------------------------------------------------------------------------
+
+
+class AcceptedRecord(_Open):
+    """A validated, normalized submission: ingest -> registry on credit.records.accepted."""
+
+    department: str
+    submission: RecordSubmission
+    source_event_id: str
+    accepted_at: datetime
+
+
+RecordChange = Literal["flag", "unflag", "withdraw", "repair"]
+
+
+class RecordStatusChanged(_Open):
+    """objection -> registry on credit.records.status: a decision about one record."""
+
+    change: RecordChange
+    department: str
+    record_id: str
+    subject: SubjectRef
+    objection_id: str
+    reason: str | None = None
+
+
+RecordStatus = Literal["active", "withdrawn", "repaired"]
+
+
+class ArchivedRecord(_Open):
+    """One record of a subject's credit archive as the registry keeps it."""
+
+    department: str
+    record_id: str
+    revision: int
+    catalogue_item: str
+    decided_on: date
+    document_no: str | None = None
+    summary: str | None = None
+    district: str | None = None
+    zone: str | None = None
+    status: RecordStatus
+    disputed: bool = False
+    disclosure_rule: str | None = None
+    repair_from: date | None = None
+    public_until: date | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class Grade(_Open):
+    grade: Literal["A", "B", "C", "D"]
+    explanation: list[str]
+
+
+class SubjectChanged(_Open):
+    """registry -> publisher on credit.subjects.changed: a full snapshot of one archive.
+
+    Snapshots, not deltas: a consumer that sees version n can drop anything older, so
+    redeliveries and reordering cannot corrupt what it derives.
+    """
+
+    subject: SubjectRef
+    version: int
+    records: list[ArchivedRecord]
+    related_subjects: list[RelatedSubject] = Field(default_factory=list)
+    grade: Grade
+
+
+class ListChanged(_Open):
+    """publisher -> anyone on credit.lists.changed: one entry, change or exit of a list."""
+
+    list: str
+    op: Literal["ADD", "MOD", "DEL"]
+    entry_id: str
+    subject: SubjectRef
+    since: date
+    until: date | None
+
+
+class DeadLetter(_Open):
+    """A message a service could not process, with the reason; the original is kept whole."""
+
+    service: str
+    reason: str
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value_base64: str

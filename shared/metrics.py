@@ -1,0 +1,14 @@
+"""Prometheus metrics shared by all services (labelled by service)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES = Counter("xinyong_messages_total", "Messages applied by stream workers",
+                   ["service", "topic"])
+BATCH_SECONDS = Histogram("xinyong_batch_seconds", "Time to apply one batch in one transaction",
+                          ["service"], buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+DEAD_LETTERS = Counter("xinyong_dead_letters_total", "Messages sent to the dead-letter topic",
+                       ["service"])
+OUTBOX_SENT = Counter("xinyong_outbox_sent_total", "Events relayed from the outbox",
+                      ["service"])
+ASSIGNED_PARTITIONS = Gauge("xinyong_assigned_partitions", "Partitions assigned to this worker",
+                            ["service"])

@@ -1,0 +1,123 @@
+"""The one start and stop shape of every service: migrate, then run the stream worker, the
+outbox relay, the HTTP API and any timers side by side; stop them all when one ends.
+
+A service is described by a `ServiceSpec`; `run_service` is the only place that wires real
+Kafka and PostgreSQL clients into its handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from shared.catalogue import Catalogue, load_catalogue
+from shared.db import SHARED_MIGRATIONS, create_pool, migrate
+from shared.kafka import make_consumer, make_producer
+from shared.logs import configure_logging
+from shared.outbox import OutboxRelay
+from shared.settings import Settings, get_settings
+from shared.worker import BatchHandler, StreamWorker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """What a service's handlers and API are given: configuration and its own database."""
+
+    name: str
+    settings: Settings
+    catalogue: Catalogue
+    pool: asyncpg.Pool
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    migrations: Path
+    consumes: Callable[[Catalogue], Sequence[str]]
+    handler: Callable[[ServiceContext], BatchHandler]
+    api: Callable[[ServiceContext], FastAPI]
+    timers: Sequence[Callable[[ServiceContext], Coroutine[Any, Any, None]]] = field(
+        default_factory=tuple)
+
+
+async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
+    configure_logging(spec.name, settings.log_level)
+    catalogue = load_catalogue(settings.catalogue_path)
+    pool = await create_pool(settings, spec.name)
+    async with pool.acquire() as conn:
+        applied = await migrate(conn, SHARED_MIGRATIONS, spec.migrations)
+    if applied:
+        log.info("applied migrations %s", applied)
+    ctx = ServiceContext(spec.name, settings, catalogue, pool)
+
+    producer = make_producer(settings)
+    await producer.start()
+    topics = list(spec.consumes(catalogue))
+    consumer = make_consumer(settings, spec.name, ())
+    await consumer.start()
+    worker = StreamWorker(settings, spec.name, pool, consumer, topics, spec.handler(ctx))
+    relay = OutboxRelay(settings, spec.name, producer)
+
+    app = spec.api(ctx)
+    _add_readiness(app, worker)
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=settings.http_host, port=settings.http_port(spec.name), log_config=None,
+        access_log=False, lifespan="off"))
+
+    tasks = [asyncio.create_task(c, name=n) for n, c in [
+        ("worker", worker.run()), ("relay", relay.run()), ("http", server.serve()),
+        *[(t.__name__, t(ctx)) for t in spec.timers]]]
+    log.info("%s started: consuming %d topics, HTTP on %s:%d", spec.name, len(topics),
+             settings.http_host, settings.http_port(spec.name))
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task.exception() is not None and task.get_name() != "http":
+                log.error("%s task failed", task.get_name(), exc_info=task.exception())
+                raise SystemExit(1)
+    finally:
+        server.should_exit = True
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await _quietly(consumer.stop())
+        await _quietly(producer.stop())
+        await _quietly(pool.close())
+        log.info("%s stopped", spec.name)
+
+
+def _add_readiness(app: FastAPI, worker: StreamWorker) -> None:
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        ready = bool(worker.assigned)
+        return JSONResponse({"ready": ready, "assigned_partitions": len(worker.assigned)},
+                            status_code=200 if ready else 503)
+
+
+async def _quietly(awaitable: Awaitable[Any]) -> None:
+    with contextlib.suppress(Exception):
+        await awaitable
+
+
+def main(spec: ServiceSpec) -> None:
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is optional
+        pass
+    asyncio.run(run_service(spec))
