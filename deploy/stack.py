@@ -125,9 +125,11 @@ class ServiceProcess:
             if self.pid() is None:
                 raise RuntimeError(f"{self.name} exited; see {self.log_file}:\n{self.tail()}")
             try:
-                if httpx.get(self.url() + "/readyz", timeout=1).status_code == 200:
+                r = httpx.get(self.url() + "/readyz", timeout=1)
+                # The pid tells our process from another one already on the port.
+                if r.status_code == 200 and r.json().get("pid") == self.pid():
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.25)
         raise TimeoutError(f"{self.name} not ready in {timeout}s; see {self.log_file}")
@@ -156,7 +158,9 @@ def _alive(pid: int) -> bool:
 
 
 def services(settings: Settings, names: Iterable[str] = SERVICES) -> list[ServiceProcess]:
-    return [ServiceProcess(n, settings, settings.home / "run") for n in names]
+    # A test run (its own topic namespace) keeps its pid files and logs apart from the stack's.
+    run_dir = settings.home / "run" / (settings.topic_namespace.strip(".") or "stack")
+    return [ServiceProcess(n, settings, run_dir) for n in names]
 
 
 def submission_event(dept: str, data: dict[str, Any], event_id: str | None = None) -> bytes:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +79,14 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
         app, host=settings.http_host, port=settings.http_port(spec.name), log_config=None,
         access_log=False, lifespan="off"))
 
+    def request_stop(*_: object) -> None:
+        server.should_exit = True
+
+    # uvicorn re-raises the signal it caught once it has stopped serving; this handler
+    # receives it, so that the shutdown below still runs.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, request_stop)
+
     tasks = [asyncio.create_task(c, name=n) for n, c in [
         ("worker", worker.run()), ("relay", relay.run()), ("http", server.serve()),
         *[(t.__name__, t(ctx)) for t in spec.timers]]]
@@ -85,8 +95,11 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if task.exception() is not None and task.get_name() != "http":
-                log.error("%s task failed", task.get_name(), exc_info=task.exception())
+            if task.cancelled() or task.exception() is not None or not server.should_exit:
+                # Any part ending on its own (a crash, a port already taken) ends the
+                # process, so that a supervisor sees it; only a signal is a clean stop.
+                log.error("%s task ended", task.get_name(),
+                          exc_info=None if task.cancelled() else task.exception())
                 raise SystemExit(1)
     finally:
         server.should_exit = True
@@ -105,8 +118,8 @@ def _add_readiness(app: FastAPI, worker: StreamWorker) -> None:
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         ready = bool(worker.assigned)
-        return JSONResponse({"ready": ready, "assigned_partitions": len(worker.assigned)},
-                            status_code=200 if ready else 503)
+        return JSONResponse({"ready": ready, "assigned_partitions": len(worker.assigned),
+                             "pid": os.getpid()}, status_code=200 if ready else 503)
 
 
 async def _quietly(awaitable: Awaitable[Any]) -> None:

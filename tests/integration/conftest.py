@@ -1,0 +1,179 @@
+"""The integration suite runs against the real broker and database that deploy/ starts.
+
+Each session gets its own topic namespace and databases, and its own four service
+processes on their own ports, so it never sees another run's events (or the local demo
+stack's) and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from deploy import stack
+from shared.catalogue import load_catalogue
+from shared.db import drop_database
+from shared.kafka import delete_topics, make_producer
+from shared.settings import Settings
+from shared.topics import SERVICES, all_topics
+
+RUN = uuid.uuid4().hex[:8]
+
+
+def _test_env() -> dict[str, str]:
+    base = int(os.environ.get("XINYONG_TEST_PORT_BASE", "18000"))
+    return {
+        "XINYONG_TOPIC_NAMESPACE": f"t{RUN}.",
+        "XINYONG_DB_PREFIX": f"xinyong_t{RUN}_",
+        "XINYONG_PUBLISHER_HTTP_PORT": str(base),
+        "XINYONG_INGEST_HTTP_PORT": str(base + 1),
+        "XINYONG_REGISTRY_HTTP_PORT": str(base + 2),
+        "XINYONG_OBJECTION_HTTP_PORT": str(base + 3),
+        "XINYONG_PUBLIC_RATE_LIMIT": "100000/minute",
+    }
+
+
+ENV = _test_env()
+
+
+@pytest.fixture(scope="session")
+def settings() -> Iterator[Settings]:
+    saved = {k: os.environ.get(k) for k in ENV}
+    os.environ.update(ENV)
+    yield Settings()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def services(settings: Settings) -> Iterator[dict[str, stack.ServiceProcess]]:
+    stack.infra_up(settings)
+    asyncio.run(stack.provision(settings))
+    procs = {p.name: p for p in stack.services(settings)}
+    try:
+        for p in procs.values():
+            p.start(ENV)
+        for p in procs.values():
+            p.wait_ready()
+        yield procs
+    finally:
+        for p in procs.values():
+            p.stop()
+        asyncio.run(_clean(settings))
+
+
+async def _clean(settings: Settings) -> None:
+    for service in SERVICES:
+        await drop_database(settings, service)
+    topics = all_topics(load_catalogue(settings.catalogue_path))
+    await delete_topics(settings, [t.name for t in topics])
+
+
+@pytest_asyncio.fixture(scope="session")
+async def producer(settings: Settings, services: Any) -> AsyncIterator[AIOKafkaProducer]:
+    p = make_producer(settings)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+class TopicWatcher:
+    """Reads topics from their beginning in the background; tests wait for events."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.events: dict[str, list[dict[str, Any]]] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._topics: set[str] = set()
+        self.partitions = {t.name: t.partitions
+                           for t in all_topics(load_catalogue(settings.catalogue_path))}
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+                                          enable_auto_commit=False)
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def watch(self, topic: str) -> None:
+        if topic in self._topics:
+            return
+        assert self._consumer is not None
+        self._topics.add(topic)
+        self.events.setdefault(topic, [])
+        name = self.settings.topic(topic)
+        partitions = range(self.partitions[topic])
+        assigned = set(self._consumer.assignment())
+        new = {TopicPartition(name, p) for p in partitions}
+        self._consumer.assign(list(assigned | new))
+        await self._consumer.seek_to_beginning(*new)
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        ns = self.settings.topic_namespace
+        while True:
+            if not self._consumer.assignment():
+                await asyncio.sleep(0.05)
+                continue
+            batches = await self._consumer.getmany(timeout_ms=50)
+            for tp, records in batches.items():
+                for r in records:
+                    event = json.loads(r.value) if r.value else {}
+                    event["_offset"] = r.offset
+                    self.events[tp.topic[len(ns):]].append(event)
+
+    async def wait_for(self, topic: str, match: Callable[[dict[str, Any]], bool],
+                       timeout: float = 30, count: int = 1) -> list[dict[str, Any]]:
+        await self.watch(topic)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.events[topic] if match(e)]
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{len(found)} of {count} matching events on {topic} after {timeout}s")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+        if self._consumer:
+            await self._consumer.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def watcher(settings: Settings, services: Any) -> AsyncIterator[TopicWatcher]:
+    w = TopicWatcher(settings)
+    await w.start()
+    yield w
+    await w.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def db(settings: Settings, services: Any) -> AsyncIterator[Callable[[str], Any]]:
+    """Connections to the services' databases, to check what they hold."""
+    pools: dict[str, asyncpg.Pool] = {}
+
+    def pool(service: str) -> asyncpg.Pool:
+        return pools[service]
+
+    for service in SERVICES:
+        pools[service] = await asyncpg.create_pool(settings.dsn(service), min_size=1,
+                                                   max_size=2)
+    yield pool
+    for p in pools.values():
+        await p.close()

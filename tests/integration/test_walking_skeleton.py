@@ -1,0 +1,91 @@
+"""One court record through all four services, on the real broker and database."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from deploy.stack import ServiceProcess, submission_event
+from shared.settings import Settings
+from tests.integration.conftest import TopicWatcher
+from tests.integration.helpers import enterprise, key_of, record
+
+pytestmark = pytest.mark.integration
+
+
+async def send(producer: AIOKafkaProducer, settings: Settings, dept: str,
+               data: dict[str, Any], event_id: str | None = None) -> None:
+    await producer.send_and_wait(settings.topic(f"credit.inbound.{dept}"),
+                                 submission_event(dept, data, event_id), key=key_of(data))
+
+
+async def wait_profile(url: str, check: Any, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while True:
+            r = await client.get(url)
+            if r.status_code == 200 and check(r.json()):
+                return dict(r.json())
+            assert time.monotonic() < deadline, f"profile never matched: {r.status_code} {r.text}"
+            await _sleep()
+
+
+async def _sleep() -> None:
+    import asyncio
+    await asyncio.sleep(0.1)
+
+
+async def test_court_record_lists_notifies_and_withdrawal_revokes(
+        settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
+        services: dict[str, ServiceProcess]) -> None:
+    firm = enterprise("珠海市骨架测试建设工程有限公司")
+    data = record(firm, "court.dishonest_debtor")
+    started = time.monotonic()
+    await send(producer, settings, "court", data)
+
+    feedback = await watcher.wait_for(
+        "credit.feedback.court", lambda e: e["data"]["record_id"] == data["record_id"])
+    assert feedback[0]["data"]["status"] == "accepted"
+    assert feedback[0]["type"] == "cn.zhuhai.credit.record.feedback.v1"
+
+    notices = await watcher.wait_for(
+        "credit.notices.finance-procurement",
+        lambda e: e["data"]["subject"]["id"] == firm.id and e["data"]["kind"] == "penalty")
+    notice = notices[0]["data"]
+    assert notice["list"] == "court.dishonest_debtor"
+    assert notice["measure"] == "procurement.exclude"
+    assert notice["basis"] == [{"department": "court", "record_id": data["record_id"],
+                                "revision": 1}]
+    assert notices[0]["type"] == "cn.zhuhai.credit.notice.v1"
+    assert notices[0]["subject"] == f"enterprise:{firm.id}"
+
+    profile_url = f"{services['publisher'].url()}/api/v1/subjects/enterprise/{firm.id}"
+    profile = await wait_profile(profile_url, lambda p: p["lists"])
+    assert [m["list"] for m in profile["lists"]] == ["court.dishonest_debtor"]
+    assert profile["lists"][0]["kind"] == "black"
+    assert profile["records"][0]["record_id"] == data["record_id"]
+    print(f"\naccepted, notice and profile within {time.monotonic() - started:.2f}s")
+
+    # Every other black-list agency got its own notice, each with its own stable id.
+    for agency in ("housing-bidding", "land", "ndrc-projects", "hrss-hiring"):
+        await watcher.wait_for(f"credit.notices.{agency}",
+                               lambda e: e["data"]["subject"]["id"] == firm.id)
+
+    await send(producer, settings, "court",
+               record(firm, record_id=data["record_id"], revision=2, action="withdraw"))
+    revocations = await watcher.wait_for(
+        "credit.notices.finance-procurement",
+        lambda e: e["data"]["subject"]["id"] == firm.id and e["data"]["kind"] == "revocation")
+    revocation = revocations[0]["data"]
+    assert revocation["revokes"] == notice["notice_id"]
+    assert revocation["notice_id"] != notice["notice_id"]
+    await wait_profile(profile_url, lambda p: p["lists"] == [] and p["records"] == [])
+
+    changes = httpx.get(f"{services['publisher'].url()}/api/v1/lists/court.dishonest_debtor"
+                        "/changes").json()["changes"]
+    ops = [c["op"] for c in changes if c["subject"]["id"] == firm.id]
+    assert ops == ["ADD", "DEL"]
