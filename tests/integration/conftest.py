@@ -98,46 +98,41 @@ class TopicWatcher:
         self.events: dict[str, list[dict[str, Any]]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._topics: set[str] = set()
         self.partitions = {t.name: t.partitions
                            for t in all_topics(load_catalogue(settings.catalogue_path))}
 
     async def start(self) -> None:
+        """Assign every partition of every topic once, from the beginning: assigning more
+        later would reset the positions of those already assigned."""
         self._consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
-                                          enable_auto_commit=False)
+                                          enable_auto_commit=False,
+                                          auto_offset_reset="earliest")
         await self._consumer.start()
+        partitions = [TopicPartition(self.settings.topic(name), p)
+                      for name, count in self.partitions.items() for p in range(count)]
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+        self.events = {name: [] for name in self.partitions}
         self._task = asyncio.create_task(self._run())
-
-    async def watch(self, topic: str) -> None:
-        if topic in self._topics:
-            return
-        assert self._consumer is not None
-        self._topics.add(topic)
-        self.events.setdefault(topic, [])
-        name = self.settings.topic(topic)
-        partitions = range(self.partitions[topic])
-        assigned = set(self._consumer.assignment())
-        new = {TopicPartition(name, p) for p in partitions}
-        self._consumer.assign(list(assigned | new))
-        await self._consumer.seek_to_beginning(*new)
 
     async def _run(self) -> None:
         assert self._consumer is not None
         ns = self.settings.topic_namespace
         while True:
-            if not self._consumer.assignment():
-                await asyncio.sleep(0.05)
-                continue
             batches = await self._consumer.getmany(timeout_ms=50)
             for tp, records in batches.items():
                 for r in records:
-                    event = json.loads(r.value) if r.value else {}
+                    try:
+                        event = json.loads(r.value)
+                    except ValueError:
+                        event = None
+                    if not isinstance(event, dict):
+                        event = {"_raw": r.value}
                     event["_offset"] = r.offset
                     self.events[tp.topic[len(ns):]].append(event)
 
     async def wait_for(self, topic: str, match: Callable[[dict[str, Any]], bool],
                        timeout: float = 30, count: int = 1) -> list[dict[str, Any]]:
-        await self.watch(topic)
         deadline = time.monotonic() + timeout
         while True:
             found = [e for e in self.events[topic] if match(e)]

@@ -3,40 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from deploy.stack import ServiceProcess, submission_event
+from deploy.stack import ServiceProcess
 from shared.settings import Settings
 from tests.integration.conftest import TopicWatcher
-from tests.integration.helpers import enterprise, key_of, record
+from tests.integration.helpers import enterprise, record
+from tests.integration.kit import poll_json, send
 
 pytestmark = pytest.mark.integration
-
-
-async def send(producer: AIOKafkaProducer, settings: Settings, dept: str,
-               data: dict[str, Any], event_id: str | None = None) -> None:
-    await producer.send_and_wait(settings.topic(f"credit.inbound.{dept}"),
-                                 submission_event(dept, data, event_id), key=key_of(data))
-
-
-async def wait_profile(url: str, check: Any, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while True:
-            r = await client.get(url)
-            if r.status_code == 200 and check(r.json()):
-                return dict(r.json())
-            assert time.monotonic() < deadline, f"profile never matched: {r.status_code} {r.text}"
-            await _sleep()
-
-
-async def _sleep() -> None:
-    import asyncio
-    await asyncio.sleep(0.1)
 
 
 async def test_court_record_lists_notifies_and_withdrawal_revokes(
@@ -64,7 +41,8 @@ async def test_court_record_lists_notifies_and_withdrawal_revokes(
     assert notices[0]["subject"] == f"enterprise:{firm.id}"
 
     profile_url = f"{services['publisher'].url()}/api/v1/subjects/enterprise/{firm.id}"
-    profile = await wait_profile(profile_url, lambda p: p["lists"])
+    profile = (await poll_json(profile_url,
+                               lambda r: r.status_code == 200 and r.json()["lists"])).json()
     assert [m["list"] for m in profile["lists"]] == ["court.dishonest_debtor"]
     assert profile["lists"][0]["kind"] == "black"
     assert profile["records"][0]["record_id"] == data["record_id"]
@@ -83,9 +61,10 @@ async def test_court_record_lists_notifies_and_withdrawal_revokes(
     revocation = revocations[0]["data"]
     assert revocation["revokes"] == notice["notice_id"]
     assert revocation["notice_id"] != notice["notice_id"]
-    await wait_profile(profile_url, lambda p: p["lists"] == [] and p["records"] == [])
+    await poll_json(profile_url, lambda r: r.json()["lists"] == [] and r.json()["records"] == [])
 
-    changes = httpx.get(f"{services['publisher'].url()}/api/v1/lists/court.dishonest_debtor"
-                        "/changes").json()["changes"]
+    changes = (await poll_json(
+        f"{services['publisher'].url()}/api/v1/lists/court.dishonest_debtor/changes",
+        lambda r: r.status_code == 200)).json()["changes"]
     ops = [c["op"] for c in changes if c["subject"]["id"] == firm.id]
     assert ops == ["ADD", "DEL"]

@@ -1,0 +1,162 @@
+"""Publisher and objection against the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from deploy.stack import ServiceProcess
+from shared.settings import Settings
+from tests.integration.conftest import TopicWatcher
+from tests.integration.helpers import enterprise, individual, key_of, record
+from tests.integration.kit import feedback_for, poll_json, send, send_raw
+
+pytestmark = pytest.mark.integration
+
+
+async def test_tax_major_violation_waits_for_its_notice_period(
+        settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
+        services: dict[str, ServiceProcess], db: Any) -> None:
+    firm = enterprise()
+    data = record(firm, "tax.major_violation")
+    await send(producer, settings, "tax", data)
+    await watcher.wait_for("credit.feedback.tax", feedback_for(data["record_id"]))
+    key = f"enterprise:{firm.id}"
+    entry = None
+    for _ in range(100):
+        entry = await db("publisher").fetchrow(
+            "SELECT entry_id, status, publish_at FROM list_entries WHERE subject_key = $1", key)
+        if entry is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert entry is not None and entry["status"] == "pending"
+    days = (entry["publish_at"].date() - date.today()).days
+    assert days in (6, 7)  # 公示期 of 7 days (catalogue), counted from now in UTC
+    url = f"{services['publisher'].url()}/api/v1/subjects/enterprise/{firm.id}"
+    profile = (await poll_json(url, lambda r: r.status_code == 200)).json()
+    assert profile["lists"] == []
+    assert not [e for e in watcher.events.get("credit.notices.land", [])
+                if e["data"]["subject"]["id"] == firm.id]
+
+    # The notice period runs out: the timer publishes the entry and notifies the agencies.
+    await db("publisher").execute(
+        "UPDATE list_entries SET publish_at = now() - interval '1 second'"
+        " WHERE entry_id = $1", entry["entry_id"])
+    [notice] = await watcher.wait_for("credit.notices.land",
+                                      lambda e: e["data"]["subject"]["id"] == firm.id)
+    assert notice["data"]["list"] == "tax.major_violation"
+    profile = (await poll_json(url, lambda r: r.json()["lists"] != [])).json()
+    assert profile["lists"][0]["list"] == "tax.major_violation"
+
+
+async def test_hiring_notice_extends_to_the_legal_representative(
+        settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher) -> None:
+    firm, boss = enterprise(), individual()
+    await send(producer, settings, "amr", record(
+        firm, "amr.legal_representative",
+        attributes={"legal_representative": {"id": boss.id, "name": boss.name}}))
+    await send(producer, settings, "court", record(firm, "court.dishonest_debtor"))
+    [hiring] = await watcher.wait_for("credit.notices.hrss-hiring",
+                                      lambda e: e["data"]["subject"]["id"] == firm.id)
+    assert hiring["data"]["related_subjects"] == [
+        {"type": "individual", "id": boss.id, "name": boss.name,
+         "role": "legal_representative"}]
+    [land] = await watcher.wait_for("credit.notices.land",
+                                    lambda e: e["data"]["subject"]["id"] == firm.id)
+    assert land["data"]["related_subjects"] == []
+
+
+async def test_agency_feedback_closes_the_loop(
+        settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
+        db: Any) -> None:
+    firm = enterprise()
+    await send(producer, settings, "court", record(firm, "court.dishonest_debtor"))
+    [notice] = await watcher.wait_for("credit.notices.land",
+                                      lambda e: e["data"]["subject"]["id"] == firm.id)
+    notice_id = notice["data"]["notice_id"]
+    feedback = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "agency/land",
+                "type": "cn.zhuhai.credit.notice.feedback.v1", "subject": notice["subject"],
+                "datacontenttype": "application/json",
+                "data": {"notice_id": notice_id, "status": "applied", "note": "已限制竞买"}}
+    import json
+    await send_raw(producer, settings, "credit.notice-feedback.land",
+                   json.dumps(feedback).encode(), notice["subject"].encode())
+    for _ in range(100):
+        status = await db("publisher").fetchval(
+            "SELECT feedback_status FROM notices WHERE notice_id = $1::uuid", notice_id)
+        if status:
+            break
+        await asyncio.sleep(0.1)
+    assert status == "applied"
+
+
+async def test_objection_flags_the_record_routes_it_and_a_rejection_lifts_the_flag(
+        settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
+        services: dict[str, ServiceProcess]) -> None:
+    person = individual()
+    data = record(person, "hrss.wage_arrears")
+    await send(producer, settings, "hrss", data)
+    profile_url = f"{services['publisher'].url()}/api/v1/subjects/individual/{person.id}"
+    profile = (await poll_json(profile_url, lambda r: r.status_code == 200)).json()
+    assert profile["subject"]["id"] == person.id[:6] + "********" + person.id[-4:]
+    assert profile["records"][0]["disputed"] is False
+
+    async with httpx.AsyncClient(base_url=services["objection"].url()) as client:
+        r = await client.post("/api/v1/objections", json={
+            "subject": {"type": "individual", "id": person.id},
+            "record": {"department": "hrss", "record_id": data["record_id"]},
+            "reason": "工资已于判决前结清", "contact": "13800000000"})
+        assert r.status_code == 201, r.text
+        created = r.json()
+        assert created["status"] == "routed"
+        assert created["due_by"] == (date.today() + timedelta(days=20)).isoformat()
+
+        [routed] = await watcher.wait_for(
+            "credit.objections.hrss",
+            lambda e: e["data"]["objection_id"] == created["objection_id"])
+        assert routed["type"] == "cn.zhuhai.credit.objection.routed.v1"
+        assert routed["data"]["record"]["record_id"] == data["record_id"]
+        assert routed["data"]["due_by"] == created["due_by"]
+        await poll_json(profile_url, lambda r: r.json()["records"][0]["disputed"] is True)
+
+        token = created["access_token"]
+        status = await client.get(f"/api/v1/objections/{created['objection_id']}",
+                                  params={"token": token})
+        assert status.status_code == 200
+        assert [e["status"] for e in status.json()["timeline"]] == ["routed"]
+        wrong = await client.get(f"/api/v1/objections/{created['objection_id']}",
+                                 params={"token": "not-the-token"})
+        assert wrong.status_code == 404
+        assert wrong.headers["content-type"].startswith("application/problem+json")
+
+        decision = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "dept/hrss",
+                    "type": "cn.zhuhai.credit.objection.decided.v1",
+                    "subject": f"individual:{person.id}", "datacontenttype": "application/json",
+                    "data": {"objection_id": created["objection_id"], "decision": "rejected",
+                             "reason": "经核查，欠薪事实清楚"}}
+        import json
+        await send_raw(producer, settings, "credit.inbound.hrss", json.dumps(decision).encode(),
+                       key_of(data))
+        await poll_json(profile_url, lambda r: r.json()["records"][0]["disputed"] is False)
+        final = await poll_json(
+            f"{services['objection'].url()}/api/v1/objections/{created['objection_id']}"
+            f"?token={token}", lambda r: r.json()["status"] == "rejected")
+        assert [e["status"] for e in final.json()["timeline"]] == ["routed", "rejected"]
+
+
+async def test_bad_objection_gets_a_problem_naming_the_field(
+        services: dict[str, ServiceProcess]) -> None:
+    async with httpx.AsyncClient(base_url=services["objection"].url()) as client:
+        r = await client.post("/api/v1/objections", json={
+            "subject": {"type": "company", "id": "x"}, "record": {"department": "amr"},
+            "reason": "", "contact": "1"})
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    fields = {e["field"] for e in r.json()["errors"]}
+    assert {"subject.type", "record.record_id", "reason"} <= fields
