@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     # names), set by the test suite so that a run never sees another run's events.
     topic_namespace: str = ""
 
+    # How long the group waits for a worker that stopped answering (one killed, say)
+    # before its partitions go to another.
+    kafka_session_timeout_ms: int = 30_000
+
     pg_host: str = "127.0.0.1"
     pg_port: int = 5433
     # One database and one role per service: <db_prefix><service>.

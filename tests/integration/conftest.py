@@ -40,6 +40,8 @@ def _test_env() -> dict[str, str]:
         "XINYONG_REGISTRY_HTTP_PORT": str(base + 2),
         "XINYONG_OBJECTION_HTTP_PORT": str(base + 3),
         "XINYONG_PUBLIC_RATE_LIMIT": "100000/minute",
+        # The broker's minimum: a killed worker's partitions move on quickly.
+        "XINYONG_KAFKA_SESSION_TIMEOUT_MS": "6000",
     }
 
 
