@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -22,66 +21,28 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from deploy import stack
 from shared.catalogue import load_catalogue
-from shared.db import drop_database
-from shared.kafka import delete_topics, make_producer
+from shared.kafka import make_producer
 from shared.settings import Settings
 from shared.topics import SERVICES, all_topics
 
-RUN = uuid.uuid4().hex[:8]
-
-
-def _test_env() -> dict[str, str]:
-    base = int(os.environ.get("XINYONG_TEST_PORT_BASE", "18000"))
-    return {
-        "XINYONG_TOPIC_NAMESPACE": f"t{RUN}.",
-        "XINYONG_DB_PREFIX": f"xinyong_t{RUN}_",
-        "XINYONG_PUBLISHER_HTTP_PORT": str(base),
-        "XINYONG_INGEST_HTTP_PORT": str(base + 1),
-        "XINYONG_REGISTRY_HTTP_PORT": str(base + 2),
-        "XINYONG_OBJECTION_HTTP_PORT": str(base + 3),
-        "XINYONG_PUBLIC_RATE_LIMIT": "100000/minute",
-        # The broker's minimum: a killed worker's partitions move on quickly.
-        "XINYONG_KAFKA_SESSION_TIMEOUT_MS": "6000",
-    }
-
-
-ENV = _test_env()
+STACK = stack.IsolatedStack(
+    "t", int(os.environ.get("XINYONG_TEST_PORT_BASE", "18000")),
+    XINYONG_PUBLIC_RATE_LIMIT="100000/minute")
+ENV = STACK.env
 
 
 @pytest.fixture(scope="session")
-def settings() -> Iterator[Settings]:
-    saved = {k: os.environ.get(k) for k in ENV}
-    os.environ.update(ENV)
-    yield Settings()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+def settings() -> Settings:
+    return STACK.settings
 
 
 @pytest.fixture(scope="session")
 def services(settings: Settings) -> Iterator[dict[str, stack.ServiceProcess]]:
-    stack.infra_up(settings)
-    asyncio.run(stack.provision(settings))
-    procs = {p.name: p for p in stack.services(settings)}
     try:
-        for p in procs.values():
-            p.start(ENV)
-        for p in procs.values():
-            p.wait_ready()
-        yield procs
+        STACK.start()
+        yield STACK.processes
     finally:
-        for p in procs.values():
-            p.stop()
-        asyncio.run(_clean(settings))
-
-
-async def _clean(settings: Settings) -> None:
-    for service in SERVICES:
-        await drop_database(settings, service)
-    topics = all_topics(load_catalogue(settings.catalogue_path))
-    await delete_topics(settings, [t.name for t in topics])
+        STACK.stop()
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -176,7 +176,7 @@ def test_unknown_field_is_refused(broken):
     assert "severty" in refusal(broken)
 
 
-# --- disclosure rule versions ---------------------------------------------------------------
+# --- disclosure rule versions -------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -206,7 +206,7 @@ def test_disclosure_periods_match_the_rules(catalogue):
         assert periods["minor"].max_months == 3
 
 
-# --- lists and measures ------------------------------------------------------------------------
+# --- lists and measures -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("item", "lists"), [

@@ -141,6 +141,15 @@ def test_parse_message_malformed_data_still_names_the_record():
     assert (parsed.record_id, parsed.revision) == ("R-1", 1)
 
 
+def test_parse_message_names_nested_fields():
+    data = submission().model_dump(mode="json")
+    data["subject"]["type"] = "company"
+    del data["subject"]["id"]
+    parsed = parse_message(encode(envelope(data)))
+    assert fields_and_codes(parsed.errors) == {("subject.type", "not_allowed"),
+                                               ("subject.id", "required")}
+
+
 def test_parse_message_data_not_an_object():
     parsed = parse_message(encode(envelope(data=["x"])))
     assert not parsed.unparseable
@@ -163,7 +172,7 @@ def test_parse_message_keeps_extra_fields():
     assert parsed.submission.model_extra == {"department_ref": "X-9"}
 
 
-# --- check_envelope ------------------------------------------------------------------------
+# --- check_envelope -----------------------------------------------------------------------
 
 
 def event(**overrides: Any) -> CloudEvent:
@@ -200,7 +209,7 @@ def test_check_envelope_without_a_submission_checks_only_the_envelope():
     assert check_envelope(event(subject="anything"), "court", None) == []
 
 
-# --- check_submission: identifiers ----------------------------------------------------------
+# --- check_submission: identifiers --------------------------------------------------------
 
 
 def test_valid_court_record_is_accepted(catalogue):
@@ -245,7 +254,7 @@ def test_catalogues_legacy_code_is_accepted(catalogue):
     assert check_submission(catalogue, "court", submission(subject=subject), TODAY) == []
 
 
-# --- check_submission: catalogue -------------------------------------------------------------
+# --- check_submission: catalogue ----------------------------------------------------------
 
 
 def test_another_departments_item_is_rejected(catalogue):
@@ -287,7 +296,7 @@ def test_upsert_needs_the_subjects_name(catalogue):
     assert fields_and_codes(errors) == {("subject.name", "required")}
 
 
-# --- check_submission: place -----------------------------------------------------------------
+# --- check_submission: place --------------------------------------------------------------
 
 
 def test_unknown_district_is_rejected(catalogue):
@@ -328,7 +337,7 @@ def test_unknown_zone_is_rejected(catalogue):
     assert fields_and_codes(errors) == {("zone", "unknown_zone")}
 
 
-# --- check_submission: minors -----------------------------------------------------------------
+# --- check_submission: minors -------------------------------------------------------------
 
 
 def person_born(birth: date) -> SubjectRef:
@@ -352,7 +361,7 @@ def test_minimum_age_applies_only_to_items_that_have_one(catalogue):
     assert check_submission(catalogue, "tax", sub, TODAY) == []
 
 
-# --- check_submission: key persons ------------------------------------------------------------
+# --- check_submission: key persons --------------------------------------------------------
 
 
 def legal_rep(attributes: dict[str, Any]) -> RecordSubmission:
@@ -380,7 +389,7 @@ def test_legal_representative_id_is_checked(catalogue):
     assert fields_and_codes(errors) == {("attributes.legal_representative.id", "checksum")}
 
 
-# --- check_submission: withdraw ---------------------------------------------------------------
+# --- check_submission: withdraw -----------------------------------------------------------
 
 
 def withdraw(subject: SubjectRef = ENTERPRISE) -> RecordSubmission:
@@ -407,7 +416,7 @@ def test_withdraw_still_checks_the_subject(catalogue):
     assert fields_and_codes(errors) == {("subject.id", "checksum")}
 
 
-# --- revisions --------------------------------------------------------------------------------
+# --- revisions ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("current", "revision", "fate"), [

@@ -27,7 +27,7 @@ from tests.unit.factories import (
 TODAY = date(2026, 11, 28)
 
 
-# --- add_months -------------------------------------------------------------------------------
+# --- add_months ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("day", "months", "expected"), [
@@ -48,7 +48,7 @@ def test_add_months_clamps_to_the_month_end(day, months, expected):
     assert add_months(day, months) == expected
 
 
-# --- disclosure_window ---------------------------------------------------------------------------
+# --- disclosure_window --------------------------------------------------------------------
 
 
 def test_serious_item_under_order_36(catalogue):
@@ -93,7 +93,7 @@ def test_internal_item_is_never_public(catalogue, item):
     assert disclosure_window(catalogue, item, date(2026, 5, 1)) == (None, None, None)
 
 
-# --- archive_accepted ------------------------------------------------------------------------------
+# --- archive_accepted ---------------------------------------------------------------------
 
 
 def test_new_record_is_archived_active_with_its_window(catalogue):
@@ -150,7 +150,7 @@ def test_replayed_withdraw_changes_nothing(catalogue):
     assert archive_accepted(catalogue, existing, accepted(withdraw_sub(2))) is None
 
 
-# --- apply_status_change -----------------------------------------------------------------------------
+# --- apply_status_change ------------------------------------------------------------------
 
 
 def change(kind: str) -> RecordStatusChanged:
@@ -187,7 +187,7 @@ def test_status_change_keeps_the_revision():
     assert record.revision == 4
 
 
-# --- key_persons -----------------------------------------------------------------------------------
+# --- key_persons --------------------------------------------------------------------------
 
 
 def rep(record_id: str, person_id: str, decided_on: date, status: str = "active"):
@@ -220,7 +220,7 @@ def test_records_without_a_key_person_role_give_none(catalogue):
     assert key_persons(catalogue, [archived(), archived("amr.admin_penalty")]) == []
 
 
-# --- grade -------------------------------------------------------------------------------------------
+# --- grade --------------------------------------------------------------------------------
 
 
 def test_serious_record_in_force_grades_d(catalogue):
