@@ -57,7 +57,7 @@ class RecordSubmission(_Open):
     """cn.zhuhai.credit.record.submitted.v1 on credit.inbound.<dept>."""
 
     record_id: str = Field(min_length=1, max_length=64)
-    revision: int = Field(ge=1)
+    revision: int = Field(ge=1, strict=True)  # a JSON integer: not "2", not true
     action: Literal["upsert", "withdraw"]
     catalogue_item: str | None = None
     subject: SubjectRef

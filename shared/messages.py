@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
-from shared.envelope import CloudEvent, encode, new_event
+from shared.envelope import CloudEvent, encode_event, typed
 from shared.topics import Topic
 
 
@@ -32,9 +33,16 @@ class OutboundEvent:
     @classmethod
     def of(cls, topic: Topic[BaseModel], source: str, key: str | None, data: BaseModel,
            event_id: str | None = None) -> OutboundEvent:
-        event = new_event(topic.event_type, source, key, data, event_id)
-        return cls.from_event(topic.name, event)
+        event_id, value = encode_event(topic.event_type, source, key, data, event_id)
+        return cls(topic.name, key, event_id, value)
 
-    @classmethod
-    def from_event(cls, topic: str, event: CloudEvent) -> OutboundEvent:
-        return cls(topic, event.subject, event.id, encode(event))
+
+def read_event(message: InboundMessage, topic: Topic[BaseModel]) -> CloudEvent[Any]:
+    """The message as an event of the topic's type, its data validated (one pass over the
+    JSON); raises ValueError (pydantic's ValidationError is one) otherwise."""
+    event = typed(topic.payload).model_validate_json(message.value)
+    if event.data is None:
+        raise ValueError(f"{event.type} on {message.topic} has no data")
+    if event.type != topic.event_type:
+        raise ValueError(f"expected {topic.event_type} on {message.topic}, got {event.type}")
+    return event

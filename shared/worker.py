@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
@@ -134,8 +135,8 @@ class StreamWorker:
                            for m in fresh])
             await inbox.advance(conn, messages)
         metrics.BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
-        for m in messages:
-            metrics.MESSAGES.labels(self.service, m.topic).inc()
+        for topic, count in Counter(m.topic for m in messages).items():
+            metrics.MESSAGES.labels(self.service, topic).inc(count)
 
 
 def _reason(exc: BaseException) -> str:

@@ -55,6 +55,8 @@ def parse_message(raw: bytes) -> ParsedSubmission:
         doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return ParsedSubmission(errors=[err("message", "unparseable", f"not JSON: {exc}")])
+    except RecursionError:
+        return ParsedSubmission(errors=[err("message", "unparseable", "JSON nested too deeply")])
     if not isinstance(doc, dict):
         return ParsedSubmission(errors=[err("message", "unparseable", "not a JSON object")])
     try:

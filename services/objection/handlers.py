@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
-from pydantic import ValidationError
 
 from services.objection import domain, store
 from services.objection.contracts import ObjectionCreated, ObjectionRequest
@@ -22,7 +21,7 @@ from shared.contract import (
     RecordStatusChanged,
     SubjectRef,
 )
-from shared.envelope import CloudEvent
+from shared.envelope import CloudEvent, typed
 from shared.http import Problem
 from shared.messages import InboundMessage, OutboundEvent
 from shared.service import ServiceContext
@@ -124,12 +123,10 @@ def parse_decisions(messages: Sequence[InboundMessage]
         if OBJECTION_DECIDED.encode() not in m.value:
             continue  # cheap pre-filter: most inbound events are record submissions
         try:
-            event = CloudEvent.model_validate_json(m.value)
-            if event.type != OBJECTION_DECIDED:
+            if CloudEvent.model_validate_json(m.value).type != OBJECTION_DECIDED:
                 continue
-            department = INBOUND.code_of(m.topic) or ""
-            decisions.append(Decision(m, event, department,
-                                      ObjectionDecision.model_validate(event.data)))
-        except (ValidationError, ValueError) as exc:
+            event = typed(ObjectionDecision).model_validate_json(m.value)
+            decisions.append(Decision(m, event, INBOUND.code_of(m.topic) or "", event.data))
+        except ValueError as exc:
             dead.append(outbox.dead_letter("objection", m, f"unreadable decision: {exc}"))
     return decisions, dead

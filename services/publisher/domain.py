@@ -5,6 +5,7 @@ sends, and what the public may see (信用珠海网). Pure functions."""
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -94,12 +95,26 @@ def qualifying_basis(catalogue: Catalogue,
             for name, b in found.items()}
 
 
+def basis_key(b: BasisRecord) -> tuple[str, str, int]:
+    return b.department, b.record_id, b.revision
+
+
 def plan_for_subject(subject_key: str, open_entries: Mapping[str, Entry],
-                     qualifying: Mapping[str, tuple[BasisRecord, ...]]) -> list[Action]:
+                     qualifying: Mapping[str, tuple[BasisRecord, ...]],
+                     served: Mapping[str, set[tuple[str, str, int]]] | None = None,
+                     ) -> list[Action]:
+    """Enter, rebase or exit the subject's lists. `served` holds, per list, the basis records
+    whose entry already ran its full term (exited as expired): they do not list the subject
+    again. A new revision of the record (an extension, say) is a new decision and does."""
+    served = served or {}
     actions: list[Action] = []
-    for list_name, basis in qualifying.items():
+    for list_name, full_basis in qualifying.items():
+        basis = tuple(b for b in full_basis if basis_key(b) not in served.get(list_name, set()))
         entry = open_entries.get(list_name)
-        if entry is None:
+        if not basis:
+            if entry is not None:
+                actions.append(Exit(entry, "basis_withdrawn"))
+        elif entry is None:
             actions.append(Enter(list_name, subject_key, basis))
         elif entry.basis != basis:
             actions.append(Rebase(entry, basis))
@@ -249,13 +264,14 @@ def is_discoverable(catalogue: Catalogue, snapshot: SubjectChanged, today: date)
     return bool(public_records(catalogue, snapshot.records, today))
 
 
-_PUNCTUATION = re.compile(r"[\s()（）·\.,，、\-—_/\\\"'“”‘’《》<>]+")
+_PUNCTUATION = re.compile(r"[\s()（）\[\]【】〔〕〖〗{}·\.,，、\-—_/\\\"'“”‘’《》<>]+")
 
 
 def normalize_name(name: str, to_simplified: Any) -> str:
     """Lower case, no spaces or punctuation, traditional characters folded to simplified, so
     that a search matches either script."""
-    return _PUNCTUATION.sub("", to_simplified(name).lower())
+    # NFKC folds full-width Latin letters and digits (ＡＢＣ１) into their usual forms.
+    return _PUNCTUATION.sub("", to_simplified(unicodedata.normalize("NFKC", name)).lower())
 
 
 def name_grams(normalized: str) -> list[str]:

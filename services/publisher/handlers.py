@@ -12,14 +12,13 @@ from dataclasses import dataclass
 
 import asyncpg
 import zhconv
-from pydantic import ValidationError
 
 from services.publisher import domain, store
 from shared import clock, inbox, outbox
 from shared.catalogue import Catalogue
 from shared.contract import NoticeFeedback, SubjectChanged
 from shared.envelope import CloudEvent
-from shared.messages import InboundMessage, OutboundEvent
+from shared.messages import InboundMessage, OutboundEvent, read_event
 from shared.service import ServiceContext
 from shared.topics import LISTS_CHANGED, NOTICE_FEEDBACK, NOTICES, SUBJECTS_CHANGED
 from shared.worker import TRANSIENT, BatchHandler
@@ -62,17 +61,17 @@ def parse(messages: Sequence[InboundMessage]
     snapshots, feedback, dead = [], [], []
     for m in messages:
         try:
-            event = CloudEvent.model_validate_json(m.value)
             agency = NOTICE_FEEDBACK.code_of(m.topic)
             if m.topic == SUBJECTS_CHANGED.name:
-                snapshots.append(Snapshot(event, SubjectChanged.model_validate(event.data)))
-            elif agency is not None and event.type == NOTICE_FEEDBACK.event_type:
-                payload = NoticeFeedback.model_validate(event.data)
-                uuid.UUID(payload.notice_id)
-                feedback.append(Feedback(event, agency, payload))
+                event = read_event(m, SUBJECTS_CHANGED)  # type: ignore[arg-type]
+                snapshots.append(Snapshot(event, event.data))
+            elif agency is not None:
+                event = read_event(m, NOTICE_FEEDBACK.of(agency))  # type: ignore[arg-type]
+                uuid.UUID(event.data.notice_id)
+                feedback.append(Feedback(event, agency, event.data))
             else:
-                raise ValueError(f"unexpected {event.type} on {m.topic}")
-        except (ValidationError, ValueError) as exc:
+                raise ValueError(f"no handler for {m.topic}")
+        except ValueError as exc:
             dead.append(outbox.dead_letter("publisher", m, f"unreadable event: {exc}"))
     return snapshots, feedback, dead
 
@@ -98,10 +97,12 @@ async def apply_snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
     if not changed:
         return
     open_entries = await store.lock_open_entries(conn, sorted(changed))
+    served = await store.served_basis(conn, sorted(changed))
     actions: list[domain.Action] = []
     for key in sorted(changed):
         qualifying = domain.qualifying_basis(catalogue, latest[key])
-        actions += domain.plan_for_subject(key, open_entries.get(key, {}), qualifying)
+        actions += domain.plan_for_subject(key, open_entries.get(key, {}), qualifying,
+                                           served.get(key, {}))
     await carry_out(conn, catalogue, actions, latest)
 
 

@@ -68,6 +68,20 @@ async def lock_open_entries(conn: asyncpg.Connection,
     return out
 
 
+async def served_basis(conn: asyncpg.Connection, subject_keys: Sequence[str]
+                       ) -> dict[str, dict[str, set[tuple[str, str, int]]]]:
+    """Per subject and list, the basis records of entries that exited at the end of their
+    term: those records have had their listing."""
+    rows = await conn.fetch(
+        "SELECT subject_key, list, basis FROM list_entries WHERE subject_key = ANY($1::text[])"
+        " AND status = 'exited' AND exit_reason = 'expired'", list(subject_keys))
+    out: dict[str, dict[str, set[tuple[str, str, int]]]] = {}
+    for r in rows:
+        served = out.setdefault(r["subject_key"], {}).setdefault(r["list"], set())
+        served.update((b["department"], b["record_id"], b["revision"]) for b in r["basis"])
+    return out
+
+
 async def lock_due_entries(conn: asyncpg.Connection, now: datetime,
                            today: date, limit: int = 500) -> tuple[list[Entry], list[Entry]]:
     """Pending entries whose notice period is over, and active ones past their validity."""

@@ -65,7 +65,10 @@ def archive_accepted(catalogue: Catalogue, existing: ArchivedRecord | None,
         department=accepted.department, record_id=sub.record_id, revision=sub.revision,
         catalogue_item=sub.catalogue_item, decided_on=sub.decided_on,
         document_no=sub.document_no, summary=sub.summary, district=sub.district, zone=sub.zone,
-        status="active", disputed=existing.disputed if existing else False,
+        # A corrected revision keeps the record's objection flag and its repair: repair
+        # stops display and measures for the decision, whatever revision states it.
+        status="repaired" if existing and existing.status == "repaired" else "active",
+        disputed=existing.disputed if existing else False,
         disclosure_rule=rule, repair_from=repair_from, public_until=public_until,
         attributes=sub.attributes)
 

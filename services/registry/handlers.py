@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
-from pydantic import ValidationError
 
 from services.registry import domain, store
 from shared import clock, inbox, outbox
@@ -21,7 +20,7 @@ from shared.contract import (
     SubjectRef,
 )
 from shared.envelope import CloudEvent
-from shared.messages import InboundMessage, OutboundEvent
+from shared.messages import InboundMessage, OutboundEvent, read_event
 from shared.service import ServiceContext
 from shared.topics import RECORDS_ACCEPTED, RECORDS_STATUS, SUBJECTS_CHANGED
 from shared.worker import BatchHandler
@@ -62,12 +61,10 @@ def parse_changes(messages: Sequence[InboundMessage]) -> tuple[list[Change], lis
     changes, dead = [], []
     for m in messages:
         try:
-            event = CloudEvent.model_validate_json(m.value)
-            model = AcceptedRecord if m.topic == RECORDS_ACCEPTED.name else RecordStatusChanged
-            if event.type not in (RECORDS_ACCEPTED.event_type, RECORDS_STATUS.event_type):
-                raise ValueError(f"unexpected event type {event.type}")
-            changes.append(Change(event, model.model_validate(event.data)))
-        except (ValidationError, ValueError) as exc:
+            topic = RECORDS_ACCEPTED if m.topic == RECORDS_ACCEPTED.name else RECORDS_STATUS
+            event = read_event(m, topic)  # type: ignore[arg-type]
+            changes.append(Change(event, event.data))
+        except ValueError as exc:
             dead.append(outbox.dead_letter("registry", m, f"unreadable event: {exc}"))
     return changes, dead
 

@@ -85,11 +85,6 @@ def test_parse_message_never_raises_on_random_bytes():
         assert parsed.unparseable, raw
 
 
-@pytest.mark.xfail(
-    reason="BUG: parse_message lets json.loads raise RecursionError on deeply nested JSON "
-           "instead of answering `unparseable` (services/ingest/domain.py parse_message)",
-    strict=True,
-)
 @pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"a":' * 100_000])
 def test_parse_message_deeply_nested_json_is_unparseable(raw):
     """CONTRACT.md lines 87-89 and 171-173: every message gets a feedback; what cannot be

@@ -16,6 +16,7 @@ from services.publisher.domain import (
     Exit,
     Rebase,
     add_years,
+    basis_key,
     is_discoverable,
     materialize,
     name_grams,
@@ -120,13 +121,6 @@ def test_plan_exits_an_entry_that_no_longer_qualifies():
     assert actions == [Exit(entry(), "basis_withdrawn")]
 
 
-@pytest.mark.xfail(
-    reason="BUG: an expired list entry is re-entered by the next snapshot of the subject: "
-           "qualifying_basis counts every active record regardless of the list's validity "
-           "(services/publisher/domain.py qualifying_basis/plan_for_subject; the store's "
-           "open entries are only pending/active ones)",
-    strict=True,
-)
 def test_expired_entry_is_not_reentered_by_the_next_snapshot(catalogue):
     """DOMAIN.md line 76 (法释〔2017〕7号): listed for 2 years, extendable by 1-3 years (by the
     court, not by an unrelated change of the archive). The court record stays active and
@@ -137,8 +131,13 @@ def test_expired_entry_is_not_reentered_by_the_next_snapshot(catalogue):
     assert plan_timers([], [expired]) == [Exit(expired, "expired")]
     later = snapshot(records=[court_record, archived("amr.admin_penalty", record_id="A-1")],
                      version=2)
-    actions = plan_for_subject(ENTERPRISE.key, {}, qualifying_basis(catalogue, later))
+    served = {COURT: {basis_key(b) for b in expired.basis}}
+    actions = plan_for_subject(ENTERPRISE.key, {}, qualifying_basis(catalogue, later), served)
     assert not [a for a in actions if isinstance(a, Enter) and a.list == COURT]
+    # A new revision of the court record (an extension, 延长) is a new decision: listed again.
+    extended = snapshot(records=[court_record.model_copy(update={"revision": 2})], version=3)
+    again = plan_for_subject(ENTERPRISE.key, {}, qualifying_basis(catalogue, extended), served)
+    assert [a.list for a in again if isinstance(a, Enter)] == [COURT]
 
 
 def test_plan_timers_activates_due_and_exits_expired():
@@ -411,11 +410,6 @@ def test_normalize_name_removes_spaces_and_brackets():
     assert normalize_name("Gree (Zhuhai) Co.", to_simplified) == "greezhuhaico"
 
 
-@pytest.mark.xfail(
-    reason="BUG: normalize_name leaves square brackets 【】 [] 〔〕 in the name although its "
-           "docstring promises no punctuation (services/publisher/domain.py _PUNCTUATION)",
-    strict=True,
-)
 @pytest.mark.parametrize("name", ["珠海【格力】电器", "珠海[格力]电器", "珠海〔格力〕电器"])
 def test_normalize_name_removes_square_brackets(name):
     """A fragment across the bracket (珠海格力) must still find the name."""
@@ -449,3 +443,7 @@ def test_every_fragment_of_a_name_finds_it():
         for end in range(start + 1, len(name) + 1):
             assert set(query_grams(name[start:end])) <= grams, name[start:end]
     assert not set(query_grams("美的")) <= grams
+
+
+def test_normalize_name_folds_full_width_letters():
+    assert normalize_name("ＡＢＣ贸易１号", to_simplified) == "abc贸易1号"

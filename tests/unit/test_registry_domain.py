@@ -271,3 +271,13 @@ def test_records_past_their_disclosure_period_do_not_count(catalogue):
 
 def test_record_on_its_last_public_day_still_counts(catalogue):
     assert grade(catalogue, [archived(public_until=TODAY)], TODAY).grade == "D"
+
+
+def test_a_corrected_revision_keeps_the_repair(catalogue):
+    """NDRC Order 36: repair stops display, data sharing and the measures together; a later
+    revision of the same decision does not undo it."""
+    first = archive_accepted(catalogue, None, accepted(submission(revision=1)))
+    assert first is not None
+    repaired = first.model_copy(update={"status": "repaired"})
+    corrected = archive_accepted(catalogue, repaired, accepted(submission(revision=2)))
+    assert corrected is not None and corrected.status == "repaired"
