@@ -21,16 +21,27 @@ _MIGRATION_LOCK = 727_001
 SHARED_MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+class Json(str):
+    """Text that is already JSON (from pydantic's `model_dump_json`): written to json and
+    jsonb columns as it is, without a second serialization."""
+
+
+def _json_bytes(value: Any) -> bytes:
+    if isinstance(value, Json):
+        return value.encode()
+    return json.dumps(value, ensure_ascii=False).encode()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # Binary codecs, so that COPY (used for batch inserts) can write JSON columns too. The
     # binary form of jsonb is a version byte (1) followed by the JSON text.
     await conn.set_type_codec(
         "jsonb", schema="pg_catalog", format="binary",
-        encoder=lambda v: b"\x01" + json.dumps(v, ensure_ascii=False).encode(),
+        encoder=lambda v: b"\x01" + _json_bytes(v),
         decoder=lambda b: json.loads(b[1:]))
     await conn.set_type_codec(
         "json", schema="pg_catalog", format="binary",
-        encoder=lambda v: json.dumps(v, ensure_ascii=False).encode(), decoder=json.loads)
+        encoder=_json_bytes, decoder=json.loads)
 
 
 async def ensure_database(settings: Settings, service: str) -> None:

@@ -11,6 +11,7 @@ import asyncpg
 
 from services.publisher.domain import Entry, ListEffects
 from shared.contract import BasisRecord, Notice, NoticeFeedback, SubjectChanged
+from shared.db import Json
 
 _ENTRY_COLUMNS = ("entry_id::text, list, subject_key, status, basis, publish_at, since, until,"
                   " exit_reason")
@@ -44,7 +45,7 @@ async def save_snapshots(conn: asyncpg.Connection,
         " RETURNING subject_key",
         [s.subject.key for s, *_ in rows], [s.subject.type for s, *_ in rows],
         [s.subject.id for s, *_ in rows], [s.subject.name for s, *_ in rows],
-        [s.version for s, *_ in rows], [s.model_dump(mode="json") for s, *_ in rows],
+        [s.version for s, *_ in rows], [Json(s.model_dump_json()) for s, *_ in rows],
         [d for _, d, _, _ in rows], [n for _, _, n, _ in rows],
         [json.dumps(g, ensure_ascii=False) for *_, g in rows])
     return {r["subject_key"] for r in applied}
@@ -52,9 +53,9 @@ async def save_snapshots(conn: asyncpg.Connection,
 
 async def snapshots(conn: asyncpg.Connection, keys: Sequence[str]) -> dict[str, SubjectChanged]:
     rows = await conn.fetch(
-        "SELECT subject_key, snapshot FROM subjects WHERE subject_key = ANY($1::text[])",
+        "SELECT subject_key, snapshot::text FROM subjects WHERE subject_key = ANY($1::text[])",
         list(keys))
-    return {r["subject_key"]: SubjectChanged.model_validate(r["snapshot"]) for r in rows}
+    return {r["subject_key"]: SubjectChanged.model_validate_json(r["snapshot"]) for r in rows}
 
 
 async def lock_open_entries(conn: asyncpg.Connection,
@@ -123,7 +124,7 @@ async def save_effects(conn: asyncpg.Connection, fx: ListEffects) -> None:
         await conn.executemany(
             "INSERT INTO list_changes (list, op, entry_id, subject_key, body)"
             " VALUES ($1, $2, $3, $4, $5)",
-            [(c.list, c.op, c.entry_id, c.subject.key, c.model_dump(mode="json"))
+            [(c.list, c.op, c.entry_id, c.subject.key, Json(c.model_dump_json()))
              for c in fx.list_changes])
     if fx.notices:
         await conn.executemany(
@@ -131,7 +132,7 @@ async def save_effects(conn: asyncpg.Connection, fx: ListEffects) -> None:
             " revokes, body, issued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
             " ON CONFLICT (notice_id) DO NOTHING",
             [(n.notice_id, agency, n.kind, n.list, n.measure, entry_id, n.subject.key,
-              n.revokes, n.model_dump(mode="json"), n.issued_at)
+              n.revokes, Json(n.model_dump_json()), n.issued_at)
              for agency, n, entry_id in fx.notices])
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from shared.contract import ArchivedRecord, SubjectRef
+from shared.db import Json
 
 RecordKey = tuple[str, str]
 
@@ -16,12 +17,12 @@ async def lock_records(conn: asyncpg.Connection,
                        keys: Sequence[RecordKey]) -> dict[RecordKey, tuple[str, ArchivedRecord]]:
     """Current records by (department, record_id), with their subject key, locked."""
     rows = await conn.fetch(
-        "SELECT department, record_id, subject_key, body FROM records"
+        "SELECT department, record_id, subject_key, body::text FROM records"
         " WHERE (department, record_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
         " FOR UPDATE",
         [d for d, _ in keys], [r for _, r in keys])
     return {(r["department"], r["record_id"]):
-            (r["subject_key"], ArchivedRecord.model_validate(r["body"])) for r in rows}
+            (r["subject_key"], ArchivedRecord.model_validate_json(r["body"])) for r in rows}
 
 
 async def upsert_subjects(conn: asyncpg.Connection,
@@ -52,12 +53,12 @@ async def save_records(conn: asyncpg.Connection,
         " revision = EXCLUDED.revision, body = EXCLUDED.body, updated_at = now()",
         [d for d, _ in latest], [i for _, i in latest], [k for k, _ in latest.values()],
         [r.revision for _, r in latest.values()],
-        [r.model_dump(mode="json") for _, r in latest.values()])
+        [Json(r.model_dump_json()) for _, r in latest.values()])
     await conn.copy_records_to_table(
         "record_history", columns=["department", "record_id", "revision", "cause", "event_id",
                                    "body"],
         records=[(r.department, r.record_id, r.revision, cause, event_id,
-                  r.model_dump(mode="json")) for _, r, cause, event_id in rows])
+                  Json(r.model_dump_json())) for _, r, cause, event_id in rows])
 
 
 async def subjects_with_records(
@@ -70,9 +71,9 @@ async def subjects_with_records(
         s["subject_key"]: (SubjectRef(type=s["type"], id=s["id"], name=s["name"]), [])
         for s in subjects}
     for r in await conn.fetch(
-            "SELECT subject_key, body FROM records WHERE subject_key = ANY($1::text[])"
+            "SELECT subject_key, body::text FROM records WHERE subject_key = ANY($1::text[])"
             " ORDER BY department, record_id", list(keys)):
-        out[r["subject_key"]][1].append(ArchivedRecord.model_validate(r["body"]))
+        out[r["subject_key"]][1].append(ArchivedRecord.model_validate_json(r["body"]))
     return out
 
 
