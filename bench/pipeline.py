@@ -16,6 +16,7 @@ import statistics
 import sys
 import time
 from datetime import date, timedelta
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -48,7 +49,7 @@ def make_batch(n: int, seed: int = 7) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def percentile(values: list[float], p: float) -> float:
+def percentile(values: Sequence[float], p: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)

@@ -128,6 +128,10 @@ class BasisRecord(_Open):
     revision: int
 
 
+_Basis = list[BasisRecord]
+_Related = list[RelatedSubject]
+
+
 class Notice(_Open):
     """cn.zhuhai.credit.notice.v1 on credit.notices.<agency>."""
 
@@ -136,10 +140,10 @@ class Notice(_Open):
     list: str
     measure: str
     subject: SubjectRef
-    related_subjects: list[RelatedSubject] = Field(default_factory=list)
+    related_subjects: _Related = Field(default_factory=lambda: [])
     effective_from: date
     effective_until: date | None
-    basis: list[BasisRecord]
+    basis: _Basis
     issued_at: datetime
     revokes: str | None = None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from functools import cache
-from json.encoder import encode_basestring as _string  # type: ignore[attr-defined]
+from json.encoder import encode_basestring as _string
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,8 +29,11 @@ class CloudEvent(BaseModel, Generic[P]):
     data: P = None  # type: ignore[assignment]  # a missing `data` is reported by readers
 
 
+AnyEvent = CloudEvent[Any]
+
+
 @cache
-def typed(payload: type[BaseModel]) -> type[CloudEvent[Any]]:
+def typed(payload: type[Any]) -> type[CloudEvent[Any]]:
     return CloudEvent[payload]  # type: ignore[valid-type]
 
 

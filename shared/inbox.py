@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import asyncpg
 
-from shared.envelope import CloudEvent
+from shared.envelope import AnyEvent, CloudEvent
 from shared.messages import InboundMessage
 
 T = TypeVar("T")
@@ -57,7 +57,7 @@ async def first_seen(conn: asyncpg.Connection,
 
 
 async def only_first_seen(conn: asyncpg.Connection, items: Sequence[T],
-                          event_of: Callable[[T], CloudEvent]) -> list[T]:
+                          event_of: Callable[[T], AnyEvent]) -> list[T]:
     """The items whose event was never applied before, each event once, in order."""
     fresh = await first_seen(conn, [(event_of(i).source, event_of(i).id) for i in items])
     kept = []

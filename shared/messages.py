@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from pydantic import BaseModel
 
 from shared.envelope import CloudEvent, encode_event, typed
 from shared.topics import Topic
+
+P = TypeVar("P", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -31,16 +33,16 @@ class OutboundEvent:
     value: bytes
 
     @classmethod
-    def of(cls, topic: Topic[BaseModel], source: str, key: str | None, data: BaseModel,
+    def of(cls, topic: Topic[P], source: str, key: str | None, data: P,
            event_id: str | None = None) -> OutboundEvent:
         event_id, value = encode_event(topic.event_type, source, key, data, event_id)
         return cls(topic.name, key, event_id, value)
 
 
-def read_event(message: InboundMessage, topic: Topic[BaseModel]) -> CloudEvent[Any]:
+def read_event(message: InboundMessage, topic: Topic[P]) -> CloudEvent[P]:
     """The message as an event of the topic's type, its data validated (one pass over the
     JSON); raises ValueError (pydantic's ValidationError is one) otherwise."""
-    event = typed(topic.payload).model_validate_json(message.value)
+    event: CloudEvent[P] = typed(topic.payload).model_validate_json(message.value)
     if event.data is None:
         raise ValueError(f"{event.type} on {message.topic} has no data")
     if event.type != topic.event_type:

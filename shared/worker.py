@@ -127,12 +127,12 @@ class StreamWorker:
         started = time.perf_counter()
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await inbox.unapplied(conn, messages)
-            if fresh and dead_letter_reason is None:
-                await self.handler(conn, fresh)
+            if fresh and dead_letter_reason is not None:
+                await outbox.enqueue(conn, [outbox.dead_letter(self.service, m,
+                                                               dead_letter_reason)
+                                            for m in fresh])
             elif fresh:
-                await outbox.enqueue(
-                    conn, [outbox.dead_letter(self.service, m, dead_letter_reason)
-                           for m in fresh])
+                await self.handler(conn, fresh)
             await inbox.advance(conn, messages)
         metrics.BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
         for topic, count in Counter(m.topic for m in messages).items():

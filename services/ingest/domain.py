@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from shared.catalogue import Catalogue, CatalogueItem
 from shared.contract import FeedbackStatus, FieldError, RecordSubmission, SubjectRef
-from shared.envelope import CloudEvent
+from shared.envelope import AnyEvent, CloudEvent
 from shared.identifiers import age_on, check_resident_id, check_uscc, parse_birth_date
 from shared.topics import RECORD_SUBMITTED
 
@@ -27,7 +27,7 @@ _PYDANTIC_CODES = {"missing": "required", "extra_forbidden": "unknown_field",
 class ParsedSubmission:
     """What could be read from one inbound message; `errors` empty means well-formed."""
 
-    event: CloudEvent | None = None
+    event: AnyEvent | None = None
     submission: RecordSubmission | None = None
     errors: list[FieldError] = field(default_factory=list)
     # Read leniently from the raw JSON so that feedback can name the record even when the
@@ -60,7 +60,7 @@ def parse_message(raw: bytes) -> ParsedSubmission:
     if not isinstance(doc, dict):
         return ParsedSubmission(errors=[err("message", "unparseable", "not a JSON object")])
     try:
-        event = CloudEvent.model_validate(doc)
+        event: AnyEvent = CloudEvent.model_validate(doc)
     except ValidationError as exc:
         return ParsedSubmission(errors=[err("message", "unparseable", "not a CloudEvent"),
                                         *_pydantic_errors(exc, "envelope.")])
@@ -77,7 +77,7 @@ def parse_message(raw: bytes) -> ParsedSubmission:
     return ParsedSubmission(event, submission, [], submission.record_id, submission.revision)
 
 
-def check_envelope(event: CloudEvent, department: str,
+def check_envelope(event: AnyEvent, department: str,
                    submission: RecordSubmission | None) -> list[FieldError]:
     errors = []
     if event.type != RECORD_SUBMITTED:

@@ -21,7 +21,7 @@ from shared.contract import (
     RecordStatusChanged,
     SubjectRef,
 )
-from shared.envelope import CloudEvent, typed
+from shared.envelope import AnyEvent, CloudEvent, typed
 from shared.http import Problem
 from shared.messages import InboundMessage, OutboundEvent
 from shared.service import ServiceContext
@@ -53,7 +53,7 @@ async def submit(conn: asyncpg.Connection, catalogue: Catalogue, kind: str,
                        reason=request.reason, contact=request.contact,
                        token_hash=domain.token_hash(token), due_by=due, received_at=received_at)
     routed = ObjectionRouted(
-        objection_id=objection_id, kind=kind, subject=subject,  # type: ignore[arg-type]
+        objection_id=objection_id, kind=kind, subject=subject,
         record=RecordRef(department=department, record_id=request.record.record_id),
         reason=request.reason, due_by=due, received_at=received_at)
     events = [OutboundEvent.of(OBJECTIONS.of(department), SOURCE, subject.key, routed)]
@@ -61,7 +61,7 @@ async def submit(conn: asyncpg.Connection, catalogue: Catalogue, kind: str,
         events.append(_status_event("flag", department, request.record.record_id, subject,
                                     objection_id, None))
     await outbox.enqueue(conn, events)
-    return ObjectionCreated(objection_id=objection_id, kind=kind,  # type: ignore[arg-type]
+    return ObjectionCreated(objection_id=objection_id, kind=kind,
                             status="routed", due_by=due, access_token=token)
 
 
@@ -86,7 +86,7 @@ async def decide(conn: asyncpg.Connection, department: str,
 
 def _status_event(change: str, department: str, record_id: str, subject: SubjectRef,
                   objection_id: str, reason: str | None) -> OutboundEvent:
-    payload = RecordStatusChanged(change=change, department=department,  # type: ignore[arg-type]
+    payload = RecordStatusChanged(change=change, department=department,
                                   record_id=record_id, subject=subject,
                                   objection_id=objection_id, reason=reason)
     return OutboundEvent.of(RECORDS_STATUS, SOURCE, subject.key, payload)
@@ -95,7 +95,7 @@ def _status_event(change: str, department: str, record_id: str, subject: Subject
 @dataclass(frozen=True)
 class Decision:
     message: InboundMessage
-    event: CloudEvent
+    event: AnyEvent
     department: str
     payload: ObjectionDecision
 

@@ -17,7 +17,7 @@ from services.publisher import domain, store
 from shared import clock, inbox, outbox
 from shared.catalogue import Catalogue
 from shared.contract import NoticeFeedback, SubjectChanged
-from shared.envelope import CloudEvent
+from shared.envelope import AnyEvent, CloudEvent
 from shared.messages import InboundMessage, OutboundEvent, read_event
 from shared.service import ServiceContext
 from shared.topics import LISTS_CHANGED, NOTICE_FEEDBACK, NOTICES, SUBJECTS_CHANGED
@@ -30,13 +30,13 @@ TIMER_SECONDS = 5.0
 
 @dataclass(frozen=True)
 class Snapshot:
-    event: CloudEvent
+    event: AnyEvent
     payload: SubjectChanged
 
 
 @dataclass(frozen=True)
 class Feedback:
-    event: CloudEvent
+    event: AnyEvent
     agency: str
     payload: NoticeFeedback
 
@@ -63,12 +63,12 @@ def parse(messages: Sequence[InboundMessage]
         try:
             agency = NOTICE_FEEDBACK.code_of(m.topic)
             if m.topic == SUBJECTS_CHANGED.name:
-                event = read_event(m, SUBJECTS_CHANGED)  # type: ignore[arg-type]
-                snapshots.append(Snapshot(event, event.data))
+                snapshot = read_event(m, SUBJECTS_CHANGED)
+                snapshots.append(Snapshot(snapshot, snapshot.data))
             elif agency is not None:
-                event = read_event(m, NOTICE_FEEDBACK.of(agency))  # type: ignore[arg-type]
-                uuid.UUID(event.data.notice_id)
-                feedback.append(Feedback(event, agency, event.data))
+                answer = read_event(m, NOTICE_FEEDBACK.of(agency))
+                uuid.UUID(answer.data.notice_id)
+                feedback.append(Feedback(answer, agency, answer.data))
             else:
                 raise ValueError(f"no handler for {m.topic}")
         except ValueError as exc:

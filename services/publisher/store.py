@@ -159,7 +159,7 @@ async def record_feedback(conn: asyncpg.Connection,
 async def search_subjects(conn: asyncpg.Connection, query_norm: str, grams: list[str],
                           exact_id: str | None, subject_type: str | None, limit: int,
                           offset: int) -> list[asyncpg.Record]:
-    return await conn.fetch(
+    return await conn.fetch(  # type: ignore[no-any-return]
         "SELECT subject_key, type, id, name, snapshot FROM subjects"
         " WHERE discoverable AND ($5::text IS NULL OR type = $5)"
         "  AND ((cardinality($2::text[]) > 0 AND name_grams @> $2::text[]"
@@ -199,7 +199,7 @@ async def list_members(conn: asyncpg.Connection, list_name: str, limit: int,
 
 async def list_changes(conn: asyncpg.Connection, list_name: str, after_seq: int,
                        limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(
+    return await conn.fetch(  # type: ignore[no-any-return]
         "SELECT seq, op, body, at FROM list_changes WHERE list = $1 AND seq > $2"
         " ORDER BY seq LIMIT $3", list_name, after_seq, limit)
 

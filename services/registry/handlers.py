@@ -19,7 +19,7 @@ from shared.contract import (
     SubjectChanged,
     SubjectRef,
 )
-from shared.envelope import CloudEvent
+from shared.envelope import AnyEvent, CloudEvent
 from shared.messages import InboundMessage, OutboundEvent, read_event
 from shared.service import ServiceContext
 from shared.topics import RECORDS_ACCEPTED, RECORDS_STATUS, SUBJECTS_CHANGED
@@ -31,7 +31,7 @@ SOURCE = "xinyong/registry"
 
 @dataclass(frozen=True)
 class Change:
-    event: CloudEvent
+    event: AnyEvent
     payload: AcceptedRecord | RecordStatusChanged
 
     @property
@@ -61,9 +61,12 @@ def parse_changes(messages: Sequence[InboundMessage]) -> tuple[list[Change], lis
     changes, dead = [], []
     for m in messages:
         try:
-            topic = RECORDS_ACCEPTED if m.topic == RECORDS_ACCEPTED.name else RECORDS_STATUS
-            event = read_event(m, topic)  # type: ignore[arg-type]
-            changes.append(Change(event, event.data))
+            if m.topic == RECORDS_ACCEPTED.name:
+                accepted = read_event(m, RECORDS_ACCEPTED)
+                changes.append(Change(accepted, accepted.data))
+            else:
+                status = read_event(m, RECORDS_STATUS)
+                changes.append(Change(status, status.data))
         except ValueError as exc:
             dead.append(outbox.dead_letter("registry", m, f"unreadable event: {exc}"))
     return changes, dead
