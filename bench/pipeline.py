@@ -15,8 +15,8 @@ import random
 import statistics
 import sys
 import time
-from datetime import date, timedelta
 from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import asyncpg
 
-from shared.envelope import AnyEvent, CloudEvent
+from shared.envelope import AnyEvent
 from shared.messages import InboundMessage
 
 T = TypeVar("T")

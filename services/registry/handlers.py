@@ -19,7 +19,7 @@ from shared.contract import (
     SubjectChanged,
     SubjectRef,
 )
-from shared.envelope import AnyEvent, CloudEvent
+from shared.envelope import AnyEvent
 from shared.messages import InboundMessage, OutboundEvent, read_event
 from shared.service import ServiceContext
 from shared.topics import RECORDS_ACCEPTED, RECORDS_STATUS, SUBJECTS_CHANGED
