@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import date
 from typing import Annotated
 
 import typer
 
 from deploy import demo, stack
-from shared.settings import get_settings
+from shared.settings import REPO_ROOT, get_settings
 from shared.topics import SERVICES
 
 app = typer.Typer(help="Xinyong (信用): the Zhuhai public joint credit information system.",
@@ -122,6 +124,22 @@ def service_stop(name: ServiceName) -> None:
 @service.command("logs")
 def service_logs(name: ServiceName, lines: int = 40) -> None:
     typer.echo(stack.services(get_settings(), [name])[0].tail(lines))
+
+
+@app.command()
+def test(pytest_args: Annotated[list[str] | None, typer.Argument()] = None) -> None:
+    """Lint (ruff), type checks (mypy) and the tests: unit, then integration against the
+    real broker and database, which this starts (Kafka and PostgreSQL from deploy/)."""
+    checks = [
+        ["ruff", "check", "."],
+        ["mypy", "shared", "services", "deploy", "bench"],
+        ["pytest", "-p", "no:cacheprovider", *(pytest_args or ["tests"])],
+    ]
+    for command in checks:
+        typer.echo("$ " + " ".join(command), err=True)
+        done = subprocess.run([sys.executable, "-m", *command], cwd=REPO_ROOT)
+        if done.returncode != 0:
+            raise typer.Exit(done.returncode)
 
 
 @app.command()
