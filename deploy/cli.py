@@ -103,6 +103,14 @@ def infra_up() -> None:
     typer.echo(f"{len(created)} topics created")
 
 
+@app.command()
+def provision() -> None:
+    """Create the services' databases and roles and every topic, on servers that are already
+    running (what docker-compose runs once before the services)."""
+    created = asyncio.run(stack.provision(get_settings()))
+    typer.echo(f"databases ready; {len(created)} topics created")
+
+
 @infra.command("down")
 def infra_down() -> None:
     stack.infra_down(get_settings())
