@@ -23,6 +23,8 @@ from shared.service import ServiceContext
 
 PAGE_SIZE = 20
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+TEMPLATES.env.globals["subject_type_names"] = {
+    "enterprise": "企业", "individual": "个人", "institution": "事业单位", "social_org": "社会组织"}
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -31,6 +33,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     limiter = Limiter(key_func=get_remote_address,
                       default_limits=[ctx.settings.public_rate_limit])
     app.state.limiter = limiter
+    app.state.catalogue = ctx.catalogue
 
     @app.exception_handler(RateLimitExceeded)
     async def _limited(_: Request, exc: RateLimitExceeded) -> JSONResponse:
@@ -89,7 +92,10 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
 
 def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(request, template, context)
+    catalogue = request.app.state.catalogue
+    return TEMPLATES.TemplateResponse(request, template, {
+        "list_names": {k: v.name for k, v in catalogue.lists.items()},
+        "departments": {k: v.name for k, v in catalogue.departments.items()}, **context})
 
 
 def _subject_type(value: str | None) -> str | None:

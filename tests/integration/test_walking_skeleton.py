@@ -48,6 +48,15 @@ async def test_court_record_lists_notifies_and_withdrawal_revokes(
     assert profile["records"][0]["record_id"] == data["record_id"]
     print(f"\naccepted, notice and profile within {time.monotonic() - started:.2f}s")
 
+    page = await poll_json(f"{services['publisher'].url()}/subjects/enterprise/{firm.id}",
+                           lambda r: r.status_code == 200)
+    assert 'lang="zh-CN"' in page.text and firm.name in page.text
+    assert "失信被执行人名单" in page.text
+    found = await poll_json(f"{services['publisher'].url()}/api/v1/subjects?q=骨架测试",
+                            lambda r: r.status_code == 200)
+    assert [(m["id"], m["lists"]) for m in found.json()["results"]] == [
+        (firm.id, ["court.dishonest_debtor"])]
+
     # Every other black-list agency got its own notice, each with its own stable id.
     for agency in ("housing-bidding", "land", "ndrc-projects", "hrss-hiring"):
         await watcher.wait_for(f"credit.notices.{agency}",
