@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -34,9 +33,9 @@ async def save_snapshots(conn: asyncpg.Connection,
     applied = await conn.fetch(
         "INSERT INTO subjects (subject_key, type, id, name, version, snapshot, discoverable,"
         " name_norm, name_grams)"
-        " SELECT k, t, i, n, v, s, d, nn, ARRAY(SELECT jsonb_array_elements_text(g::jsonb))"
+        " SELECT k, t, i, n, v, s, d, nn, string_to_array(g, E'\\x1f')"
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],"
-        "  $6::jsonb[], $7::bool[], $8::text[], $9::text[]) AS u(k, t, i, n, v, s, d, nn, g)"
+        "  $6::json[], $7::bool[], $8::text[], $9::text[]) AS u(k, t, i, n, v, s, d, nn, g)"
         " ON CONFLICT (subject_key) DO UPDATE SET name = EXCLUDED.name,"
         "  version = EXCLUDED.version, snapshot = EXCLUDED.snapshot,"
         "  discoverable = EXCLUDED.discoverable, name_norm = EXCLUDED.name_norm,"
@@ -47,7 +46,7 @@ async def save_snapshots(conn: asyncpg.Connection,
         [s.subject.id for s, *_ in rows], [s.subject.name for s, *_ in rows],
         [s.version for s, *_ in rows], [Json(s.model_dump_json()) for s, *_ in rows],
         [d for _, d, _, _ in rows], [n for _, _, n, _ in rows],
-        [json.dumps(g, ensure_ascii=False) for *_, g in rows])
+        ["\x1f".join(g) for *_, g in rows])  # normalized names hold no control characters
     return {r["subject_key"] for r in applied}
 
 

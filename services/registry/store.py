@@ -48,7 +48,7 @@ async def save_records(conn: asyncpg.Connection,
     latest = {(r.department, r.record_id): (k, r) for k, r, _, _ in rows}
     await conn.execute(
         "INSERT INTO records (department, record_id, subject_key, revision, body)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[])"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::json[])"
         " ON CONFLICT (department, record_id) DO UPDATE SET subject_key = EXCLUDED.subject_key,"
         " revision = EXCLUDED.revision, body = EXCLUDED.body, updated_at = now()",
         [d for d, _ in latest], [i for _, i in latest], [k for k, _ in latest.values()],

@@ -81,7 +81,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
 
     async def all_published() -> bool:
         n = await db("publisher").fetchval(
-            "SELECT count(*) FROM subjects s, jsonb_array_elements(s.snapshot->'records') r"
+            "SELECT count(*) FROM subjects s, json_array_elements(s.snapshot->'records') r"
             " WHERE r->>'record_id' LIKE $1", tag + "%")
         return bool(n == RECORDS)
 

@@ -22,7 +22,7 @@ CREATE TABLE submissions (
     record_id    text,
     revision     int,
     status       text        NOT NULL,
-    errors       jsonb       NOT NULL DEFAULT '[]',
+    errors       json        NOT NULL DEFAULT '[]',
     received_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX submissions_record ON submissions (department, record_id);

@@ -5,7 +5,8 @@ CREATE TABLE subjects (
     id           text        NOT NULL,
     name         text,
     version      bigint      NOT NULL,
-    snapshot     jsonb       NOT NULL,     -- shared.contract.SubjectChanged
+    -- json, not jsonb: stored and read whole, never queried inside; json skips the parse.
+    snapshot     json        NOT NULL,     -- shared.contract.SubjectChanged
     discoverable boolean     NOT NULL,     -- may appear in public name search
     name_norm    text        NOT NULL DEFAULT '',
     name_grams   text[]      NOT NULL DEFAULT '{}',
@@ -40,7 +41,7 @@ CREATE TABLE list_changes (
     op           text        NOT NULL CHECK (op IN ('ADD', 'MOD', 'DEL')),
     entry_id     uuid        NOT NULL,
     subject_key  text        NOT NULL,
-    body         jsonb       NOT NULL,     -- shared.contract.ListChanged
+    body         json        NOT NULL,     -- shared.contract.ListChanged
     at           timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX list_changes_list ON list_changes (list, seq);
@@ -55,7 +56,7 @@ CREATE TABLE notices (
     entry_id        uuid        NOT NULL REFERENCES list_entries,
     subject_key     text        NOT NULL,
     revokes         uuid,
-    body            jsonb       NOT NULL,  -- shared.contract.Notice
+    body            json        NOT NULL,  -- shared.contract.Notice
     issued_at       timestamptz NOT NULL,
     feedback_status text,
     feedback_note   text,

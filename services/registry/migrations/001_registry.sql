@@ -13,7 +13,8 @@ CREATE TABLE records (
     record_id    text        NOT NULL,
     subject_key  text        NOT NULL REFERENCES subjects,
     revision     int         NOT NULL,
-    body         jsonb       NOT NULL,    -- shared.contract.ArchivedRecord
+    -- json, not jsonb: stored and read whole, never queried inside; json skips the parse.
+    body         json        NOT NULL,    -- shared.contract.ArchivedRecord
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (department, record_id)
 );
@@ -27,7 +28,7 @@ CREATE TABLE record_history (
     revision    int         NOT NULL,
     cause       text        NOT NULL,     -- submission | flag | unflag | withdraw | repair
     event_id    text        NOT NULL,
-    body        jsonb       NOT NULL,
+    body        json        NOT NULL,
     at          timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX record_history_record ON record_history (department, record_id);
