@@ -10,5 +10,7 @@ DEAD_LETTERS = Counter("xinyong_dead_letters_total", "Messages sent to the dead-
                        ["service"])
 OUTBOX_SENT = Counter("xinyong_outbox_sent_total", "Events relayed from the outbox",
                       ["service"])
+OUTBOX_PENDING = Gauge("xinyong_outbox_pending", "Events written but not yet relayed",
+                       ["service"])
 ASSIGNED_PARTITIONS = Gauge("xinyong_assigned_partitions", "Partitions assigned to this worker",
                             ["service"])

@@ -22,13 +22,14 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from shared import metrics
 from shared.catalogue import Catalogue, load_catalogue
 from shared.db import SHARED_MIGRATIONS, create_pool, migrate
 from shared.kafka import make_consumer, make_producer
 from shared.logs import configure_logging
 from shared.outbox import OutboxRelay
 from shared.settings import Settings, get_settings
-from shared.worker import BatchHandler, StreamWorker
+from shared.worker import TRANSIENT, BatchHandler, StreamWorker
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,22 @@ class ServiceSpec:
     api: Callable[[ServiceContext], FastAPI]
     timers: Sequence[Callable[[ServiceContext], Coroutine[Any, Any, None]]] = field(
         default_factory=tuple)
+
+
+async def housekeeping(ctx: ServiceContext) -> None:
+    """Every minute: report the outbox backlog, and forget processed event ids past their
+    retention (shared/migrations/000_messaging.sql)."""
+    while True:
+        try:
+            async with ctx.pool.acquire() as conn:
+                metrics.OUTBOX_PENDING.labels(ctx.name).set(
+                    await conn.fetchval("SELECT count(*) FROM outbox"))
+                await conn.execute(
+                    "DELETE FROM processed_events WHERE processed_at < now() - make_interval("
+                    "days => $1)", ctx.settings.processed_events_days)
+        except TRANSIENT as exc:
+            log.warning("housekeeping: database unavailable (%s)", exc)
+        await asyncio.sleep(60)
 
 
 async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> None:
@@ -89,7 +106,7 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
 
     tasks = [asyncio.create_task(c, name=n) for n, c in [
         ("worker", worker.run()), ("relay", relay.run()), ("http", server.serve()),
-        *[(t.__name__, t(ctx)) for t in spec.timers]]]
+        *[(t.__name__, t(ctx)) for t in (housekeeping, *spec.timers)]]]
     log.info("%s started: consuming %d topics, HTTP on %s:%d", spec.name, len(topics),
              settings.http_host, settings.http_port(spec.name))
     try:

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     batch_max: int = 1000
     batch_wait_ms: int = 20
     outbox_batch: int = 2000
+    # Processed event ids are kept this long: far longer than any producer retries an event
+    # (records are also guarded by their revision, for good).
+    processed_events_days: int = 14
 
     ingest_http_port: int = 8001
     registry_http_port: int = 8002

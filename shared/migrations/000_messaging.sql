@@ -38,3 +38,4 @@ CREATE TABLE processed_events (
     processed_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source, event_id)
 );
+CREATE INDEX processed_events_age ON processed_events (processed_at);

@@ -115,3 +115,23 @@ async def test_older_revision_is_stale_and_changes_nothing(
     url = f"{services['publisher'].url()}/api/v1/subjects/enterprise/{firm.id}"
     profile = (await poll_json(url, lambda r: r.status_code == 200)).json()
     assert [r["document_no"] for r in profile["records"]] == ["珠市监罚〔2026〕2号"]
+
+
+async def test_poison_event_on_an_internal_topic_goes_to_dead_letters_without_stalling(
+        settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
+        services: dict[str, ServiceProcess]) -> None:
+    """A message the registry cannot read is set aside with its reason; the next record on
+    the same partition is still archived."""
+    firm = enterprise()
+    key = f"enterprise:{firm.id}".encode()
+    await send_raw(producer, settings, "credit.records.accepted", b'{"specversion": "1.0"}',
+                   key)
+    data = record(firm, "amr.admin_penalty")
+    await send(producer, settings, "amr", data)
+    [dead] = await watcher.wait_for("credit.deadletter.registry",
+                                    lambda e: e["data"]["key"] == key.decode())
+    assert dead["data"]["topic"] == "credit.records.accepted"
+    assert "unreadable event" in dead["data"]["reason"]
+    url = f"{services['registry'].url()}/api/v1/archive/enterprise/{firm.id}"
+    archive = (await poll_json(url, lambda r: r.status_code == 200)).json()
+    assert [r["record_id"] for r in archive["records"]] == [data["record_id"]]
