@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from shared import metrics
 from shared.contract import DeadLetter
@@ -56,8 +57,10 @@ class OutboxRelay:
         while True:
             try:
                 await self._run_while_leader()
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-                log.warning("outbox relay lost its connection (%s); retrying", exc)
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                    KafkaError) as exc:
+                # Nothing is lost: unsent rows stay in the outbox until a send succeeds.
+                log.warning("outbox relay interrupted (%s); retrying", exc)
                 await asyncio.sleep(1)
 
     async def _run_while_leader(self) -> None:

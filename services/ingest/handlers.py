@@ -65,23 +65,21 @@ async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
                             deliveries: Sequence[Delivery]) -> list[Outcome]:
     today = clock.today()
     errors = [_errors_of(catalogue, d, today) for d in deliveries]
+    # Only valid submissions claim their event id: a rejected event may be sent again,
+    # corrected, under the same id.
     fresh = await inbox.first_seen(conn, [
-        (f"dept/{d.department}", d.parsed.event.id)
-        for d in deliveries if d.parsed.event is not None])
+        _event_key(d) for d, errs in zip(deliveries, errors, strict=True) if not errs])
     valid = []
     statuses: list[str] = []
-    claimed: set[tuple[str, str]] = set()
     for d, errs in zip(deliveries, errors, strict=True):
-        event_key = (f"dept/{d.department}", d.parsed.event.id) if d.parsed.event else None
         if errs:
             statuses.append("rejected")
-        elif event_key not in fresh or event_key in claimed:
-            statuses.append("duplicate")
-        else:
+        elif _event_key(d) in fresh:
+            fresh.discard(_event_key(d))  # a second copy in the same batch is a duplicate
             statuses.append("pending")
             valid.append(d)
-        if event_key is not None:
-            claimed.add(event_key)
+        else:
+            statuses.append("duplicate")
 
     keys = sorted({(d.department, d.parsed.record_id or "") for d in valid})
     current = await store.lock_current_revisions(conn, keys)
@@ -93,6 +91,11 @@ async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
                 for d, s, e in zip(deliveries, statuses, errors, strict=True)]
     await _write(conn, outcomes)
     return outcomes
+
+
+def _event_key(d: Delivery) -> tuple[str, str]:
+    assert d.parsed.event is not None  # only asked of deliveries without errors
+    return f"dept/{d.department}", d.parsed.event.id
 
 
 def _errors_of(catalogue: Catalogue, d: Delivery, today: Any) -> list[FieldError]:

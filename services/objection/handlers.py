@@ -23,6 +23,7 @@ from shared.contract import (
 )
 from shared.envelope import AnyEvent, CloudEvent, typed
 from shared.http import Problem
+from shared.identifiers import check_resident_id, check_uscc
 from shared.messages import InboundMessage, OutboundEvent
 from shared.service import ServiceContext
 from shared.topics import INBOUND, OBJECTION_DECIDED, OBJECTIONS, RECORDS_STATUS
@@ -43,6 +44,14 @@ async def submit(conn: asyncpg.Connection, catalogue: Catalogue, kind: str,
         raise Problem(422, "validation", "Unknown department", errors=[{
             "field": "record.department", "code": "unknown_department",
             "message": f"one of {', '.join(catalogue.departments)}"}])
+    subject_problems = (check_resident_id(request.subject.id.upper(), clock.today())
+                        if request.subject.type == "individual"
+                        else check_uscc(request.subject.id.upper(), request.subject.type,
+                                        catalogue.legacy_uscc))
+    if subject_problems:
+        raise Problem(422, "validation", "The subject's identifier is not valid", errors=[
+            {"field": "subject.id", "code": p.code, "message": p.message}
+            for p in subject_problems])
     received_at = clock.now()
     objection_id = str(uuid.uuid4())
     token = domain.new_access_token()

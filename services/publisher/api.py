@@ -30,8 +30,7 @@ TEMPLATES.env.globals["subject_type_names"] = {
 def create_app(ctx: ServiceContext) -> FastAPI:
     app = base_app("信用珠海 Xinyong public API",
                    "Public credit information of Zhuhai (CONTRACT.md, public query site).")
-    limiter = Limiter(key_func=get_remote_address,
-                      default_limits=[ctx.settings.public_rate_limit])
+    limiter = Limiter(key_func=get_remote_address)
     app.state.limiter = limiter
     app.state.catalogue = ctx.catalogue
 

@@ -135,3 +135,15 @@ async def test_poison_event_on_an_internal_topic_goes_to_dead_letters_without_st
     url = f"{services['registry'].url()}/api/v1/archive/enterprise/{firm.id}"
     archive = (await poll_json(url, lambda r: r.status_code == 200)).json()
     assert [r["record_id"] for r in archive["records"]] == [data["record_id"]]
+
+
+async def test_a_rejected_event_may_be_sent_again_corrected_under_the_same_id(
+        settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher) -> None:
+    data = record(enterprise(), "amr.admin_penalty", district="999999")
+    event_id = str(uuid.uuid4())
+    await send(producer, settings, "amr", data, event_id)
+    await send(producer, settings, "amr", {**data, "district": "440402"}, event_id)
+    fbs = await watcher.wait_for("credit.feedback.amr", feedback_for(data["record_id"]),
+                                 count=2)
+    assert [f["data"]["status"] for f in fbs] == ["rejected", "accepted"]
+    assert ("district", "unknown_district") in errors_of(fbs[0])

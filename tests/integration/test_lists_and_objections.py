@@ -160,3 +160,12 @@ async def test_bad_objection_gets_a_problem_naming_the_field(
     assert r.headers["content-type"].startswith("application/problem+json")
     fields = {e["field"] for e in r.json()["errors"]}
     assert {"subject.type", "record.record_id", "reason"} <= fields
+
+    async with httpx.AsyncClient(base_url=services["objection"].url()) as client:
+        bad_id = enterprise().id[:-1] + "I"  # I is not in the GB 32100 alphabet
+        r = await client.post("/api/v1/objections", json={
+            "subject": {"type": "enterprise", "id": bad_id},
+            "record": {"department": "amr", "record_id": "X-1"},
+            "reason": "信息有误", "contact": "13800000000"})
+    assert r.status_code == 422
+    assert [(e["field"], e["code"]) for e in r.json()["errors"]] == [("subject.id", "alphabet")]
