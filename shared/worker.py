@@ -13,7 +13,6 @@ message's fault: the worker waits and retries the same batch.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -22,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
 from shared import inbox, metrics, outbox
 from shared.messages import InboundMessage
@@ -113,15 +113,13 @@ class StreamWorker:
 
     async def _apply_retrying(self, messages: list[InboundMessage],
                               dead_letter_reason: str | None = None) -> None:
-        delay = 0.2
-        while True:
-            try:
+        """Apply, waiting out a database outage for as long as it lasts."""
+        async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(TRANSIENT),
+                wait=wait_exponential(multiplier=0.2, max=10),
+                before_sleep=before_sleep_log(log, logging.WARNING), reraise=True):
+            with attempt:
                 await self._apply(messages, dead_letter_reason)
-                return
-            except TRANSIENT as exc:
-                log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
 
     async def _apply(self, messages: list[InboundMessage], dead_letter_reason: str | None) -> None:
         started = time.perf_counter()
