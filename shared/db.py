@@ -17,6 +17,17 @@ import asyncpg
 
 from shared.settings import Settings
 
+# Failures of the database, not of the message: wait and apply the same batch again.
+TRANSIENT = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutdown, restart, not yet accepting
+)
+
 _MIGRATION_LOCK = 727_001
 SHARED_MIGRATIONS = Path(__file__).with_name("migrations")
 

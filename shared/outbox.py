@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 
 from shared import metrics
 from shared.contract import DeadLetter
+from shared.db import TRANSIENT
 from shared.messages import InboundMessage, OutboundEvent
 from shared.settings import Settings
 from shared.topics import DEAD_LETTERS
@@ -57,8 +58,7 @@ class OutboxRelay:
         while True:
             try:
                 await self._run_while_leader()
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                    KafkaError) as exc:
+            except (*TRANSIENT, KafkaError) as exc:
                 # Nothing is lost: unsent rows stay in the outbox until a send succeeds.
                 log.warning("outbox relay interrupted (%s); retrying", exc)
                 await asyncio.sleep(1)

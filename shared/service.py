@@ -24,12 +24,12 @@ from fastapi.responses import JSONResponse
 
 from shared import metrics
 from shared.catalogue import Catalogue, load_catalogue
-from shared.db import SHARED_MIGRATIONS, create_pool, migrate
+from shared.db import SHARED_MIGRATIONS, TRANSIENT, create_pool, migrate
 from shared.kafka import make_consumer, make_producer
 from shared.logs import configure_logging
 from shared.outbox import OutboxRelay
 from shared.settings import Settings, get_settings
-from shared.worker import TRANSIENT, BatchHandler, StreamWorker
+from shared.worker import BatchHandler, StreamWorker
 
 log = logging.getLogger(__name__)
 

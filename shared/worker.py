@@ -24,6 +24,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
 from shared import inbox, metrics, outbox
+from shared.db import TRANSIENT
 from shared.messages import InboundMessage
 from shared.settings import Settings
 
@@ -31,15 +32,6 @@ log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[asyncpg.Connection, Sequence[InboundMessage]], Awaitable[None]]
 
-TRANSIENT = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-    asyncpg.CannotConnectNowError,
-)
 
 
 class _AssignmentGauge(ConsumerRebalanceListener):  # type: ignore[misc]

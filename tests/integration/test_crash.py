@@ -8,6 +8,7 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -95,3 +96,42 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
         "SELECT record_id, count(*) AS n FROM submissions WHERE record_id LIKE $1"
         " GROUP BY record_id", tag + "%")
     assert len(audit) == RECORDS and {r["n"] for r in audit} == {1}
+
+
+async def test_database_outage_is_waited_out_without_losing_or_dead_lettering(
+        settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
+        services: dict[str, ServiceProcess], db: Any) -> None:
+    """PostgreSQL stops while records arrive: the workers wait, nothing is dead-lettered,
+    and every record is accepted once the database is back."""
+    from deploy.stack import run_script
+
+    tag = f"OUTAGE-{uuid.uuid4().hex[:6]}-"
+    batch = [record(enterprise(), "amr.admin_penalty", record_id=f"{tag}{i:03d}")
+             for i in range(200)]
+    dead_before = {t: len(watcher.events[f"credit.deadletter.{t}"])
+                   for t in ("ingest", "registry", "publisher")}
+    await asyncio.to_thread(run_script, "postgres.sh", "stop", settings)
+    try:
+        await _produce(producer, settings, batch)
+        await asyncio.sleep(3)
+    finally:
+        await asyncio.to_thread(run_script, "postgres.sh", "start", settings)
+
+    async def all_accepted() -> bool:
+        seen = {e["data"]["record_id"]: e["data"]["status"]
+                for e in watcher.events["credit.feedback.amr"]
+                if e.get("data", {}).get("record_id", "").startswith(tag)}
+        return len(seen) == len(batch) and set(seen.values()) == {"accepted"}
+
+    await _wait_until(all_accepted)
+
+    async def all_archived() -> bool:
+        try:
+            n = await db("registry").fetchval(
+                "SELECT count(*) FROM records WHERE record_id LIKE $1", tag + "%")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False  # the test's own pool reconnects too
+        return bool(n == len(batch))
+
+    await _wait_until(all_archived)
+    assert {t: len(watcher.events[f"credit.deadletter.{t}"]) for t in dead_before} == dead_before
