@@ -77,6 +77,21 @@ def parse_message(raw: bytes) -> ParsedSubmission:
     return ParsedSubmission(event, submission, [], submission.record_id, submission.revision)
 
 
+def corrected_revision(decision: AnyEvent) -> ParsedSubmission | None:
+    """The corrected record an upheld objection decision may carry (CONTRACT.md), as a
+    submission of its own: event id `<decision id>/corrected`."""
+    data = decision.data if isinstance(decision.data, dict) else {}
+    if not isinstance(data.get("corrected"), dict):
+        return None
+    event = decision.model_copy(update={"id": f"{decision.id}/corrected",
+                                        "type": RECORD_SUBMITTED, "data": data["corrected"]})
+    try:
+        submission = RecordSubmission.model_validate(data["corrected"])
+    except ValidationError as exc:
+        return ParsedSubmission(event, None, _pydantic_errors(exc, "corrected."))
+    return ParsedSubmission(event, submission, [], submission.record_id, submission.revision)
+
+
 def check_envelope(event: AnyEvent, department: str,
                    submission: RecordSubmission | None) -> list[FieldError]:
     errors = []

@@ -55,7 +55,12 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
 def delivery_of(message: InboundMessage) -> Delivery | None:
     parsed = domain.parse_message(message.value)
     if parsed.event is not None and parsed.event.type == OBJECTION_DECIDED:
-        return None  # a department's objection decision: the objection service's business
+        # The decision itself is the objection service's business; a corrected revision it
+        # carries is a submission like any other, and gets its feedback.
+        correction = domain.corrected_revision(parsed.event)
+        if correction is None:
+            return None
+        parsed = correction
     department = INBOUND.code_of(message.topic) or "unknown"
     return Delivery(department, parsed, "kafka", message.topic, message.partition,
                     message.offset, message.key, message.value)

@@ -169,3 +169,40 @@ async def test_bad_objection_gets_a_problem_naming_the_field(
             "reason": "信息有误", "contact": "13800000000"})
     assert r.status_code == 422
     assert [(e["field"], e["code"]) for e in r.json()["errors"]] == [("subject.id", "alphabet")]
+
+
+async def test_upheld_objection_with_a_corrected_revision(
+        settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
+        services: dict[str, ServiceProcess]) -> None:
+    """The department upholds the objection and sends the corrected record inside its
+    decision: the record is corrected, the flag lifted, and the correction gets feedback."""
+    import json
+    firm = enterprise()
+    data = record(firm, "amr.admin_penalty", document_no="珠市监罚〔2026〕8号")
+    await send(producer, settings, "amr", data)
+    profile_url = f"{services['publisher'].url()}/api/v1/subjects/enterprise/{firm.id}"
+    await poll_json(profile_url, lambda r: r.status_code == 200)
+    async with httpx.AsyncClient(base_url=services["objection"].url()) as client:
+        created = (await client.post("/api/v1/objections", json={
+            "subject": {"type": "enterprise", "id": firm.id},
+            "record": {"department": "amr", "record_id": data["record_id"]},
+            "reason": "文书号有误", "contact": "0756-0000000"})).json()
+    await poll_json(profile_url, lambda r: r.json()["records"][0]["disputed"] is True)
+    corrected = {**data, "revision": 2, "document_no": "珠市监罚〔2026〕18号"}
+    decision = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "dept/amr",
+                "type": "cn.zhuhai.credit.objection.decided.v1",
+                "subject": f"enterprise:{firm.id}", "datacontenttype": "application/json",
+                "data": {"objection_id": created["objection_id"], "decision": "upheld",
+                         "reason": "文书号录入错误，已更正", "corrected": corrected}}
+    await send_raw(producer, settings, "credit.inbound.amr", json.dumps(decision).encode(),
+                   key_of(data))
+    [fb] = await watcher.wait_for(
+        "credit.feedback.amr",
+        lambda e: e["data"].get("record_id") == data["record_id"]
+        and e["data"]["revision"] == 2)
+    assert fb["data"]["status"] == "accepted"
+    assert fb["data"]["event_id"] == decision["id"] + "/corrected"
+    profile = (await poll_json(profile_url, lambda r: (
+        r.json()["records"][0]["document_no"] == "珠市监罚〔2026〕18号"
+        and r.json()["records"][0]["disputed"] is False))).json()
+    assert len(profile["records"]) == 1

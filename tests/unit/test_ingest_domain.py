@@ -14,6 +14,7 @@ import pytest
 from services.ingest.domain import (
     check_envelope,
     check_submission,
+    corrected_revision,
     order_revisions,
     parse_message,
     revision_fate,
@@ -432,3 +433,20 @@ def test_order_revisions_in_one_batch():
     assert fates == ["stale", "duplicate", "accepted", "duplicate",
                      "accepted", "stale", "accepted", "accepted"]
     assert current == {("court", "A"): 5, ("court", "B"): 2, ("tax", "A"): 1}
+
+
+def test_a_decision_without_a_correction_is_not_a_submission():
+    decision = CloudEvent.model_validate(envelope({"objection_id": "o-1", "decision": "rejected",
+                                                   "reason": "核实无误"}))
+    assert corrected_revision(decision) is None
+
+
+def test_the_correction_in_an_upheld_decision_is_read_as_a_submission():
+    corrected = submission().model_dump(mode="json") | {"revision": 2}
+    decision = CloudEvent.model_validate(envelope({
+        "objection_id": "o-1", "decision": "upheld", "reason": "更正", "corrected": corrected}))
+    parsed = corrected_revision(decision)
+    assert parsed is not None and parsed.errors == []
+    assert parsed.event is not None and parsed.event.id == decision.id + "/corrected"
+    assert parsed.event.type == "cn.zhuhai.credit.record.submitted.v1"
+    assert parsed.revision == 2
