@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -93,7 +94,6 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
 
 def _is_uuid(value: str) -> bool:
-    import uuid
     try:
         uuid.UUID(value)
         return True

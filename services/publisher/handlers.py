@@ -40,6 +40,7 @@ class Feedback:
     event: AnyEvent
     agency: str
     payload: NoticeFeedback
+    message: InboundMessage
 
 
 def make_handler(ctx: ServiceContext) -> BatchHandler:
@@ -50,9 +51,11 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
         feedback = await inbox.only_first_seen(conn, feedback, lambda f: f.event)
         await apply_snapshots(conn, ctx.catalogue, [s.payload for s in snapshots])
         updated = await store.record_feedback(conn, [(f.agency, f.payload) for f in feedback])
-        if len(updated) < len(feedback):
-            log.warning("%d notice feedback events named no notice of their agency",
-                        len(feedback) - len(updated))
+        # Feedback about no notice of that agency is set aside for an operator, not dropped.
+        await outbox.enqueue(conn, [
+            outbox.dead_letter("publisher", f.message,
+                               f"{f.agency} has no notice {f.payload.notice_id}")
+            for f in feedback if str(uuid.UUID(f.payload.notice_id)) not in updated])
 
     return handle
 
@@ -69,7 +72,7 @@ def parse(messages: Sequence[InboundMessage]
             elif agency is not None:
                 answer = read_event(m, NOTICE_FEEDBACK.of(agency))
                 uuid.UUID(answer.data.notice_id)
-                feedback.append(Feedback(answer, agency, answer.data))
+                feedback.append(Feedback(answer, agency, answer.data, m))
             else:
                 raise ValueError(f"no handler for {m.topic}")
         except ValueError as exc:

@@ -95,6 +95,14 @@ async def test_agency_feedback_closes_the_loop(
         await asyncio.sleep(0.1)
     assert status == "applied"
 
+    # Feedback from an agency about a notice that is not its own is set aside, not applied.
+    other = {**feedback, "id": str(uuid.uuid4()), "source": "agency/housing-bidding"}
+    await send_raw(producer, settings, "credit.notice-feedback.housing-bidding",
+                   json.dumps(other).encode(), notice["subject"].encode())
+    await watcher.wait_for("credit.deadletter.publisher",
+                           lambda e: e["data"]["topic"] == "credit.notice-feedback.housing-bidding"
+                           and notice_id in e["data"]["reason"])
+
 
 async def test_objection_flags_the_record_routes_it_and_a_rejection_lifts_the_flag(
         settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
