@@ -26,7 +26,8 @@ RECORDS = 3000
 async def _produce(producer: AIOKafkaProducer, settings: Settings,
                    batch: list[dict[str, Any]]) -> None:
     for i in range(0, len(batch), 100):
-        await asyncio.gather(*(send(producer, settings, "amr", d) for d in batch[i:i + 100]))
+        await asyncio.gather(*(send(producer, settings, d["catalogue_item"].split(".")[0], d)
+                               for d in batch[i:i + 100]))
         await asyncio.sleep(0.05)
 
 
@@ -41,13 +42,17 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
         settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
         services: dict[str, ServiceProcess], db: Any) -> None:
     tag = f"CRASH-{uuid.uuid4().hex[:6]}-"
-    batch = [record(enterprise(f"珠海市崩溃测试{i}有限公司"), "amr.admin_penalty",
+    # One in five a court record: it lists the subject and sends five notices.
+    batch = [record(enterprise(f"珠海市崩溃测试{i}有限公司"),
+                    "court.dishonest_debtor" if i % 5 == 0 else "amr.admin_penalty",
                     record_id=f"{tag}{i:05d}") for i in range(RECORDS)]
     ids = {d["record_id"] for d in batch}
+    listed = {d["subject"]["id"] for d in batch if d["catalogue_item"].startswith("court")}
     producing = asyncio.create_task(_produce(producer, settings, batch))
 
     def ours() -> list[dict[str, Any]]:
-        return [e for e in watcher.events["credit.feedback.amr"]
+        return [e for t in ("credit.feedback.amr", "credit.feedback.court")
+                for e in watcher.events[t]
                 if e.get("data", {}).get("record_id", "").startswith(tag)]
 
     async def some_feedback() -> bool:
@@ -65,9 +70,19 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
     await _wait_until(half_archived)
     services["registry"].kill()
     services["registry"].start(ENV)
+
+    async def some_listed() -> bool:
+        n = await db("publisher").fetchval(
+            "SELECT count(*) FROM notices WHERE subject_key = ANY($1::text[])",
+            [f"enterprise:{s}" for s in listed])
+        return bool(n >= len(listed) * 5 // 4)
+
+    await _wait_until(some_listed)
+    services["publisher"].kill()
+    services["publisher"].start(ENV)
     await producing
-    services["ingest"].wait_ready()
-    services["registry"].wait_ready()
+    for name in ("ingest", "registry", "publisher"):
+        services[name].wait_ready()
 
     async def all_feedback() -> bool:
         return {e["data"]["record_id"] for e in ours()} >= ids
@@ -96,6 +111,29 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
         "SELECT record_id, count(*) AS n FROM submissions WHERE record_id LIKE $1"
         " GROUP BY record_id", tag + "%")
     assert len(audit) == RECORDS and {r["n"] for r in audit} == {1}
+
+    # Each listed subject: five notices in the database, one distinct notice id per agency
+    # on the wire (a resent notice keeps its id), and one ADD on the list.
+    notices = await db("publisher").fetch(
+        "SELECT subject_key, count(*) AS n FROM notices WHERE subject_key = ANY($1::text[])"
+        " GROUP BY subject_key", [f"enterprise:{s}" for s in listed])
+    assert len(notices) == len(listed) and {r["n"] for r in notices} == {5}
+
+    async def all_notified() -> bool:
+        return {e["data"]["subject"]["id"] for e in watcher.events["credit.notices.land"]
+                } >= listed
+
+    await _wait_until(all_notified)
+    ids_per_subject: dict[str, set[str]] = defaultdict(set)
+    for e in watcher.events["credit.notices.land"]:
+        if e["data"]["subject"]["id"] in listed:
+            ids_per_subject[e["data"]["subject"]["id"]].add(e["data"]["notice_id"])
+    assert {len(v) for v in ids_per_subject.values()} == {1}
+    adds = await db("publisher").fetch(
+        "SELECT subject_key, count(*) AS n FROM list_changes WHERE op = 'ADD'"
+        " AND subject_key = ANY($1::text[]) GROUP BY subject_key",
+        [f"enterprise:{s}" for s in listed])
+    assert len(adds) == len(listed) and {r["n"] for r in adds} == {1}
 
 
 async def test_database_outage_is_waited_out_without_losing_or_dead_lettering(
