@@ -11,12 +11,15 @@ from typing import Annotated
 import typer
 
 from deploy import demo, stack
+from shared.catalogue import load_catalogue
 from shared.settings import REPO_ROOT, get_settings
 from shared.topics import SERVICES
 
 app = typer.Typer(help="Xinyong (信用): the Zhuhai public joint credit information system.",
                   no_args_is_help=True)
 infra = typer.Typer(help="Kafka and PostgreSQL only.", no_args_is_help=True)
+creds = typer.Typer(help="Bearer tokens of departments and agencies.", no_args_is_help=True)
+app.add_typer(creds, name="credentials")
 service = typer.Typer(help="One service at a time.", no_args_is_help=True)
 app.add_typer(infra, name="infra")
 app.add_typer(service, name="service")
@@ -109,6 +112,32 @@ def provision() -> None:
     running (what docker-compose runs once before the services)."""
     created = asyncio.run(stack.provision(get_settings()))
     typer.echo(f"databases ready; {len(created)} topics created")
+
+
+@creds.command("issue")
+def credentials_issue(
+        department: Annotated[str | None, typer.Option(help="a department code")] = None,
+        agency: Annotated[str | None, typer.Option(help="an agency code")] = None) -> None:
+    """Issue a bearer token for a department (ingest, objection decisions) or an agency
+    (notice feedback). The token is printed once and kept nowhere."""
+    settings = get_settings()
+    catalogue = load_catalogue(settings.catalogue_path)
+    if (department is None) == (agency is None):
+        raise typer.BadParameter("give exactly one of --department and --agency")
+    if department is not None and department not in catalogue.departments:
+        raise typer.BadParameter(f"unknown department {department}")
+    if agency is not None and agency not in catalogue.agencies:
+        raise typer.BadParameter(f"unknown agency {agency}")
+    token = asyncio.run(stack.issue_credential(
+        settings, "department" if department else "agency", department or agency or ""))
+    typer.echo(token)
+
+
+@creds.command("revoke")
+def credentials_revoke(token_id: Annotated[str, typer.Argument(
+        help="the part of the token between xyt_ and the dot")]) -> None:
+    asyncio.run(stack.revoke_credential(get_settings(), token_id))
+    typer.echo(f"revoked {token_id}")
 
 
 @infra.command("down")

@@ -22,9 +22,12 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from shared import credentials
 from shared.catalogue import load_catalogue
+from shared.contract import PartyKind
 from shared.db import drop_database, ensure_database
 from shared.kafka import create_topics, delete_topics, make_producer
+from shared.messages import OutboundEvent
 from shared.settings import REPO_ROOT, Settings
 from shared.topics import INBOUND, SERVICES, all_topics
 
@@ -162,6 +165,26 @@ def services(settings: Settings, names: Iterable[str] = SERVICES) -> list[Servic
     # A test run (its own topic namespace) keeps its pid files and logs apart from the stack's.
     run_dir = settings.home / "run" / (settings.topic_namespace.strip(".") or "stack")
     return [ServiceProcess(n, settings, run_dir) for n in names]
+
+
+async def _publish(settings: Settings, event: OutboundEvent) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic(event.topic), event.value,
+                                     key=event.key.encode() if event.key else None)
+    finally:
+        await producer.stop()
+
+
+async def issue_credential(settings: Settings, party_kind: PartyKind, party: str) -> str:
+    token, change = credentials.new_token(party_kind, party)
+    await _publish(settings, credentials.event_of(change))
+    return token
+
+
+async def revoke_credential(settings: Settings, token_id: str) -> None:
+    await _publish(settings, credentials.event_of(credentials.revocation(token_id)))
 
 
 def submission_event(dept: str, data: dict[str, Any], event_id: str | None = None) -> bytes:

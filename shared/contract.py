@@ -235,6 +235,21 @@ class ListChanged(_Open):
     until: date | None
 
 
+PartyKind = Literal["department", "agency"]
+
+
+class CredentialChanged(_Open):
+    """operators -> services on credit.credentials: a bearer token issued or revoked (its
+    secret's SHA-256 only; shared/credentials.py)."""
+
+    token_id: str
+    status: Literal["issued", "revoked"]
+    party_kind: PartyKind | None = None
+    party: str | None = None
+    secret_hash: str | None = None
+    at: datetime
+
+
 class DeadLetter(_Open):
     """A message a service could not process, with the reason; the original is kept whole."""
 

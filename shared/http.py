@@ -17,10 +17,11 @@ class Problem(Exception):
     """An error answered as application/problem+json with a machine-readable `code`."""
 
     def __init__(self, status: int, code: str, title: str, detail: str | None = None,
-                 errors: list[dict[str, str]] | None = None) -> None:
+                 errors: list[dict[str, str]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(title)
         self.status, self.code, self.title, self.detail = status, code, title, detail
-        self.errors = errors
+        self.errors, self.headers = errors, headers
 
 
 def problem_response(status: int, code: str, title: str, detail: str | None = None,
@@ -47,7 +48,8 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.code, exc.title, exc.detail, exc.errors)
+        return problem_response(exc.status, exc.code, exc.title, exc.detail, exc.errors,
+                                exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

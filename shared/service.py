@@ -22,13 +22,16 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from shared import metrics
+from shared import credentials, metrics
 from shared.catalogue import Catalogue, load_catalogue
+from shared.contract import PartyKind
 from shared.db import SHARED_MIGRATIONS, TRANSIENT, create_pool, migrate
 from shared.kafka import make_consumer, make_producer
 from shared.logs import configure_logging
+from shared.messages import InboundMessage
 from shared.outbox import OutboxRelay
 from shared.settings import Settings, get_settings
+from shared.topics import CREDENTIALS
 from shared.worker import BatchHandler, StreamWorker
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,9 @@ class ServiceSpec:
     api: Callable[[ServiceContext], FastAPI]
     timers: Sequence[Callable[[ServiceContext], Coroutine[Any, Any, None]]] = field(
         default_factory=tuple)
+    # The kind of party whose bearer tokens the HTTP API accepts, if any: the service then
+    # also keeps a copy of the credentials (credit.credentials).
+    authenticates: PartyKind | None = None
 
 
 async def housekeeping(ctx: ServiceContext) -> None:
@@ -85,9 +91,13 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     producer = make_producer(settings)
     await producer.start()
     topics = list(spec.consumes(catalogue))
+    handler = spec.handler(ctx)
+    if spec.authenticates:
+        topics.append(CREDENTIALS.name)
+        handler = _with_credentials(handler)
     consumer = make_consumer(settings, spec.name, ())
     await consumer.start()
-    worker = StreamWorker(settings, spec.name, pool, consumer, topics, spec.handler(ctx))
+    worker = StreamWorker(settings, spec.name, pool, consumer, topics, handler)
     relay = OutboxRelay(settings, spec.name, producer)
 
     app = spec.api(ctx)
@@ -129,6 +139,18 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
         await _quietly(producer.stop())
         await _quietly(pool.close())
         log.info("%s stopped", spec.name)
+
+
+def _with_credentials(handler: BatchHandler) -> BatchHandler:
+    async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
+        changes = [m for m in messages if m.topic == CREDENTIALS.name]
+        rest = [m for m in messages if m.topic != CREDENTIALS.name]
+        if changes:
+            await credentials.apply(conn, changes)
+        if rest:
+            await handler(conn, rest)
+
+    return handle
 
 
 def _add_readiness(app: FastAPI, worker: StreamWorker) -> None:

@@ -71,12 +71,15 @@ SUBJECTS_CHANGED = Topic("credit.subjects.changed", "cn.zhuhai.credit.subject.ch
                          c.SubjectChanged, 6, False)          # writer: registry
 LISTS_CHANGED = Topic("credit.lists.changed", "cn.zhuhai.credit.list.changed.v1",
                       c.ListChanged, 3, False)                # writer: publisher
+CREDENTIALS = Topic("credit.credentials", "cn.zhuhai.credit.credential.v1",
+                    c.CredentialChanged, 1, False)  # writer: operators (xinyong CLI)
 DEAD_LETTERS = TopicFamily("credit.deadletter", "cn.zhuhai.credit.deadletter.v1",
                            c.DeadLetter, 1, False, "service")
 
 SERVICES = ("ingest", "registry", "publisher", "objection")
 FAMILIES = (INBOUND, FEEDBACK, OBJECTIONS, NOTICES, NOTICE_FEEDBACK)
-SINGLE_TOPICS = (RECORDS_ACCEPTED, RECORDS_STATUS, SUBJECTS_CHANGED, LISTS_CHANGED)
+SINGLE_TOPICS = (RECORDS_ACCEPTED, RECORDS_STATUS, SUBJECTS_CHANGED, LISTS_CHANGED,
+                 CREDENTIALS)
 
 
 def all_topics(catalogue: Catalogue) -> list[Topic[BaseModel]]:

@@ -1,18 +1,75 @@
-"""Ingest's HTTP API: the audit trail of a record's deliveries (for operators)."""
+"""Ingest's HTTP gateway (CONTRACT.md): departments submit one record or a batch (JSON array
+or CSV) with their bearer token, and get each record's fate in the answer; plus the audit
+trail of a record's deliveries."""
 
 from __future__ import annotations
 
-from typing import Any
+import csv
+import io
+import json
+import uuid
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Header, Request
 
-from services.ingest import store
-from shared.http import base_app
+from services.ingest import domain, handlers, store
+from services.ingest.contracts import RecordResult, SubmissionAnswer
+from shared import credentials
+from shared.http import Problem, base_app
 from shared.service import ServiceContext
+
+MAX_BATCH = 10_000
+MAX_BODY = 20 * 1024 * 1024
+
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     app = base_app("Xinyong ingest", "Validates department submissions (CONTRACT.md).")
+    department_of = credentials.bearer(ctx.pool, "department")
+
+    async def submit(department: str, parsed: list[domain.ParsedSubmission]
+                     ) -> SubmissionAnswer:
+        deliveries = [handlers.Delivery(department, p, "http", "POST /api/v1/records")
+                      for p in parsed]
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            outcomes = await handlers.ingest_deliveries(conn, ctx.catalogue, deliveries)
+        results = [RecordResult(index=i, record_id=o.feedback.record_id,
+                                revision=o.feedback.revision, status=o.feedback.status,
+                                errors=o.feedback.errors) for i, o in enumerate(outcomes)]
+        return SubmissionAnswer(
+            accepted=sum(r.status == "accepted" for r in results),
+            rejected=sum(r.status == "rejected" for r in results), results=results)
+
+    @app.post("/api/v1/records")
+    async def post_record(
+            request: Request, department: str = Depends(department_of),
+            idempotency_key: Annotated[str | None, Header()] = None) -> SubmissionAnswer:
+        """One record (the `data` of a record.submitted.v1 event). An `Idempotency-Key`
+        header becomes the event id, so that a retried request is answered `duplicate`."""
+        data = _json_body(await _body(request))
+        event_id = idempotency_key or str(uuid.uuid4())
+        return await submit(department, [domain.parse_http_record(department, data, event_id)])
+
+    @app.post("/api/v1/records:batch")
+    async def post_batch(
+            request: Request, department: str = Depends(department_of),
+            idempotency_key: Annotated[str | None, Header()] = None) -> SubmissionAnswer:
+        """A JSON array of records, or `text/csv` with a header row of the same field names
+        (`subject.type`, `subject.id`, `subject.name`; `attributes` as a JSON column)."""
+        body = await _body(request)
+        base = idempotency_key or str(uuid.uuid4())
+        if request.headers.get("content-type", "").startswith("text/csv"):
+            parsed = _csv_records(department, body, base)
+        else:
+            records = _json_body(body)
+            if not isinstance(records, list):
+                raise Problem(422, "validation", "A batch is a JSON array of records",
+                              errors=[{"field": "body", "code": "list_type",
+                                       "message": "expected a JSON array"}])
+            _check_size(len(records))
+            parsed = [domain.parse_http_record(department, r, f"{base}/{i}")
+                      for i, r in enumerate(records)]
+        return await submit(department, parsed)
 
     @app.get("/api/v1/records/{department}/{record_id}/submissions")
     async def submissions(department: str, record_id: str) -> list[dict[str, Any]]:
@@ -20,3 +77,41 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             return await store.submission_history(conn, department, record_id)
 
     return app
+
+
+async def _body(request: Request) -> bytes:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise Problem(413, "too_large", f"At most {MAX_BODY // (1024 * 1024)} MiB a request")
+    return body
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise Problem(400, "unparseable", "The body is not JSON", str(exc)) from exc
+
+
+def _check_size(count: int) -> None:
+    if count > MAX_BATCH:
+        raise Problem(413, "too_large", f"At most {MAX_BATCH} records a batch, got {count}")
+
+
+def _csv_records(department: str, body: bytes, base: str) -> list[domain.ParsedSubmission]:
+    try:
+        rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise Problem(400, "unparseable", "The body is not UTF-8 CSV", str(exc)) from exc
+    _check_size(len(rows))
+    parsed = []
+    for i, row in enumerate(rows):
+        data, cell_errors = domain.record_from_csv_row(row)
+        p = domain.parse_http_record(department, data, f"{base}/{i}")
+        if cell_errors:  # the cell's own error says more than "required"
+            named = {e.field for e in cell_errors}
+            p = domain.ParsedSubmission(p.event, None,
+                                        cell_errors + [e for e in p.errors if e.field not in named],
+                                        p.record_id, p.revision)
+        parsed.append(p)
+    return parsed

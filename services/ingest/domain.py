@@ -205,3 +205,49 @@ def order_revisions(current: dict[tuple[str, str], int],
             current[(dept, record_id)] = revision
         fates.append(fate)
     return fates
+
+
+# --- the HTTP gateway ---------------------------------------------------------------------
+
+
+
+def parse_http_record(department: str, data: Any, event_id: str) -> ParsedSubmission:
+    """A record posted over HTTP, read exactly as if the department had sent it on its
+    inbound topic (same envelope, same checks)."""
+    envelope = {"specversion": "1.0", "id": event_id, "source": f"dept/{department}",
+                "type": RECORD_SUBMITTED, "datacontenttype": "application/json", "data": data}
+    return parse_message(json.dumps(envelope, ensure_ascii=False, default=str).encode())
+
+
+def record_from_csv_row(row: dict[str | None, str | list[str] | None]
+                        ) -> tuple[dict[str, Any], list[FieldError]]:
+    """One CSV row (header = the JSON field names, `subject.type` style for the subject,
+    `attributes` a JSON object) as a record's data, with the cells that cannot be read."""
+    data: dict[str, Any] = {}
+    errors: list[FieldError] = []
+    for column, cell in row.items():
+        if column is None:
+            errors.append(err("row", "extra_cells", "more cells than the header has columns"))
+            continue
+        value = cell.strip() if isinstance(cell, str) else ""
+        if not value:
+            continue
+        if column == "revision":
+            if not value.isdigit():
+                errors.append(err("revision", "int_parsing", f"{value!r} is not a whole number"))
+                continue
+            data["revision"] = int(value)
+        elif column == "attributes":
+            try:
+                attributes = json.loads(value)
+            except ValueError:
+                attributes = None
+            if not isinstance(attributes, dict):
+                errors.append(err("attributes", "json", "must be a JSON object"))
+                continue
+            data["attributes"] = attributes
+        elif column.startswith("subject."):
+            data.setdefault("subject", {})[column.removeprefix("subject.")] = value
+        else:
+            data[column] = value
+    return data, errors

@@ -6,19 +6,22 @@ import uuid
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import FastAPI, Form, Header, Request
+from fastapi import Depends, FastAPI, Form, Header, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from services.objection import domain, handlers, store
 from services.objection.contracts import (
+    DecisionRequest,
     ObjectionCreated,
     ObjectionRequest,
     ObjectionStatus,
     RecordInput,
     TimelineEvent,
 )
+from shared import credentials
+from shared.contract import ObjectionDecision
 from shared.http import Problem, base_app
 from shared.service import ServiceContext
 
@@ -57,6 +60,25 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             due_by=found["due_by"],
             record=RecordInput(department=found["department"], record_id=found["record_id"]),
             timeline=[TimelineEvent(**e) for e in found["timeline"]])
+
+    department_of = credentials.bearer(ctx.pool, "department")
+
+    @app.post("/api/v1/objections/{objection_id}/decision")
+    async def decide(objection_id: str, decision: DecisionRequest,
+                     department: str = Depends(department_of)) -> dict[str, str]:
+        """The owning department's decision (CONTRACT.md). A corrected revision is sent to
+        ingest (`POST /api/v1/records`), not here."""
+        if not _is_uuid(objection_id):
+            raise Problem(404, "not_found", "No objection with this id")
+        payload = ObjectionDecision(objection_id=objection_id, decision=decision.decision,
+                                    reason=decision.reason, withdraw=decision.withdraw)
+        try:
+            async with ctx.pool.acquire() as conn, conn.transaction():
+                status = await handlers.decide(conn, department, payload)
+        except handlers.DecisionRefused as exc:
+            raise Problem(404, "not_found", "No objection of this department with this id",
+                          str(exc)) from exc
+        return {"objection_id": objection_id, "status": status}
 
     @app.get("/objections/new", response_class=HTMLResponse, include_in_schema=False)
     async def form(request: Request, type: str = "", id: str = "", department: str = "",

@@ -4,11 +4,12 @@ catalogue marks public and only within its disclosure period, individuals masked
 from __future__ import annotations
 
 import base64
+import uuid
 from pathlib import Path
 from typing import Any
 
 import zhconv
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from slowapi import Limiter
@@ -16,12 +17,21 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 
 from services.publisher import domain, store
-from shared import clock
-from shared.contract import SUBJECT_TYPES, SubjectChanged, SubjectRef, subject_key
+from services.publisher.contracts import FeedbackRequest
+from shared import clock, credentials
+from shared.contract import (
+    SUBJECT_TYPES,
+    NoticeFeedback,
+    SubjectChanged,
+    SubjectRef,
+    subject_key,
+)
 from shared.http import Problem, base_app, problem_response
 from shared.service import ServiceContext
 
 PAGE_SIZE = 20
+
+
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 TEMPLATES.env.globals["subject_type_names"] = {
     "enterprise": "企业", "individual": "个人", "institution": "事业单位", "social_org": "社会组织"}
@@ -63,6 +73,23 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     async def list_changes(request: Request, list_name: str,
                            since: str | None = None) -> dict[str, Any]:
         return await views.list_changes(list_name, since)
+
+    agency_of = credentials.bearer(ctx.pool, "agency")
+
+    @app.post("/api/v1/notices/{notice_id}/feedback")
+    async def notice_feedback(notice_id: str, answer: FeedbackRequest,
+                              agency: str = Depends(agency_of)) -> dict[str, str]:
+        """An agency reports what it did with one of its notices (closed loop)."""
+        try:
+            feedback = NoticeFeedback(notice_id=str(uuid.UUID(notice_id)),
+                                      status=answer.status, note=answer.note)
+        except ValueError as exc:
+            raise Problem(404, "not_found", "No notice with this id") from exc
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            updated = await store.record_feedback(conn, [(agency, feedback)])
+        if not updated:
+            raise Problem(404, "not_found", f"{agency} has no notice {notice_id}")
+        return {"notice_id": feedback.notice_id, "status": feedback.status}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     @limiter.limit(ctx.settings.public_rate_limit)

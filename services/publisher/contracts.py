@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
 from shared.catalogue import Catalogue
 from shared.topics import LISTS_CHANGED, NOTICE_FEEDBACK, NOTICES, SUBJECTS_CHANGED
 
@@ -12,3 +16,12 @@ PRODUCES = (LISTS_CHANGED, NOTICES)
 def consumed_topics(catalogue: Catalogue) -> list[str]:
     return [SUBJECTS_CHANGED.name,
             *(NOTICE_FEEDBACK.of(agency).name for agency in catalogue.agencies)]
+
+
+class FeedbackRequest(BaseModel):
+    """An agency's answer about one notice, over HTTP."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["received", "applied", "not_applicable"]
+    note: str | None = Field(default=None, max_length=2000)

@@ -13,6 +13,7 @@ SPEC = ServiceSpec(
     handler=handlers.make_handler,
     api=api.create_app,
     timers=(handlers.list_timer,),
+    authenticates="agency",
 )
 
 

@@ -72,8 +72,13 @@ async def test_court_record_lists_notifies_and_withdrawal_revokes(
     assert revocation["notice_id"] != notice["notice_id"]
     await poll_json(profile_url, lambda r: r.json()["lists"] == [] and r.json()["records"] == [])
 
-    changes = (await poll_json(
-        f"{services['publisher'].url()}/api/v1/lists/court.dishonest_debtor/changes",
-        lambda r: r.status_code == 200)).json()["changes"]
-    ops = [c["op"] for c in changes if c["subject"]["id"] == firm.id]
+    ops, cursor = [], ""
+    while True:  # the feed comes in pages; `next` is the cursor for the following one
+        page_of_changes = (await poll_json(
+            f"{services['publisher'].url()}/api/v1/lists/court.dishonest_debtor/changes"
+            f"?since={cursor}", lambda r: r.status_code == 200)).json()
+        if not page_of_changes["changes"]:
+            break
+        ops += [c["op"] for c in page_of_changes["changes"] if c["subject"]["id"] == firm.id]
+        cursor = page_of_changes["next"]
     assert ops == ["ADD", "DEL"]
