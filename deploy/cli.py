@@ -70,6 +70,7 @@ def reset(yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False
     for proc in stack.services(settings):
         proc.stop()
     asyncio.run(stack.wipe(settings))
+    (settings.home / "demo.loaded").unlink(missing_ok=True)
     typer.echo("databases dropped, topics deleted; `xinyong up` starts afresh")
 
 

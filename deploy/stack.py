@@ -62,7 +62,6 @@ async def wipe(settings: Settings) -> None:
         await drop_database(settings, service)
     topics = all_topics(load_catalogue(settings.catalogue_path))
     await delete_topics(settings, [t.name for t in topics])
-    (settings.home / "demo.loaded").unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
