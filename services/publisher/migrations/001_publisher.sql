@@ -31,6 +31,7 @@ CREATE TABLE list_entries (
 );
 CREATE UNIQUE INDEX list_entries_one_open ON list_entries (list, subject_key)
     WHERE status IN ('pending', 'active');
+CREATE INDEX list_entries_subject ON list_entries (subject_key);
 CREATE INDEX list_entries_pending ON list_entries (publish_at) WHERE status = 'pending';
 CREATE INDEX list_entries_active ON list_entries (list, until) WHERE status = 'active';
 
