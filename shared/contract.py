@@ -128,6 +128,7 @@ class BasisRecord(_Open):
     revision: int
 
 
+# Named outside the class: inside Notice, `list` is a field (the contract's name for it).
 _Basis = list[BasisRecord]
 _Related = list[RelatedSubject]
 

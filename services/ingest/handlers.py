@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -15,7 +16,13 @@ import asyncpg
 from services.ingest import domain, store
 from shared import clock, inbox, outbox
 from shared.catalogue import Catalogue
-from shared.contract import AcceptedRecord, FieldError, RawPosition, RecordFeedback
+from shared.contract import (
+    AcceptedRecord,
+    FeedbackStatus,
+    FieldError,
+    RawPosition,
+    RecordFeedback,
+)
 from shared.messages import InboundMessage, OutboundEvent
 from shared.service import ServiceContext
 from shared.topics import FEEDBACK, INBOUND, OBJECTION_DECIDED, RECORDS_ACCEPTED
@@ -75,13 +82,13 @@ async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
     fresh = await inbox.first_seen(conn, [
         _event_key(d) for d, errs in zip(deliveries, errors, strict=True) if not errs])
     valid = []
-    statuses: list[str] = []
+    statuses: list[FeedbackStatus | None] = []  # None: to be decided by its revision
     for d, errs in zip(deliveries, errors, strict=True):
         if errs:
             statuses.append("rejected")
         elif _event_key(d) in fresh:
             fresh.discard(_event_key(d))  # a second copy in the same batch is a duplicate
-            statuses.append("pending")
+            statuses.append(None)
             valid.append(d)
         else:
             statuses.append("duplicate")
@@ -90,10 +97,10 @@ async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
     current = await store.lock_current_revisions(conn, keys)
     fates = iter(domain.order_revisions(current, [
         (d.department, d.parsed.record_id or "", d.parsed.revision or 0) for d in valid]))
-    statuses = [next(fates) if s == "pending" else s for s in statuses]
+    decided: list[FeedbackStatus] = [s if s is not None else next(fates) for s in statuses]
 
     outcomes = [Outcome(d, _feedback(d, s, e))
-                for d, s, e in zip(deliveries, statuses, errors, strict=True)]
+                for d, s, e in zip(deliveries, decided, errors, strict=True)]
     await _write(conn, outcomes)
     return outcomes
 
@@ -103,7 +110,7 @@ def _event_key(d: Delivery) -> tuple[str, str]:
     return f"dept/{d.department}", d.parsed.event.id
 
 
-def _errors_of(catalogue: Catalogue, d: Delivery, today: Any) -> list[FieldError]:
+def _errors_of(catalogue: Catalogue, d: Delivery, today: date) -> list[FieldError]:
     p = d.parsed
     if p.event is None or p.submission is None:
         return p.errors
@@ -113,7 +120,8 @@ def _errors_of(catalogue: Catalogue, d: Delivery, today: Any) -> list[FieldError
             + domain.check_submission(catalogue, d.department, p.submission, today))
 
 
-def _feedback(d: Delivery, status: Any, errors: list[FieldError]) -> RecordFeedback:
+def _feedback(d: Delivery, status: FeedbackStatus,
+              errors: list[FieldError]) -> RecordFeedback:
     if d.parsed.unparseable and d.partition is not None and d.offset is not None:
         return RecordFeedback(event_id=None, record_id=None, revision=None, status="rejected",
                               errors=errors,
