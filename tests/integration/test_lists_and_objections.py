@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,6 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from deploy.stack import ServiceProcess
+from shared import clock
 from shared.settings import Settings
 from tests.integration.conftest import TopicWatcher
 from tests.integration.helpers import enterprise, individual, key_of, record
@@ -36,8 +37,8 @@ async def test_tax_major_violation_waits_for_its_notice_period(
             break
         await asyncio.sleep(0.1)
     assert entry is not None and entry["status"] == "pending"
-    days = (entry["publish_at"].date() - date.today()).days
-    assert days in (6, 7)  # 公示期 of 7 days (catalogue), counted from now in UTC
+    wait = entry["publish_at"] - datetime.now(UTC)
+    assert timedelta(days=6, hours=23) < wait <= timedelta(days=7)  # 公示期 of 7 days
     url = f"{services['publisher'].url()}/api/v1/subjects/enterprise/{firm.id}"
     profile = (await poll_json(url, lambda r: r.status_code == 200)).json()
     assert profile["lists"] == []
@@ -123,7 +124,8 @@ async def test_objection_flags_the_record_routes_it_and_a_rejection_lifts_the_fl
         assert r.status_code == 201, r.text
         created = r.json()
         assert created["status"] == "routed"
-        assert created["due_by"] == (date.today() + timedelta(days=20)).isoformat()
+        # 20 days from the day received in Zhuhai (China Standard Time), not UTC.
+        assert created["due_by"] == (clock.today() + timedelta(days=20)).isoformat()
 
         [routed] = await watcher.wait_for(
             "credit.objections.hrss",
