@@ -216,3 +216,16 @@ async def test_upheld_objection_with_a_corrected_revision(
         r.json()["records"][0]["document_no"] == "珠市监罚〔2026〕18号"
         and r.json()["records"][0]["disputed"] is False))).json()
     assert len(profile["records"]) == 1
+
+
+async def test_the_objection_form_for_people(services: dict[str, ServiceProcess]) -> None:
+    firm = enterprise()
+    form = {"kind": "objection", "type": "enterprise", "id": firm.id, "department": "amr",
+            "record_id": "FORM-1", "reason": "处罚已撤销", "contact": "13700000000"}
+    async with httpx.AsyncClient(base_url=services["objection"].url()) as client:
+        page = await client.get("/objections/new", params={"id": firm.id})
+        assert page.status_code == 200 and 'lang="zh-CN"' in page.text
+        done = await client.post("/objections/new", data=form)
+        assert done.status_code == 201 and "申请已受理" in done.text
+        refused = await client.post("/objections/new", data={**form, "id": firm.id[:-1]})
+        assert refused.status_code == 422 and "18" in refused.text
