@@ -135,7 +135,8 @@ class ServiceProcess:
             except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.25)
-        raise TimeoutError(f"{self.name} not ready in {timeout}s; see {self.log_file}")
+        raise TimeoutError(f"{self.name} not ready in {timeout}s; see {self.log_file}:\n"
+                           f"{self.tail()}")
 
     def tail(self, lines: int = 30) -> str:
         try:

@@ -110,7 +110,10 @@ async def migrate(conn: asyncpg.Connection, *migration_dirs: Path) -> list[str]:
             checksum = hashlib.sha256(sql.encode()).hexdigest()
             if path.name in done:
                 if done[path.name] != checksum:
-                    raise RuntimeError(f"migration {path.name} was edited after it was applied")
+                    raise RuntimeError(
+                        f"migration {path.name} was edited after it was applied; applied "
+                        "migrations are never edited, a change is a new file (a local "
+                        "database from an older checkout: `./xinyong reset --yes`)")
                 continue
             async with conn.transaction():
                 await conn.execute(sql)
