@@ -24,7 +24,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from deploy import demo
-from deploy.stack import IsolatedStack, submission_event
+from deploy.stack import IsolatedStack
+from shared.envelope import submission_json
 from shared.kafka import make_producer
 from shared.settings import Settings
 
@@ -123,7 +124,7 @@ async def pipeline(stack: IsolatedStack, n: int) -> dict[str, float]:
     # Encoded beforehand, so that the load generator takes as little of the shared CPU as
     # it can while the services run.
     messages = [(data["record_id"], settings.topic(f"credit.inbound.{dept}"),
-                 submission_event(dept, data),
+                 submission_json(dept, data),
                  f"{data['subject']['type']}:{data['subject']['id']}".encode())
                 for dept, data in batch]
     sent_at: dict[str, int] = {}

@@ -7,7 +7,6 @@ start things the same way.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -26,6 +25,7 @@ from shared import credentials
 from shared.catalogue import load_catalogue
 from shared.contract import PartyKind
 from shared.db import drop_database, ensure_database
+from shared.envelope import submission_json
 from shared.kafka import create_topics, delete_topics, make_producer
 from shared.messages import OutboundEvent
 from shared.settings import REPO_ROOT, Settings
@@ -187,17 +187,6 @@ async def revoke_credential(settings: Settings, token_id: str) -> None:
     await _publish(settings, credentials.event_of(credentials.revocation(token_id)))
 
 
-def submission_event(dept: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
-    subject = data["subject"]
-    return json.dumps({
-        "specversion": "1.0", "id": event_id or str(uuid.uuid4()), "source": f"dept/{dept}",
-        "type": "cn.zhuhai.credit.record.submitted.v1",
-        "subject": f"{subject['type']}:{subject['id']}",
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-        "datacontenttype": "application/json", "data": data,
-    }, ensure_ascii=False).encode()
-
-
 async def produce_submissions(settings: Settings,
                               items: Iterable[tuple[str, dict[str, Any]]],
                               producer: AIOKafkaProducer | None = None) -> int:
@@ -211,7 +200,7 @@ async def produce_submissions(settings: Settings,
         for dept, data in items:
             key = f"{data['subject']['type']}:{data['subject']['id']}".encode()
             futures.append(await producer.send(settings.topic(INBOUND.of(dept).name),
-                                               submission_event(dept, data), key=key))
+                                               submission_json(dept, data), key=key))
         for f in futures:
             await f
         return len(futures)

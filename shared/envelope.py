@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from functools import cache
@@ -49,3 +50,16 @@ def encode_event(event_type: str, source: str, subject: str | None, data: BaseMo
             f'"time":"{datetime.now(UTC).isoformat()}","datacontenttype":"application/json",'
             '"data":')
     return event_id, head.encode() + data.model_dump_json().encode() + b"}"
+
+
+def submission_json(department: str, data: Any, event_id: str | None = None) -> bytes:
+    """A record.submitted.v1 event as a department sends it, around data that may be
+    anything (it is not checked here: ingest checks it)."""
+    subject = data.get("subject") if isinstance(data, dict) else None
+    key = (f"{subject.get('type')}:{subject.get('id')}" if isinstance(subject, dict) else None)
+    return json.dumps({
+        "specversion": "1.0", "id": event_id or str(uuid.uuid4()),
+        "source": f"dept/{department}", "type": "cn.zhuhai.credit.record.submitted.v1",
+        "subject": key, "time": datetime.now(UTC).isoformat(),
+        "datacontenttype": "application/json", "data": data,
+    }, ensure_ascii=False, default=str).encode()

@@ -29,8 +29,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     async def submit(department: str, parsed: list[domain.ParsedSubmission]
                      ) -> SubmissionAnswer:
-        deliveries = [handlers.Delivery(department, p, "http", "POST /api/v1/records")
-                      for p in parsed]
+        deliveries = [handlers.Delivery(department, p) for p in parsed]
         async with ctx.pool.acquire() as conn, conn.transaction():
             outcomes = await handlers.ingest_deliveries(conn, ctx.catalogue, deliveries)
         results = [RecordResult(index=i, record_id=o.feedback.record_id,

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from shared.catalogue import Catalogue, CatalogueItem
 from shared.contract import FeedbackStatus, FieldError, RecordSubmission, SubjectRef
-from shared.envelope import AnyEvent, CloudEvent
+from shared.envelope import AnyEvent, CloudEvent, submission_json
 from shared.identifiers import age_on, check_resident_id, check_uscc, parse_birth_date
 from shared.topics import RECORD_SUBMITTED
 
@@ -214,9 +214,7 @@ def order_revisions(current: dict[tuple[str, str], int],
 def parse_http_record(department: str, data: Any, event_id: str) -> ParsedSubmission:
     """A record posted over HTTP, read exactly as if the department had sent it on its
     inbound topic (same envelope, same checks)."""
-    envelope = {"specversion": "1.0", "id": event_id, "source": f"dept/{department}",
-                "type": RECORD_SUBMITTED, "datacontenttype": "application/json", "data": data}
-    return parse_message(json.dumps(envelope, ensure_ascii=False, default=str).encode())
+    return parse_message(submission_json(department, data, event_id))
 
 
 def record_from_csv_row(row: dict[str | None, str | list[str] | None]

@@ -33,16 +33,19 @@ SOURCE = "xinyong/ingest"
 
 @dataclass(frozen=True)
 class Delivery:
-    """One submission as it arrived: from Kafka (with its position) or over HTTP."""
+    """One submission as it arrived: a message from Kafka, or a record posted over HTTP."""
 
     department: str
     parsed: domain.ParsedSubmission
-    channel: str
-    topic: str
-    partition: int | None = None
-    offset: int | None = None
-    key: str | None = None
-    raw: bytes = b""
+    message: InboundMessage | None = None  # None: over HTTP
+
+    @property
+    def channel(self) -> str:
+        return "kafka" if self.message else "http"
+
+    @property
+    def source(self) -> str:
+        return self.message.topic if self.message else "POST /api/v1/records"
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,7 @@ def delivery_of(message: InboundMessage) -> Delivery | None:
             return None
         parsed = correction
     department = INBOUND.code_of(message.topic) or "unknown"
-    return Delivery(department, parsed, "kafka", message.topic, message.partition,
-                    message.offset, message.key, message.value)
+    return Delivery(department, parsed, message)
 
 
 async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
@@ -115,18 +117,19 @@ def _errors_of(catalogue: Catalogue, d: Delivery, today: date) -> list[FieldErro
     if p.event is None or p.submission is None:
         return p.errors
     if d.department not in catalogue.departments:
-        return [domain.err("topic", "unknown_department", f"{d.topic} has no department")]
+        return [domain.err("topic", "unknown_department", f"{d.source} has no department")]
     return (domain.check_envelope(p.event, d.department, p.submission)
             + domain.check_submission(catalogue, d.department, p.submission, today))
 
 
 def _feedback(d: Delivery, status: FeedbackStatus,
               errors: list[FieldError]) -> RecordFeedback:
-    if d.parsed.unparseable and d.partition is not None and d.offset is not None:
+    if d.parsed.unparseable and d.message is not None:
+        m = d.message
         return RecordFeedback(event_id=None, record_id=None, revision=None, status="rejected",
                               errors=errors,
-                              raw=RawPosition(topic=d.topic, partition=d.partition,
-                                              offset=d.offset))
+                              raw=RawPosition(topic=m.topic, partition=m.partition,
+                                              offset=m.offset))
     return RecordFeedback(event_id=d.parsed.event.id if d.parsed.event else None,
                           record_id=d.parsed.record_id, revision=d.parsed.revision,
                           status=status, errors=errors if status == "rejected" else [])
@@ -139,7 +142,8 @@ async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
     audit = []
     for o in outcomes:
         d, fb = o.delivery, o.feedback
-        key = d.parsed.submission.subject.key if d.parsed.submission else d.key
+        key = (d.parsed.submission.subject.key if d.parsed.submission
+               else d.message.key if d.message else None)
         events.append(OutboundEvent.of(FEEDBACK.of(d.department), SOURCE, key, fb))
         if fb.status == "accepted" and d.parsed.submission and d.parsed.event:
             sub = d.parsed.submission
@@ -151,11 +155,11 @@ async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
             revisions[(d.department, sub.record_id)] = (
                 d.department, sub.record_id, sub.revision, sub.subject.key, sub.action,
                 accepted_at)
-        if d.parsed.unparseable and d.partition is not None and d.offset is not None:
+        if d.parsed.unparseable and d.message is not None:
             events.append(outbox.dead_letter(
-                "ingest", InboundMessage(d.topic, d.partition, d.offset, d.key, d.raw, 0),
-                "; ".join(e.message for e in fb.errors)))
-        audit.append((d.department, d.topic, d.partition, d.offset, d.channel, fb.event_id,
+                "ingest", d.message, "; ".join(e.message for e in fb.errors)))
+        audit.append((d.department, d.source, d.message and d.message.partition,
+                      d.message and d.message.offset, d.channel, fb.event_id,
                       fb.record_id, fb.revision, fb.status,
                       [e.model_dump() for e in fb.errors]))
     await store.save_revisions(conn, list(revisions.values()))

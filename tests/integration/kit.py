@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from deploy.stack import submission_event
+from shared.envelope import submission_json
 from shared.settings import Settings
 from tests.integration.helpers import key_of
 
@@ -18,7 +18,7 @@ from tests.integration.helpers import key_of
 async def send(producer: AIOKafkaProducer, settings: Settings, dept: str,
                data: dict[str, Any], event_id: str | None = None) -> None:
     await producer.send_and_wait(settings.topic(f"credit.inbound.{dept}"),
-                                 submission_event(dept, data, event_id), key=key_of(data))
+                                 submission_json(dept, data, event_id), key=key_of(data))
 
 
 async def send_raw(producer: AIOKafkaProducer, settings: Settings, topic: str, value: bytes,
