@@ -3,12 +3,14 @@ owns the record, and turn the department's decision into record-status events.""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
+from prometheus_client import Gauge
 
 from services.objection import domain, store
 from services.objection.contracts import ObjectionCreated, ObjectionRequest
@@ -21,6 +23,7 @@ from shared.contract import (
     RecordStatusChanged,
     SubjectRef,
 )
+from shared.db import TRANSIENT
 from shared.envelope import AnyEvent, CloudEvent, typed
 from shared.http import Problem
 from shared.identifiers import check_resident_id, check_uscc
@@ -139,3 +142,22 @@ def parse_decisions(messages: Sequence[InboundMessage]
         except ValueError as exc:
             dead.append(outbox.dead_letter("objection", m, f"unreadable decision: {exc}"))
     return decisions, dead
+
+
+OVERDUE = Gauge("xinyong_objections_overdue", "Objections past their statutory deadline")
+TIMER_SECONDS = 5.0
+
+
+async def deadline_timer(ctx: ServiceContext) -> None:
+    """Track the statutory deadline (征信业管理条例 art. 25): an objection undecided after
+    its `due_by` is marked overdue on its timeline and counted for the operators."""
+    while True:
+        try:
+            async with ctx.pool.acquire() as conn, conn.transaction():
+                late = await store.mark_overdue(conn, clock.today())
+                OVERDUE.set(await store.count_overdue(conn))
+            if late:
+                log.warning("objections past their deadline: %s", ", ".join(late))
+        except TRANSIENT as exc:
+            log.warning("deadline timer: database unavailable (%s)", exc)
+        await asyncio.sleep(TIMER_SECONDS)

@@ -12,6 +12,7 @@ SPEC = ServiceSpec(
     consumes=contracts.consumed_topics,
     handler=handlers.make_handler,
     api=api.create_app,
+    timers=(handlers.deadline_timer,),
     authenticates="department",
 )
 

@@ -53,3 +53,20 @@ async def with_timeline(conn: asyncpg.Connection, objection_id: str) -> dict[str
         "SELECT status, note, at FROM objection_events WHERE objection_id = $1::uuid"
         " ORDER BY id", objection_id)
     return {**dict(row), "timeline": [dict(e) for e in events]}
+
+
+async def mark_overdue(conn: asyncpg.Connection, today: date) -> list[str]:
+    """Objections still undecided after their due date, marked once, with a timeline
+    entry; returns their ids."""
+    rows = await conn.fetch(
+        "UPDATE objections SET overdue_at = now() WHERE status = 'routed' AND due_by < $1"
+        " AND overdue_at IS NULL RETURNING objection_id::text, department", today)
+    for r in rows:
+        await add_event(conn, r["objection_id"], "overdue",
+                        f"{r['department']}未在法定期限内答复")
+    return [r["objection_id"] for r in rows]
+
+
+async def count_overdue(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM objections WHERE status = 'routed' AND overdue_at IS NOT NULL"))

@@ -229,3 +229,21 @@ async def test_the_objection_form_for_people(services: dict[str, ServiceProcess]
         assert done.status_code == 201 and "申请已受理" in done.text
         refused = await client.post("/objections/new", data={**form, "id": firm.id[:-1]})
         assert refused.status_code == 422 and "18" in refused.text
+
+
+async def test_an_objection_past_its_deadline_is_marked_overdue(
+        services: dict[str, ServiceProcess], db: Any) -> None:
+    firm = enterprise()
+    async with httpx.AsyncClient(base_url=services["objection"].url()) as client:
+        created = (await client.post("/api/v1/objections", json={
+            "subject": {"type": "enterprise", "id": firm.id},
+            "record": {"department": "tax", "record_id": "LATE-1"},
+            "reason": "长期未答复", "contact": "13600000000"})).json()
+    await db("objection").execute(
+        "UPDATE objections SET due_by = current_date - 1 WHERE objection_id = $1::uuid",
+        created["objection_id"])
+    url = (f"{services['objection'].url()}/api/v1/objections/{created['objection_id']}"
+           f"?token={created['access_token']}")
+    answer = await poll_json(url, lambda r: len(r.json()["timeline"]) == 2)
+    assert [e["status"] for e in answer.json()["timeline"]] == ["routed", "overdue"]
+    assert answer.json()["status"] == "routed"  # still waiting for the department
