@@ -21,7 +21,7 @@ from fastapi import Header
 
 from shared import clock, inbox
 from shared.contract import CredentialChanged, PartyKind
-from shared.http import Problem
+from shared.http import Problem, bearer_token
 from shared.messages import InboundMessage, OutboundEvent, read_event
 from shared.topics import CREDENTIALS
 
@@ -70,7 +70,7 @@ def bearer(pool: asyncpg.Pool,
 
     async def authenticate(
             authorization: Annotated[str | None, Header()] = None) -> str:
-        token = (authorization or "").removeprefix("Bearer ").strip()
+        token = bearer_token(authorization)
         token_id, _, secret = token.removeprefix(_PREFIX).partition(".")
         row = None
         if token.startswith(_PREFIX) and secret:

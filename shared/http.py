@@ -24,6 +24,11 @@ class Problem(Exception):
         self.errors, self.headers = errors, headers
 
 
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header ('' when there is none)."""
+    return (authorization or "").removeprefix("Bearer ").strip()
+
+
 def problem_response(status: int, code: str, title: str, detail: str | None = None,
                      errors: list[dict[str, str]] | None = None,
                      headers: dict[str, str] | None = None) -> JSONResponse:

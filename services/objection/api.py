@@ -22,7 +22,7 @@ from services.objection.contracts import (
 )
 from shared import credentials
 from shared.contract import ObjectionDecision
-from shared.http import Problem, base_app
+from shared.http import Problem, base_app, bearer_token
 from shared.service import ServiceContext
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
@@ -47,7 +47,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     @app.get("/api/v1/objections/{objection_id}")
     async def status(objection_id: str, token: str | None = None,
                      authorization: Annotated[str | None, Header()] = None) -> ObjectionStatus:
-        given = token or (authorization or "").removeprefix("Bearer ").strip()
+        given = token or bearer_token(authorization)
         found = None
         if _is_uuid(objection_id):
             async with ctx.pool.acquire() as conn:

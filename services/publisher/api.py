@@ -8,7 +8,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import zhconv
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
@@ -142,7 +141,7 @@ class PublicViews:
         self.catalogue = ctx.catalogue
 
     async def search(self, q: str, subject_type: str | None, page: int) -> dict[str, Any]:
-        norm = domain.normalize_name(q, lambda s: zhconv.convert(s, "zh-hans"))
+        norm = domain.normalize_name(q)
         exact = q.strip().upper()
         async with self.ctx.pool.acquire() as conn:
             rows = await store.search_subjects(

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
+import zhconv
+
 from shared.catalogue import Catalogue
 from shared.contract import (
     ArchivedRecord,
@@ -267,7 +269,13 @@ def is_discoverable(catalogue: Catalogue, snapshot: SubjectChanged, today: date)
 _PUNCTUATION = re.compile(r"[\s()（）\[\]【】〔〕〖〗{}·\.,，、\-—_/\\\"'“”‘’《》<>]+")
 
 
-def normalize_name(name: str, to_simplified: Any) -> str:
+def fold_to_simplified(text: str) -> str:
+    """Traditional characters to simplified (zhconv's table): names are kept as sent, and
+    search matches either script."""
+    return str(zhconv.convert(text, "zh-hans"))
+
+
+def normalize_name(name: str, to_simplified: Any = fold_to_simplified) -> str:
     """Lower case, no spaces or punctuation, traditional characters folded to simplified, so
     that a search matches either script."""
     # NFKC folds full-width Latin letters and digits (ＡＢＣ１) into their usual forms.

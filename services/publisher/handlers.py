@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
-import zhconv
 
 from services.publisher import domain, store
 from shared import clock, inbox, outbox
@@ -81,8 +80,7 @@ def parse(messages: Sequence[InboundMessage]
 
 
 def _search_fields(snapshot: SubjectChanged) -> tuple[str, list[str]]:
-    norm = domain.normalize_name(snapshot.subject.name or "",
-                                 lambda s: zhconv.convert(s, "zh-hans"))
+    norm = domain.normalize_name(snapshot.subject.name or "")
     return norm, domain.name_grams(norm)
 
 
