@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 
 from shared import credentials, metrics
 from shared.catalogue import Catalogue, load_catalogue
+from shared.context import ServiceContext
 from shared.contract import PartyKind
 from shared.db import SHARED_MIGRATIONS, TRANSIENT, create_pool, migrate
 from shared.kafka import make_consumer, make_producer
@@ -35,16 +36,6 @@ from shared.topics import CREDENTIALS
 from shared.worker import BatchHandler, StreamWorker
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ServiceContext:
-    """What a service's handlers and API are given: configuration and its own database."""
-
-    name: str
-    settings: Settings
-    catalogue: Catalogue
-    pool: asyncpg.Pool
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from fastapi import Depends, FastAPI, Header, Request
 from services.ingest import domain, handlers, store
 from services.ingest.contracts import RecordResult, SubmissionAnswer
 from shared import credentials
+from shared.context import ServiceContext
 from shared.http import Problem, base_app
-from shared.service import ServiceContext
 
 MAX_BATCH = 10_000
 MAX_BODY = 20 * 1024 * 1024

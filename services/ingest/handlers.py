@@ -16,6 +16,7 @@ import asyncpg
 from services.ingest import domain, store
 from shared import clock, inbox, outbox
 from shared.catalogue import Catalogue
+from shared.context import ServiceContext
 from shared.contract import (
     AcceptedRecord,
     FeedbackStatus,
@@ -24,7 +25,6 @@ from shared.contract import (
     RecordFeedback,
 )
 from shared.messages import InboundMessage, OutboundEvent
-from shared.service import ServiceContext
 from shared.topics import FEEDBACK, INBOUND, OBJECTION_DECIDED, RECORDS_ACCEPTED
 from shared.worker import BatchHandler
 

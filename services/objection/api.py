@@ -21,9 +21,9 @@ from services.objection.contracts import (
     TimelineEvent,
 )
 from shared import credentials
+from shared.context import ServiceContext
 from shared.contract import ObjectionDecision
 from shared.http import Problem, base_app, bearer_token
-from shared.service import ServiceContext
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 

@@ -16,6 +16,7 @@ from services.objection import domain, store
 from services.objection.contracts import ObjectionCreated, ObjectionRequest
 from shared import clock, inbox, outbox
 from shared.catalogue import Catalogue
+from shared.context import ServiceContext
 from shared.contract import (
     ObjectionDecision,
     ObjectionRouted,
@@ -28,7 +29,6 @@ from shared.envelope import AnyEvent, CloudEvent, typed
 from shared.http import Problem
 from shared.identifiers import check_resident_id, check_uscc
 from shared.messages import InboundMessage, OutboundEvent
-from shared.service import ServiceContext
 from shared.topics import INBOUND, OBJECTION_DECIDED, OBJECTIONS, RECORDS_STATUS
 from shared.worker import BatchHandler
 

@@ -18,6 +18,7 @@ from slowapi.util import get_remote_address
 from services.publisher import domain, store
 from services.publisher.contracts import FeedbackRequest
 from shared import clock, credentials
+from shared.context import ServiceContext
 from shared.contract import (
     SUBJECT_TYPES,
     NoticeFeedback,
@@ -26,7 +27,6 @@ from shared.contract import (
     subject_key,
 )
 from shared.http import Problem, base_app, problem_response
-from shared.service import ServiceContext
 
 PAGE_SIZE = 20
 

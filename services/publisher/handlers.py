@@ -15,11 +15,11 @@ import asyncpg
 from services.publisher import domain, store
 from shared import clock, inbox, outbox
 from shared.catalogue import Catalogue
+from shared.context import ServiceContext
 from shared.contract import NoticeFeedback, SubjectChanged
 from shared.db import TRANSIENT
 from shared.envelope import AnyEvent
 from shared.messages import InboundMessage, OutboundEvent, read_event
-from shared.service import ServiceContext
 from shared.topics import LISTS_CHANGED, NOTICE_FEEDBACK, NOTICES, SUBJECTS_CHANGED
 from shared.worker import BatchHandler
 

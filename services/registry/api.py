@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.registry import store
+from shared.context import ServiceContext
 from shared.contract import subject_key
 from shared.http import Problem, base_app
-from shared.service import ServiceContext
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:

@@ -12,6 +12,7 @@ import asyncpg
 from services.registry import domain, store
 from shared import clock, inbox, outbox
 from shared.catalogue import Catalogue
+from shared.context import ServiceContext
 from shared.contract import (
     AcceptedRecord,
     ArchivedRecord,
@@ -21,7 +22,6 @@ from shared.contract import (
 )
 from shared.envelope import AnyEvent
 from shared.messages import InboundMessage, OutboundEvent, read_event
-from shared.service import ServiceContext
 from shared.topics import RECORDS_ACCEPTED, RECORDS_STATUS, SUBJECTS_CHANGED
 from shared.worker import BatchHandler
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from services.publisher.api import create_app
-from shared.service import ServiceContext
+from shared.context import ServiceContext
 from shared.settings import Settings
 
 
