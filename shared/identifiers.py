@@ -7,6 +7,7 @@ the field and the rule that failed.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -39,6 +40,15 @@ USCC_CATEGORY_SUBJECT_TYPE = {
 class IdentifierError:
     code: str
     message: str
+
+
+def normalize_identifier(raw: str) -> str | None:
+    """An identifier as typed or sent, in the one form every check and every key uses: NFKC
+    (full-width digits and letters become ASCII), trimmed, upper case. None when anything but
+    ASCII letters and digits remains, so that no later step meets a character it cannot
+    handle."""
+    folded = unicodedata.normalize("NFKC", raw).strip().upper()
+    return folded if folded.isascii() and folded.isalnum() else None
 
 
 def uscc_check_character(first17: str) -> str:

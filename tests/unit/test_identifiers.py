@@ -283,3 +283,13 @@ def test_generated_resident_ids_validate_and_a_flipped_last_character_fails():
         assert parse_birth_date(id_number) == birth
         for wrong in (ch for ch in ID_CHECK if ch != id_number[17]):
             assert codes(check_resident_id(id_number[:17] + wrong, TODAY)) == ["checksum"]
+
+
+def test_normalize_identifier_folds_full_width_and_case_and_refuses_the_rest() -> None:
+    from shared.identifiers import normalize_identifier
+
+    assert normalize_identifier("９１１１００００６０００３７３４１ｌ") == "91110000600037341L"
+    assert normalize_identifier(" 36042619910101007x ") == "36042619910101007X"
+    assert normalize_identifier("3604261991010100²1") == "360426199101010021"
+    for bad in ("", "   ", "9111\x000000", "91110000-600037341L", "珠海", "9111 0000"):
+        assert normalize_identifier(bad) is None, bad
