@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
-from datetime import date
+import time
+from datetime import date, timedelta
 from typing import Annotated
 
 import typer
 
-from deploy import demo, stack
-from shared.catalogue import load_catalogue
-from shared.settings import REPO_ROOT, get_settings
+from deploy import credentials, demo, stack
+from shared import clock
+from shared.catalogue import Catalogue, load_catalogue
+from shared.contract import SUBJECT_TYPES, PartyKind, subject_key
+from shared.identifiers import check_resident_id, check_uscc, normalize_identifier
+from shared.settings import REPO_ROOT, Settings, get_settings
 from shared.topics import SERVICES
 
 app = typer.Typer(help="Xinyong (信用): the Zhuhai public joint credit information system.",
                   no_args_is_help=True)
 infra = typer.Typer(help="Kafka and PostgreSQL only.", no_args_is_help=True)
-creds = typer.Typer(help="Bearer tokens of departments and agencies.", no_args_is_help=True)
+creds = typer.Typer(help="Credentials of departments, agencies, subjects and operators.",
+                    no_args_is_help=True)
 app.add_typer(creds, name="credentials")
 service = typer.Typer(help="One service at a time.", no_args_is_help=True)
 app.add_typer(infra, name="infra")
@@ -39,11 +45,15 @@ def up(demo_data: Annotated[bool, typer.Option("--demo/--no-demo")] = True) -> N
     for proc in stack.services(settings):
         proc.wait_ready()
         typer.echo(f"{proc.name:<10} running (pid {proc.pid()}) at {proc.url()}")
+    sweeper = stack.credential_sweeper(settings)
+    sweeper.start()
+    typer.echo(f"{sweeper.name:<10} running (pid {sweeper.pid()}): expired credentials "
+               "lose their Kafka users")
     marker = settings.home / "demo.loaded"
     if demo_data and not marker.exists():
-        sent = asyncio.run(stack.produce_submissions(settings, demo.demo_records()))
+        sent = asyncio.run(stack.produce_as_departments(settings, demo.demo_records()))
         marker.write_text(date.today().isoformat())
-        typer.echo(f"demo data: {sent} records sent to the departments' inbound topics")
+        typer.echo(f"demo data: {sent} records sent by the departments on their inbound topics")
     publisher = stack.services(settings, ["publisher"])[0].url()
     objection = stack.services(settings, ["objection"])[0].url()
     typer.echo(f"\n信用珠海 public site: {publisher}/\npublic API:           "
@@ -55,7 +65,7 @@ def up(demo_data: Annotated[bool, typer.Option("--demo/--no-demo")] = True) -> N
 def down() -> None:
     """Stop the services, Kafka and PostgreSQL."""
     settings = get_settings()
-    for proc in stack.services(settings):
+    for proc in [*stack.services(settings), stack.credential_sweeper(settings)]:
         proc.stop()
         typer.echo(f"{proc.name:<10} stopped")
     stack.infra_down(settings)
@@ -87,13 +97,16 @@ def status() -> None:
         pid = proc.pid()
         typer.echo(f"{proc.name:<10} " + (f"running (pid {pid}) at {proc.url()}" if pid
                                           else "stopped"))
+    sweeper = stack.credential_sweeper(settings)
+    typer.echo(f"{sweeper.name:<10} " + (f"running (pid {sweeper.pid()})" if sweeper.pid()
+                                         else "stopped"))
 
 
 @app.command("load-demo")
 def load_demo(subjects: int = 300, seed: int = 2026) -> None:
     """Send demo records (a few hundred subjects of all four types) to the inbound topics."""
     settings = get_settings()
-    sent = asyncio.run(stack.produce_submissions(
+    sent = asyncio.run(stack.produce_as_departments(
         settings, demo.demo_records(seed=seed, subjects=subjects)))
     typer.echo(f"{sent} records sent")
 
@@ -118,27 +131,120 @@ def provision() -> None:
 @creds.command("issue")
 def credentials_issue(
         department: Annotated[str | None, typer.Option(help="a department code")] = None,
-        agency: Annotated[str | None, typer.Option(help="an agency code")] = None) -> None:
-    """Issue a bearer token for a department (ingest, objection decisions) or an agency
-    (notice feedback). The token is printed once and kept nowhere."""
+        agency: Annotated[str | None, typer.Option(help="an agency code")] = None,
+        subject: Annotated[str | None, typer.Option(
+            help="<type>:<identifier>, for a subject's own access")] = None,
+        operator: Annotated[bool, typer.Option(
+            "--operator", help="an SRE: the operators' API and a Kafka administrator")] = False,
+        expires_in: Annotated[str | None, typer.Option(
+            help="lifetime, e.g. 90d, 12h, 30m (default: docs/decisions.md)")] = None,
+        format: Annotated[str, typer.Option(help="text or env")] = "text") -> None:
+    """Issue a credential: an HTTP bearer token and, for departments, agencies and operators,
+    a Kafka user of its own with its party's ACLs. The secrets are printed once and kept
+    nowhere."""
     settings = get_settings()
+    kind, party = _party(settings, department, agency, subject, operator)
+    if format not in ("text", "env"):
+        raise typer.BadParameter("text or env", param_hint="--format")
+    lifetime = _duration(expires_in) if expires_in else None
+    issued = asyncio.run(credentials.issue(settings, kind, party, lifetime))
+    if format == "env":
+        typer.echo("\n".join(issued.env_lines()))
+        return
+    typer.echo(f"credential {issued.credential_id} for {kind} {party}, "
+               f"expires {issued.expires_at:%Y-%m-%d %H:%M} UTC")
+    typer.echo(f"HTTP:  Authorization: Bearer {issued.token}")
+    if issued.kafka_user:
+        typer.echo(f"Kafka: SASL/SCRAM-SHA-512 user {issued.kafka_user} password "
+                   f"{issued.kafka_password}")
+
+
+def _party(settings: Settings, department: str | None, agency: str | None,
+           subject: str | None, operator: bool) -> tuple[PartyKind, str]:
+    given = [(k, v) for k, v in (("department", department), ("agency", agency),
+                                 ("subject", subject)) if v is not None]
+    if operator:
+        given.append(("operator", "operator"))
+    if len(given) != 1:
+        raise typer.BadParameter("give exactly one of --department, --agency, --subject and "
+                                 "--operator")
+    kind, party = given[0]
     catalogue = load_catalogue(settings.catalogue_path)
-    if (department is None) == (agency is None):
-        raise typer.BadParameter("give exactly one of --department and --agency")
-    if department is not None and department not in catalogue.departments:
-        raise typer.BadParameter(f"unknown department {department}")
-    if agency is not None and agency not in catalogue.agencies:
-        raise typer.BadParameter(f"unknown agency {agency}")
-    token = asyncio.run(stack.issue_credential(
-        settings, "department" if department else "agency", department or agency or ""))
-    typer.echo(token)
+    if kind == "department" and party not in catalogue.departments:
+        raise typer.BadParameter(f"unknown department {party}", param_hint="--department")
+    if kind == "agency" and party not in catalogue.agencies:
+        raise typer.BadParameter(f"unknown agency {party}", param_hint="--agency")
+    if kind == "subject":
+        party = _subject_key(party, catalogue)
+    return kind, party  # type: ignore[return-value]
+
+
+def _subject_key(value: str, catalogue: Catalogue) -> str:
+    subject_type, _, raw_id = value.partition(":")
+    identifier = normalize_identifier(raw_id)
+    if subject_type not in SUBJECT_TYPES or identifier is None:
+        raise typer.BadParameter("<type>:<identifier>, type one of "
+                                 + ", ".join(SUBJECT_TYPES), param_hint="--subject")
+    problems = (check_resident_id(identifier, clock.today()) if subject_type == "individual"
+                else check_uscc(identifier, subject_type, catalogue.legacy_uscc))
+    if problems:
+        raise typer.BadParameter("; ".join(p.message for p in problems), param_hint="--subject")
+    return subject_key(subject_type, identifier)
+
+
+def _duration(text: str) -> timedelta:
+    match = re.fullmatch(r"(\d{1,5})([dhm])", text.strip())
+    if not match:
+        raise typer.BadParameter("a number followed by d, h or m (e.g. 90d)",
+                                 param_hint="--expires-in")
+    unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
 
 
 @creds.command("revoke")
-def credentials_revoke(token_id: Annotated[str, typer.Argument(
-        help="the part of the token between xyt_ and the dot")]) -> None:
-    asyncio.run(stack.revoke_credential(get_settings(), token_id))
-    typer.echo(f"revoked {token_id}")
+def credentials_revoke(credential_id: Annotated[str, typer.Argument(
+        help="CREDENTIAL_ID (the part of the token between xyt_ and the dot)")]) -> None:
+    """Revoke a credential: its Kafka user and ACLs (confirmed by the broker), then its
+    token."""
+    try:
+        asyncio.run(credentials.revoke(get_settings(), credential_id))
+    except LookupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"revoked {credential_id}")
+
+
+@creds.command("list")
+def credentials_list() -> None:
+    """The live credentials (issued, not revoked, not expired)."""
+    now = clock.now()
+    for c in asyncio.run(credentials.read_all(get_settings())).values():
+        if c.live(now) and c.issued is not None:
+            i = c.issued
+            expires = f"{i.expires_at:%Y-%m-%d}" if i.expires_at else "never"
+            typer.echo(f"{c.token_id}  {i.party_kind or '':<10} {(i.party or '')[:24]:<24} "
+                       f"kafka={i.kafka_user or '-':<36} issued={i.at:%Y-%m-%d} "
+                       f"expires={expires}")
+
+
+@creds.command("sweep")
+def credentials_sweep(every: Annotated[int, typer.Option(
+        help="seconds between sweeps; 0: once")] = 0) -> None:
+    """Revoke expired credentials (Kafka user, ACLs, token) and remove Kafka users left by
+    an interrupted revocation. `xinyong up` runs it every minute in the background."""
+    settings = get_settings()
+    while True:
+        try:
+            swept = asyncio.run(credentials.sweep(settings))
+            if swept:
+                typer.echo(f"expired: {', '.join(swept)}")
+        except Exception as exc:  # a sweep that failed is tried again at the next round
+            if not every:
+                raise
+            typer.echo(f"sweep failed: {exc}", err=True)
+        if not every:
+            return
+        time.sleep(every)
 
 
 @infra.command("down")

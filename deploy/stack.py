@@ -15,19 +15,22 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
+from confluent_kafka import KafkaException
 
-from shared import credentials
+from deploy import credentials, secrets
+from deploy.credentials import admin
+from deploy.kafka_admin import KafkaAdmin
+from shared.access import Principal, username
 from shared.catalogue import load_catalogue
-from shared.contract import PartyKind
 from shared.db import drop_database, ensure_database
 from shared.envelope import submission_json
-from shared.kafka import create_topics, delete_topics, make_producer
-from shared.messages import OutboundEvent
+from shared.kafka import make_producer
 from shared.settings import REPO_ROOT, Settings
 from shared.topics import INBOUND, SERVICES, all_topics
 
@@ -42,6 +45,28 @@ def run_script(name: str, action: str, settings: Settings) -> None:
 def infra_up(settings: Settings) -> None:
     run_script("postgres.sh", "start", settings)
     run_script("kafka.sh", "start", settings)
+    ensure_kafka_admin(settings)
+
+
+def ensure_kafka_admin(settings: Settings) -> None:
+    """Make sure the bootstrap administrator can log in. A broker whose storage was
+    formatted before its listeners were authenticated has no SCRAM users: they are added
+    over the inter-broker listener, as the broker's own (PLAIN, static JAAS) super user, so
+    that an old local broker is upgraded with no manual step."""
+    try:
+        admin(settings).topic_names()
+        return
+    except KafkaException:
+        pass
+    port = int(os.environ.get("XINYONG_KAFKA_BROKER_PORT")
+               or int(settings.kafka_bootstrap.rsplit(":", 1)[1]) + 2)
+    broker = KafkaAdmin(settings, "broker", secrets.secret(settings, "kafka-broker.password"),
+                        overrides={"bootstrap.servers": f"127.0.0.1:{port}",
+                                   "sasl.mechanism": "PLAIN",
+                                   "security.protocol": "SASL_PLAINTEXT"})
+    broker.upsert_user("broker", secrets.secret(settings, "kafka-broker.password"))
+    broker.upsert_user(settings.kafka_admin_username, secrets.admin_password(settings))
+    admin(settings).topic_names()
 
 
 def infra_down(settings: Settings) -> None:
@@ -50,18 +75,42 @@ def infra_down(settings: Settings) -> None:
 
 
 async def provision(settings: Settings) -> list[str]:
-    """Databases and roles for every service, and every topic; returns the topics created."""
+    """Databases and roles for every service, every topic, and each service's Kafka user
+    with exactly its ACLs; returns the topics created."""
     for service in SERVICES:
         await ensure_database(settings, service)
-    return await create_topics(settings, all_topics(load_catalogue(settings.catalogue_path)))
+    return await asyncio.to_thread(_provision_kafka, settings)
+
+
+def _provision_kafka(settings: Settings) -> list[str]:
+    kafka = admin(settings)
+    created = kafka.create_topics(all_topics(load_catalogue(settings.catalogue_path)))
+    for service in SERVICES:
+        kafka.create_principal(service_principal(settings, service),
+                               secrets.service_password(settings, service))
+    return created
+
+
+def service_principal(settings: Settings, service: str) -> Principal:
+    return Principal("service", service, username("service", service, settings.topic_namespace))
 
 
 async def wipe(settings: Settings) -> None:
-    """Drop the services' databases and delete their topics: a clean slate."""
+    """Drop the services' databases and delete their topics: a clean slate. A test or
+    benchmark namespace also loses its Kafka users, their ACLs and its secrets."""
     for service in SERVICES:
         await drop_database(settings, service)
-    topics = all_topics(load_catalogue(settings.catalogue_path))
-    await delete_topics(settings, [t.name for t in topics])
+    await asyncio.to_thread(_wipe_kafka, settings)
+
+
+def _wipe_kafka(settings: Settings) -> None:
+    kafka = admin(settings)
+    kafka.delete_topics([t.name for t in all_topics(load_catalogue(settings.catalogue_path))])
+    if settings.topic_namespace:
+        for user in kafka.users():
+            if user.startswith(settings.topic_namespace):
+                kafka.remove_principal(user)
+        secrets.forget_namespace(settings)
 
 
 @dataclass(frozen=True)
@@ -71,6 +120,8 @@ class ServiceProcess:
     name: str
     settings: Settings
     run_dir: Path
+    # What `python` runs; a service by default (`-m services.<name>`).
+    command: tuple[str, ...] = ()
 
     @property
     def pid_file(self) -> Path:
@@ -92,11 +143,15 @@ class ServiceProcess:
         if (pid := self.pid()) is not None:
             return pid
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        principal = {} if self.command else {  # the service's own Kafka user (provision)
+            "XINYONG_KAFKA_SASL_USERNAME": service_principal(self.settings, self.name).username,
+            "XINYONG_KAFKA_SASL_PASSWORD": secrets.service_password(self.settings, self.name)}
+        command = self.command or ("-m", f"services.{self.name}")
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", f"services.{self.name}"], cwd=REPO_ROOT,
+                [sys.executable, *command], cwd=REPO_ROOT,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, **(env or {})})
+                env={**os.environ, **(env or {}), **principal})
         self.pid_file.write_text(str(proc.pid))
         return proc.pid
 
@@ -161,52 +216,49 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def services(settings: Settings, names: Iterable[str] = SERVICES) -> list[ServiceProcess]:
+def _run_dir(settings: Settings) -> Path:
     # A test run (its own topic namespace) keeps its pid files and logs apart from the stack's.
-    run_dir = settings.home / "run" / (settings.topic_namespace.strip(".") or "stack")
-    return [ServiceProcess(n, settings, run_dir) for n in names]
+    return settings.home / "run" / (settings.topic_namespace.strip(".") or "stack")
 
 
-async def _publish(settings: Settings, event: OutboundEvent) -> None:
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        await producer.send_and_wait(settings.topic(event.topic), event.value,
-                                     key=event.key.encode() if event.key else None)
-    finally:
-        await producer.stop()
+def services(settings: Settings, names: Iterable[str] = SERVICES) -> list[ServiceProcess]:
+    return [ServiceProcess(n, settings, _run_dir(settings)) for n in names]
 
 
-async def issue_credential(settings: Settings, party_kind: PartyKind, party: str) -> str:
-    token, change = credentials.new_token(party_kind, party)
-    await _publish(settings, credentials.event_of(change))
-    return token
+async def send_submissions(producer: AIOKafkaProducer, settings: Settings,
+                           items: Iterable[tuple[str, dict[str, Any]]]) -> int:
+    """Send (department, data) pairs on the departments' inbound topics, keyed by subject,
+    with a producer allowed to write them."""
+    futures = []
+    for dept, data in items:
+        key = f"{data['subject']['type']}:{data['subject']['id']}".encode()
+        futures.append(await producer.send(settings.topic(INBOUND.of(dept).name),
+                                           submission_json(dept, data), key=key))
+    for f in futures:
+        await f
+    return len(futures)
 
 
-async def revoke_credential(settings: Settings, token_id: str) -> None:
-    await _publish(settings, credentials.event_of(credentials.revocation(token_id)))
-
-
-async def produce_submissions(settings: Settings,
-                              items: Iterable[tuple[str, dict[str, Any]]],
-                              producer: AIOKafkaProducer | None = None) -> int:
-    """Send (department, data) pairs as a department would, keyed by subject."""
-    own = producer is None
-    producer = producer or make_producer(settings)
-    if own:
+async def produce_as_departments(settings: Settings,
+                                 items: Iterable[tuple[str, dict[str, Any]]]) -> int:
+    """Send (department, data) pairs as the departments themselves: each department's
+    records with a credential of its own, issued for this and revoked after."""
+    by_department: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for dept, data in items:
+        by_department.setdefault(dept, []).append((dept, data))
+    sent = 0
+    for dept, batch in by_department.items():
+        issued = await credentials.issue(settings, "department", dept,
+                                         lifetime=timedelta(hours=1))
+        producer = make_producer(settings, username=issued.kafka_user or "",
+                                 password=issued.kafka_password or "")
         await producer.start()
-    try:
-        futures = []
-        for dept, data in items:
-            key = f"{data['subject']['type']}:{data['subject']['id']}".encode()
-            futures.append(await producer.send(settings.topic(INBOUND.of(dept).name),
-                                               submission_json(dept, data), key=key))
-        for f in futures:
-            await f
-        return len(futures)
-    finally:
-        if own:
+        try:
+            sent += await send_submissions(producer, settings, batch)
+        finally:
             await producer.stop()
+            await credentials.revoke(settings, issued.credential_id)
+    return sent
 
 
 class IsolatedStack:
@@ -233,12 +285,35 @@ class IsolatedStack:
     def start(self) -> None:
         infra_up(self.settings)
         asyncio.run(provision(self.settings))
+        self.tester = self._principal("tester")
+        self.observer = self._principal("observer")
         for p in self.processes.values():
             p.start(self.env)
         for p in self.processes.values():
             p.wait_ready()
 
+    def _principal(self, kind: str) -> dict[str, str]:
+        """A Kafka user of this namespace (the suite's or the bench's own clients): the
+        `username`/`password` arguments of shared.kafka.make_producer and client_options."""
+        name = username(kind, "", self.settings.topic_namespace)
+        password = secrets.new_password()
+        admin(self.settings).create_principal(
+            Principal(kind, "", name), password)  # type: ignore[arg-type]
+        return {"username": name, "password": password}
+
+    def service_credentials(self, service: str) -> dict[str, str]:
+        """The service's own Kafka user: for tests that play a service (a forged event on
+        an internal topic can only come from its one writer)."""
+        return {"username": service_principal(self.settings, service).username,
+                "password": secrets.service_password(self.settings, service)}
+
     def stop(self) -> None:
         for p in self.processes.values():
             p.stop()
         asyncio.run(wipe(self.settings))
+
+
+def credential_sweeper(settings: Settings) -> ServiceProcess:
+    """The expiry job of credentials (deploy/credentials.py::sweep), every minute."""
+    return ServiceProcess("sweeper", settings, _run_dir(settings),
+                          command=("-m", "deploy.cli", "credentials", "sweep", "--every", "60"))

@@ -236,18 +236,23 @@ class ListChanged(_Open):
     until: date | None
 
 
-PartyKind = Literal["department", "agency"]
+PartyKind = Literal["department", "agency", "subject", "operator"]
 
 
 class CredentialChanged(_Open):
-    """operators -> services on credit.credentials: a bearer token issued or revoked (its
-    secret's SHA-256 only; shared/credentials.py)."""
+    """operators -> services on credit.credentials (compacted, keyed by `token_id`): a
+    credential issued or revoked. It carries the SHA-256 of the token's secret, never the
+    secret; a subject's `party` is a keyed hash of its subject key, never the identity
+    number (shared/credentials.py)."""
 
     token_id: str
     status: Literal["issued", "revoked"]
     party_kind: PartyKind | None = None
     party: str | None = None
     secret_hash: str | None = None
+    expires_at: datetime | None = None
+    kafka_user: str | None = None  # the credential's own Kafka user, if it has one
+    reason: str | None = None  # of a revocation: "revoked" by an operator, or "expired"
     at: datetime
 
 

@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import make_asgi_app
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM = "application/problem+json"
@@ -70,7 +69,6 @@ def install_problem_handlers(app: FastAPI) -> None:
 def base_app(title: str, description: str) -> FastAPI:
     app = FastAPI(title=title, description=description, version="1.0")
     install_problem_handlers(app)
-    app.mount("/metrics", make_asgi_app())
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

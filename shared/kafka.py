@@ -1,25 +1,58 @@
-"""Kafka clients, configured once: idempotent producers, manual-commit consumers, topics."""
+"""Kafka clients, configured once: authenticated connections, idempotent producers,
+manual-commit consumers.
+
+Every client of the project (services, command line, tests, benchmark) connects through
+`client_options` (aiokafka) or `admin_config` (confluent-kafka, for what aiokafka's admin
+cannot do: SCRAM users, ACLs, topic ids), so the security settings are in one place.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 from shared.settings import Settings
-from shared.topics import Topic
-
-log = logging.getLogger(__name__)
 
 
-def make_producer(settings: Settings) -> AIOKafkaProducer:
+def client_options(settings: Settings, username: str | None = None,
+                   password: str | None = None) -> dict[str, Any]:
+    """aiokafka connection options: this process's principal, or the one given."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+        "sasl_mechanism": settings.kafka_sasl_mechanism,
+        "sasl_plain_username": settings.kafka_sasl_username if username is None else username,
+        "sasl_plain_password": settings.kafka_sasl_password if password is None else password,
+    }
+    if settings.kafka_security_protocol == "SASL_SSL":
+        options["ssl_context"] = create_ssl_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
+    return options
+
+
+def admin_config(settings: Settings, username: str | None = None,
+                 password: str | None = None) -> dict[str, str]:
+    """confluent-kafka (librdkafka) configuration for the same connection."""
+    config = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "security.protocol": settings.kafka_security_protocol,
+        "sasl.mechanism": settings.kafka_sasl_mechanism,
+        "sasl.username": settings.kafka_sasl_username if username is None else username,
+        "sasl.password": settings.kafka_sasl_password if password is None else password,
+        "socket.timeout.ms": "10000",
+    }
+    if settings.kafka_security_protocol == "SASL_SSL" and settings.kafka_ssl_cafile:
+        config["ssl.ca.location"] = str(settings.kafka_ssl_cafile)
+    return config
+
+
+def make_producer(settings: Settings, **principal: str) -> AIOKafkaProducer:
     # aiokafka's defaults are acks=1 and no idempotence: both are set explicitly here.
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings, **principal),
         enable_idempotence=True,
         acks="all",
         linger_ms=5,
@@ -28,11 +61,11 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
     )
 
 
-def make_consumer(settings: Settings, service: str, topics: Iterable[str]) -> AIOKafkaConsumer:
+def make_consumer(settings: Settings, group: str, topics: Iterable[str]) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *[settings.topic(t) for t in topics],
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=settings.group_id(service),
+        **client_options(settings),
+        group_id=group,
         enable_auto_commit=False,  # offsets are committed after the effects are durable
         auto_offset_reset="earliest",
         isolation_level="read_committed",
@@ -40,37 +73,3 @@ def make_consumer(settings: Settings, service: str, topics: Iterable[str]) -> AI
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(500, settings.kafka_session_timeout_ms // 10),
     )
-
-
-async def create_topics(settings: Settings, topics: Iterable[Topic]) -> list[str]:  # type: ignore[type-arg]
-    """Create the topics that do not exist yet; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    for attempt in range(30):
-        try:
-            await admin.start()
-            break
-        except KafkaConnectionError:
-            if attempt == 29:
-                raise
-            await asyncio.sleep(1)
-    try:
-        existing = set(await admin.list_topics())
-        wanted = [NewTopic(settings.topic(t.name), t.partitions, 1) for t in topics
-                  if settings.topic(t.name) not in existing]
-        if wanted:
-            try:
-                await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
-        return [t.name for t in wanted]
-    finally:
-        await admin.close()
-
-
-async def delete_topics(settings: Settings, names: Iterable[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([settings.topic(n) for n in names])
-    finally:
-        await admin.close()

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from shared.envelope import CloudEvent, encode_event, typed
+from shared.envelope import AnyEvent, CloudEvent, encode_event, typed
 from shared.topics import Topic
 
 P = TypeVar("P", bound=BaseModel)
@@ -39,12 +39,26 @@ class OutboundEvent:
         return cls(topic.name, key, event_id, value)
 
 
+class ForeignSource(ValueError):
+    """An event whose envelope names another writer than the topic's one writer."""
+
+
+def check_source(event: AnyEvent, topic: Topic[P]) -> None:
+    """Only the topic's writer may speak on it (CONTRACT.md, "Connecting"): the broker's ACLs
+    keep others off the topic, and this keeps a writer from speaking for another."""
+    if event.source != topic.writer:
+        raise ForeignSource(f"source {event.source!r} is not {topic.writer!r}, the one writer "
+                            f"of {topic.name}")
+
+
 def read_event(message: InboundMessage, topic: Topic[P]) -> CloudEvent[P]:
-    """The message as an event of the topic's type, its data validated (one pass over the
-    JSON); raises ValueError (pydantic's ValidationError is one) otherwise."""
+    """The message as an event of the topic's type from the topic's writer, its data
+    validated (one pass over the JSON); raises ValueError (pydantic's ValidationError is
+    one) otherwise."""
     event: CloudEvent[P] = typed(topic.payload).model_validate_json(message.value)
     if event.data is None:
         raise ValueError(f"{event.type} on {message.topic} has no data")
     if event.type != topic.event_type:
         raise ValueError(f"expected {topic.event_type} on {message.topic}, got {event.type}")
+    check_source(event, topic)
     return event

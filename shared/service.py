@@ -1,5 +1,6 @@
 """The one start and stop shape of every service: migrate, then run the stream worker, the
-outbox relay, the HTTP API and any timers side by side; stop them all when one ends.
+credentials worker, the outbox relay, the HTTP API, the metrics endpoint and any timers side
+by side; stop them all when one ends.
 
 A service is described by a `ServiceSpec`; `run_service` is the only place that wires real
 Kafka and PostgreSQL clients into its handlers.
@@ -17,19 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from prometheus_client import make_asgi_app
 
 from shared import credentials, metrics
 from shared.catalogue import Catalogue, load_catalogue
 from shared.context import ServiceContext
-from shared.contract import PartyKind
 from shared.db import SHARED_MIGRATIONS, TRANSIENT, create_pool, migrate
 from shared.kafka import make_consumer, make_producer
 from shared.logs import configure_logging
-from shared.messages import InboundMessage
 from shared.outbox import OutboxRelay
 from shared.settings import Settings, get_settings
 from shared.topics import CREDENTIALS
@@ -47,9 +46,6 @@ class ServiceSpec:
     api: Callable[[ServiceContext], FastAPI]
     timers: Sequence[Callable[[ServiceContext], Coroutine[Any, Any, None]]] = field(
         default_factory=tuple)
-    # The kind of party whose bearer tokens the HTTP API accepts, if any: the service then
-    # also keeps a copy of the credentials (credit.credentials).
-    authenticates: PartyKind | None = None
 
 
 async def housekeeping(ctx: ServiceContext) -> None:
@@ -82,13 +78,16 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     producer = make_producer(settings)
     await producer.start()
     topics = list(spec.consumes(catalogue))
-    handler = spec.handler(ctx)
-    if spec.authenticates:
-        topics.append(CREDENTIALS.name)
-        handler = _with_credentials(handler)
-    consumer = make_consumer(settings, spec.name, ())
+    consumer = make_consumer(settings, settings.group_id(spec.name), ())
     await consumer.start()
-    worker = StreamWorker(settings, spec.name, pool, consumer, topics, handler)
+    worker = StreamWorker(settings, spec.name, pool, consumer, topics, spec.handler(ctx))
+    # Credentials have a consumer of their own: a backlog of records never delays a
+    # revocation.
+    credentials_consumer = make_consumer(
+        settings, settings.group_id(spec.name) + "-credentials", ())
+    await credentials_consumer.start()
+    credentials_worker = StreamWorker(settings, spec.name, pool, credentials_consumer,
+                                      [CREDENTIALS.name], credentials.apply)
     relay = OutboxRelay(settings, spec.name, producer)
 
     app = spec.api(ctx)
@@ -96,9 +95,16 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port(spec.name), log_config=None,
         access_log=False, lifespan="off"))
+    # Metrics on a port of their own, never beside the public routes.
+    metrics_server = uvicorn.Server(uvicorn.Config(
+        make_asgi_app(), host=settings.metrics_host, port=settings.metrics_port(spec.name),
+        log_config=None, access_log=False, lifespan="off"))
+    # Only the main server takes the signals; request_stop stops both.
+    metrics_server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]
 
     def request_stop(*_: object) -> None:
         server.should_exit = True
+        metrics_server.should_exit = True
 
     # uvicorn re-raises the signal it caught once it has stopped serving; this handler
     # receives it, so that the shutdown below still runs.
@@ -106,7 +112,8 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
         signal.signal(sig, request_stop)
 
     tasks = [asyncio.create_task(c, name=n) for n, c in [
-        ("worker", worker.run()), ("relay", relay.run()), ("http", server.serve()),
+        ("worker", worker.run()), ("credentials", credentials_worker.run()),
+        ("relay", relay.run()), ("http", server.serve()), ("metrics", metrics_server.serve()),
         *[(t.__name__, t(ctx)) for t in (housekeeping, *spec.timers)]]]
     log.info("%s started: consuming %d topics, HTTP on %s:%d", spec.name, len(topics),
              settings.http_host, settings.http_port(spec.name))
@@ -127,21 +134,10 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await _quietly(consumer.stop())
+        await _quietly(credentials_consumer.stop())
         await _quietly(producer.stop())
         await _quietly(pool.close())
         log.info("%s stopped", spec.name)
-
-
-def _with_credentials(handler: BatchHandler) -> BatchHandler:
-    async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
-        changes = [m for m in messages if m.topic == CREDENTIALS.name]
-        rest = [m for m in messages if m.topic != CREDENTIALS.name]
-        if changes:
-            await credentials.apply(conn, changes)
-        if rest:
-            await handler(conn, rest)
-
-    return handle
 
 
 def _add_readiness(app: FastAPI, worker: StreamWorker) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,6 +21,18 @@ class Settings(BaseSettings):
     catalogue_path: Path = DEFAULT_CATALOGUE_PATH
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # Every client authenticates (CONTRACT.md, "Connecting"): SASL/SCRAM-SHA-512, over TLS in
+    # production (SASL_SSL with `kafka_ssl_cafile`), plain SASL on a local stack's loopback.
+    kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = "SASL_PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    # This process's own principal; a local stack's processes get theirs from `xinyong up`.
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ssl_cafile: Path | None = None
+    # The broker's bootstrap administrator (created when its storage is formatted); only the
+    # operators' command line uses it. Empty password: read from the local secrets folder.
+    kafka_admin_username: str = "admin"
+    kafka_admin_password: str = ""
     # Prefixed to every topic and consumer group name; empty in production (the contract's
     # names), set by the test suite so that a run never sees another run's events.
     topic_namespace: str = ""
@@ -51,6 +64,23 @@ class Settings(BaseSettings):
     objection_http_port: int = 8003
     http_host: str = "127.0.0.1"
 
+    # Prometheus metrics on their own ports, never on the public ones.
+    metrics_host: str = "127.0.0.1"
+    ingest_metrics_port: int = 9401
+    registry_metrics_port: int = 9402
+    publisher_metrics_port: int = 9400
+    objection_metrics_port: int = 9403
+
+    # Lifetimes of credentials when `credentials issue` is given no --expires-in
+    # (docs/decisions.md, "Credentials").
+    credential_days_department: int = 365
+    credential_days_agency: int = 365
+    credential_days_operator: int = 90
+    credential_days_subject: int = 30
+    # Keyed hash of a subject's key on credit.credentials: a subject credential carries no
+    # identity number in clear there. Empty: read from the local secrets folder.
+    subject_key_secret: str = ""
+
     public_rate_limit: str = "120/minute"
     # Where people reach the objection forms (linked from the public site's pages).
     objection_public_url: str = "http://127.0.0.1:8003"
@@ -69,6 +99,13 @@ class Settings(BaseSettings):
 
     def http_port(self, service: str) -> int:
         return int(getattr(self, f"{service}_http_port"))
+
+    def metrics_port(self, service: str) -> int:
+        return int(getattr(self, f"{service}_metrics_port"))
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
 
     def topic(self, name: str) -> str:
         return self.topic_namespace + name

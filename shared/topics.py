@@ -1,14 +1,18 @@
-"""The one typed registry of topics: the single place a topic is named.
+"""The one typed registry of topics: the single place a topic is named, with its payload,
+its partitions, its configuration and its one writer.
 
 Every topic is keyed by the subject key (`<type>:<identifier>`) so that all events of one
 subject stay in order on one partition. Per-department and per-agency topics are families
-expanded from the catalogue.
+expanded from the catalogue. The writer is the CloudEvents `source` every consumer checks
+(CONTRACT.md, "Connecting") and the principal the broker's ACLs let write the topic
+(`shared/access.py`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -16,6 +20,10 @@ from shared import contract as c
 from shared.catalogue import Catalogue
 
 P = TypeVar("P", bound=BaseModel)
+
+# Compacted, kept for ever: a service rebuilt from nothing still learns every credential
+# (and every revocation) from the topic alone.
+COMPACTED_FOREVER = {"cleanup.policy": "compact", "retention.ms": "-1"}
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,8 @@ class Topic(Generic[P]):
     payload: type[P]
     partitions: int
     external: bool
+    writer: str  # the envelope `source` of every event on it
+    config: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -36,11 +46,12 @@ class TopicFamily(Generic[P]):
     payload: type[P]
     partitions: int
     external: bool
-    owner: str  # "department" or "agency": whose codes expand the family
+    owner: str  # "department", "agency" or "service": whose codes expand the family
+    writer: str  # `source` of its events, `{code}` standing for the member's code
 
     def of(self, code: str) -> Topic[P]:
         return Topic(f"{self.prefix}.{code}", self.event_type, self.payload, self.partitions,
-                     self.external)
+                     self.external, self.writer.format(code=code))
 
     def code_of(self, topic_name: str) -> str | None:
         head = self.prefix + "."
@@ -52,29 +63,29 @@ RECORD_SUBMITTED = "cn.zhuhai.credit.record.submitted.v1"
 OBJECTION_DECIDED = "cn.zhuhai.credit.objection.decided.v1"
 
 INBOUND = TopicFamily("credit.inbound", RECORD_SUBMITTED, c.RecordSubmission, 6, True,
-                      "department")
+                      "department", "dept/{code}")
 FEEDBACK = TopicFamily("credit.feedback", "cn.zhuhai.credit.record.feedback.v1",
-                       c.RecordFeedback, 3, True, "department")
+                       c.RecordFeedback, 3, True, "department", "xinyong/ingest")
 OBJECTIONS = TopicFamily("credit.objections", "cn.zhuhai.credit.objection.routed.v1",
-                         c.ObjectionRouted, 3, True, "department")
+                         c.ObjectionRouted, 3, True, "department", "xinyong/objection")
 NOTICES = TopicFamily("credit.notices", "cn.zhuhai.credit.notice.v1", c.Notice, 3, True,
-                      "agency")
+                      "agency", "xinyong/publisher")
 NOTICE_FEEDBACK = TopicFamily("credit.notice-feedback", "cn.zhuhai.credit.notice.feedback.v1",
-                              c.NoticeFeedback, 3, True, "agency")
+                              c.NoticeFeedback, 3, True, "agency", "agency/{code}")
 
 # Internal: each has one writer.
 RECORDS_ACCEPTED = Topic("credit.records.accepted", "cn.zhuhai.credit.record.accepted.v1",
-                         c.AcceptedRecord, 6, False)          # writer: ingest
+                         c.AcceptedRecord, 6, False, "xinyong/ingest")
 RECORDS_STATUS = Topic("credit.records.status", "cn.zhuhai.credit.record.status.v1",
-                       c.RecordStatusChanged, 6, False)       # writer: objection
+                       c.RecordStatusChanged, 6, False, "xinyong/objection")
 SUBJECTS_CHANGED = Topic("credit.subjects.changed", "cn.zhuhai.credit.subject.changed.v1",
-                         c.SubjectChanged, 6, False)          # writer: registry
+                         c.SubjectChanged, 6, False, "xinyong/registry")
 LISTS_CHANGED = Topic("credit.lists.changed", "cn.zhuhai.credit.list.changed.v1",
-                      c.ListChanged, 3, False)                # writer: publisher
+                      c.ListChanged, 3, False, "xinyong/publisher")
 CREDENTIALS = Topic("credit.credentials", "cn.zhuhai.credit.credential.v1",
-                    c.CredentialChanged, 1, False)  # writer: operators (xinyong CLI)
+                    c.CredentialChanged, 1, False, "xinyong/operator", COMPACTED_FOREVER)
 DEAD_LETTERS = TopicFamily("credit.deadletter", "cn.zhuhai.credit.deadletter.v1",
-                           c.DeadLetter, 1, False, "service")
+                           c.DeadLetter, 1, False, "service", "xinyong/{code}")
 
 SERVICES = ("ingest", "registry", "publisher", "objection")
 FAMILIES = (INBOUND, FEEDBACK, OBJECTIONS, NOTICES, NOTICE_FEEDBACK)
@@ -82,12 +93,17 @@ SINGLE_TOPICS = (RECORDS_ACCEPTED, RECORDS_STATUS, SUBJECTS_CHANGED, LISTS_CHANG
                  CREDENTIALS)
 
 
+def family_members(family: TopicFamily[Any], catalogue: Catalogue) -> list[str]:
+    codes = {"department": list(catalogue.departments), "agency": list(catalogue.agencies),
+             "service": list(SERVICES)}
+    return codes[family.owner]
+
+
 def all_topics(catalogue: Catalogue) -> list[Topic[BaseModel]]:
     """Every topic the system uses, expanded from the catalogue: created before any worker
     starts (a consumer started before its topic exists may never subscribe)."""
-    codes = {"department": list(catalogue.departments), "agency": list(catalogue.agencies)}
     topics: list[Topic[BaseModel]] = [t for t in SINGLE_TOPICS]  # type: ignore[misc]
-    for family in FAMILIES:
-        topics += [family.of(code) for code in codes[family.owner]]  # type: ignore[misc]
-    topics += [DEAD_LETTERS.of(s) for s in SERVICES]  # type: ignore[misc]
+    for family in (*FAMILIES, DEAD_LETTERS):
+        topics += [family.of(code)  # type: ignore[misc]
+                   for code in family_members(family, catalogue)]
     return topics

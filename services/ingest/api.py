@@ -70,10 +70,22 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                       for i, r in enumerate(records)]
         return await submit(department, parsed)
 
+    operator_or_department = credentials.caller(ctx.pool, "operator", "department")
+
     @app.get("/api/v1/records/{department}/{record_id}/submissions")
-    async def submissions(department: str, record_id: str) -> list[dict[str, Any]]:
-        async with ctx.pool.acquire() as conn:
-            return await store.submission_history(conn, department, record_id)
+    async def submissions(department: str, record_id: str,
+                          caller: Annotated[credentials.Caller,
+                                            Depends(operator_or_department)]
+                          ) -> list[dict[str, Any]]:
+        """Every delivery of a record and its fate: for operators, and for the department
+        that owns the record (another department gets the same 404 as an unknown record)."""
+        history: list[dict[str, Any]] = []
+        if caller.kind == "operator" or caller.party == department:
+            async with ctx.pool.acquire() as conn:
+                history = await store.submission_history(conn, department, record_id)
+        if not history:
+            raise Problem(404, "not_found", "No submissions of this record")
+        return history
 
     return app
 

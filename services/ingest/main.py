@@ -12,7 +12,6 @@ SPEC = ServiceSpec(
     consumes=contracts.consumed_topics,
     handler=handlers.make_handler,
     api=api.create_app,
-    authenticates="department",
 )
 
 

@@ -28,7 +28,7 @@ from shared.db import TRANSIENT
 from shared.envelope import AnyEvent, CloudEvent, typed
 from shared.http import Problem
 from shared.identifiers import check_resident_id, check_uscc
-from shared.messages import InboundMessage, OutboundEvent
+from shared.messages import InboundMessage, OutboundEvent, check_source
 from shared.topics import INBOUND, OBJECTION_DECIDED, OBJECTIONS, RECORDS_STATUS
 from shared.worker import BatchHandler
 
@@ -138,7 +138,9 @@ def parse_decisions(messages: Sequence[InboundMessage]
             if CloudEvent.model_validate_json(m.value).type != OBJECTION_DECIDED:
                 continue
             event = typed(ObjectionDecision).model_validate_json(m.value)
-            decisions.append(Decision(m, event, INBOUND.code_of(m.topic) or "", event.data))
+            department = INBOUND.code_of(m.topic) or ""
+            check_source(event, INBOUND.of(department))
+            decisions.append(Decision(m, event, department, event.data))
         except ValueError as exc:
             dead.append(outbox.dead_letter("objection", m, f"unreadable decision: {exc}"))
     return decisions, dead

@@ -13,7 +13,6 @@ SPEC = ServiceSpec(
     handler=handlers.make_handler,
     api=api.create_app,
     timers=(handlers.list_timer,),
-    authenticates="agency",
 )
 
 

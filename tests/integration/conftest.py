@@ -2,7 +2,13 @@
 
 Each session gets its own topic namespace and databases, and its own four service
 processes on their own ports, so it never sees another run's events (or the local demo
-stack's) and leaves nothing behind.
+stack's) and leaves nothing behind: its Kafka users and their ACLs go with it.
+
+Nothing here is a super user. The services run as their own principals; the suite sends as
+a `tester` (allowed to write every department's and agency's external topics of the
+namespace, nothing else) and watches as an `observer` (reads the namespace's topics). A test
+that plays a service (a forged event on an internal topic) uses that service's principal
+(`producer_as`); the access tests issue real party credentials.
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from deploy import stack
+from deploy import credentials, stack
 from shared.catalogue import load_catalogue
-from shared.kafka import make_producer
+from shared.kafka import client_options, make_producer
 from shared.settings import Settings
 from shared.topics import SERVICES, all_topics
 
@@ -47,10 +53,50 @@ def services(settings: Settings) -> Iterator[dict[str, stack.ServiceProcess]]:
 
 @pytest_asyncio.fixture(scope="session")
 async def producer(settings: Settings, services: Any) -> AsyncIterator[AIOKafkaProducer]:
-    p = make_producer(settings)
+    """Writes as every department and agency would, on their external topics only."""
+    p = make_producer(settings, **STACK.tester)
     await p.start()
     yield p
     await p.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def producer_as(settings: Settings, services: Any
+                      ) -> AsyncIterator[Callable[[str], Any]]:
+    """`await producer_as("objection")`: a started producer with that service's principal."""
+    started: list[AIOKafkaProducer] = []
+
+    async def make(service: str) -> AIOKafkaProducer:
+        p = make_producer(settings, **STACK.service_credentials(service))
+        await p.start()
+        started.append(p)
+        return p
+
+    yield make
+    for p in started:
+        await p.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def operator_token(settings: Settings, services: Any) -> str:
+    """An operator's bearer token (registry archive, submissions audit), accepted once the
+    services have it."""
+    issued = await credentials.issue(settings, "operator", "operator")
+    url = f"{services['registry'].url()}/api/v1/archive/enterprise/none"
+    await wait_until_accepted(issued.token, url)
+    return issued.token
+
+
+async def wait_until_accepted(token: str, url: str, method: str = "GET") -> None:
+    """Tokens reach the services through Kafka: wait until this one is taken."""
+    import httpx
+
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient() as client:
+        while (await client.request(method, url, headers={"Authorization": f"Bearer {token}"},
+                                    json={} if method != "GET" else None)).status_code == 401:
+            assert time.monotonic() < deadline, "the token never reached the service"
+            await asyncio.sleep(0.1)
 
 
 class TopicWatcher:
@@ -67,7 +113,7 @@ class TopicWatcher:
     async def start(self) -> None:
         """Assign every partition of every topic once, from the beginning: assigning more
         later would reset the positions of those already assigned."""
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+        self._consumer = AIOKafkaConsumer(**client_options(self.settings, **STACK.observer),
                                           enable_auto_commit=False,
                                           auto_offset_reset="earliest")
         await self._consumer.start()

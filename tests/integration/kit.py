@@ -27,12 +27,13 @@ async def send_raw(producer: AIOKafkaProducer, settings: Settings, topic: str, v
 
 
 async def poll_json(url: str, check: Callable[[httpx.Response], bool],
-                    timeout: float = 30) -> httpx.Response:
+                    timeout: float = 30, headers: dict[str, str] | None = None
+                    ) -> httpx.Response:
     """GET until `check` holds; fails with the last answer."""
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient() as client:
         while True:
-            r = await client.get(url)
+            r = await client.get(url, headers=headers)
             if check(r):
                 return r
             assert time.monotonic() < deadline, f"never matched: {r.status_code} {r.text[:500]}"

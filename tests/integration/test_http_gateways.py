@@ -11,9 +11,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from deploy.stack import ServiceProcess, issue_credential, revoke_credential
+from deploy import credentials
+from deploy.stack import ServiceProcess
 from shared.settings import Settings
-from tests.integration.conftest import TopicWatcher
+from tests.integration.conftest import TopicWatcher, wait_until_accepted
 from tests.integration.helpers import enterprise, record
 from tests.integration.kit import feedback_for, poll_json, send
 
@@ -22,14 +23,9 @@ pytestmark = pytest.mark.integration
 
 async def _accepted_token(settings: Settings, kind: Any, party: str, url: str) -> str:
     """Issue a token and wait until the service has it (it arrives through Kafka)."""
-    token = await issue_credential(settings, kind, party)
-    deadline = time.monotonic() + 30
-    async with httpx.AsyncClient() as client:
-        while (await client.post(url, headers={"Authorization": f"Bearer {token}"},
-                                 json={})).status_code == 401:
-            assert time.monotonic() < deadline, "the token never reached the service"
-            await asyncio.sleep(0.1)
-    return token
+    issued = await credentials.issue(settings, kind, party)
+    await wait_until_accepted(issued.token, url, "POST")
+    return issued.token
 
 
 async def test_records_over_http_with_a_department_token(
@@ -97,7 +93,7 @@ async def test_revoked_token_is_refused(settings: Settings,
                                         services: dict[str, ServiceProcess]) -> None:
     base = services["ingest"].url()
     token = await _accepted_token(settings, "department", "tax", base + "/api/v1/records")
-    await revoke_credential(settings, token.removeprefix("xyt_").split(".")[0])
+    await credentials.revoke(settings, token.removeprefix("xyt_").split(".")[0])
     await poll_json(base + "/healthz", lambda r: True)
     deadline = time.monotonic() + 30
     async with httpx.AsyncClient(base_url=base) as client:

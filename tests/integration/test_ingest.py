@@ -81,7 +81,7 @@ async def test_garbage_is_rejected_and_the_next_record_on_its_partition_is_accep
 
 async def test_redelivered_event_is_duplicate_and_archived_once(
         settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
-        services: dict[str, ServiceProcess], db: Any) -> None:
+        services: dict[str, ServiceProcess], db: Any, operator_token: str) -> None:
     firm = enterprise()
     data = record(firm, "amr.abnormal_operation")
     event_id = str(uuid.uuid4())
@@ -93,7 +93,8 @@ async def test_redelivered_event_is_duplicate_and_archived_once(
     assert [f["data"]["status"] for f in fbs] == ["accepted", "duplicate", "duplicate"]
 
     url = f"{services['registry'].url()}/api/v1/archive/enterprise/{firm.id}"
-    archive = (await poll_json(url, lambda r: r.status_code == 200)).json()
+    archive = (await poll_json(url, lambda r: r.status_code == 200,
+                               headers={"Authorization": f"Bearer {operator_token}"})).json()
     assert [r["record_id"] for r in archive["records"]] == [data["record_id"]]
     history = await db("registry").fetchval(
         "SELECT count(*) FROM record_history WHERE record_id = $1", data["record_id"])
@@ -119,13 +120,14 @@ async def test_older_revision_is_stale_and_changes_nothing(
 
 async def test_poison_event_on_an_internal_topic_goes_to_dead_letters_without_stalling(
         settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
-        services: dict[str, ServiceProcess]) -> None:
+        services: dict[str, ServiceProcess], producer_as: Any, operator_token: str) -> None:
     """A message the registry cannot read is set aside with its reason; the next record on
-    the same partition is still archived."""
+    the same partition is still archived. (Only ingest may write the topic: the poison
+    comes from its principal, as a bug in ingest would send it.)"""
     firm = enterprise()
     key = f"enterprise:{firm.id}".encode()
-    await send_raw(producer, settings, "credit.records.accepted", b'{"specversion": "1.0"}',
-                   key)
+    await send_raw(await producer_as("ingest"), settings, "credit.records.accepted",
+                   b'{"specversion": "1.0"}', key)
     data = record(firm, "amr.admin_penalty")
     await send(producer, settings, "amr", data)
     [dead] = await watcher.wait_for("credit.deadletter.registry",
@@ -133,7 +135,8 @@ async def test_poison_event_on_an_internal_topic_goes_to_dead_letters_without_st
     assert dead["data"]["topic"] == "credit.records.accepted"
     assert "unreadable event" in dead["data"]["reason"]
     url = f"{services['registry'].url()}/api/v1/archive/enterprise/{firm.id}"
-    archive = (await poll_json(url, lambda r: r.status_code == 200)).json()
+    archive = (await poll_json(url, lambda r: r.status_code == 200,
+                               headers={"Authorization": f"Bearer {operator_token}"})).json()
     assert [r["record_id"] for r in archive["records"]] == [data["record_id"]]
 
 
