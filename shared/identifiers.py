@@ -137,8 +137,29 @@ def age_on(birth: date, day: date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
+# 民法典 第十七条: a natural person of 18 or more is an adult. 未成年人保护法（2020年修订）
+# 第四条 protects minors' privacy and personal information, and 法释〔2017〕7号 keeps minors
+# off the dishonest-debtor list: nobody under 18 on a decision date is listed, shown or named.
+ADULT_AGE = 18
+
+
+def is_minor_on(identity_number: str, day: date) -> bool:
+    """Whether the person was under 18 on `day` (a record's decision date), read from the
+    birth date inside a GB 11643 number (in normal form: shared.identifiers.normalize_identifier).
+    A number whose birth date cannot be read counts as a minor's: what cannot be shown to be
+    an adult's is not published or linked."""
+    digits = identity_number[6:14]
+    if len(identity_number) != 18 or not (digits.isascii() and digits.isdigit()):
+        return True
+    birth = parse_birth_date(identity_number)
+    return birth is None or age_on(birth, day) < ADULT_AGE
+
+
 def mask_resident_id(id_number: str) -> str:
-    """Public form of an identity number: at most the first 6 and last 4 characters kept."""
-    if len(id_number) <= 10:
+    """Public form of an identity number: the first 6 characters (the address code) and the
+    check character, nothing else (CONTRACT.md, public query site). The last 4 would leave
+    only the birth date hidden, which a name and a few thousand guesses recover; with the
+    sequence number hidden too, millions of numbers share each masked form."""
+    if len(id_number) <= 7:
         return "*" * len(id_number)
-    return id_number[:6] + "*" * (len(id_number) - 10) + id_number[-4:]
+    return id_number[:6] + "*" * (len(id_number) - 7) + id_number[-1]

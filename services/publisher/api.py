@@ -3,17 +3,18 @@ catalogue marks public and only within its disclosure period, individuals masked
 
 from __future__ import annotations
 
-import base64
 import uuid
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.publisher import domain, store
 from services.publisher.contracts import FeedbackRequest
@@ -26,9 +27,13 @@ from shared.contract import (
     SubjectRef,
     subject_key,
 )
-from shared.http import Problem, base_app, problem_response
+from shared.http import Problem, base_app, field_errors, problem_response
+from shared.identifiers import normalize_identifier
 
 PAGE_SIZE = 20
+# Every paged route stops here (10,000 rows at 20 a page): deeper pages only make the
+# database skip rows. A whole list is read through its changes feed instead.
+MAX_PAGE = 500
 
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
@@ -42,29 +47,26 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     limiter = Limiter(key_func=get_remote_address)
     app.state.limiter = limiter
     app.state.catalogue = ctx.catalogue
-
-    @app.exception_handler(RateLimitExceeded)
-    async def _limited(_: Request, exc: RateLimitExceeded) -> JSONResponse:
-        return problem_response(429, "rate_limited", "Too many requests", str(exc.detail))
+    _answer_web_pages_in_html(app)
 
     views = PublicViews(ctx)
 
     @app.get("/api/v1/subjects")
     @limiter.limit(ctx.settings.public_rate_limit)
     async def search(request: Request, q: str = Query(min_length=1, max_length=100),
-                     type: str | None = None, page: int = Query(1, ge=1, le=500)
+                     type: str | None = None, page: int = Query(1, ge=1, le=MAX_PAGE)
                      ) -> dict[str, Any]:
         return await views.search(q, _subject_type(type), page)
 
     @app.get("/api/v1/subjects/{subject_type}/{identifier}")
     @limiter.limit(ctx.settings.public_rate_limit)
     async def profile(request: Request, subject_type: str, identifier: str) -> dict[str, Any]:
-        return await views.profile(_subject_type(subject_type) or "", identifier)
+        return await views.profile(subject_type, identifier)
 
     @app.get("/api/v1/lists/{list_name}")
     @limiter.limit(ctx.settings.public_rate_limit)
     async def list_members(request: Request, list_name: str,
-                           page: int = Query(1, ge=1)) -> dict[str, Any]:
+                           page: int = Query(1, ge=1, le=MAX_PAGE)) -> dict[str, Any]:
         return await views.list_members(list_name, page)
 
     @app.get("/api/v1/lists/{list_name}/changes")
@@ -92,8 +94,9 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     @limiter.limit(ctx.settings.public_rate_limit)
-    async def home(request: Request, q: str | None = None, type: str | None = None,
-                   page: int = Query(1, ge=1, le=500)) -> HTMLResponse:
+    async def home(request: Request, q: str | None = Query(None, max_length=100),
+                   type: str | None = None,
+                   page: int = Query(1, ge=1, le=MAX_PAGE)) -> HTMLResponse:
         result = await views.search(q, _subject_type(type), page) if q else None
         return _page(request, "search.html", q=q or "", result=result,
                      lists=ctx.catalogue.lists)
@@ -103,24 +106,75 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     @limiter.limit(ctx.settings.public_rate_limit)
     async def subject_page(request: Request, subject_type: str,
                            identifier: str) -> HTMLResponse:
-        data = await views.profile(_subject_type(subject_type) or "", identifier)
-        return _page(request, "subject.html", p=data, path_id=identifier,
+        data = await views.profile(subject_type, identifier)
+        # The objection form needs the full number, which the visitor typed into this path;
+        # the page shows it masked.
+        return _page(request, "subject.html", p=data, path_id=normalize_identifier(identifier),
                      objection_url=ctx.settings.objection_public_url)
 
     @app.get("/lists/{list_name}", response_class=HTMLResponse, include_in_schema=False)
     @limiter.limit(ctx.settings.public_rate_limit)
     async def list_page(request: Request, list_name: str,
-                        page: int = Query(1, ge=1)) -> HTMLResponse:
+                        page: int = Query(1, ge=1, le=MAX_PAGE)) -> HTMLResponse:
         return _page(request, "list.html", data=await views.list_members(list_name, page))
 
     return app
 
 
-def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
+def _page(request: Request, template: str, status_code: int = 200,
+          headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
     catalogue = request.app.state.catalogue
     return TEMPLATES.TemplateResponse(request, template, {
         "list_names": {k: v.name for k, v in catalogue.lists.items()},
-        "departments": {k: v.name for k, v in catalogue.departments.items()}, **context})
+        "departments": {k: v.name for k, v in catalogue.departments.items()}, **context},
+        status_code=status_code, headers=headers)
+
+
+# What a person reads on an error page (zh-CN), by the problem's code; the API's problem
+# JSON stays as it is.
+_WEB_MESSAGES = {
+    "not_found": "未找到该信用主体的公开信用信息。该主体可能不存在，或没有依法可以公示的信息。",
+    "unknown_list": "没有这个名单。",
+    "bad_cursor": "查询条件有误。",
+    "validation": "查询条件有误，请检查后重试。",
+    "rate_limited": "查询过于频繁，请稍后再试。",
+    "http_404": "页面不存在。",
+}
+_WEB_FIELDS = {"q": "查询内容", "type": "主体类型", "page": "页码"}
+
+
+def _answer_web_pages_in_html(app: FastAPI) -> None:
+    """Errors on the web pages are pages (the same for every cause of one code, so that an
+    unknown subject and a hidden one read alike); under /api/ they stay problem JSON."""
+
+    def answer(request: Request, status: int, code: str, title: str, detail: str | None = None,
+               errors: list[dict[str, str]] | None = None,
+               headers: dict[str, str] | None = None) -> Response:
+        if request.url.path.startswith("/api/"):
+            return problem_response(status, code, title, detail, errors, headers)
+        fields = sorted({_WEB_FIELDS.get(e["field"], e["field"]) for e in errors or []})
+        return _page(request, "error.html", status_code=status, headers=headers,
+                     status=status, message=_WEB_MESSAGES.get(code, "请求未能完成。"),
+                     fields=fields)
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return answer(request, exc.status, exc.code, exc.title, exc.detail, exc.errors,
+                      exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return answer(request, 422, "validation", "The request is not valid",
+                      errors=field_errors(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return answer(request, exc.status_code, f"http_{exc.status_code}", str(exc.detail),
+                      headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RateLimitExceeded)
+    async def _limited(request: Request, exc: RateLimitExceeded) -> Response:
+        return answer(request, 429, "rate_limited", "Too many requests", str(exc.detail))
 
 
 def _subject_type(value: str | None) -> str | None:
@@ -133,6 +187,12 @@ def _subject_type(value: str | None) -> str | None:
     return value
 
 
+def no_public_subject() -> Problem:
+    """The one answer for a subject that is unknown, hidden, past its disclosure period, a
+    minor's, or not even a valid type or code: nothing in it may tell them apart."""
+    return Problem(404, "not_found", "No public credit information for this subject")
+
+
 class PublicViews:
     """The public answers, shared by the JSON API and the web pages."""
 
@@ -141,30 +201,47 @@ class PublicViews:
         self.catalogue = ctx.catalogue
 
     async def search(self, q: str, subject_type: str | None, page: int) -> dict[str, Any]:
-        norm = domain.normalize_name(q)
-        exact = q.strip().upper()
+        text = q.strip()
+        bad = domain.control_characters(text)
+        if bad:
+            raise Problem(422, "validation", "The request is not valid", errors=[
+                {"field": "q", "code": "control_character",
+                 "message": f"control characters are not allowed: {', '.join(bad)}"}])
+        norm = domain.normalize_name(text)
+        today = clock.today()
         async with self.ctx.pool.acquire() as conn:
             rows = await store.search_subjects(
-                conn, norm, domain.query_grams(norm), exact, subject_type, PAGE_SIZE + 1,
-                (page - 1) * PAGE_SIZE)
-            lists = await store.active_entries(conn, [r["subject_key"] for r in rows])
-        results = [{**domain.public_subject(SubjectChanged.model_validate(r["snapshot"]).subject),
-                    "lists": [e.list for e in lists.get(r["subject_key"], [])]}
-                   for r in rows[:PAGE_SIZE]]
+                conn, norm, domain.query_grams(norm), normalize_identifier(text), subject_type,
+                today, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+            # The stored date already filtered; the full rule, checked again here, also
+            # covers rows stored before that date existed (the migration's estimate).
+            found: list[SubjectChanged] = []
+            for r in rows[:PAGE_SIZE]:
+                snapshot = SubjectChanged.model_validate(r["snapshot"])
+                if domain.is_discoverable(self.catalogue, snapshot, today):
+                    found.append(snapshot)
+            lists = await store.active_entries(conn, [s.subject.key for s in found])
+        results = [{**domain.public_subject(s.subject),
+                    "lists": [e.list for e in lists.get(s.subject.key, [])]} for s in found]
+        more = len(rows) > PAGE_SIZE and page < MAX_PAGE
         return {"query": q, "page": page, "results": results,
-                "next_page": page + 1 if len(rows) > PAGE_SIZE else None}
+                "next_page": page + 1 if more else None}
 
     async def profile(self, subject_type: str, identifier: str) -> dict[str, Any]:
-        key = subject_key(subject_type, identifier.upper())
+        code = normalize_identifier(identifier)
+        if subject_type not in SUBJECT_TYPES or code is None:
+            raise no_public_subject()
+        key = subject_key(subject_type, code)
         async with self.ctx.pool.acquire() as conn:
             snapshot = await store.subject(conn, key)
             entries = (await store.active_entries(conn, [key])).get(key, [])
         today = clock.today()
         if snapshot is None or not domain.is_discoverable(self.catalogue, snapshot, today):
-            raise Problem(404, "not_found", "No public credit information for this subject")
+            raise no_public_subject()
         return {
             "subject": domain.public_subject(snapshot.subject),
-            "records": domain.public_records(self.catalogue, snapshot.records, today),
+            "records": domain.public_records(self.catalogue, snapshot.subject,
+                                             snapshot.records, today),
             "lists": [self._membership(e) for e in entries],
             "grade": snapshot.grade.model_dump(),
         }
@@ -189,11 +266,18 @@ class PublicViews:
                     "since": r["since"], "until": r["until"]} for r in rows]
         return {"list": list_name, "name": lst.name, "kind": lst.kind, "basis": lst.basis,
                 "exit": lst.exit, "total": total, "page": page, "members": members,
-                "next_page": page + 1 if page * PAGE_SIZE < total else None}
+                "next_page": page + 1 if page * PAGE_SIZE < total and page < MAX_PAGE
+                else None}
 
     async def list_changes(self, list_name: str, since: str | None) -> dict[str, Any]:
         self._list(list_name)
-        after = _decode_cursor(since)
+        try:
+            after = domain.decode_cursor(since)
+        except ValueError as exc:
+            raise Problem(400, "bad_cursor", "`since` is not a cursor this API gave",
+                          errors=[{"field": "since", "code": "bad_cursor",
+                                   "message": "use the `next` value of a previous answer"}]
+                          ) from exc
         async with self.ctx.pool.acquire() as conn:
             rows = await store.list_changes(conn, list_name, after, 500)
         changes = []
@@ -204,23 +288,4 @@ class PublicViews:
                             "subject": domain.public_subject(
                                 SubjectRef.model_validate(body["subject"]))})
         last = rows[-1]["seq"] if rows else after
-        return {"list": list_name, "changes": changes, "next": _encode_cursor(last)}
-
-
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"v1:{seq}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        version, _, seq = raw.partition(":")
-        if version != "v1":
-            raise ValueError(version)
-        return int(seq)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(400, "bad_cursor", "`since` is not a cursor this API gave",
-                      errors=[{"field": "since", "code": "bad_cursor",
-                               "message": "use the `next` value of a previous answer"}]) from exc
+        return {"list": list_name, "changes": changes, "next": domain.encode_cursor(last)}

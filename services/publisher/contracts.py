@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.publisher.domain import control_characters
 from shared.catalogue import Catalogue
 from shared.topics import LISTS_CHANGED, NOTICE_FEEDBACK, NOTICES, SUBJECTS_CHANGED
 
@@ -25,3 +26,12 @@ class FeedbackRequest(BaseModel):
 
     status: Literal["received", "applied", "not_applicable"]
     note: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("note")
+    @classmethod
+    def _no_control_characters(cls, note: str | None) -> str | None:
+        # PostgreSQL text refuses NUL; line breaks and tabs are a note's own.
+        bad = control_characters(note or "", allowed="\t\n\r")
+        if bad:
+            raise ValueError(f"control characters are not allowed: {', '.join(bad)}")
+        return note

@@ -4,6 +4,7 @@ sends, and what the public may see (信用珠海网). Pure functions."""
 
 from __future__ import annotations
 
+import base64
 import re
 import unicodedata
 import uuid
@@ -23,7 +24,7 @@ from shared.contract import (
     SubjectChanged,
     SubjectRef,
 )
-from shared.identifiers import mask_resident_id
+from shared.identifiers import is_minor_on, mask_resident_id
 
 # Stable ids: the same entry, measure and kind always give the same notice_id, so a notice
 # sent again (a relay retry) can be de-duplicated by the agency.
@@ -81,14 +82,21 @@ def is_in_force(record: ArchivedRecord) -> bool:
     return record.status == "active"
 
 
+def is_about_a_minor(subject: SubjectRef, record: ArchivedRecord) -> bool:
+    """A record about a person under 18 on its decision date: it never puts anyone on a list
+    and is never shown (shared.identifiers.is_minor_on)."""
+    return subject.type == "individual" and is_minor_on(subject.id, record.decided_on)
+
+
 def qualifying_basis(catalogue: Catalogue,
                      snapshot: SubjectChanged) -> dict[str, tuple[BasisRecord, ...]]:
     """The lists the subject's archive puts it on, each with the records that do so. A
     withdrawn or repaired record no longer counts; a disputed one still does until the
-    department decides."""
+    department decides. A record about a minor never counts, whatever its item (ingest
+    refuses some outright; this holds for all)."""
     found: dict[str, list[BasisRecord]] = {}
     for r in snapshot.records:
-        if not is_in_force(r):
+        if not is_in_force(r) or is_about_a_minor(snapshot.subject, r):
             continue
         for list_name in catalogue.lists_fed_by(r.catalogue_item):
             found.setdefault(list_name, []).append(
@@ -195,8 +203,12 @@ def _publish(catalogue: Catalogue, fx: ListEffects, entry: Entry,
                      until=add_years(today, lst.validity_years))
     fx.list_changes.append(_list_change(active, "ADD", subjects))
     snapshot = subjects[entry.subject_key]
+    # The registry links no key person who was a minor on the record's decision date; one
+    # who is a minor today was one then too, so a link that slipped through stops here.
+    named = [r for r in snapshot.related_subjects
+             if not (r.type == "individual" and is_minor_on(r.id, today))]
     for measure_name, measure in catalogue.measures_for(entry.list):
-        related = [r for r in snapshot.related_subjects if r.role in measure.extends_to]
+        related = [r for r in named if r.role in measure.extends_to]
         notice = Notice(
             notice_id=notice_id_for(entry.entry_id, measure_name, measure.kind),
             kind=measure.kind, list=entry.list, measure=measure_name, subject=snapshot.subject,
@@ -235,21 +247,29 @@ def _list_change(entry: Entry, op: Literal["ADD", "MOD", "DEL"],
 
 
 def public_subject(subject: SubjectRef) -> dict[str, Any]:
-    """Individuals' identity numbers are masked (CONTRACT.md: first 6 and last 4 at most)."""
+    """Individuals' identity numbers are masked to the first 6 characters and the check
+    character (CONTRACT.md, public query site; shared.identifiers.mask_resident_id)."""
     shown = mask_resident_id(subject.id) if subject.type == "individual" else subject.id
     return {"type": subject.type, "id": shown, "name": subject.name}
 
 
-def public_records(catalogue: Catalogue, records: Iterable[ArchivedRecord],
+def _may_be_public(catalogue: Catalogue, subject: SubjectRef, r: ArchivedRecord) -> bool:
+    """Public item, in force, not about a minor; how long it shows is `public_until`."""
+    item = catalogue.items.get(r.catalogue_item)
+    return (item is not None and item.disclosure == "public" and is_in_force(r)
+            and not is_about_a_minor(subject, r))
+
+
+def public_records(catalogue: Catalogue, subject: SubjectRef, records: Iterable[ArchivedRecord],
                    today: date) -> list[dict[str, Any]]:
-    """Only what the catalogue marks public, in force, and within its disclosure period."""
+    """Only what the catalogue marks public, in force, within its disclosure period, and not
+    about someone who was a minor on its decision date."""
     shown = []
     for r in records:
-        item = catalogue.items.get(r.catalogue_item)
-        if item is None or item.disclosure != "public" or not is_in_force(r):
+        if (r.public_until is None or r.public_until < today
+                or not _may_be_public(catalogue, subject, r)):
             continue
-        if r.public_until is None or r.public_until < today:
-            continue
+        item = catalogue.items[r.catalogue_item]
         shown.append({"department": r.department, "record_id": r.record_id,
                       "catalogue_item": r.catalogue_item, "item_name": item.name,
                       "polarity": item.polarity, "document_no": r.document_no,
@@ -258,12 +278,66 @@ def public_records(catalogue: Catalogue, records: Iterable[ArchivedRecord],
     return sorted(shown, key=lambda x: x["decided_on"], reverse=True)
 
 
-def is_discoverable(catalogue: Catalogue, snapshot: SubjectChanged, today: date) -> bool:
-    """Organizations can always be found by name; a person only while something about them
-    is public."""
+# An organization can be found by name with no end (PostgreSQL takes Python's date.max).
+ALWAYS = date.max
+
+
+def discoverable_until(catalogue: Catalogue, snapshot: SubjectChanged) -> date | None:
+    """The last day the subject can be found at all: organizations always, a person until
+    the end of the last public record about them, None if there is none. Stored with the
+    snapshot, so that name search needs no rule of its own and stops finding a person the
+    day their last record's period ends, without waiting for another snapshot."""
     if snapshot.subject.type != "individual":
-        return True
-    return bool(public_records(catalogue, snapshot.records, today))
+        return ALWAYS
+    return max((r.public_until for r in snapshot.records
+                if r.public_until is not None
+                and _may_be_public(catalogue, snapshot.subject, r)), default=None)
+
+
+def is_discoverable(catalogue: Catalogue, snapshot: SubjectChanged, today: date) -> bool:
+    """Organizations can always be found; a person only while something about them is
+    public. Unknown, hidden, expired and minor all look the same from outside."""
+    until = discoverable_until(catalogue, snapshot)
+    return until is not None and today <= until
+
+
+# --- what the public sends -----------------------------------------------------------------
+
+# list_changes.seq is a bigserial: a cursor past it names no position and must not reach the
+# database, where it would fail as out of range.
+MAX_SEQ = 2**63 - 1
+_CURSOR_VERSION = "v1"
+_MAX_CURSOR_CHARS = 64
+
+
+def encode_cursor(seq: int) -> str:
+    """The opaque `next` of the changes feed: base64 of a version and a sequence number."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_VERSION}:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """The sequence number inside a cursor this API gave (0 for none); ValueError for
+    anything else: another version, a number that is not plain ASCII digits, or one outside
+    0..MAX_SEQ."""
+    if not cursor:
+        return 0
+    if len(cursor) > _MAX_CURSOR_CHARS:
+        raise ValueError("cursor too long")
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    version, _, seq = raw.partition(":")
+    if version != _CURSOR_VERSION:
+        raise ValueError(f"unknown cursor version {version!r}")
+    # int() alone would take "+5", " 5", "1_0" and non-ASCII digits.
+    if not (seq.isascii() and seq.isdigit()) or int(seq) > MAX_SEQ:
+        raise ValueError("cursor position out of range")
+    return int(seq)
+
+
+def control_characters(text: str, allowed: str = "") -> list[str]:
+    """The control characters (Unicode Cc: NUL, escape, ...) in a text sent by the public, as
+    U+ codes; PostgreSQL refuses NUL in text, and none belongs in a name or a code."""
+    return sorted({f"U+{ord(ch):04X}" for ch in text
+                   if unicodedata.category(ch) == "Cc" and ch not in allowed})
 
 
 _PUNCTUATION = re.compile(r"[\s()（）\[\]【】〔〕〖〗{}·\.,，、\-—_/\\\"'“”‘’《》<>]+")

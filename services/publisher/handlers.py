@@ -71,6 +71,8 @@ def parse(messages: Sequence[InboundMessage]
             elif agency is not None:
                 answer = read_event(m, NOTICE_FEEDBACK.of(agency))
                 uuid.UUID(answer.data.notice_id)
+                if "\x00" in (answer.data.note or ""):  # PostgreSQL text refuses NUL
+                    raise ValueError("note: contains a NUL character (U+0000)")
                 feedback.append(Feedback(answer, agency, answer.data, m))
             else:
                 raise ValueError(f"no handler for {m.topic}")
@@ -88,13 +90,12 @@ async def apply_snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
                           snapshots: Sequence[SubjectChanged]) -> None:
     if not snapshots:
         return
-    today = clock.today()
     latest: dict[str, SubjectChanged] = {}
     for s in snapshots:
         if s.subject.key not in latest or latest[s.subject.key].version < s.version:
             latest[s.subject.key] = s
     changed = await store.save_snapshots(conn, [
-        (s, domain.is_discoverable(catalogue, s, today), *_search_fields(s))
+        (s, domain.discoverable_until(catalogue, s), *_search_fields(s))
         for s in latest.values()])
     if not changed:
         return

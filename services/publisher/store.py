@@ -24,21 +24,23 @@ def _entry(row: asyncpg.Record) -> Entry:
         exit_reason=row["exit_reason"])
 
 
-async def save_snapshots(conn: asyncpg.Connection,
-                         rows: Sequence[tuple[SubjectChanged, bool, str, list[str]]]) -> set[str]:
-    """Store (snapshot, discoverable, normalized name, grams) where newer than what is
-    stored; returns the subject keys that changed."""
+async def save_snapshots(
+        conn: asyncpg.Connection,
+        rows: Sequence[tuple[SubjectChanged, date | None, str, list[str]]]) -> set[str]:
+    """Store (snapshot, the last day it may be found, normalized name, grams) where newer than
+    what is stored; returns the subject keys that changed."""
     if not rows:
         return set()
     applied = await conn.fetch(
         "INSERT INTO subjects (subject_key, type, id, name, version, snapshot, discoverable,"
-        " name_norm, name_grams)"
-        " SELECT k, t, i, n, v, s, d, nn, string_to_array(g, E'\\x1f')"
+        " discoverable_until, name_norm, name_grams)"
+        " SELECT k, t, i, n, v, s, du IS NOT NULL, du, nn, string_to_array(g, E'\\x1f')"
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],"
-        "  $6::json[], $7::bool[], $8::text[], $9::text[]) AS u(k, t, i, n, v, s, d, nn, g)"
+        "  $6::json[], $7::date[], $8::text[], $9::text[]) AS u(k, t, i, n, v, s, du, nn, g)"
         " ON CONFLICT (subject_key) DO UPDATE SET name = EXCLUDED.name,"
         "  version = EXCLUDED.version, snapshot = EXCLUDED.snapshot,"
-        "  discoverable = EXCLUDED.discoverable, name_norm = EXCLUDED.name_norm,"
+        "  discoverable = EXCLUDED.discoverable,"
+        "  discoverable_until = EXCLUDED.discoverable_until, name_norm = EXCLUDED.name_norm,"
         "  name_grams = EXCLUDED.name_grams, updated_at = now()"
         " WHERE subjects.version < EXCLUDED.version"
         " RETURNING subject_key",
@@ -156,17 +158,18 @@ async def record_feedback(conn: asyncpg.Connection,
 
 
 async def search_subjects(conn: asyncpg.Connection, query_norm: str, grams: list[str],
-                          exact_id: str | None, subject_type: str | None, limit: int,
-                          offset: int) -> list[asyncpg.Record]:
+                          exact_id: str | None, subject_type: str | None, today: date,
+                          limit: int, offset: int) -> list[asyncpg.Record]:
     return await conn.fetch(  # type: ignore[no-any-return]
         "SELECT subject_key, type, id, name, snapshot FROM subjects"
-        " WHERE discoverable AND ($5::text IS NULL OR type = $5)"
+        " WHERE discoverable AND discoverable_until >= $7"
+        "  AND ($5::text IS NULL OR type = $5)"
         "  AND ((cardinality($2::text[]) > 0 AND name_grams @> $2::text[]"
         "        AND strpos(name_norm, $1) > 0)"
         "       OR id = $3)"
         " ORDER BY (id = $3) DESC, strpos(name_norm, $1), length(name_norm), subject_key"
         " LIMIT $4 OFFSET $6",
-        query_norm, grams, exact_id, limit, subject_type, offset)
+        query_norm, grams, exact_id, limit, subject_type, offset, today)
 
 
 async def subject(conn: asyncpg.Connection, key: str) -> SubjectChanged | None:

@@ -13,7 +13,9 @@ from shared.contract import (
     Grade,
     RecordStatusChanged,
     RelatedSubject,
+    SubjectRef,
 )
+from shared.identifiers import is_minor_on
 
 
 def add_months(day: date, months: int) -> date:
@@ -88,25 +90,36 @@ def apply_status_change(existing: ArchivedRecord, change: RecordStatusChanged) -
 
 def key_persons(catalogue: Catalogue, records: Iterable[ArchivedRecord]) -> list[RelatedSubject]:
     """Key-person links (e.g. the legal representative, 法定代表人) from active records; the
-    latest decision per role wins."""
-    found: dict[str, RelatedSubject] = {}
+    latest decision per role wins. A person under 18 on that decision's date is not linked
+    (shared.identifiers.is_minor_on), and no earlier holder of the role stands in."""
+    found: dict[str, RelatedSubject | None] = {}
     for r in sorted(records, key=lambda r: r.decided_on):
         role = catalogue.items[r.catalogue_item].key_person_role
         person = r.attributes.get(role) if role else None
         if r.status == "active" and role and isinstance(person, dict):
-            found[role] = RelatedSubject(type="individual", id=str(person.get("id")),
-                                         name=person.get("name"), role=role)
-    return list(found.values())
+            person_id = str(person.get("id"))
+            found[role] = None if is_minor_on(person_id, r.decided_on) else RelatedSubject(
+                type="individual", id=person_id, name=person.get("name"), role=role)
+    return [p for p in found.values() if p is not None]
 
 
-def grade(catalogue: Catalogue, records: Iterable[ArchivedRecord], today: date) -> Grade:
+def is_about_a_minor(subject: SubjectRef, record: ArchivedRecord) -> bool:
+    """A record about a person under 18 on its decision date: never shown, listed or graded."""
+    return subject.type == "individual" and is_minor_on(subject.id, record.decided_on)
+
+
+def grade(catalogue: Catalogue, subject: SubjectRef, records: Iterable[ArchivedRecord],
+          today: date) -> Grade:
     """A first, explainable grade: D with a serious negative record in force, C with a general
     one, A with positive records and no negative ones, B otherwise. Records that were
-    withdrawn, repaired or are past their disclosure period do not count."""
+    withdrawn, repaired or are past their disclosure period do not count, nor records about a
+    minor: the public grade explains itself with records the public may see."""
     serious, general, positive = [], [], []
     for r in records:
         item = catalogue.items[r.catalogue_item]
         if r.status != "active" or (r.public_until is not None and r.public_until < today):
+            continue
+        if is_about_a_minor(subject, r):
             continue
         label = f"{item.name}（{r.department} {r.record_id}，{r.decided_on}）"
         if item.polarity == "negative" and item.severity == "serious":

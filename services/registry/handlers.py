@@ -126,6 +126,6 @@ async def _snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
         snapshot = SubjectChanged(
             subject=subject, version=versions[key], records=records,
             related_subjects=domain.key_persons(catalogue, records),
-            grade=domain.grade(catalogue, records, today))
+            grade=domain.grade(catalogue, subject, records, today))
         events.append(OutboundEvent.of(SUBJECTS_CHANGED, SOURCE, key, snapshot))
     return events

@@ -15,6 +15,7 @@ from shared.identifiers import (
     age_on,
     check_resident_id,
     check_uscc,
+    is_minor_on,
     mask_resident_id,
     org_code_check_character,
     parse_birth_date,
@@ -247,15 +248,65 @@ def test_age_on_29_february_birthday():
     assert age_on(birth, date(2026, 3, 1)) == 18
 
 
-def test_mask_resident_id_keeps_first_6_and_last_4():
-    """CONTRACT.md lines 127-128: first 6 and last 4 characters kept at most."""
-    assert mask_resident_id("360426199101010071") == "360426********0071"
-    assert mask_resident_id("53010219200508011X") == "530102********011X"
+def test_mask_resident_id_keeps_the_first_6_and_the_check_character():
+    """CONTRACT.md, public query site: `440402***********X` is right."""
+    assert mask_resident_id("360426199101010071") == "360426***********1"
+    assert mask_resident_id("53010219200508011X") == "530102***********X"
+    assert mask_resident_id("44040219800101123X") == "440402***********X"
+
+
+def test_masked_number_hides_the_birth_date_and_the_sequence():
+    """Keeping the last 4 left only the birth date hidden: a name plus some thousand tried
+    dates gave the number back. Nothing of positions 7-17 may survive."""
+    id_number = resident_id(birth=date(1985, 5, 17), sequence=123)
+    masked = mask_resident_id(id_number)
+    assert len(masked) == 18
+    assert masked[6:17] == "*" * 11
+    assert "19850517" not in masked and "123" not in masked[6:]
+
+
+def test_numbers_differing_only_in_birth_date_and_sequence_mask_alike():
+    a = resident_id(birth=date(1960, 1, 1), sequence=1)
+    b = resident_id(birth=date(1999, 12, 31), sequence=998)
+    if a[-1] == b[-1]:
+        assert mask_resident_id(a) == mask_resident_id(b)
+    assert mask_resident_id(a)[:17] == mask_resident_id(b)[:17]
 
 
 def test_mask_resident_id_hides_short_values_entirely():
-    assert mask_resident_id("1234567890") == "**********"
+    assert mask_resident_id("1234567") == "*******"
     assert mask_resident_id("") == ""
+    assert mask_resident_id("12345678") == "123456*8"
+
+
+# --- minors -------------------------------------------------------------------------------
+
+
+def test_is_minor_on_the_day_before_the_18th_birthday_and_not_on_it():
+    """民法典 第十七条: an adult from 18; counted on the record's decision date."""
+    id_number = resident_id(birth=date(2008, 6, 15))
+    assert is_minor_on(id_number, date(2026, 6, 14))
+    assert not is_minor_on(id_number, date(2026, 6, 15))
+    assert not is_minor_on(id_number, date(2030, 1, 1))
+    assert is_minor_on(id_number, date(2008, 6, 15))
+
+
+def test_is_minor_on_a_29_february_birthday():
+    id_number = resident_id(birth=date(2008, 2, 29))
+    assert is_minor_on(id_number, date(2026, 2, 28))
+    assert not is_minor_on(id_number, date(2026, 3, 1))
+
+
+def test_adult_born_long_ago_is_not_a_minor():
+    assert not is_minor_on(KNOWN_IDS[1], date(2026, 11, 28))  # born 1920-05-08
+
+
+@pytest.mark.parametrize("unreadable", [
+    "", "None", "4404021985051712", "440402198502301234", "440402ABCD0517123X",
+    "４４０４０２１９８５０５１７１２３X"])
+def test_a_number_whose_birth_date_cannot_be_read_counts_as_a_minor(unreadable):
+    """Fail closed: what cannot be shown to be an adult's is not published or linked."""
+    assert is_minor_on(unreadable, date(2026, 11, 28))
 
 
 # --- demo generators, property style ------------------------------------------------------

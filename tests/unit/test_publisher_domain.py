@@ -3,6 +3,7 @@ reward and penalty notices (联合奖惩) and what the public sees (信用珠海
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -10,6 +11,7 @@ import pytest
 import zhconv
 
 from services.publisher.domain import (
+    MAX_SEQ,
     Activate,
     Enter,
     Entry,
@@ -17,6 +19,10 @@ from services.publisher.domain import (
     Rebase,
     add_years,
     basis_key,
+    control_characters,
+    decode_cursor,
+    discoverable_until,
+    encode_cursor,
     is_discoverable,
     materialize,
     name_grams,
@@ -28,12 +34,13 @@ from services.publisher.domain import (
     qualifying_basis,
     query_grams,
 )
-from shared.contract import BasisRecord, RelatedSubject
+from shared.contract import BasisRecord, RelatedSubject, SubjectRef
 from tests.unit.factories import (
     ENTERPRISE,
     PERSON,
     PERSON_ID,
     archived,
+    resident_id,
     snapshot,
 )
 
@@ -87,6 +94,27 @@ def test_items_that_feed_no_list_do_not_qualify(catalogue):
     snap = snapshot(records=[archived("amr.admin_penalty"),
                              archived("amr.legal_representative", public_until=None)])
     assert qualifying_basis(catalogue, snap) == {}
+
+
+MINOR = SubjectRef(type="individual", id=resident_id(birth=date(2010, 1, 1)), name="小明")
+
+
+@pytest.mark.parametrize("item", ["tax.major_violation", "hrss.wage_arrears",
+                                  "court.dishonest_debtor"])
+def test_a_record_about_a_minor_never_qualifies_for_a_list(catalogue, item):
+    """Nobody under 18 on the decision date is listed, whatever the item (法释〔2017〕7号
+    for the court's list; 未成年人保护法 第四条 for all)."""
+    young = archived(item, decided_on=date(2027, 12, 31))
+    assert qualifying_basis(catalogue, snapshot(MINOR, [young])) == {}
+    grown = archived(item, decided_on=date(2028, 1, 1))
+    assert list(qualifying_basis(catalogue, snapshot(MINOR, [grown]))) == [item]
+
+
+def test_an_adults_record_about_the_same_person_still_qualifies(catalogue):
+    records = [archived("hrss.wage_arrears", record_id="young", decided_on=date(2026, 6, 1)),
+               archived("hrss.wage_arrears", record_id="adult", decided_on=date(2028, 6, 1))]
+    basis = qualifying_basis(catalogue, snapshot(MINOR, records))
+    assert [b.record_id for b in basis["hrss.wage_arrears"]] == ["adult"]
 
 
 def test_basis_lists_every_record_sorted(catalogue):
@@ -200,6 +228,17 @@ def test_only_the_hiring_notice_names_the_legal_representative(catalogue):
     for name, notice in by_measure.items():
         if name != "hiring.restrict":
             assert notice.related_subjects == [], name
+
+
+def test_a_minor_key_person_is_not_named_on_any_notice(catalogue):
+    """Defence in depth: the registry does not link a key person under 18 on the decision
+    date; one who is under 18 on the notice's date was one then too."""
+    kid = RelatedSubject(type="individual", id=resident_id(birth=date(2010, 1, 1)), name="小明",
+                         role="legal_representative")
+    fx = materialize(catalogue, [Enter(COURT, ENTERPRISE.key, COURT_BASIS)],
+                     subjects(archived(), related=(kid,)), {}, NOW, TODAY)
+    assert len(fx.notices) == 5
+    assert all(n.related_subjects == [] for _, n, _ in fx.notices)
 
 
 def test_notice_ids_are_stable(catalogue):
@@ -334,7 +373,8 @@ def test_add_years(day, years, expected):
 
 
 def test_public_records_show_public_records_in_force(catalogue):
-    [shown] = public_records(catalogue, [archived(document_no="（2026）粤04执1号")], TODAY)
+    [shown] = public_records(catalogue, ENTERPRISE, [archived(document_no="（2026）粤04执1号")],
+                             TODAY)
     assert shown == {
         "department": "court", "record_id": "R-1", "catalogue_item": COURT,
         "item_name": "失信被执行人", "polarity": "negative",
@@ -345,37 +385,38 @@ def test_public_records_show_public_records_in_force(catalogue):
 def test_public_records_hide_internal_items(catalogue):
     """CONTRACT.md line 126: only what the catalogue marks public."""
     internal = archived("staffing.report_overdue", public_until=date(2030, 1, 1))
-    assert public_records(catalogue, [internal], TODAY) == []
+    assert public_records(catalogue, ENTERPRISE, [internal], TODAY) == []
 
 
 @pytest.mark.parametrize("status", ["withdrawn", "repaired"])
 def test_public_records_hide_records_no_longer_in_force(catalogue, status):
-    assert public_records(catalogue, [archived(status=status)], TODAY) == []
+    assert public_records(catalogue, ENTERPRISE, [archived(status=status)], TODAY) == []
 
 
 def test_public_records_hide_records_past_their_period(catalogue):
     """CONTRACT.md line 127: only within its disclosure period."""
-    assert public_records(catalogue, [archived(public_until=TODAY - timedelta(days=1))],
+    assert public_records(catalogue, ENTERPRISE, [archived(public_until=TODAY - timedelta(days=1))],
                           TODAY) == []
-    assert len(public_records(catalogue, [archived(public_until=TODAY)], TODAY)) == 1
+    assert len(public_records(catalogue, ENTERPRISE, [archived(public_until=TODAY)], TODAY)) == 1
 
 
 def test_public_records_pass_the_dispute_flag_through(catalogue):
     """CONTRACT.md line 164: the record is flagged disputed in the public profile."""
-    [shown] = public_records(catalogue, [archived(disputed=True)], TODAY)
+    [shown] = public_records(catalogue, ENTERPRISE, [archived(disputed=True)], TODAY)
     assert shown["disputed"] is True
 
 
 def test_public_records_newest_first(catalogue):
     records = [archived(record_id="old", decided_on=date(2025, 1, 1)),
                archived(record_id="new", decided_on=date(2026, 1, 1))]
-    assert [r["record_id"] for r in public_records(catalogue, records, TODAY)] == ["new", "old"]
+    shown = public_records(catalogue, ENTERPRISE, records, TODAY)
+    assert [r["record_id"] for r in shown] == ["new", "old"]
 
 
 def test_public_subject_masks_individuals():
-    """CONTRACT.md lines 127-128: first 6 and last 4 characters kept at most."""
+    """CONTRACT.md, public query site: the first 6 characters and the check character."""
     shown = public_subject(PERSON)
-    assert shown == {"type": "individual", "id": PERSON_ID[:6] + "*" * 8 + PERSON_ID[-4:],
+    assert shown == {"type": "individual", "id": PERSON_ID[:6] + "*" * 11 + PERSON_ID[-1],
                      "name": PERSON.name}
 
 
@@ -385,6 +426,7 @@ def test_public_subject_shows_organizations_in_full():
 
 def test_organizations_are_always_discoverable(catalogue):
     assert is_discoverable(catalogue, snapshot(ENTERPRISE, []), TODAY)
+    assert discoverable_until(catalogue, snapshot(ENTERPRISE, [])) == date.max
 
 
 def test_individual_is_discoverable_only_while_something_is_public(catalogue):
@@ -394,6 +436,78 @@ def test_individual_is_discoverable_only_while_something_is_public(catalogue):
                                TODAY)
     expired = archived(public_until=TODAY - timedelta(days=1))
     assert not is_discoverable(catalogue, snapshot(PERSON, [expired]), TODAY)
+
+
+def test_a_person_is_found_until_the_end_of_their_last_public_record(catalogue):
+    """Stored with the snapshot: search stops finding them that day, with no new snapshot."""
+    records = [archived(record_id="a", public_until=date(2027, 1, 1)),
+               archived(record_id="b", public_until=date(2028, 1, 1)),
+               archived("staffing.report_overdue", record_id="internal",
+                        public_until=date(2035, 1, 1)),
+               archived(record_id="gone", status="withdrawn", public_until=date(2033, 1, 1))]
+    until = discoverable_until(catalogue, snapshot(PERSON, records))
+    assert until == date(2028, 1, 1)
+    assert is_discoverable(catalogue, snapshot(PERSON, records), until)
+    assert not is_discoverable(catalogue, snapshot(PERSON, records), until + timedelta(days=1))
+    assert discoverable_until(catalogue, snapshot(PERSON, records[2:])) is None
+
+
+def test_public_records_never_show_a_record_about_a_minor(catalogue):
+    young = archived("hrss.wage_arrears", record_id="young", decided_on=date(2026, 6, 1))
+    adult = archived("hrss.wage_arrears", record_id="adult", decided_on=date(2028, 6, 1),
+                     public_until=date(2031, 6, 1))
+    assert public_records(catalogue, MINOR, [young], TODAY) == []
+    shown = public_records(catalogue, MINOR, [young, adult], date(2028, 7, 1))
+    assert [r["record_id"] for r in shown] == ["adult"]
+
+
+def test_a_person_with_only_records_from_their_minority_cannot_be_found(catalogue):
+    young = archived("hrss.wage_arrears", decided_on=date(2026, 6, 1))
+    assert discoverable_until(catalogue, snapshot(MINOR, [young])) is None
+    assert not is_discoverable(catalogue, snapshot(MINOR, [young]), TODAY)
+
+
+def test_the_minor_rule_does_not_hide_organizations(catalogue):
+    """An enterprise's code has no birth date: the rule is about individuals only."""
+    assert len(public_records(catalogue, ENTERPRISE, [archived()], TODAY)) == 1
+
+
+# --- what the public sends ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seq", [0, 1, 42, MAX_SEQ])
+def test_cursor_round_trips(seq):
+    assert decode_cursor(encode_cursor(seq)) == seq
+
+
+def test_no_cursor_starts_at_the_beginning():
+    assert decode_cursor(None) == 0
+    assert decode_cursor("") == 0
+
+
+def raw_cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("text", [
+    "v1:99999999999999999999", f"v1:{MAX_SEQ + 1}", "v1:-1", "v1:+5", "v1: 5", "v1:1_000",
+    "v1:", "v1:٣", "v2:5", "5", "v1:5:6"])
+def test_a_cursor_outside_bigint_or_not_plain_digits_is_refused(text):
+    with pytest.raises(ValueError):
+        decode_cursor(raw_cursor(text))
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor", "\x00", "%00", "é", "A" * 65,
+                                    raw_cursor("v1:" + "9" * 5000)])
+def test_anything_that_is_not_a_cursor_is_refused(cursor):
+    with pytest.raises(ValueError):
+        decode_cursor(cursor)
+
+
+def test_control_characters_are_named():
+    assert control_characters("a\x00b\x1bc") == ["U+0000", "U+001B"]
+    assert control_characters("珠海 格力") == []
+    assert control_characters("line\nbreak", allowed="\n") == []
 
 
 # --- name search --------------------------------------------------------------------------

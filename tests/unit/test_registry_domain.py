@@ -15,7 +15,7 @@ from services.registry.domain import (
     grade,
     key_persons,
 )
-from shared.contract import RecordStatusChanged
+from shared.contract import RecordStatusChanged, SubjectRef
 from tests.unit.factories import (
     ENTERPRISE,
     accepted,
@@ -216,6 +216,28 @@ def test_withdrawn_legal_representative_is_ignored(catalogue):
     assert [p.id for p in key_persons(catalogue, records)] == [OLD_REP]
 
 
+MINOR_REP = resident_id(birth=date(2009, 3, 1))
+
+
+def test_a_legal_representative_under_18_on_the_decision_date_is_not_linked(catalogue):
+    """Nobody under 18 on the decision date is named in related_subjects (民法典 第十七条,
+    未成年人保护法 第四条)."""
+    assert key_persons(catalogue, [rep("kid", MINOR_REP, date(2027, 2, 28))]) == []
+    [adult] = key_persons(catalogue, [rep("kid", MINOR_REP, date(2027, 3, 1))])
+    assert adult.id == MINOR_REP
+
+
+def test_a_minor_named_by_the_latest_decision_is_not_replaced_by_an_earlier_holder(catalogue):
+    """The latest registration says who holds the role; linking the previous holder instead
+    would name the wrong person on agencies' notices."""
+    records = [rep("old", OLD_REP, date(2015, 1, 1)), rep("kid", MINOR_REP, date(2026, 1, 1))]
+    assert key_persons(catalogue, records) == []
+
+
+def test_a_key_person_whose_birth_date_cannot_be_read_is_not_linked(catalogue):
+    assert key_persons(catalogue, [rep("bad", "44040219851332123X", date(2026, 1, 1))]) == []
+
+
 def test_records_without_a_key_person_role_give_none(catalogue):
     assert key_persons(catalogue, [archived(), archived("amr.admin_penalty")]) == []
 
@@ -224,7 +246,7 @@ def test_records_without_a_key_person_role_give_none(catalogue):
 
 
 def test_serious_record_in_force_grades_d(catalogue):
-    result = grade(catalogue, [archived(), archived("tax.a_grade_taxpayer")], TODAY)
+    result = grade(catalogue, ENTERPRISE, [archived(), archived("tax.a_grade_taxpayer")], TODAY)
     assert result.grade == "D"
     assert len(result.explanation) == 1
     assert "失信被执行人" in result.explanation[0]
@@ -232,14 +254,15 @@ def test_serious_record_in_force_grades_d(catalogue):
 
 
 def test_general_record_grades_c(catalogue):
-    result = grade(catalogue, [archived("amr.admin_penalty", public_until=date(2027, 6, 1)),
-                               archived("tax.a_grade_taxpayer")], TODAY)
+    result = grade(catalogue, ENTERPRISE,
+                   [archived("amr.admin_penalty", public_until=date(2027, 6, 1)),
+                    archived("tax.a_grade_taxpayer")], TODAY)
     assert result.grade == "C"
     assert "行政处罚" in result.explanation[0]
 
 
 def test_positive_record_without_negatives_grades_a(catalogue):
-    result = grade(catalogue, [archived("tax.a_grade_taxpayer"),
+    result = grade(catalogue, ENTERPRISE, [archived("tax.a_grade_taxpayer"),
                                archived("customs.advanced_certified", record_id="R-2")], TODAY)
     assert result.grade == "A"
     assert len(result.explanation) == 2
@@ -247,7 +270,7 @@ def test_positive_record_without_negatives_grades_a(catalogue):
 
 
 def test_no_records_grades_b(catalogue):
-    result = grade(catalogue, [], TODAY)
+    result = grade(catalogue, ENTERPRISE, [], TODAY)
     assert result.grade == "B"
     assert result.explanation
 
@@ -255,22 +278,40 @@ def test_no_records_grades_b(catalogue):
 def test_neutral_and_minor_internal_records_grade_b(catalogue):
     records = [rep("lr", OLD_REP, date(2020, 1, 1)),
                archived("staffing.report_overdue", public_until=None)]
-    assert grade(catalogue, records, TODAY).grade == "B"
+    assert grade(catalogue, ENTERPRISE, records, TODAY).grade == "B"
 
 
 @pytest.mark.parametrize("status", ["withdrawn", "repaired"])
 def test_withdrawn_or_repaired_records_do_not_count(catalogue, status):
-    assert grade(catalogue, [archived(status=status)], TODAY).grade == "B"
+    assert grade(catalogue, ENTERPRISE, [archived(status=status)], TODAY).grade == "B"
 
 
 def test_records_past_their_disclosure_period_do_not_count(catalogue):
     """DOMAIN.md lines 47-48: at the maximum, display stops by itself."""
     old = archived(decided_on=date(2022, 1, 1), public_until=date(2025, 1, 1))
-    assert grade(catalogue, [old], TODAY).grade == "B"
+    assert grade(catalogue, ENTERPRISE, [old], TODAY).grade == "B"
 
 
 def test_record_on_its_last_public_day_still_counts(catalogue):
-    assert grade(catalogue, [archived(public_until=TODAY)], TODAY).grade == "D"
+    assert grade(catalogue, ENTERPRISE, [archived(public_until=TODAY)], TODAY).grade == "D"
+
+
+def test_records_about_a_minor_do_not_count_toward_the_grade(catalogue):
+    """The grade explains itself with records the public sees; a record about someone under
+    18 on its decision date is never shown."""
+    minor = SubjectRef(type="individual", id=resident_id(birth=date(2010, 1, 1)), name="小明")
+    penalty = archived("hrss.wage_arrears", decided_on=date(2026, 6, 1))
+    assert grade(catalogue, minor, [penalty], TODAY).grade == "B"
+    adult_again = archived("hrss.wage_arrears", record_id="R-2", decided_on=date(2028, 6, 1),
+                           public_until=date(2031, 6, 1))
+    result = grade(catalogue, minor, [penalty, adult_again], date(2028, 7, 1))
+    assert result.grade == "D"
+    assert len(result.explanation) == 1 and "R-2" in result.explanation[0]
+
+
+def test_the_minor_rule_applies_only_to_individuals(catalogue):
+    assert grade(catalogue, ENTERPRISE, [archived(decided_on=date(2026, 6, 1))],
+                 TODAY).grade == "D"
 
 
 def test_a_corrected_revision_keeps_the_repair(catalogue):
