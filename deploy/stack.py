@@ -274,6 +274,10 @@ class IsolatedStack:
             "XINYONG_INGEST_HTTP_PORT": str(port_base + 1),
             "XINYONG_REGISTRY_HTTP_PORT": str(port_base + 2),
             "XINYONG_OBJECTION_HTTP_PORT": str(port_base + 3),
+            "XINYONG_PUBLISHER_METRICS_PORT": str(port_base + 10),
+            "XINYONG_INGEST_METRICS_PORT": str(port_base + 11),
+            "XINYONG_REGISTRY_METRICS_PORT": str(port_base + 12),
+            "XINYONG_OBJECTION_METRICS_PORT": str(port_base + 13),
             # The broker's minimum: a killed worker's partitions move on quickly.
             "XINYONG_KAFKA_SESSION_TIMEOUT_MS": "6000",
             **extra_env,
@@ -281,6 +285,9 @@ class IsolatedStack:
         self.settings = Settings(**{k.removeprefix("XINYONG_").lower(): v  # type: ignore[arg-type]
                                     for k, v in self.env.items()})
         self.processes = {p.name: p for p in services(self.settings)}
+        # The namespace's own clients (set by `start`): see `_principal`.
+        self.tester: dict[str, str] = {}
+        self.observer: dict[str, str] = {}
 
     def start(self) -> None:
         infra_up(self.settings)
