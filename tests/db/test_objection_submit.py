@@ -4,8 +4,6 @@ accepted records, and which public requests it takes (CONTRACT.md, "Objections a
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
-from itertools import count
 from typing import Any
 
 import asyncpg
@@ -14,39 +12,18 @@ import pytest
 from services.objection import domain, handlers
 from services.objection.contracts import ObjectionRequest
 from shared.catalogue import Catalogue
-from shared.contract import AcceptedRecord, ObjectionDecision, RecordSubmission
+from shared.contract import ObjectionDecision
 from shared.http import Problem
-from shared.messages import InboundMessage, OutboundEvent
+from shared.messages import InboundMessage
 from shared.topics import RECORDS_ACCEPTED
+from tests.db.builders import FIRM_A, FIRM_B, accepted_message
 from tests.db.conftest import OpenTransaction
-from tests.unit.factories import resident_id, uscc
+from tests.unit.factories import resident_id
 
 pytestmark = pytest.mark.db
 
-FIRM_A = uscc("91440400MA4W8KXA0")
-FIRM_B = uscc("91440400MA4W8KXB0")
 PERSON = resident_id(sequence=400)  # its check character is X
 GENEROUS = handlers.Limits(domain.Rate(1000, 3600), domain.Rate(1000, 3600))
-_offsets = count()
-
-
-def accepted_message(record_id: str, subject_id: str, revision: int = 1, *,
-                     department: str = "amr", action: str = "upsert",
-                     subject_type: str = "enterprise") -> InboundMessage:
-    data: dict[str, Any] = {
-        "record_id": record_id, "revision": revision, "action": action,
-        "subject": {"type": subject_type, "id": subject_id, "name": "测试"}}
-    if action == "upsert":
-        data.update(catalogue_item="amr.admin_penalty", decided_on=date(2026, 6, 1),
-                    district="440402")
-    payload = AcceptedRecord(department=department,
-                             submission=RecordSubmission.model_validate(data),
-                             source_event_id=f"ev-{record_id}-{revision}",
-                             accepted_at=datetime(2026, 6, 2, tzinfo=UTC))
-    event = OutboundEvent.of(RECORDS_ACCEPTED, "xinyong/ingest",
-                             f"{subject_type}:{subject_id}", payload)
-    return InboundMessage(topic=RECORDS_ACCEPTED.name, partition=0, offset=next(_offsets),
-                          key=event.key, value=event.value, timestamp_ms=0)
 
 
 def request(record_id: str, subject_id: str = FIRM_A, *, subject_type: str = "enterprise",
@@ -105,7 +82,7 @@ async def test_an_event_applied_twice_applies_once_and_unreadable_ones_are_dead_
     first = accepted_message("P-2", FIRM_A, 1)
     await handlers.remember_accepted(conn, [first])
     await conn.execute("UPDATE known_records SET revision = 0 WHERE record_id = 'P-2'")
-    broken = InboundMessage(topic=RECORDS_ACCEPTED.name, partition=0, offset=next(_offsets),
+    broken = InboundMessage(topic=RECORDS_ACCEPTED.name, partition=0, offset=10_000,
                             key=None, value=b"{not json", timestamp_ms=0)
     await handlers.remember_accepted(conn, [first, broken])
     # The same event again changed nothing, though its revision is now the higher one.
