@@ -1,6 +1,7 @@
 """The registry's `apply_changes` on a real database (rolled back): a status change applies
 only to a record the registry holds, under that record's subject (defence in depth behind
-the objection service's own check)."""
+the objection service's own check); and the objection service's projection backfilled from
+the registry's archive."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from services.objection import backfill
+from services.objection import handlers as objection
 from services.registry import handlers
 from shared.catalogue import Catalogue
 from shared.contract import RecordStatusChanged
@@ -89,3 +92,24 @@ async def test_an_accepted_revision_still_moves_a_record_to_another_subject(
     await apply(conn, catalogue, [accepted_message("G-3", FIRM_A)])
     await apply(conn, catalogue, [accepted_message("G-3", FIRM_B, 2)])
     assert await conn.fetchval("SELECT subject_key FROM records") == f"enterprise:{FIRM_B}"
+
+
+async def test_the_objection_projection_is_backfilled_from_the_archive(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    """services/objection/backfill.py: the upgrade step for records older than the topic's
+    retention."""
+    registry = await tx("registry")
+    await apply(registry, catalogue, [
+        accepted_message("B-1", FIRM_A), accepted_message("B-2", FIRM_A),
+        accepted_message("B-2", FIRM_B, 2), accepted_message("B-3", FIRM_A),
+        accepted_message("B-3", FIRM_A, 2, action="withdraw"),
+        accepted_message("B-4", FIRM_A)])
+    target = await tx("objection")
+    await objection.remember_accepted(target, [accepted_message("B-4", FIRM_B, 5)])
+
+    assert await backfill.backfill(registry, target) == 4
+    rows = {r["record_id"]: (r["subject_id"], r["revision"], r["withdrawn"])
+            for r in await target.fetch("SELECT * FROM known_records")}
+    assert rows == {"B-1": (FIRM_A, 1, False), "B-2": (FIRM_B, 2, False),
+                    "B-3": (FIRM_A, 2, True),
+                    "B-4": (FIRM_B, 5, False)}  # the projection's higher revision stays
