@@ -94,7 +94,10 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     _add_readiness(app, worker)
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port(spec.name), log_config=None,
-        access_log=False, lifespan="off"))
+        access_log=False, lifespan="off",
+        # uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; which proxies are
+        # believed is the `trusted_proxies` setting's business (shared/guard.py).
+        proxy_headers=False))
     # Metrics on a port of their own, never beside the public routes.
     metrics_server = uvicorn.Server(uvicorn.Config(
         make_asgi_app(), host=settings.metrics_host, port=settings.metrics_port(spec.name),

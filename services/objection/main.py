@@ -12,7 +12,7 @@ SPEC = ServiceSpec(
     consumes=contracts.consumed_topics,
     handler=handlers.make_handler,
     api=api.create_app,
-    timers=(handlers.deadline_timer,),
+    timers=(handlers.deadline_timer, handlers.rate_window_cleaner),
 )
 
 

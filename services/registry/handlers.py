@@ -33,6 +33,7 @@ SOURCE = "xinyong/registry"
 class Change:
     event: AnyEvent
     payload: AcceptedRecord | RecordStatusChanged
+    message: InboundMessage
 
     @property
     def record_key(self) -> tuple[str, str]:
@@ -63,10 +64,10 @@ def parse_changes(messages: Sequence[InboundMessage]) -> tuple[list[Change], lis
         try:
             if m.topic == RECORDS_ACCEPTED.name:
                 accepted = read_event(m, RECORDS_ACCEPTED)
-                changes.append(Change(accepted, accepted.data))
+                changes.append(Change(accepted, accepted.data, m))
             else:
                 status = read_event(m, RECORDS_STATUS)
-                changes.append(Change(status, status.data))
+                changes.append(Change(status, status.data, m))
         except ValueError as exc:
             dead.append(outbox.dead_letter("registry", m, f"unreadable event: {exc}"))
     return changes, dead
@@ -81,20 +82,29 @@ async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
     subject_of = {k: s for k, (s, _) in current.items()}
     written: list[tuple[str, ArchivedRecord, str, str]] = []
     touched: dict[str, SubjectRef] = {}
+    refused: list[OutboundEvent] = []
     for c in changes:
+        if isinstance(c.payload, RecordStatusChanged):
+            # Defence in depth: the objection service checks the subject too.
+            reason = domain.status_change_refusal(c.payload, subject_of.get(c.record_key))
+            if reason is not None:
+                refused.append(outbox.dead_letter("registry", c.message, reason))
+                continue
         before = archive.get(c.record_key)
         after = _apply(catalogue, before, c)
         if after is None:
             continue
         key = c.subject.key
         if c.record_key in subject_of and subject_of[c.record_key] != key:
-            # A later revision moved the record to another subject: both archives change.
+            # A later revision (an accepted record: status changes never get here) moved the
+            # record to another subject: both archives change.
             old = subject_of[c.record_key]
             touched.setdefault(old, SubjectRef.model_validate(_subject_from_key(old)))
         archive[c.record_key], subject_of[c.record_key] = after, key
         touched[key] = c.subject if c.subject.name else touched.get(key, c.subject)
         cause = "submission" if isinstance(c.payload, AcceptedRecord) else c.payload.change
         written.append((key, after, cause, c.event.id))
+    await outbox.enqueue(conn, refused)
     if not written:
         return
     versions = await store.upsert_subjects(conn, list(touched.values()))
@@ -106,9 +116,7 @@ def _apply(catalogue: Catalogue, before: ArchivedRecord | None,
            c: Change) -> ArchivedRecord | None:
     if isinstance(c.payload, AcceptedRecord):
         return domain.archive_accepted(catalogue, before, c.payload)
-    if before is None:
-        log.warning("status change %s for unknown record %s", c.payload.change, c.record_key)
-        return None
+    assert before is not None  # refused before: a status change needs a record
     return domain.apply_status_change(before, c.payload)
 
 
