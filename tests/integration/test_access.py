@@ -5,6 +5,7 @@ and unauthenticated, revoked and expired clients are refused, over Kafka and HTT
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -48,8 +49,16 @@ def _login(issued: credentials.Issued) -> dict[str, str]:
     return {"username": issued.kafka_user or "", "password": issued.kafka_password or ""}
 
 
+# What a probe write sends: shaped like an event so that other tests watching the same
+# topics (dead letters included) can read past it; its consumers dead-letter it.
+PROBE = json.dumps({"specversion": "1.0", "id": "access-probe", "source": "access-test",
+                    "type": "access.probe",
+                    "data": {"topic": "access-test", "reason": "access test", "key": None,
+                             "partition": -1, "offset": -1, "record_id": None}}).encode()
+
+
 async def _can_write(settings: Settings, login: dict[str, str], topic: str,
-                     value: bytes = b"{}", key: bytes = b"k") -> bool:
+                     value: bytes = PROBE, key: bytes = b"access-test") -> bool:
     producer = make_producer(settings, **login)
     await producer.start()
     try:
