@@ -1,19 +1,31 @@
-"""Kafka clients, configured once: idempotent producers, manual-commit consumers, topics."""
+"""Kafka clients, configured once: idempotent producers, manual-commit consumers, topics,
+and the admin client that reads what aiokafka cannot (cluster and topic ids)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicCollection
+from confluent_kafka import TopicPartition as AdminPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._listoffsets import OffsetSpec  # not re-exported in the stubs
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from shared.positions import LogState
 from shared.settings import Settings
 from shared.topics import Topic
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# How long one admin request may take before the caller retries it.
+ADMIN_TIMEOUT_S = 10.0
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
@@ -34,7 +46,10 @@ def make_consumer(settings: Settings, service: str, topics: Iterable[str]) -> AI
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=settings.group_id(service),
         enable_auto_commit=False,  # offsets are committed after the effects are durable
-        auto_offset_reset="earliest",
+        # Never moved by the client: the worker seeks every partition to the position its
+        # database holds (shared/positions.py), and a position the log no longer has is
+        # reported (OffsetOutOfRangeError) instead of silently reset to either end.
+        auto_offset_reset="none",
         isolation_level="read_committed",
         max_partition_fetch_bytes=4 * 1024 * 1024,
         session_timeout_ms=settings.kafka_session_timeout_ms,
@@ -74,3 +89,75 @@ async def delete_topics(settings: Settings, names: Iterable[str]) -> None:
         await admin.delete_topics([settings.topic(n) for n in names])
     finally:
         await admin.close()
+
+
+def admin_config(settings: Settings) -> dict[str, str]:
+    """librdkafka configuration of every confluent-kafka client the project builds (the
+    admin client below): the same broker, and later the same credentials, as aiokafka's."""
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "client.id": "xinyong-admin",
+        # A broker that is down is retried by the callers; librdkafka need not log each try.
+        "log.connection.close": "false",
+    }
+
+
+def make_admin(settings: Settings) -> AdminClient:
+    # librdkafka's messages go through Python logging, like everything else the service logs.
+    return AdminClient({**admin_config(settings), "logger": log})  # type: ignore[dict-item]
+
+
+async def _result(future: Future[T]) -> T:
+    return await asyncio.wrap_future(future)
+
+
+async def log_ids(admin: AdminClient, topics: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """The cluster id and the id of each topic (names as on the broker)."""
+    cluster = await _result(admin.describe_cluster(request_timeout=ADMIN_TIMEOUT_S))
+    described = admin.describe_topics(TopicCollection(sorted(set(topics))),
+                                      request_timeout=ADMIN_TIMEOUT_S)
+    ids = {name: str((await _result(future)).topic_id) for name, future in described.items()}
+    return str(cluster.cluster_id), ids
+
+
+async def observe_logs(admin: AdminClient, group: str,
+                       partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], LogState]:
+    """What the broker says of each (topic, partition) now: cluster and topic ids, the log's
+    start and end, and the group's committed offset. Retried a few times: a topic just
+    created has no leader for a moment."""
+    if not partitions:
+        return {}
+    async for attempt in AsyncRetrying(retry=retry_if_exception_type(KafkaException),
+                                       stop=stop_after_attempt(5), reraise=True,
+                                       wait=wait_exponential(multiplier=0.2, max=2)):
+        with attempt:
+            return await _observe(admin, group, partitions)
+    raise AssertionError("unreachable")  # AsyncRetrying re-raises the last failure
+
+
+async def _observe(admin: AdminClient, group: str,
+                   partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], LogState]:
+    cluster_id, topic_ids = await log_ids(admin, [t for t, _ in partitions])
+    wanted = [AdminPartition(t, p) for t, p in partitions]
+    starts = await _offsets(admin, wanted, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+    ends = await _offsets(admin, wanted, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+    committed: dict[tuple[str, int], int] = {}
+    request = [ConsumerGroupTopicPartitions(group, wanted)]
+    for future in admin.list_consumer_group_offsets(
+            request, request_timeout=ADMIN_TIMEOUT_S).values():
+        answer: Any = await _result(future)
+        for tp in answer.topic_partitions:
+            if tp.error is None and tp.offset >= 0:  # negative: nothing committed
+                committed[(tp.topic, tp.partition)] = tp.offset
+    return {(t, p): LogState(cluster_id=cluster_id, topic_id=topic_ids[t],
+                             log_start=starts[(t, p)], log_end=ends[(t, p)],
+                             committed=committed.get((t, p)))
+            for t, p in partitions}
+
+
+async def _offsets(admin: AdminClient, partitions: Sequence[AdminPartition],
+                   spec: OffsetSpec) -> dict[tuple[str, int], int]:
+    futures = admin.list_offsets({tp: spec for tp in partitions},
+                                 request_timeout=ADMIN_TIMEOUT_S)
+    return {(tp.topic, tp.partition): int((await _result(f)).offset)
+            for tp, f in futures.items()}

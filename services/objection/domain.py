@@ -9,6 +9,7 @@ import secrets
 from datetime import date, timedelta
 
 from shared.contract import RecordChange
+from shared.messages import caused_id
 
 # 征信业管理条例 (2013) art. 25: an objection is checked and answered within 20 days.
 OBJECTION_DAYS = 20
@@ -43,3 +44,14 @@ def changes_on_decision(kind: str, decision: str, withdraw: bool) -> list[Record
     if kind == "repair":
         return ["repair"]
     return ["withdraw"] if withdraw else ["unflag"]
+
+
+def routed_id(objection_id: str) -> str:
+    """The event id of an objection's routing to its department: once per objection."""
+    return caused_id("xinyong/objection", "routed", objection_id)
+
+
+def status_change_id(objection_id: str, change: RecordChange) -> str:
+    """The event id of a record-status change an objection causes: each change happens at
+    most once per objection (the flag on receipt, the rest on the one decision)."""
+    return caused_id("xinyong/objection", "status", objection_id, change)

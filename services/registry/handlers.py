@@ -4,6 +4,7 @@ then emit one snapshot per touched subject (credit.subjects.changed)."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -81,6 +82,9 @@ async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
     subject_of = {k: s for k, (s, _) in current.items()}
     written: list[tuple[str, ArchivedRecord, str, str]] = []
     touched: dict[str, SubjectRef] = {}
+    # A subject's version counts the changes to its archive, not the batches that carried
+    # them: a replay in other batches reaches the same versions, so the same snapshot ids.
+    changed: Counter[str] = Counter()
     for c in changes:
         before = archive.get(c.record_key)
         after = _apply(catalogue, before, c)
@@ -91,13 +95,16 @@ async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
             # A later revision moved the record to another subject: both archives change.
             old = subject_of[c.record_key]
             touched.setdefault(old, SubjectRef.model_validate(_subject_from_key(old)))
+            changed[old] += 1
         archive[c.record_key], subject_of[c.record_key] = after, key
         touched[key] = c.subject if c.subject.name else touched.get(key, c.subject)
+        changed[key] += 1
         cause = "submission" if isinstance(c.payload, AcceptedRecord) else c.payload.change
         written.append((key, after, cause, c.event.id))
     if not written:
         return
-    versions = await store.upsert_subjects(conn, list(touched.values()))
+    versions = await store.upsert_subjects(
+        conn, [(subject, changed[key]) for key, subject in touched.items()])
     await store.save_records(conn, written)
     await outbox.enqueue(conn, await _snapshots(conn, catalogue, versions))
 
@@ -127,5 +134,6 @@ async def _snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
             subject=subject, version=versions[key], records=records,
             related_subjects=domain.key_persons(catalogue, records),
             grade=domain.grade(catalogue, records, today))
-        events.append(OutboundEvent.of(SUBJECTS_CHANGED, SOURCE, key, snapshot))
+        events.append(OutboundEvent.of(SUBJECTS_CHANGED, SOURCE, key, snapshot,
+                                       event_id=domain.snapshot_id(key, versions[key])))
     return events
