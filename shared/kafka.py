@@ -52,6 +52,9 @@ def make_consumer(settings: Settings, service: str, topics: Iterable[str]) -> AI
         auto_offset_reset="none",
         isolation_level="read_committed",
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        # A topic deleted drops out of the assignment at once (fetches fail); created again,
+        # only a metadata refresh brings it back (aiokafka's default: every 5 minutes).
+        metadata_max_age_ms=int(settings.position_check_seconds * 1000),
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(500, settings.kafka_session_timeout_ms // 10),
     )
@@ -128,7 +131,7 @@ async def observe_logs(admin: AdminClient, group: str,
     if not partitions:
         return {}
     async for attempt in AsyncRetrying(retry=retry_if_exception_type(KafkaException),
-                                       stop=stop_after_attempt(5), reraise=True,
+                                       stop=stop_after_attempt(3), reraise=True,
                                        wait=wait_exponential(multiplier=0.2, max=2)):
         with attempt:
             return await _observe(admin, group, partitions)

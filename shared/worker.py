@@ -145,6 +145,10 @@ class StreamWorker:
             # database may be down for a while.
             log.warning("positions not checked yet (%s: %s); retrying", type(exc).__name__, exc)
             self._retry_at = time.monotonic() + 2
+            # librdkafka keeps what it knew of the cluster (leader epochs, the coordinator):
+            # after a new cluster under the same address its requests fail or time out
+            # where a new client's succeed.
+            self.admin = make_admin(self.settings)
 
     async def _spot_new_logs(self) -> None:
         """A topic deleted and created again keeps its partitions, so no rebalance says so; a
@@ -160,6 +164,8 @@ class StreamWorker:
         if moved:
             log.warning("the log changed under %d partitions (cluster %s -> %s); checking "
                         "their positions", len(moved), self.cluster_id, cluster_id)
+        if self.cluster_id not in (None, cluster_id):
+            self.admin = make_admin(self.settings)  # see _check_positions
         self._check_again(moved | set(self.held))
 
     async def _reconcile(self) -> None:
@@ -174,6 +180,7 @@ class StreamWorker:
         if generation != self._generation:
             return  # reassigned meanwhile: the new assignment is checked afresh
         rewound: dict[TopicPartition, int] = {}
+        replays: dict[tuple[str, str, str | None], list[str]] = {}
         for tp in partitions:
             c = checked[by_name[tp]]
             self.cluster_id = c.log.cluster_id
@@ -182,6 +189,13 @@ class StreamWorker:
             if c.verdict.start is not None and c.verdict.start != c.log.committed and (
                     c.verdict.found or c.verdict.resolved):
                 rewound[tp] = c.verdict.start
+            if c.verdict.replayed:
+                replays.setdefault((by_name[tp][0], c.verdict.found or "", c.detail), []).append(
+                    f"{tp.partition}@{c.verdict.start}")
+        for (topic, reason, detail), where in replays.items():
+            # One line per topic: a new cluster replays every partition of every topic.
+            log.warning("%s replayed (partition@offset: %s): %s: %s", topic, ", ".join(where),
+                        reason, detail)
         self.unchecked.difference_update(partitions)
         metrics.PARTITIONS_PAUSED.labels(self.service).set(len(self.held))
         if rewound:
@@ -197,9 +211,6 @@ class StreamWorker:
             if v.paused:
                 log.error("%s paused: %s: %s; resolve with `%s`", where, v.found, c.detail,
                           resolve_command(self.service, topic, tp.partition))
-            else:
-                log.warning("%s replayed from offset %d: %s: %s", where, v.start, v.found,
-                            c.detail)
         elif v.resolved is not None:
             log.warning("%s resumed from offset %d (%s, as an operator chose)", where, v.start,
                         v.resolved)
