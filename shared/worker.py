@@ -18,6 +18,7 @@ message's fault: the worker waits and retries the same batch.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -114,7 +115,10 @@ class StreamWorker:
                 self._check_again(set(exc.args[0]) if exc.args else set(self.assigned))
                 continue
             except NoOffsetForPartitionError:
-                continue  # a partition not checked yet: positioned by the check
+                # A partition not checked yet (positioned by the check); the client raises
+                # this at once, so do not spin on it.
+                await asyncio.sleep(self.settings.batch_wait_ms / 1000)
+                continue
             batches = {tp: records for tp, records in batches.items()
                        if tp not in self.unchecked and tp not in self.held}
             messages = [self._message(m) for records in batches.values() for m in records]
