@@ -166,7 +166,7 @@ async def test_a_topic_created_again_is_replayed_from_its_start(
     stored = await _stored_positions(db, "registry", ACCEPTED)
     admin = make_admin(settings)
     name = settings.topic(ACCEPTED)
-    _, (old_id,) = (lambda c, ids: (c, list(ids.values())))(*await log_ids(admin, [name]))
+    old_id = (await log_ids(admin, [name]))[1][name]
 
     await delete_topics(settings, [ACCEPTED])
 
