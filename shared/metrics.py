@@ -14,3 +14,10 @@ OUTBOX_PENDING = Gauge("xinyong_outbox_pending", "Events written but not yet rel
                        ["service"])
 ASSIGNED_PARTITIONS = Gauge("xinyong_assigned_partitions", "Partitions assigned to this worker",
                             ["service"])
+POSITION_MISMATCHES = Counter(
+    "xinyong_position_mismatch_total",
+    "Stored positions that disagreed with their log (shared/positions.py), by what was found",
+    ["service", "topic", "reason"])
+PARTITIONS_PAUSED = Gauge(
+    "xinyong_partitions_paused",
+    "Partitions not consumed until an operator resolves a position mismatch", ["service"])

@@ -146,9 +146,12 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
 def _add_readiness(app: FastAPI, worker: StreamWorker) -> None:
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        ready = bool(worker.assigned)
+        positions = worker.positions_state()
+        # A partition held by a position mismatch is not consumed: not ready, and says why.
+        ready = bool(worker.assigned) and not positions["unchecked"] and not positions["paused"]
         return JSONResponse({"ready": ready, "assigned_partitions": len(worker.assigned),
-                             "pid": os.getpid()}, status_code=200 if ready else 503)
+                             "positions": positions, "pid": os.getpid()},
+                            status_code=200 if ready else 503)
 
 
 async def _quietly(awaitable: Awaitable[Any]) -> None:

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # How long the group waits for a worker that stopped answering (one killed, say)
     # before its partitions go to another.
     kafka_session_timeout_ms: int = 30_000
+    # How often a worker checks that the cluster and its topics are still the ones its
+    # positions were counted on (a topic created again keeps its partitions, so nothing
+    # else tells), and picks up operators' resolutions of paused partitions.
+    position_check_seconds: float = 10.0
 
     pg_host: str = "127.0.0.1"
     pg_port: int = 5433

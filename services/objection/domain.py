@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from shared.contract import AcceptedRecord, RecordChange, SubjectRef, SubjectType
 from shared.identifiers import check_resident_id, check_uscc, normalize_identifier
+from shared.messages import caused_id
 
 # 征信业管理条例 (2013) art. 25: an objection is checked and answered within 20 days.
 OBJECTION_DAYS = 20
@@ -167,3 +168,17 @@ def rate_window(rate: Rate, at: datetime) -> tuple[datetime, datetime]:
 def retry_after(at: datetime, window_end: datetime) -> int:
     """Whole seconds until the window ends (the Retry-After header), at least 1."""
     return max(1, math.ceil((window_end - at).total_seconds()))
+
+
+# --- event ids ---------------------------------------------------------------------------
+
+
+def routed_id(objection_id: str) -> str:
+    """The event id of an objection's routing to its department: once per objection."""
+    return caused_id("xinyong/objection", "routed", objection_id)
+
+
+def status_change_id(objection_id: str, change: RecordChange) -> str:
+    """The event id of a record-status change an objection causes: each change happens at
+    most once per objection (the flag on receipt, the rest on the one decision)."""
+    return caused_id("xinyong/objection", "status", objection_id, change)

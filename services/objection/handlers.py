@@ -22,6 +22,7 @@ from shared.context import ServiceContext
 from shared.contract import (
     ObjectionDecision,
     ObjectionRouted,
+    RecordChange,
     RecordRef,
     RecordStatusChanged,
     SubjectRef,
@@ -134,7 +135,8 @@ def _routing_events(objection_id: str, kind: str, subject: SubjectRef, known: do
         record=RecordRef(department=known.department, record_id=known.record_id,
                          revision=known.revision),
         reason=reason, due_by=due, received_at=received_at)
-    events = [OutboundEvent.of(OBJECTIONS.of(known.department), SOURCE, subject.key, routed)]
+    events = [OutboundEvent.of(OBJECTIONS.of(known.department), SOURCE, subject.key, routed,
+                               event_id=domain.routed_id(objection_id))]
     if kind == "objection":  # 异议标注: the record shows as disputed at once
         events.append(_status_event("flag", known.department, known.record_id, subject,
                                     objection_id, None))
@@ -179,12 +181,13 @@ async def decide(conn: asyncpg.Connection, department: str,
     return decision.decision
 
 
-def _status_event(change: str, department: str, record_id: str, subject: SubjectRef,
+def _status_event(change: RecordChange, department: str, record_id: str, subject: SubjectRef,
                   objection_id: str, reason: str | None) -> OutboundEvent:
     payload = RecordStatusChanged(change=change, department=department,
                                   record_id=record_id, subject=subject,
                                   objection_id=objection_id, reason=reason)
-    return OutboundEvent.of(RECORDS_STATUS, SOURCE, subject.key, payload)
+    return OutboundEvent.of(RECORDS_STATUS, SOURCE, subject.key, payload,
+                            event_id=domain.status_change_id(objection_id, change))
 
 
 @dataclass(frozen=True)

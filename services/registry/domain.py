@@ -16,6 +16,13 @@ from shared.contract import (
     SubjectRef,
 )
 from shared.identifiers import is_minor_on
+from shared.messages import caused_id
+
+
+def snapshot_id(subject_key: str, version: int) -> str:
+    """The event id of a subject's archive snapshot (credit.subjects.changed): the subject
+    and the version its changes brought it to, so a replay re-emits the same id."""
+    return caused_id("xinyong/registry", "snapshot", subject_key, version)
 
 
 def add_months(day: date, months: int) -> date:

@@ -4,6 +4,7 @@ then emit one snapshot per touched subject (credit.subjects.changed)."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -83,6 +84,9 @@ async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
     written: list[tuple[str, ArchivedRecord, str, str]] = []
     touched: dict[str, SubjectRef] = {}
     refused: list[OutboundEvent] = []
+    # A subject's version counts the changes to its archive, not the batches that carried
+    # them: a replay in other batches reaches the same versions, so the same snapshot ids.
+    changed: Counter[str] = Counter()
     for c in changes:
         if isinstance(c.payload, RecordStatusChanged):
             # Defence in depth: the objection service checks the subject too.
@@ -100,14 +104,17 @@ async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
             # record to another subject: both archives change.
             old = subject_of[c.record_key]
             touched.setdefault(old, SubjectRef.model_validate(_subject_from_key(old)))
+            changed[old] += 1
         archive[c.record_key], subject_of[c.record_key] = after, key
         touched[key] = c.subject if c.subject.name else touched.get(key, c.subject)
+        changed[key] += 1
         cause = "submission" if isinstance(c.payload, AcceptedRecord) else c.payload.change
         written.append((key, after, cause, c.event.id))
     await outbox.enqueue(conn, refused)
     if not written:
         return
-    versions = await store.upsert_subjects(conn, list(touched.values()))
+    versions = await store.upsert_subjects(
+        conn, [(subject, changed[key]) for key, subject in touched.items()])
     await store.save_records(conn, written)
     await outbox.enqueue(conn, await _snapshots(conn, catalogue, versions))
 
@@ -135,5 +142,6 @@ async def _snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
             subject=subject, version=versions[key], records=records,
             related_subjects=domain.key_persons(catalogue, records),
             grade=domain.grade(catalogue, subject, records, today))
-        events.append(OutboundEvent.of(SUBJECTS_CHANGED, SOURCE, key, snapshot))
+        events.append(OutboundEvent.of(SUBJECTS_CHANGED, SOURCE, key, snapshot,
+                                       event_id=domain.snapshot_id(key, versions[key])))
     return events
