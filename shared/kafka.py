@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -14,6 +15,13 @@ from shared.settings import Settings
 from shared.topics import Topic
 
 log = logging.getLogger(__name__)
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """How any aiokafka client (producer, consumer, admin) reaches and authenticates to the
+    broker: the one place connection settings are read, so that a client built by hand (the
+    benchmark's, say) connects like the services do."""
+    return {"bootstrap_servers": settings.kafka_bootstrap}
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
