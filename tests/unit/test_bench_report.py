@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections import Counter
@@ -40,7 +41,7 @@ def targets() -> queries.Targets:
 def test_query_plan_is_open_loop_poisson_with_the_mix() -> None:
     plan = queries.plan(targets(), rate=500, seconds=20, rng=random.Random(3))
     assert 0.9 * 500 * 20 < len(plan) < 1.1 * 500 * 20
-    assert all(a.at < b.at for a, b in zip(plan, plan[1:], strict=False))
+    assert all(a.at < b.at for a, b in itertools.pairwise(plan))
     kinds = Counter(r.kind for r in plan)
     assert kinds["profile"] / len(plan) == pytest.approx(0.70, abs=0.02)
     classes = Counter(r.cls for r in plan if r.kind == "search")
