@@ -35,6 +35,7 @@ from bench.stacks import (
     manifests_dir,
     named_stack,
     partitions_of,
+    patiently,
     port_base,
     save_city,
     stop_processes,
@@ -94,7 +95,8 @@ class FeedbackCount:
 async def settle(settings: Settings, feedback: FeedbackCount, sent: int) -> float:
     """Wait until every submission has its feedback and ingest, registry and publisher have
     each applied everything before them and relayed everything they wrote; returns when."""
-    pools = {s: await asyncpg.create_pool(settings.dsn(s), min_size=1, max_size=1)
+    pools = {s: await patiently(lambda s=s: asyncpg.create_pool(  # type: ignore[misc]
+                 settings.dsn(s), min_size=1, max_size=1))
              for s in ("ingest", "registry", "publisher")}
     catalogue = load_catalogue(settings.catalogue_path)
     inputs = {
@@ -181,7 +183,7 @@ async def _generate(stack: IsolatedStack, subjects: int, seed: int,
         await producer.flush()
         sent_seconds = time.monotonic() - first
         end = await settle(settings, feedback, sent)
-        held = await holdings(settings)
+        held = await patiently(lambda: holdings(settings))
     finally:
         stop.set()
         await consumer

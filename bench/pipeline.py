@@ -36,7 +36,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench import report
 from bench.rss import RssSampler
-from bench.stacks import named_stack, port_base, wait_until
+from bench.stacks import named_stack, patiently, port_base, wait_until
 from deploy import demo
 from deploy.stack import IsolatedStack
 from shared.catalogue import Catalogue, load_catalogue
@@ -264,7 +264,8 @@ async def _wait_for_everything(settings: Settings, receipts: Receipts, records: 
                                notices: int) -> float:
     """Until every feedback and notice is received and the publisher holds every subject;
     returns when the last of these happened."""
-    pool = await asyncpg.create_pool(settings.dsn("publisher"), min_size=1, max_size=1)
+    pool = await patiently(lambda: asyncpg.create_pool(settings.dsn("publisher"), min_size=1,
+                                                       max_size=1))
     held_at: float | None = None
     try:
         async def done() -> bool:

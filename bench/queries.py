@@ -30,7 +30,7 @@ import asyncpg
 
 from bench import report
 from bench.rss import RssSampler
-from bench.stacks import find_city, named_stack, port_base
+from bench.stacks import find_city, named_stack, patiently, port_base
 from deploy.stack import infra_up
 
 TARGETS_MS = {"profile": 20.0, "search": 50.0}
@@ -196,7 +196,7 @@ async def _load_and_ramp(base_url: str, dsn: str, seed: int, rate: float, second
     import aiohttp
 
     rng = random.Random(seed)
-    targets = await sample_targets(dsn, seed)
+    targets = await patiently(lambda: sample_targets(dsn, seed))
     connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections)
     timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:

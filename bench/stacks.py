@@ -15,15 +15,18 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from deploy.stack import IsolatedStack, services
+from shared.db import TRANSIENT
 from shared.kafka import client_options
 from shared.settings import Settings, get_settings
 
+T = TypeVar("T")
 DEFAULT_PORT_BASE = 19000
 
 
@@ -140,17 +143,36 @@ async def wait_until(done: Callable[[], Awaitable[bool]],
                      progress: Callable[[], Awaitable[Any]], what: str,
                      stall_seconds: float = 120, every: float = 0.05) -> float:
     """Poll `done` until it holds; returns the monotonic time it first held. Fails when
-    `progress` returns the same value for `stall_seconds`."""
-    last, since = await progress(), time.monotonic()
-    while not await done():
+    `progress` returns the same value for `stall_seconds`. A database that is briefly away
+    (the machine's PostgreSQL is shared, and outage tests stop it) is waited out like the
+    services wait it out."""
+    last, since = await _or(progress, None), time.monotonic()
+    while not await _or(done, False):
         await asyncio.sleep(every)
-        now_progress = await progress()
+        now_progress = await _or(progress, last)
         if now_progress != last:
             last, since = now_progress, time.monotonic()
         elif time.monotonic() - since > stall_seconds:
             raise Stalled(f"no progress for {stall_seconds:.0f} s while waiting for {what} "
                           f"(last seen: {last})")
     return time.monotonic()
+
+
+async def _or(ask: Callable[[], Awaitable[T]], default: T) -> T:
+    try:
+        return await ask()
+    except TRANSIENT:
+        return default
+
+
+async def patiently(ask: Callable[[], Awaitable[T]], seconds: float = 180) -> T:
+    """`ask`, again while the database is away, for up to `seconds`."""
+    async for attempt in AsyncRetrying(retry=retry_if_exception_type(TRANSIENT),
+                                       wait=wait_exponential(multiplier=0.2, max=5),
+                                       stop=stop_after_delay(seconds), reraise=True):
+        with attempt:
+            return await ask()
+    raise AssertionError("unreachable")
 
 
 def partitions_of(settings: Settings, names: Iterable[str]) -> dict[str, int]:
