@@ -59,11 +59,14 @@ from shared.topics import (
 
 
 class FeedbackCount:
-    """The departments' feedback consumers: statuses counted, the first rejections kept."""
+    """The departments' feedback consumers: statuses counted once per event (an event a relay
+    sent again is counted apart), the first rejections kept."""
 
     def __init__(self) -> None:
         self.statuses: Counter[str] = Counter()
         self.rejections: list[dict[str, Any]] = []
+        self.seen: set[str] = set()
+        self.repeats = 0
 
     @property
     def total(self) -> int:
@@ -84,7 +87,12 @@ class FeedbackCount:
             while not stop.is_set():
                 for records in (await consumer.getmany(timeout_ms=100)).values():
                     for r in records:
-                        data = json.loads(r.value)["data"]
+                        event = json.loads(r.value)
+                        if event["id"] in self.seen:
+                            self.repeats += 1
+                            continue
+                        self.seen.add(event["id"])
+                        data = event["data"]
                         self.statuses[data["status"]] += 1
                         if data["status"] == "rejected" and len(self.rejections) < 5:
                             self.rejections.append(data)
@@ -201,6 +209,7 @@ async def _generate(stack: IsolatedStack, subjects: int, seed: int,
         "seconds": round(seconds, 1), "send_seconds": round(sent_seconds, 1),
         "records_per_second": round(sent / seconds, 1),
         "feedback": dict(feedback.statuses), "rejections": feedback.rejections,
+        "repeated_feedback_events": feedback.repeats,
         **{k: tally[k] for k in ("subjects_by_type", "subjects_by_category",
                                  "records_by_item", "withdrawals_by_item")},
         "expected_listed": expected,
@@ -296,7 +305,8 @@ def print_part(p: dict[str, Any]) -> None:
                     f"{p['submissions']:,} submissions with withdrawals)"),
         ("through the pipeline", f"{p['seconds']:,.1f} s, {p['records_per_second']:,.0f} "
                                  f"submissions/s (sent in {p['send_seconds']:,.1f} s)"),
-        ("feedback", ", ".join(f"{k} {v:,}" for k, v in p["feedback"].items())),
+        ("feedback", ", ".join(f"{k} {v:,}" for k, v in p["feedback"].items())
+         + f" ({p.get('repeated_feedback_events', 0):,} received again, dropped)"),
         ("publisher", f"{p['publisher_subjects']:,} subjects ({p['discoverable']:,} "
                       f"discoverable), {p['notices']:,} notices"),
         ("listed (pending + active)", ", ".join(

@@ -100,19 +100,42 @@ def encode(settings: Settings, batch: Sequence[tuple[str, dict[str, Any]]]) -> l
 
 @dataclass
 class Receipts:
-    """What the departments' and agencies' consumers received, stamped on receipt
-    (time.monotonic(), the clock the sender stamps its sends with)."""
+    """What the departments' and agencies' consumers received, stamped on first receipt
+    (time.monotonic(), the clock the sender stamps its sends with). Like any consumer of the
+    contract they drop an event they have already seen (an outbox relay may send one again
+    after a failure): feedback by event id, notices by notice id; such repeats are counted."""
 
     feedback: dict[str, float] = field(default_factory=dict)  # record id -> first receipt
     statuses: Counter[str] = field(default_factory=Counter)
-    # (agency, kind, basis record ids, receipt)
-    notices: list[tuple[str, str, tuple[str, ...], float]] = field(default_factory=list)
+    # (agency, notice id) -> (kind, basis record ids, receipt)
+    notices: dict[tuple[str, str], tuple[str, tuple[str, ...], float]] = field(
+        default_factory=dict)
+    seen_feedback: set[str] = field(default_factory=set)
+    repeats: int = 0
 
     def progress(self) -> tuple[int, int]:
         return len(self.feedback), len(self.notices)
 
     def last(self) -> float:
-        return max([*self.feedback.values(), *(n[3] for n in self.notices)], default=0.0)
+        return max([*self.feedback.values(), *(n[2] for n in self.notices.values())],
+                   default=0.0)
+
+    def take(self, agency: str | None, event: dict[str, Any], now: float) -> None:
+        data = event["data"]
+        if agency is not None:
+            key = (agency, data["notice_id"])
+            if key in self.notices:
+                self.repeats += 1
+            else:
+                self.notices[key] = (data["kind"], tuple(b["record_id"] for b in data["basis"]),
+                                     now)
+        elif event["id"] in self.seen_feedback:
+            self.repeats += 1
+        else:
+            self.seen_feedback.add(event["id"])
+            self.statuses[data["status"]] += 1
+            if data.get("record_id") is not None:
+                self.feedback.setdefault(data["record_id"], now)
 
 
 async def receive(settings: Settings, catalogue: Catalogue, departments: Sequence[str],
@@ -138,13 +161,7 @@ async def receive(settings: Settings, catalogue: Catalogue, departments: Sequenc
                 topic = tp.topic[ns:]
                 agency = NOTICES.code_of(topic)
                 for r in records:
-                    data = json.loads(r.value)["data"]
-                    if agency is not None:
-                        receipts.notices.append((agency, data["kind"], tuple(
-                            b["record_id"] for b in data["basis"]), now))
-                    elif data.get("record_id") is not None:
-                        receipts.feedback.setdefault(data["record_id"], now)
-                        receipts.statuses[data["status"]] += 1
+                    receipts.take(agency, json.loads(r.value), now)
     finally:
         await consumer.stop()
 
@@ -171,7 +188,7 @@ async def receiving(settings: Settings, catalogue: Catalogue,
 def notice_latencies(receipts: Receipts, sent_at: dict[str, float], since: float = 0.0,
                      kind: str | None = None) -> list[float]:
     out = []
-    for _, notice_kind, basis, received in receipts.notices:
+    for notice_kind, basis, received in receipts.notices.values():
         sends = [sent_at[b] for b in basis if b in sent_at]
         if sends and max(sends) >= since and (kind is None or notice_kind == kind):
             out.append((received - max(sends)) * 1000)
@@ -317,6 +334,7 @@ async def closed(stack: IsolatedStack, records: int) -> dict[str, Any]:
         "passthrough_events": len(messages), "passthrough_seconds": round(bare_seconds, 3),
         "passthrough_events_per_second": round(bare, 1), "ratio": round(rate / bare, 4),
         "feedback": dict(receipts.statuses), "notices": len(receipts.notices),
+        "repeated_events": receipts.repeats,
         "feedback_ms": report.latency_summary(
             [(receipts.feedback[r] - t) * 1000 for r, t in sent_at.items()]),
         "notice_ms": report.latency_summary(notice_latencies(receipts, sent_at)),
@@ -364,6 +382,7 @@ async def paced(stack: IsolatedStack, rate: float, seconds: float) -> dict[str, 
         if records > 1 else float(records),
         "max_send_lag_ms": round(lag * 1000, 1),
         "feedback": dict(receipts.statuses), "notices": len(receipts.notices),
+        "repeated_events": receipts.repeats,
         "feedback_ms": report.latency_summary(
             [(receipts.feedback[r] - t) * 1000 for r, t in measured.items()]),
         "notice_ms": report.latency_summary(
@@ -413,7 +432,7 @@ def print_part(name: str, p: dict[str, Any]) -> None:
     if name == "pipeline":
         rows = [
             ("records", f"{p['records']:,} (feedback: {p['feedback']}, {p['notices']:,} "
-                        "notices)"),
+                        f"notices; {p['repeated_events']} events received again, dropped)"),
             ("end to end", f"{p['records_per_second']:,.0f} records/s "
                            f"({p['end_to_end_seconds']:.1f} s; produced in "
                            f"{p['produce_seconds']:.1f} s)"),
@@ -428,7 +447,8 @@ def print_part(name: str, p: dict[str, Any]) -> None:
                      "ms behind schedule)"),
             ("measured", f"{p['measured_records']:,} records after the first "
                          f"{p['warmup_seconds']:g} s (feedback: {p['feedback']}, "
-                         f"{p['notices']:,} notices)"),
+                         f"{p['notices']:,} notices; {p['repeated_events']} events received "
+                         "again, dropped)"),
         ]
     rows += [
         ("feedback p50/p95/p99/max", report.fmt_ms(p["feedback_ms"])),

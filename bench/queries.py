@@ -88,6 +88,10 @@ def plan(targets: Targets, rate: float, seconds: float, rng: random.Random) -> l
         raise RuntimeError("the city has no discoverable subject to ask about")
     people = targets.individuals or everyone
     orgs = targets.organizations or everyone
+    # Rare names: an organization's full name, or a person's that no one else in the sample
+    # bears (陈伟 is no rare name).
+    bearers = Counter(p[2] for p in people)
+    rare_people = [p for p in people if bearers[p[2]] == 1] or people
     classes = list(SEARCH_CLASSES)
     weights = list(SEARCH_CLASSES.values())
     out: list[Request] = []
@@ -108,7 +112,7 @@ def plan(targets: Targets, rate: float, seconds: float, rng: random.Random) -> l
                 start = rng.randrange(max(1, len(name) - size + 1))
                 q = name[start:start + size] or name
             elif cls == "rare":
-                q = rng.choice(orgs if rng.random() < 0.7 else people)[2]
+                q = rng.choice(orgs if rng.random() < 0.7 else rare_people)[2]
             else:
                 q = rng.choice(BROAD)
             out.append(Request(t, "search", cls, _search_path(q)))
