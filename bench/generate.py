@@ -38,6 +38,7 @@ from bench.stacks import (
     patiently,
     port_base,
     save_city,
+    steadily,
     stop_processes,
     wait_until,
 )
@@ -224,7 +225,7 @@ async def _generate(stack: IsolatedStack, subjects: int, seed: int,
 def drop_city(name: str, base: int) -> None:
     stack = named_stack("zh", base, run=name)
     stop_processes(stack)
-    asyncio.run(_wipe_and_wait(stack.settings))
+    steadily(lambda: asyncio.run(_wipe_and_wait(stack.settings)), f"dropping {name}")
     (manifests_dir() / f"{name}.json").unlink(missing_ok=True)
 
 
@@ -260,14 +261,15 @@ def run(subjects: int, seed: int, reuse: bool = False, as_of: date | None = None
         report.write_json(json_path, document)
         return document
     stack = named_stack("zh", base, run=name)
-    infra_up(stack.settings)
+    steadily(lambda: infra_up(stack.settings), "starting Kafka and PostgreSQL")
     drop_city(name, base)  # a clean slate: an older or unfinished city of the same name
     document = {"run": report.run_info(stack.settings, command)}
-    stack.start()
+    steadily(stack.start, "starting the services")
     try:
         part = report.run_async(_generate(stack, subjects, seed, as_of or date.today()))
     except BaseException:
-        stack.stop()  # an unfinished city is not kept
+        # An unfinished city is not kept.
+        steadily(stack.stop, "stopping the services and dropping their data")
         raise
     stop_processes(stack)
     part["reused"] = False

@@ -36,7 +36,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench import report
 from bench.rss import RssSampler
-from bench.stacks import named_stack, patiently, port_base, wait_until
+from bench.stacks import named_stack, patiently, port_base, steadily, wait_until
 from deploy import demo
 from deploy.stack import IsolatedStack
 from shared.catalogue import Catalogue, load_catalogue
@@ -416,11 +416,11 @@ def run(records: int = 20_000, rate: float | None = None, seconds: float = 60,
     command = (f"bench pipeline --rate {rate:g} --seconds {seconds:g}" if rate
                else f"bench pipeline --records {records}")
     document: dict[str, Any] = {"run": report.run_info(stack.settings, command)}
-    stack.start()
+    steadily(stack.start, "starting the services")
     try:
         part = report.run_async(_measure(stack, records, rate, seconds))
     finally:
-        stack.stop()
+        steadily(stack.stop, "stopping the services and dropping their data")
     name = "paced" if rate else "pipeline"
     document[name] = part
     print_part(name, part)

@@ -30,7 +30,7 @@ import asyncpg
 
 from bench import report
 from bench.rss import RssSampler
-from bench.stacks import find_city, named_stack, patiently, port_base
+from bench.stacks import find_city, named_stack, patiently, port_base, steadily
 from deploy.stack import infra_up
 
 TARGETS_MS = {"profile": 20.0, "search": 50.0}
@@ -283,10 +283,13 @@ def run(subjects: int | None = None, seed: int | None = None, rate: float = 500,
           f"{city.manifest.get('generated_at')}); public rate limit raised to {rate_limit} "
           "(XINYONG_PUBLIC_RATE_LIMIT), the limiter stays in the path")
     publisher = stack.processes["publisher"]
-    infra_up(stack.settings)
-    publisher.start(stack.env)
-    try:
+    def start() -> None:
+        infra_up(stack.settings)
+        publisher.start(stack.env)
         publisher.wait_ready()
+
+    try:
+        steadily(start, "starting the publisher")
         sampler = RssSampler(stack.settings, lambda: {"publisher": publisher.pid()},
                              own=["publisher"])
         part = report.run_async(_measure(

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench import report
 from bench.generator import City
 from bench.rss import RssSampler
-from bench.stacks import caught_up, end_offsets, named_stack, port_base, wait_until
+from bench.stacks import caught_up, end_offsets, named_stack, port_base, steadily, wait_until
 from deploy.stack import IsolatedStack, ServiceProcess
 from shared.catalogue import load_catalogue
 from shared.contract import AcceptedRecord, RecordSubmission
@@ -158,12 +158,15 @@ def run(records: int, seed: int = 1, as_of: date | None = None, json_path: Path 
     registry = stack.processes["registry"]
     from deploy.stack import infra_up, provision
 
-    infra_up(stack.settings)
-    asyncio.run(provision(stack.settings))
+    def prepare() -> None:
+        infra_up(stack.settings)
+        asyncio.run(provision(stack.settings))
+
+    steadily(prepare, "creating the databases and topics")
     try:
         part = report.run_async(_replay(stack, registry, records, seed, as_of or date.today()))
     finally:
-        stack.stop()
+        steadily(stack.stop, "stopping the registry and dropping its data")
     document["replay"] = part
     print_part(part)
     report.write_json(json_path, document)

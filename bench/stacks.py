@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -49,6 +51,24 @@ def named_stack(label: str, base: int, run: str | None = None, **extra_env: str)
             k.removeprefix("XINYONG_").lower(): v for k, v in stack.env.items()})
         stack.processes = {p.name: p for p in services(stack.settings)}
     return stack
+
+
+def steadily(step: Callable[[], T], what: str, attempts: int = 4) -> T:
+    """A step of starting or stopping a stack, again when it failed because the database
+    was briefly away (the machine's PostgreSQL is shared, and outage tests stop it: its
+    start script finds it shutting down, a service that started then exits, a database
+    cannot be dropped). Each part of a stack's
+    start and stop is idempotent, so a step can be taken again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return step()
+        except (*TRANSIENT, RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
+            if attempt == attempts:
+                raise
+            print(f"bench: {what} failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                  "again in 5 s", file=sys.stderr)
+            time.sleep(5)
+    raise AssertionError("unreachable")
 
 
 def stop_processes(stack: IsolatedStack) -> None:
