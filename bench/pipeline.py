@@ -1,33 +1,49 @@
-"""Benchmark: records through ingest -> registry -> publisher on the real broker and database,
-beside a bare aiokafka topic-to-topic pass-through measured in the same run.
+"""`bench pipeline`: records through ingest -> registry -> publisher on the real broker and
+database, as departments send them and as departments and agencies receive the answers.
 
-    xinyong bench --records 20000      (or: python -m bench.pipeline 20000)
+Two forms:
+- closed (`--records N`): N records sent as fast as the producer takes them; end to end is
+  the time from the first send until every feedback and every notice has been received by
+  the departments' and the five agencies' consumers and the publisher holds every subject.
+  Beside it, in the same run on the same broker, a bare aiokafka pass-through
+  (bench/passthrough.py) of the same encoded events.
+- paced (`--rate R --seconds S`): open loop, each record sent at its scheduled time whatever
+  the answers; latency from the department's send call to the receipt of its feedback and
+  of each notice by each agency, leaving out the first 10 s (a sixth of shorter runs).
 
-Runs its own isolated copy of the four services (own topics, databases and ports), so it
-can run next to the demo stack; prints figures, asserts nothing.
+Each run has its own isolated copy of the four services (own topics, databases, ports).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import random
-import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench import report
+from bench.rss import RssSampler
+from bench.stacks import named_stack, patiently, port_base, steadily, wait_until
 from deploy import demo
 from deploy.stack import IsolatedStack
+from shared.catalogue import Catalogue, load_catalogue
 from shared.envelope import submission_json
-from shared.kafka import make_producer
+from shared.kafka import client_options, make_producer
 from shared.settings import Settings
+from shared.topics import FEEDBACK, INBOUND, NOTICES
 
 # A department mix like the city's: mostly market-regulation and tax records, one in ten a
 # court dishonest-debtor record (which lists the subject and notifies five agencies).
@@ -37,163 +53,409 @@ MIX = [("amr", "amr.admin_penalty", 4), ("tax", "tax.a_grade_taxpayer", 2),
 
 
 def make_batch(n: int, seed: int = 7) -> list[tuple[str, dict[str, Any]]]:
+    """n records of the mix, each about a subject of its own."""
     rng = random.Random(seed)
     weighted = [(d, i) for d, i, w in MIX for _ in range(w)]
     today = date.today()
+    seen: set[str] = set()
     out = []
     for k in range(n):
         dept, item = weighted[k % len(weighted)]
-        subject = demo.DemoSubject("enterprise", demo.make_uscc("91", "440402", rng),
-                                   f"珠海市基准测试{k}有限公司")
+        code = demo.make_uscc("91", "440402", rng)
+        while code in seen:
+            code = demo.make_uscc("91", "440402", rng)
+        seen.add(code)
+        subject = demo.DemoSubject("enterprise", code, f"珠海市基准测试{k}有限公司")
         out.append((dept, demo.submission(dept, item, subject, f"BENCH-{k:06d}",
                                           today - timedelta(days=30), rng)))
     return out
 
 
-def percentile(values: Sequence[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+def notices_expected(catalogue: Catalogue, items: Sequence[str]) -> int:
+    """Notices the records' listings send at once (lists without a notice period)."""
+    total = 0
+    for item in items:
+        for list_name in catalogue.lists_fed_by(item):
+            if catalogue.lists[list_name].notice_period_days == 0:
+                total += len(catalogue.measures_for(list_name))
+    return total
 
 
-async def passthrough(settings: Settings, n: int) -> float:
-    """Bare aiokafka: consume from one topic and produce to another, events/s."""
-    src, dst = settings.topic("bench.passthrough.in"), settings.topic("bench.passthrough.out")
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+@dataclass(frozen=True)
+class Encoded:
+    """A record as its department sends it, encoded before the clock starts (so that the
+    load generator takes as little of the shared CPU as it can while the services run)."""
+
+    record_id: str
+    topic: str
+    key: bytes
+    value: bytes
+
+
+def encode(settings: Settings, batch: Sequence[tuple[str, dict[str, Any]]]) -> list[Encoded]:
+    return [Encoded(data["record_id"], settings.topic(INBOUND.of(dept).name),
+                    f"{data['subject']['type']}:{data['subject']['id']}".encode(),
+                    submission_json(dept, data)) for dept, data in batch]
+
+
+@dataclass
+class Receipts:
+    """What the departments' and agencies' consumers received, stamped on first receipt
+    (time.monotonic(), the clock the sender stamps its sends with). Like any consumer of the
+    contract they drop an event they have already seen (an outbox relay may send one again
+    after a failure): feedback by event id, notices by notice id; such repeats are counted."""
+
+    feedback: dict[str, float] = field(default_factory=dict)  # record id -> first receipt
+    statuses: Counter[str] = field(default_factory=Counter)
+    # (agency, notice id) -> (kind, basis record ids, receipt)
+    notices: dict[tuple[str, str], tuple[str, tuple[str, ...], float]] = field(
+        default_factory=dict)
+    seen_feedback: set[str] = field(default_factory=set)
+    repeats: int = 0
+
+    def progress(self) -> tuple[int, int]:
+        return len(self.feedback), len(self.notices)
+
+    def last(self) -> float:
+        return max([*self.feedback.values(), *(n[2] for n in self.notices.values())],
+                   default=0.0)
+
+    def take(self, agency: str | None, event: dict[str, Any], now: float) -> None:
+        data = event["data"]
+        if agency is not None:
+            key = (agency, data["notice_id"])
+            if key in self.notices:
+                self.repeats += 1
+            else:
+                self.notices[key] = (data["kind"], tuple(b["record_id"] for b in data["basis"]),
+                                     now)
+        elif event["id"] in self.seen_feedback:
+            self.repeats += 1
+        else:
+            self.seen_feedback.add(event["id"])
+            self.statuses[data["status"]] += 1
+            if data.get("record_id") is not None:
+                self.feedback.setdefault(data["record_id"], now)
+
+
+async def receive(settings: Settings, catalogue: Catalogue, departments: Sequence[str],
+                  receipts: Receipts, started: asyncio.Event, stop: asyncio.Event) -> None:
+    """The departments' feedback consumers and the agencies' notice consumers, in one
+    client: each topic read from its beginning."""
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False,
+                                auto_offset_reset="earliest", isolation_level="read_committed")
+    await consumer.start()
+    try:
+        topics = [FEEDBACK.of(d) for d in departments] + [NOTICES.of(a)
+                                                          for a in catalogue.agencies]
+        parts = [TopicPartition(settings.topic(t.name), p) for t in topics
+                 for p in range(t.partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        started.set()
+        ns = len(settings.topic_namespace)
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=50)
+            now = time.monotonic()
+            for tp, records in batches.items():
+                topic = tp.topic[ns:]
+                agency = NOTICES.code_of(topic)
+                for r in records:
+                    receipts.take(agency, json.loads(r.value), now)
+    finally:
+        await consumer.stop()
+
+
+@contextlib.asynccontextmanager
+async def receiving(settings: Settings, catalogue: Catalogue,
+                    departments: Sequence[str]) -> AsyncIterator[Receipts]:
+    """The receiving consumers, running (and holding their partitions) while in the block."""
+    receipts, started, stop = Receipts(), asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(receive(settings, catalogue, departments, receipts, started,
+                                       stop))
+    try:
+        ready = asyncio.create_task(started.wait())
+        await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            ready.cancel()
+            task.result()  # the consumer failed to start: say why
+        yield receipts
+    finally:
+        stop.set()
+        await task
+
+
+def notice_latencies(receipts: Receipts, sent_at: dict[str, float], since: float = 0.0,
+                     kind: str | None = None) -> list[float]:
+    out = []
+    for notice_kind, basis, received in receipts.notices.values():
+        sends = [sent_at[b] for b in basis if b in sent_at]
+        if sends and max(sends) >= since and (kind is None or notice_kind == kind):
+            out.append((received - max(sends)) * 1000)
+    return out
+
+
+async def batch_seconds(stack: IsolatedStack) -> dict[str, float]:
+    """Time each service spent inside its batch transactions (its /metrics)."""
+    out = {}
+    async with httpx.AsyncClient() as client:
+        for name, p in stack.processes.items():
+            text = (await client.get(p.url() + "/metrics/")).text
+            out[name] = round(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                                  if line.startswith("xinyong_batch_seconds_sum")), 2)
+    return out
+
+
+# --- the pass-through ---------------------------------------------------------------------
+
+
+async def passthrough(settings: Settings, env: dict[str, str],
+                      messages: Sequence[Encoded]) -> tuple[float, float]:
+    """(events/s, seconds): the same encoded events sent to a topic, moved to another by a
+    bare aiokafka process, received there; timed like the pipeline, first send to last
+    receipt."""
+    source, target = "bench.passthrough.in", "bench.passthrough.out"
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
-    await admin.create_topics([NewTopic(src, 6, 1), NewTopic(dst, 6, 1)])
-    await admin.close()
+    try:
+        await admin.create_topics([NewTopic(settings.topic(source), 6, 1),
+                                   NewTopic(settings.topic(target), 6, 1)])
+    finally:
+        await admin.close()
+    relay = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.passthrough", source, target, str(len(messages)),
+        "bench-passthrough", env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE)
+    receiver = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False,
+                                auto_offset_reset="earliest", isolation_level="read_committed")
     producer = make_producer(settings)
-    await producer.start()
-    payload = json.dumps({"id": "x" * 36, "value": "珠海" * 20}).encode()
-    for i in range(n):
-        await producer.send(src, payload, key=str(i).encode())
-    await producer.flush()
-    consumer = AIOKafkaConsumer(src, bootstrap_servers=settings.kafka_bootstrap,
-                                group_id=settings.topic("bench-passthrough"),
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    moved, started = 0, time.perf_counter()
-    while moved < n:
-        batches = await consumer.getmany(timeout_ms=200, max_records=2000)
-        futures = [await producer.send(dst, r.value, key=r.key)
-                   for records in batches.values() for r in records]
-        await asyncio.gather(*futures)
-        await consumer.commit()
-        moved += len(futures)
-    elapsed = time.perf_counter() - started
-    await consumer.stop()
-    await producer.stop()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    await admin.delete_topics([src, dst])
-    await admin.close()
-    return n / elapsed
+    try:
+        assert relay.stdout is not None
+        line = await asyncio.wait_for(relay.stdout.readline(), timeout=60)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"pass-through relay did not start: {line!r}")
+        await receiver.start()
+        parts = [TopicPartition(settings.topic(target), p) for p in range(6)]
+        receiver.assign(parts)
+        await receiver.seek_to_beginning(*parts)
+        await producer.start()
+        started = time.monotonic()
+        for m in messages:
+            await producer.send(settings.topic(source), m.value, key=m.key)
+        received = 0
+
+        async def count() -> int:
+            return received
+
+        async def done() -> bool:
+            nonlocal received
+            batches = await receiver.getmany(timeout_ms=50)
+            received += sum(len(records) for records in batches.values())
+            return received >= len(messages)
+
+        finished = await wait_until(done, count, "the pass-through", every=0)
+        await relay.wait()
+        elapsed = finished - started
+        return len(messages) / elapsed, elapsed
+    finally:
+        if relay.returncode is None:
+            relay.kill()
+            await relay.wait()
+        await producer.stop()
+        await receiver.stop()
+        admin = AIOKafkaAdminClient(**client_options(settings))
+        await admin.start()
+        try:
+            await admin.delete_topics([settings.topic(source), settings.topic(target)])
+        finally:
+            await admin.close()
 
 
-async def _collect(settings: Settings, topics: list[tuple[str, int]],
-                   arrivals: dict[str, list[tuple[dict[str, Any], int]]],
-                   stop: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    parts = [TopicPartition(settings.topic(t), p) for t, count in topics for p in range(count)]
-    consumer.assign(parts)
-    await consumer.seek_to_beginning(*parts)
-    ns = settings.topic_namespace
-    while not stop.is_set():
-        for tp, records in (await consumer.getmany(timeout_ms=100)).items():
-            for r in records:
-                arrivals[tp.topic[len(ns):]].append((json.loads(r.value)["data"], r.timestamp))
-    await consumer.stop()
+# --- closed and paced runs --------------------------------------------------------------
 
 
-async def pipeline(stack: IsolatedStack, n: int) -> dict[str, float]:
+async def _publisher_holds(pool: asyncpg.Pool, n: int) -> bool:
+    return bool(await pool.fetchval("SELECT count(*) >= $1 FROM subjects", n))
+
+
+async def _wait_for_everything(settings: Settings, receipts: Receipts, records: int,
+                               notices: int) -> float:
+    """Until every feedback and notice is received and the publisher holds every subject;
+    returns when the last of these happened."""
+    pool = await patiently(lambda: asyncpg.create_pool(settings.dsn("publisher"), min_size=1,
+                                                       max_size=1))
+    held_at: float | None = None
+    try:
+        async def done() -> bool:
+            nonlocal held_at
+            if held_at is None and await _publisher_holds(pool, records):
+                held_at = time.monotonic()
+            return (held_at is not None and len(receipts.feedback) >= records
+                    and len(receipts.notices) >= notices)
+
+        async def progress() -> tuple[int, int, int]:
+            subjects = await pool.fetchval("SELECT count(*) FROM subjects")
+            return (*receipts.progress(), subjects)
+
+        await wait_until(done, progress, "every feedback, notice and subject", every=0.1)
+    finally:
+        await pool.close()
+    assert held_at is not None
+    return max(held_at, receipts.last())
+
+
+async def closed(stack: IsolatedStack, records: int) -> dict[str, Any]:
     settings = stack.settings
-    batch = make_batch(n)
-    watched = [(f"credit.feedback.{d}", 3) for d in {d for d, _, _ in MIX}]
-    watched.append(("credit.notices.finance-procurement", 3))
-    arrivals: dict[str, list[tuple[dict[str, Any], int]]] = {t: [] for t, _ in watched}
-    stop = asyncio.Event()
-    collector = asyncio.create_task(_collect(settings, watched, arrivals, stop))
-    await asyncio.sleep(1)
+    catalogue = load_catalogue(settings.catalogue_path)
+    batch = make_batch(records)
+    messages = encode(settings, batch)
+    bare, bare_seconds = await passthrough(settings, stack.env, messages)
 
-    producer: AIOKafkaProducer = make_producer(settings)
-    await producer.start()
-    # Encoded beforehand, so that the load generator takes as little of the shared CPU as
-    # it can while the services run.
-    messages = [(data["record_id"], settings.topic(f"credit.inbound.{dept}"),
-                 submission_json(dept, data),
-                 f"{data['subject']['type']}:{data['subject']['id']}".encode())
-                for dept, data in batch]
-    sent_at: dict[str, int] = {}
-    started = time.perf_counter()
-    for record_id, topic, value, key in messages:
-        sent_at[record_id] = int(time.time() * 1000)
-        await producer.send(topic, value, key=key)
-    await producer.flush()
-    produce_seconds = time.perf_counter() - started
-    await producer.stop()
-
-    pool = await asyncpg.create_pool(settings.dsn("publisher"), min_size=1, max_size=1)
-    while await pool.fetchval("SELECT count(*) FROM subjects") < n:
-        await asyncio.sleep(0.1)
-    end_to_end = time.perf_counter() - started
-    await pool.close()
-    courts = sum(1 for d, _ in batch if d == "court")
-    while sum(1 for d, _ in arrivals["credit.notices.finance-procurement"]
-              if d["kind"] == "penalty") < courts:
-        await asyncio.sleep(0.1)
-    stop.set()
-    await collector
-
-    feedback = [(d, ts) for t, evs in arrivals.items() if "feedback" in t for d, ts in evs]
-    fb_latency = [ts - sent_at[d["record_id"]] for d, ts in feedback if d["record_id"] in sent_at]
-    notices = arrivals["credit.notices.finance-procurement"]
-    notice_latency = [ts - sent_at[d["basis"][0]["record_id"]] for d, ts in notices
-                      if d["kind"] == "penalty"]
-    accepted = sum(1 for d, _ in feedback if d["status"] == "accepted")
+    producer = make_producer(settings)
+    sent_at: dict[str, float] = {}
+    async with receiving(settings, catalogue, sorted({d for d, _ in batch})) as receipts:
+        await producer.start()
+        try:
+            first = time.monotonic()
+            for m in messages:
+                sent_at[m.record_id] = time.monotonic()
+                await producer.send(m.topic, m.value, key=m.key)
+            await producer.flush()
+            produce_seconds = time.monotonic() - first
+            expected_notices = notices_expected(
+                catalogue, [d["catalogue_item"] for _, d in batch])
+            end = await _wait_for_everything(settings, receipts, records, expected_notices)
+        finally:
+            await producer.stop()
+    seconds = end - first
+    rate = records / seconds
     return {
-        "records": n, "accepted": accepted, "produce_seconds": produce_seconds,
-        "end_to_end_seconds": end_to_end, "records_per_second": n / end_to_end,
-        "feedback_p50_ms": percentile(fb_latency, 50),
-        "feedback_p99_ms": percentile(fb_latency, 99),
-        "notices": len(notice_latency), "notice_p50_ms": percentile(notice_latency, 50),
-        "notice_p99_ms": percentile(notice_latency, 99),
-        "feedback_mean_ms": statistics.fmean(fb_latency) if fb_latency else float("nan"),
+        "records": records, "end_to_end_seconds": round(seconds, 3),
+        "records_per_second": round(rate, 1), "produce_seconds": round(produce_seconds, 3),
+        "passthrough_events": len(messages), "passthrough_seconds": round(bare_seconds, 3),
+        "passthrough_events_per_second": round(bare, 1), "ratio": round(rate / bare, 4),
+        "feedback": dict(receipts.statuses), "notices": len(receipts.notices),
+        "repeated_events": receipts.repeats,
+        "feedback_ms": report.latency_summary(
+            [(receipts.feedback[r] - t) * 1000 for r, t in sent_at.items()]),
+        "notice_ms": report.latency_summary(notice_latencies(receipts, sent_at)),
+        "penalty_notice_ms": report.latency_summary(
+            notice_latencies(receipts, sent_at, kind="penalty")),
     }
 
 
-async def _busy_seconds(url: str) -> float:
-    import httpx
-    async with httpx.AsyncClient() as client:
-        text = (await client.get(url + "/metrics/")).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("xinyong_batch_seconds_sum"))
+async def paced(stack: IsolatedStack, rate: float, seconds: float) -> dict[str, Any]:
+    settings = stack.settings
+    catalogue = load_catalogue(settings.catalogue_path)
+    records = max(1, round(rate * seconds))
+    batch = make_batch(records)
+    messages = encode(settings, batch)
+    warmup = min(10.0, seconds / 6)
+
+    producer = make_producer(settings)
+    sent_at: dict[str, float] = {}
+    lag = 0.0
+    async with receiving(settings, catalogue, sorted({d for d, _ in batch})) as receipts:
+        await producer.start()
+        try:
+            first = time.monotonic()
+            for i, m in enumerate(messages):
+                due = first + i / rate
+                now = time.monotonic()
+                if due > now:
+                    await asyncio.sleep(due - now)
+                # Open loop: sent on schedule whatever the answers; a late send is noted.
+                sent_at[m.record_id] = time.monotonic()
+                lag = max(lag, sent_at[m.record_id] - due)
+                await producer.send(m.topic, m.value, key=m.key)
+            last_send = time.monotonic()
+            await producer.flush()
+            expected_notices = notices_expected(
+                catalogue, [d["catalogue_item"] for _, d in batch])
+            await _wait_for_everything(settings, receipts, records, expected_notices)
+        finally:
+            await producer.stop()
+    measured = {r: t for r, t in sent_at.items() if t >= first + warmup}
+    return {
+        "rate": rate, "seconds": seconds, "warmup_seconds": round(warmup, 2),
+        "records": records, "measured_records": len(measured),
+        "records_per_second": round(records / max(last_send - first, 1e-9), 1)
+        if records > 1 else float(records),
+        "max_send_lag_ms": round(lag * 1000, 1),
+        "feedback": dict(receipts.statuses), "notices": len(receipts.notices),
+        "repeated_events": receipts.repeats,
+        "feedback_ms": report.latency_summary(
+            [(receipts.feedback[r] - t) * 1000 for r, t in measured.items()]),
+        "notice_ms": report.latency_summary(
+            notice_latencies(receipts, sent_at, since=first + warmup)),
+        "penalty_notice_ms": report.latency_summary(
+            notice_latencies(receipts, sent_at, since=first + warmup, kind="penalty")),
+    }
 
 
-async def main(records: int = 20_000) -> None:
-    stack = IsolatedStack("bench", 19000)
-    await asyncio.to_thread(stack.start)
+# --- the command -------------------------------------------------------------------------
+
+
+async def _measure(stack: IsolatedStack, records: int, rate: float | None,
+                   seconds: float) -> dict[str, Any]:
+    sampler = RssSampler(stack.settings, lambda: {n: p.pid() for n, p in
+                                                  stack.processes.items()},
+                         own=stack.processes)
+    sampler.start()
     try:
-        bare = await passthrough(stack.settings, records)
-        result = await pipeline(stack, records)
-        busy = {name: await _busy_seconds(p.url()) for name, p in stack.processes.items()}
+        part = await (paced(stack, rate, seconds) if rate else closed(stack, records))
+        part["batch_seconds"] = await batch_seconds(stack)
     finally:
-        await asyncio.to_thread(stack.stop)
-    print(f"bare aiokafka pass-through : {bare:,.0f} events/s ({records:,} events)")
-    print(f"pipeline                   : {result['records_per_second']:,.0f} records/s end to "
-          f"end ({result['records']:,} records in {result['end_to_end_seconds']:.1f} s; "
-          f"produced in {result['produce_seconds']:.1f} s; {result['accepted']:,} accepted)")
-    print(f"produce -> feedback        : p50 {result['feedback_p50_ms']:,.0f} ms, "
-          f"p99 {result['feedback_p99_ms']:,.0f} ms")
-    print("time inside batch transactions: " + ", ".join(
-        f"{name} {seconds:.1f} s" for name, seconds in busy.items()))
-    print(f"produce -> penalty notice  : p50 {result['notice_p50_ms']:,.0f} ms, "
-          f"p99 {result['notice_p99_ms']:,.0f} ms ({result['notices']:,} notices to "
-          "finance-procurement)")
+        part_rss = await sampler.stop()
+    part["rss_mib"] = part_rss
+    return part
 
 
-if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000))
+def run(records: int = 20_000, rate: float | None = None, seconds: float = 60,
+        json_path: Any = None, base: int | None = None) -> dict[str, Any]:
+    stack = named_stack("bench", port_base(base))
+    command = (f"bench pipeline --rate {rate:g} --seconds {seconds:g}" if rate
+               else f"bench pipeline --records {records}")
+    document: dict[str, Any] = {"run": report.run_info(stack.settings, command)}
+    steadily(stack.start, "starting the services")
+    try:
+        part = report.run_async(_measure(stack, records, rate, seconds))
+    finally:
+        steadily(stack.stop, "stopping the services and dropping their data")
+    name = "paced" if rate else "pipeline"
+    document[name] = part
+    print_part(name, part)
+    report.write_json(json_path, document)
+    return document
+
+
+def print_part(name: str, p: dict[str, Any]) -> None:
+    if name == "pipeline":
+        rows = [
+            ("records", f"{p['records']:,} (feedback: {p['feedback']}, {p['notices']:,} "
+                        f"notices; {p['repeated_events']} events received again, dropped)"),
+            ("end to end", f"{p['records_per_second']:,.0f} records/s "
+                           f"({p['end_to_end_seconds']:.1f} s; produced in "
+                           f"{p['produce_seconds']:.1f} s)"),
+            ("bare aiokafka pass-through", f"{p['passthrough_events_per_second']:,.0f} events/s "
+                                           f"({p['passthrough_seconds']:.1f} s)"),
+            ("ratio", f"{p['ratio']:.3f}"),
+        ]
+    else:
+        rows = [
+            ("rate", f"{p['rate']:g} records/s for {p['seconds']:g} s, open loop (sent "
+                     f"{p['records_per_second']:,.0f}/s, at most {p['max_send_lag_ms']:,.0f} "
+                     "ms behind schedule)"),
+            ("measured", f"{p['measured_records']:,} records after the first "
+                         f"{p['warmup_seconds']:g} s (feedback: {p['feedback']}, "
+                         f"{p['notices']:,} notices; {p['repeated_events']} events received "
+                         "again, dropped)"),
+        ]
+    rows += [
+        ("feedback p50/p95/p99/max", report.fmt_ms(p["feedback_ms"])),
+        ("notice p50/p95/p99/max", report.fmt_ms(p["notice_ms"])),
+        ("penalty notice p50/p95/p99/max", report.fmt_ms(p["penalty_notice_ms"])),
+        ("time in batch transactions", ", ".join(f"{k} {v:.1f} s"
+                                                 for k, v in p["batch_seconds"].items())),
+        ("peak memory", report.fmt_rss(p["rss_mib"])),
+    ]
+    report.print_table(f"bench {name}", rows)

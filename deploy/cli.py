@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -368,12 +369,102 @@ def test(pytest_args: Annotated[list[str] | None, typer.Argument()] = None) -> N
             raise typer.Exit(done.returncode)
 
 
-@app.command()
-def bench(records: int = 20_000) -> None:
-    """Push records through ingest, registry and publisher; print throughput and latency."""
+bench_app = typer.Typer(
+    help="Benchmarks, each on its own copy of the services (own topics, databases and ports): "
+         "a table, and with --json PATH the same figures as JSON. README, section Benchmark.")
+app.add_typer(bench_app, name="bench")
+JsonPath = Annotated[Path | None, typer.Option(
+    "--json", help="also write the figures as JSON to this file")]
+PortBase = Annotated[int | None, typer.Option(
+    help="first of the bench services' HTTP ports (default: $XINYONG_BENCH_PORT_BASE or 19000)")]
+
+
+@bench_app.callback(invoke_without_command=True)
+def bench(ctx: typer.Context, records: Annotated[int, typer.Option(
+              help="without a command: `bench pipeline --records N`")] = 20_000,
+          json_path: JsonPath = None, port_base: PortBase = None) -> None:
+    """Benchmarks; without a command, `bench pipeline`."""
+    if ctx.invoked_subcommand is None:
+        from bench import pipeline
+
+        pipeline.run(records=records, json_path=json_path, base=port_base)
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+        records: Annotated[int, typer.Option(help="records sent at once (closed run)")] = 20_000,
+        rate: Annotated[float | None, typer.Option(
+            help="records/s sent on schedule instead (open loop, paced run)")] = None,
+        seconds: Annotated[float, typer.Option(help="length of a paced run")] = 60,
+        json_path: JsonPath = None, port_base: PortBase = None) -> None:
+    """Records through ingest, registry and publisher until every feedback and notice is
+    received, beside a bare aiokafka pass-through; or, with --rate, latency at a paced load."""
     from bench import pipeline
 
-    asyncio.run(pipeline.main(records))
+    pipeline.run(records=records, rate=rate, seconds=seconds, json_path=json_path,
+                 base=port_base)
+
+
+@bench_app.command("generate")
+def bench_generate(
+        subjects: Annotated[int, typer.Option(help="subjects of the city")] = 1_000_000,
+        seed: int = 1,
+        reuse: Annotated[bool, typer.Option(
+            help="take a kept city of this size and seed as it is")] = False,
+        as_of: Annotated[str | None, typer.Option(
+            help="last day of the five years of records (YYYY-MM-DD; default today)")] = None,
+        json_path: JsonPath = None, port_base: PortBase = None) -> None:
+    """A synthetic Zhuhai sent through the departments' topics, kept for `bench queries`."""
+    from bench import generate
+
+    generate.run(subjects, seed, reuse, date.fromisoformat(as_of) if as_of else None,
+                 json_path, port_base)
+
+
+@bench_app.command("queries")
+def bench_queries(
+        subjects: Annotated[int | None, typer.Option(
+            help="which kept city (default: the latest generated)")] = None,
+        seed: int | None = None,
+        rate: Annotated[float, typer.Option(help="requests/s, open loop")] = 500,
+        seconds: float = 60,
+        connections: int = 200,
+        rate_limit: Annotated[str, typer.Option(
+            help="the public rate limit for the run (XINYONG_PUBLIC_RATE_LIMIT)")]
+        = "1000000/minute",
+        ramp_max: Annotated[float, typer.Option(
+            help="highest rate the ramp tries")] = 2000,
+        step_seconds: Annotated[float, typer.Option(help="length of a ramp step")] = 10,
+        json_path: JsonPath = None, port_base: PortBase = None) -> None:
+    """Public profiles and name searches over a generated city, and the highest rate at
+    which their latency targets hold."""
+    from bench import queries
+
+    queries.run(subjects, seed, rate, seconds, connections, rate_limit, ramp_max,
+                step_seconds, json_path, port_base)
+
+
+@bench_app.command("replay")
+def bench_replay(
+        records: Annotated[int, typer.Option(help="accepted records to replay")] = 1_000_000,
+        seed: int = 1, json_path: JsonPath = None, port_base: PortBase = None) -> None:
+    """A registry with an empty database rebuilds every archive from
+    credit.records.accepted."""
+    from bench import replay
+
+    replay.run(records, seed, None, json_path, port_base)
+
+
+@bench_app.command("clean")
+def bench_clean(subjects: Annotated[int | None, typer.Option(
+                    help="only the cities of this size")] = None,
+                seed: Annotated[int | None, typer.Option(
+                    help="only the cities of this seed")] = None) -> None:
+    """Drop the cities `bench generate` kept (databases, topics, manifests)."""
+    from bench import generate
+
+    dropped = generate.clean(subjects, seed)
+    typer.echo("dropped: " + (", ".join(dropped) if dropped else "nothing kept"))
 
 
 if __name__ == "__main__":

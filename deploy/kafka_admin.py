@@ -57,7 +57,8 @@ _RESOURCE = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP,
 _PATTERN = {"literal": ResourcePatternType.LITERAL, "prefixed": ResourcePatternType.PREFIXED}
 _OPERATION = {"read": AclOperation.READ, "write": AclOperation.WRITE,
               "describe": AclOperation.DESCRIBE, "describe_configs": AclOperation.DESCRIBE_CONFIGS,
-              "alter": AclOperation.ALTER}
+              "alter": AclOperation.ALTER, "create": AclOperation.CREATE,
+              "delete": AclOperation.DELETE}
 _SCRAM = {"SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512,
           "SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256}
 _ITERATIONS = 8192

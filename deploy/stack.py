@@ -326,8 +326,14 @@ class IsolatedStack:
     """The four services on their own topic namespace, databases and ports, beside whatever
     else runs on the broker: what the test suite and the benchmark use."""
 
-    def __init__(self, label: str, port_base: int, **extra_env: str) -> None:
-        run = f"{label}{uuid.uuid4().hex[:8]}"
+    def __init__(self, label: str, port_base: int, run: str | None = None,
+                 principal: str | None = None, **extra_env: str) -> None:
+        """`run` fixes the namespace and database prefix (a kept benchmark city is found
+        again by it; default: `label` and a random suffix). `principal`: the kind of this
+        namespace's own Kafka user that `settings` and `env` carry once started (the
+        benchmark's client), none by default."""
+        run = run or f"{label}{uuid.uuid4().hex[:8]}"
+        self.principal_kind = principal
         self.env = {
             "XINYONG_TOPIC_NAMESPACE": f"{run}.",
             "XINYONG_DB_PREFIX": f"xinyong_{run}_",
@@ -355,6 +361,8 @@ class IsolatedStack:
         asyncio.run(provision(self.settings))
         self.tester = self._principal("tester")
         self.observer = self._principal("observer")
+        if self.principal_kind:
+            self.act_as(self.principal_kind)
         for p in self.processes.values():
             p.start(self.env)
         for p in self.processes.values():
@@ -368,6 +376,15 @@ class IsolatedStack:
         admin(self.settings).create_principal(
             Principal(kind, "", name), password)  # type: ignore[arg-type]
         return {"username": name, "password": password}
+
+    def act_as(self, kind: str) -> None:
+        """Carry a Kafka user of this namespace in `settings` (and `env`, for processes
+        other than the services, which run as themselves)."""
+        login = self._principal(kind)
+        self.settings = self.settings.model_copy(update={
+            "kafka_sasl_username": login["username"], "kafka_sasl_password": login["password"]})
+        self.env.update({"XINYONG_KAFKA_SASL_USERNAME": login["username"],
+                         "XINYONG_KAFKA_SASL_PASSWORD": login["password"]})
 
     def restore_principals(self) -> None:
         """Make the namespace's own users again, with the same passwords (a broker whose data

@@ -26,8 +26,10 @@ from shared.topics import CREDENTIALS, DEAD_LETTERS, INBOUND, NOTICE_FEEDBACK, T
 
 Resource = Literal["topic", "group", "cluster"]
 Pattern = Literal["literal", "prefixed"]
-Operation = Literal["read", "write", "describe", "describe_configs", "alter"]
-PrincipalKind = Literal["service", "department", "agency", "operator", "observer", "tester"]
+Operation = Literal["read", "write", "describe", "describe_configs", "alter", "create",
+                    "delete"]
+PrincipalKind = Literal["service", "department", "agency", "operator", "observer", "tester",
+                        "bench"]
 
 Declared = TopicFamily[Any] | Topic[Any]
 
@@ -113,6 +115,17 @@ def tester_grants(namespace: str) -> list[Grant]:
     return [_topic(INBOUND, namespace, "write"), _topic(NOTICE_FEEDBACK, namespace, "write")]
 
 
+def bench_grants(namespace: str) -> list[Grant]:
+    """The benchmark's own client in its namespace: it sends as every party (tester),
+    receives every topic (observer), and keeps topics of its own (`bench.*`: the bare
+    pass-through it measures the pipeline against)."""
+    own = f"{namespace}bench."
+    return [*tester_grants(namespace), *observer_grants(namespace),
+            *(Grant("topic", own, "prefixed", op)
+              for op in ("read", "write", "create", "delete")),
+            Grant("group", f"{namespace}bench", "prefixed", "read")]
+
+
 def username(kind: str, code: str, namespace: str, credential_id: str | None = None) -> str:
     """Kafka user names: `svc.<service>`, `dept.<code>.<id>`, `agency.<code>.<id>`,
     `operator.<id>`, prefixed by the namespace of a test or benchmark run."""
@@ -138,6 +151,8 @@ def grants_for(principal: Principal, namespace: str,
             return observer_grants(namespace)
         case "tester":
             return tester_grants(namespace)
+        case "bench":
+            return bench_grants(namespace)
 
 
 def writers(grants_by_principal: Iterable[tuple[str, list[Grant]]], topic: str) -> set[str]:

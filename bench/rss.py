@@ -1,0 +1,150 @@
+"""Peak memory of each process under test, sampled from /proc while a benchmark runs.
+
+Services and Kafka: resident set size (VmRSS; for a service started by the run, its own
+high-water mark VmHWM as well, which no sampling interval can miss). PostgreSQL is a
+postmaster and a process per connection sharing one buffer cache, so summing their RSS would
+count the cache once per process: it is counted as the sum of proportional set sizes (Pss,
+/proc/<pid>/smaps_rollup) of the postmaster, its auxiliary processes and the backends of this
+run's databases (the cluster is shared with other runs, whose backends are left out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from shared.settings import Settings
+
+MIB = 1024 * 1024
+
+
+def _status_kib(pid: int, field: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError, ValueError):
+        return None
+    return None
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError, ValueError):
+        pass
+    return 0
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            "utf-8", "replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return ""
+
+
+def _children(parent: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # The command name may hold spaces and parentheses: fields follow the last ')'.
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        if ppid == parent:
+            out.append(int(entry))
+    return out
+
+
+def kafka_pid(settings: Settings) -> int | None:
+    """The broker's JVM, from the pid file deploy/kafka.sh writes."""
+    try:
+        pid = int((settings.home / "kafka" / "kafka.pid").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if "kafka.Kafka" in _cmdline(pid) else None
+
+
+def postmaster_pid(settings: Settings) -> int | None:
+    """The PostgreSQL postmaster, from the data directory deploy/postgres.sh records."""
+    try:
+        info = dict(line.split("=", 1) for line in
+                    (settings.home / "postgres.cluster").read_text().splitlines()
+                    if "=" in line and not line.startswith("#"))
+        return int((Path(info["data_directory"]) / "postmaster.pid").read_text().split()[0])
+    except (FileNotFoundError, KeyError, ValueError, IndexError, PermissionError):
+        return None
+
+
+def postgres_pss_kib(postmaster: int, db_prefix: str) -> int:
+    total = _pss_kib(postmaster)
+    for child in _children(postmaster):
+        cmd = _cmdline(child)
+        # Client backends name their database in the process title ("postgres: 15/x: user
+        # db 127.0.0.1(port) idle"); auxiliary processes name no client address.
+        if "127.0.0.1(" not in cmd or db_prefix in cmd:
+            total += _pss_kib(child)
+    return total
+
+
+class RssSampler:
+    """Samples every `interval` seconds in the background; `peaks()` in MiB per name."""
+
+    def __init__(self, settings: Settings, services: Callable[[], dict[str, int | None]],
+                 interval: float = 1.0, own: Iterable[str] = ()) -> None:
+        self.settings = settings
+        self.services = services
+        self.interval = interval
+        self.own = set(own)  # services this run started: their VmHWM is this run's peak
+        self.peak_kib: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._kafka = kafka_pid(settings)
+        self._postmaster = postmaster_pid(settings)
+
+    def _note(self, name: str, kib: int | None) -> None:
+        if kib:
+            self.peak_kib[name] = max(self.peak_kib.get(name, 0), kib)
+
+    def sample(self) -> None:
+        for name, pid in self.services().items():
+            if pid is None:
+                continue
+            self._note(name, _status_kib(pid, "VmRSS"))
+            if name in self.own:
+                self._note(name, _status_kib(pid, "VmHWM"))
+        if self._kafka is not None:
+            self._note("kafka", _status_kib(self._kafka, "VmRSS"))
+        if self._postmaster is not None:
+            self._note("postgres", postgres_pss_kib(self._postmaster,
+                                                    self.settings.db_prefix))
+        self._note("bench", _status_kib(os.getpid(), "VmRSS"))
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.to_thread(self.sample)
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> dict[str, float]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.sample()  # last word: the services are still up
+        return self.peaks()
+
+    def peaks(self) -> dict[str, float]:
+        return {name: round(kib * 1024 / MIB, 1) for name, kib in self.peak_kib.items()}
