@@ -23,6 +23,9 @@ class InboundMessage:
     key: str | None
     value: bytes
     timestamp_ms: int
+    # The key as it came (`key` is its UTF-8 text, invalid bytes replaced): what dead letters
+    # keep.
+    raw_key: bytes | None = None
 
 
 @dataclass(frozen=True)
