@@ -62,6 +62,12 @@ REFUSALS: tuple[type[KafkaError], ...] = (
     PolicyViolationError, UnsupportedForMessageFormatError)
 
 
+def refused_for_what_it_is(failure: BaseException) -> bool:
+    """Whether the broker refused an event for what it is (REFUSALS); anything else (a
+    timeout, a lost connection, a closed producer) is the cluster's state, not the event's."""
+    return isinstance(failure, REFUSALS)
+
+
 class EventTooLarge(ValueError):
     """An event over `max_event_bytes`: not a failure of the database, so the stream worker
     does not retry it but sends the input message to dead letters."""
@@ -255,7 +261,7 @@ class OutboxRelay:
         return len(sent) + len(refused)
 
     async def _refused(self, topic: str, failure: BaseException) -> bool:
-        if isinstance(failure, REFUSALS):
+        if refused_for_what_it_is(failure):
             return True
         if isinstance(failure, UnknownTopicOrPartitionError):
             # Also what a producer says when it could not reach the broker at all: a topic

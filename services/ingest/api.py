@@ -34,7 +34,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         deliveries = [handlers.Delivery(department, p) for p in parsed]
         try:
             async with ctx.pool.acquire() as conn, conn.transaction():
-                outcomes = await handlers.ingest_deliveries(conn, ctx.catalogue, deliveries)
+                outcomes = await handlers.ingest_deliveries(
+                    conn, ctx.catalogue, deliveries, ctx.settings.max_event_bytes)
         except outbox.EventTooLarge as exc:
             raise Problem(413, "too_large", "A record would make an event over the size "
                           "allowed", str(exc)) from exc

@@ -63,13 +63,14 @@ class Outcome:
 def make_handler(ctx: ServiceContext) -> BatchHandler:
     async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
         deliveries = [d for d in map(delivery_of, messages) if d is not None]
+        limit = ctx.settings.max_event_bytes
         if len(messages) > 1 or not deliveries:
             # A failing batch is retried one message at a time (shared/worker.py).
-            await ingest_deliveries(conn, ctx.catalogue, deliveries)
+            await ingest_deliveries(conn, ctx.catalogue, deliveries, limit)
             return
         try:
             async with conn.transaction():  # a savepoint: a failure leaves nothing behind
-                await ingest_deliveries(conn, ctx.catalogue, deliveries)
+                await ingest_deliveries(conn, ctx.catalogue, deliveries, limit)
         except TRANSIENT:
             raise
         except Exception as exc:
@@ -77,7 +78,7 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
             # goes to dead letters for the operators.
             log.exception("delivery %s[%d]@%d could not be processed", messages[0].topic,
                           messages[0].partition, messages[0].offset)
-            await not_processed(conn, deliveries[0], exc)
+            await not_processed(conn, deliveries[0], exc, limit)
 
     return handle
 
@@ -96,7 +97,8 @@ def delivery_of(message: InboundMessage) -> Delivery | None:
 
 
 async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
-                            deliveries: Sequence[Delivery]) -> list[Outcome]:
+                            deliveries: Sequence[Delivery],
+                            max_event_bytes: int | None = None) -> list[Outcome]:
     today = clock.today()
     checked = [_checked(catalogue, d, today) for d in deliveries]
     deliveries = [d for d, _ in checked]
@@ -125,11 +127,12 @@ async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
 
     outcomes = [Outcome(d, _feedback(d, s, e))
                 for d, s, e in zip(deliveries, decided, errors, strict=True)]
-    await _write(conn, outcomes)
+    await _write(conn, outcomes, max_event_bytes)
     return outcomes
 
 
-async def not_processed(conn: asyncpg.Connection, d: Delivery, exc: Exception) -> None:
+async def not_processed(conn: asyncpg.Connection, d: Delivery, exc: Exception,
+                        max_event_bytes: int | None = None) -> None:
     """A delivery whose processing failed: rejected with the reason, its message kept as a
     dead letter. Ids the message names are repeated only as far as they can be stored."""
     assert d.message is not None  # only deliveries from Kafka get here
@@ -146,7 +149,8 @@ async def not_processed(conn: asyncpg.Connection, d: Delivery, exc: Exception) -
     await store.log_submissions(conn, [_audit_row(d, fb)])
     await outbox.enqueue(conn, [
         OutboundEvent.of(FEEDBACK.of(d.department), SOURCE, _kafka_key(d), fb),
-        outbox.dead_letter("ingest", d.message, f"{type(exc).__name__}: {exc}")])
+        outbox.dead_letter("ingest", d.message, f"{type(exc).__name__}: {exc}")],
+        max_event_bytes)
 
 
 def _event_key(d: Delivery) -> tuple[str, str]:
@@ -206,7 +210,8 @@ def _audit_row(d: Delivery, fb: RecordFeedback) -> tuple[Any, ...]:
             text(fb.record_id), fb.revision, fb.status, [e.model_dump() for e in fb.errors])
 
 
-async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
+async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome],
+                 max_event_bytes: int | None) -> None:
     accepted_at = clock.now()
     events: list[OutboundEvent] = []
     revisions: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -230,4 +235,4 @@ async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
         audit.append(_audit_row(d, fb))
     await store.save_revisions(conn, list(revisions.values()))
     await store.log_submissions(conn, audit)
-    await outbox.enqueue(conn, events)
+    await outbox.enqueue(conn, events, max_event_bytes)
