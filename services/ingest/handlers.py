@@ -231,7 +231,7 @@ async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome],
                 accepted_at)
         if d.parsed.unparseable and d.message is not None:
             events.append(outbox.dead_letter(
-                "ingest", d.message, "; ".join(e.message for e in fb.errors)))
+                "ingest", d.message, "; ".join(f"{e.field}: {e.message}" for e in fb.errors)))
         audit.append(_audit_row(d, fb))
     await store.save_revisions(conn, list(revisions.values()))
     await store.log_submissions(conn, audit)
