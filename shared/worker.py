@@ -7,8 +7,9 @@ stored positions then skip.
 
 A batch that fails for a reason other than a lost connection is retried one message at a
 time; a message that still fails goes to the service's dead-letter topic with the reason (its
-bytes kept in the `dead_letters` table), so one poison message never stalls its partition. A lost database connection is not the
-message's fault: the worker waits and retries the same batch.
+bytes kept in the `dead_letters` table), so one poison message never stalls its partition.
+A lost database connection is not the message's fault: the worker waits and retries the
+same batch.
 """
 
 from __future__ import annotations
