@@ -7,14 +7,16 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
+import asyncpg
 import typer
 
 from deploy import credentials, demo, stack
-from shared import clock
+from shared import clock, outbox
 from shared.catalogue import Catalogue, load_catalogue
 from shared.contract import SUBJECT_TYPES, PartyKind, subject_key
 from shared.identifiers import check_resident_id, check_uscc, normalize_identifier
@@ -34,8 +36,12 @@ positions = typer.Typer(help="Consumed positions, checked against the Kafka log.
 app.add_typer(infra, name="infra")
 app.add_typer(service, name="service")
 app.add_typer(positions, name="positions")
+outbox_cli = typer.Typer(help="Events the broker refused, set aside from a service's outbox.",
+                         no_args_is_help=True)
+app.add_typer(outbox_cli, name="outbox")
 
 ServiceName = Annotated[str, typer.Argument(help=f"one of {', '.join(SERVICES)}")]
+T = TypeVar("T")
 
 
 @app.command()
@@ -351,6 +357,47 @@ def service_stop(name: ServiceName) -> None:
 @service.command("logs")
 def service_logs(name: ServiceName, lines: int = 40) -> None:
     typer.echo(stack.services(get_settings(), [name])[0].tail(lines))
+
+
+def _service_name(name: str) -> str:
+    if name not in SERVICES:
+        raise typer.BadParameter(f"{name} is not one of {', '.join(SERVICES)}")
+    return name
+
+
+async def _with_service_db(name: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    conn = await asyncpg.connect(get_settings().dsn(_service_name(name)))
+    try:
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+@outbox_cli.command("list")
+def outbox_list(name: ServiceName) -> None:
+    """Show the events the broker refused (oldest first): what, how large, why."""
+    rows = asyncio.run(_with_service_db(name, outbox.set_aside))
+    if not rows:
+        typer.echo(f"{name}: nothing set aside")
+        return
+    for r in rows:
+        typer.echo(f"#{r['id']}  {r['set_aside_at']:%Y-%m-%d %H:%M:%S}  {r['topic']}  "
+                   f"key={r['key']}  {r['size']} bytes  event {r['event_id']}\n"
+                   f"    {r['error']}")
+    typer.echo(f"{len(rows)} set aside; `xinyong outbox replay {name} [--id N]` sends them "
+               "again once the cause is fixed")
+
+
+@outbox_cli.command("replay")
+def outbox_replay(name: ServiceName, set_aside_id: Annotated[int | None, typer.Option(
+        "--id", help="only this one (the # that `outbox list` shows)")] = None) -> None:
+    """Move set-aside events back to the outbox, after what is already in it (same event
+    ids: a consumer that has one already drops it)."""
+    moved = asyncio.run(_with_service_db(name, lambda c: outbox.replay(c, set_aside_id)))
+    if set_aside_id is not None and not moved:
+        typer.echo(f"{name}: no event #{set_aside_id} is set aside", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{name}: {moved} moved back to the outbox")
 
 
 @app.command()

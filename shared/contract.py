@@ -53,11 +53,16 @@ class FieldError(_Open):
 # --- departments -> Xinyong -------------------------------------------------------------
 
 
+# Revisions are stored in PostgreSQL `int` columns (ingest's and the registry's).
+REVISION_MAX = 2**31 - 1
+
+
 class RecordSubmission(_Open):
     """cn.zhuhai.credit.record.submitted.v1 on credit.inbound.<dept>."""
 
     record_id: str = Field(min_length=1, max_length=64)
-    revision: int = Field(ge=1, strict=True)  # a JSON integer: not "2", not true
+    # A JSON integer (not "2", not true) that fits the revision columns.
+    revision: int = Field(ge=1, le=REVISION_MAX, strict=True)
     action: Literal["upsert", "withdraw"]
     catalogue_item: str | None = None
     subject: SubjectRef
@@ -257,12 +262,17 @@ class CredentialChanged(_Open):
 
 
 class DeadLetter(_Open):
-    """A message a service could not process, with the reason; the original is kept whole."""
+    """A message a service could not process, with the reason. The message itself, byte for
+    byte, is the row `stored_id` of the `dead_letters` table in the service's database
+    (shared/migrations/011_dead_letters.sql): the event stays small whatever the message."""
 
     service: str
     reason: str
     topic: str
     partition: int
     offset: int
-    key: str | None
-    value_base64: str
+    key: str | None  # as text, NUL and invalid UTF-8 replaced (the stored row has the bytes)
+    stored_id: int
+    size: int
+    sha256: str
+    preview: str  # the first bytes of the value as text, for a first look

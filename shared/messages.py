@@ -32,6 +32,9 @@ class InboundMessage:
     key: str | None
     value: bytes
     timestamp_ms: int
+    # The key as it came (`key` is its UTF-8 text, invalid bytes replaced): what dead letters
+    # keep.
+    raw_key: bytes | None = None
     # The broker's id of the topic (unknown outside a worker): a topic deleted and created
     # again under the same name reuses offsets, never its id.
     topic_id: str | None = None

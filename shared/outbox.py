@@ -1,50 +1,176 @@
 """The transactional outbox (one design for all services) and its relay.
 
 `enqueue` runs inside the caller's transaction. The relay sends what is committed, in id
-order, with an idempotent producer, then deletes it; one relay per database is active at a
-time (an advisory lock), so events of one subject leave in the order they were written.
+order, with an idempotent producer, then deletes what was sent; one relay per database is
+active at a time (an advisory lock), so events of one subject leave in the order they were
+written.
+
+Nothing one event holds can stop the others: an event larger than `max_event_bytes` is
+refused when it is written (the caller's transaction fails, and the stream worker sends the
+input that caused it to dead letters), and a row the broker refuses all the same is set
+aside in `outbox_set_aside` for an operator (`xinyong outbox list|replay`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import hashlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+    UnsupportedForMessageFormatError,
+)
 
 from shared import metrics
 from shared.contract import DeadLetter
 from shared.db import TRANSIENT
-from shared.messages import InboundMessage, OutboundEvent
-from shared.settings import Settings
+from shared.messages import InboundMessage, OutboundEvent, caused_id
+from shared.settings import Settings, get_settings
 from shared.topics import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
 _RELAY_LOCK = 727_002
 
+# What a dead-letter event says about the message, at most: the message itself is in the
+# `dead_letters` table, so the event stays a few kilobytes whatever the message.
+REASON_MAX_CHARS = 2000
+KEY_MAX_CHARS = 256
+PREVIEW_BYTES = 256
+ERROR_MAX_CHARS = 2000
 
-async def enqueue(conn: asyncpg.Connection, events: Sequence[OutboundEvent]) -> None:
-    if not events:
-        return
-    await conn.copy_records_to_table(
-        "outbox", columns=["event_id", "topic", "key", "value"],
-        records=[(e.event_id, e.topic, e.key, e.value) for e in events])
+# The broker refuses these for what the event is (its size, its topic, its records), not for
+# the state of the cluster: sending the same row again never helps.
+REFUSALS: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError, InvalidTopicError,
+    TopicAuthorizationFailedError, CorruptRecordException, InvalidTimestampError,
+    PolicyViolationError, UnsupportedForMessageFormatError)
+
+
+def refused_for_what_it_is(failure: BaseException) -> bool:
+    """Whether the broker refused an event for what it is (REFUSALS); anything else (a
+    timeout, a lost connection, a closed producer) is the cluster's state, not the event's."""
+    return isinstance(failure, REFUSALS)
+
+
+class EventTooLarge(ValueError):
+    """An event over `max_event_bytes`: not a failure of the database, so the stream worker
+    does not retry it but sends the input message to dead letters."""
+
+    def __init__(self, topic: str, size: int, limit: int) -> None:
+        super().__init__(f"an event for {topic} of {size} bytes is over the {limit} allowed "
+                         "(max_event_bytes)")
+        self.topic, self.size, self.limit = topic, size, limit
+
+
+@dataclass(frozen=True)
+class DeadLetterEvent(OutboundEvent):
+    """A dead letter not yet written: `enqueue` keeps the message's bytes in `dead_letters`
+    and writes the event that names that row."""
+
+    service: str
+    message: InboundMessage
+    reason: str
+
+
+def text_for_storage(text: str, limit: int) -> str:
+    """`text` as PostgreSQL text and strict JSON take it: NUL and unpaired surrogates
+    replaced, at most `limit` characters."""
+    return (text[:limit].encode("utf-8", "replace").decode("utf-8")
+            .replace("\x00", "\N{REPLACEMENT CHARACTER}"))
 
 
 def dead_letter(service: str, message: InboundMessage, reason: str) -> OutboundEvent:
-    """A message this service cannot process, kept whole with the reason, for an operator."""
-    letter = DeadLetter(
-        service=service, reason=reason, topic=message.topic, partition=message.partition,
-        offset=message.offset, key=message.key,
-        value_base64=base64.b64encode(message.value).decode())
+    """A message this service cannot process, with the reason, for an operator. Written by
+    `enqueue` like any event; nothing in the message can make writing it fail."""
+    reason = text_for_storage(reason, REASON_MAX_CHARS)
     log.warning("dead letter from %s[%d]@%d: %s", message.topic, message.partition,
                 message.offset, reason)
     metrics.DEAD_LETTERS.labels(service).inc()
-    return OutboundEvent.of(DEAD_LETTERS.of(service), f"xinyong/{service}", message.key, letter)
+    key = text_for_storage(message.key, KEY_MAX_CHARS) if message.key is not None else None
+    # Named by the delivery it sets aside: a replay re-emits it under the same id.
+    return DeadLetterEvent(topic=DEAD_LETTERS.of(service).name, key=key,
+                           event_id=caused_id(f"xinyong/{service}", "dead-letter",
+                                              message.delivery),
+                           value=b"", service=service, message=message, reason=reason)
+
+
+async def enqueue(conn: asyncpg.Connection, events: Sequence[OutboundEvent],
+                  max_event_bytes: int | None = None) -> None:
+    """Write events to the outbox in the caller's transaction; raises `EventTooLarge` (and
+    writes nothing) when one is over `max_event_bytes` (the setting, unless given)."""
+    if not events:
+        return
+    limit = max_event_bytes or get_settings().max_event_bytes
+    rows = []
+    for event in events:
+        if isinstance(event, DeadLetterEvent):
+            event = await _store_dead_letter(conn, event)
+        size = len(event.value) + len((event.key or "").encode())
+        if size > limit:
+            raise EventTooLarge(event.topic, size, limit)
+        rows.append((event.event_id, event.topic, event.key, event.value))
+    await conn.copy_records_to_table(
+        "outbox", columns=["event_id", "topic", "key", "value"], records=rows)
+
+
+async def _store_dead_letter(conn: asyncpg.Connection, event: DeadLetterEvent) -> OutboundEvent:
+    m = event.message
+    key = m.raw_key if m.raw_key is not None else m.key.encode() if m.key is not None else None
+    stored_id = await conn.fetchval(
+        'INSERT INTO dead_letters (service, topic, partition, "offset", key, value, reason)'
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        event.service, m.topic, m.partition, m.offset, key, m.value, event.reason)
+    letter = DeadLetter(
+        service=event.service, reason=event.reason, topic=m.topic, partition=m.partition,
+        offset=m.offset, key=event.key, stored_id=stored_id, size=len(m.value),
+        sha256=hashlib.sha256(m.value).hexdigest(),
+        preview=text_for_storage(m.value[:PREVIEW_BYTES].decode("utf-8", "replace"),
+                                 PREVIEW_BYTES))
+    return OutboundEvent.of(DEAD_LETTERS.of(event.service), f"xinyong/{event.service}",
+                            event.key, letter, event.event_id)
+
+
+# --- set aside: what the broker refused --------------------------------------------------
+
+
+async def set_aside(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """The rows set aside, oldest first (without their bodies: sizes instead)."""
+    rows = await conn.fetch(
+        "SELECT id, outbox_id, event_id, topic, key, length(value) AS size, created_at,"
+        " set_aside_at, error FROM outbox_set_aside ORDER BY id")
+    return [dict(r) for r in rows]
+
+
+async def replay(conn: asyncpg.Connection, set_aside_id: int | None = None) -> int:
+    """Move set-aside rows (one, or all) back to the outbox, after anything already in it;
+    returns how many. They keep their event ids, so a consumer that has one already drops
+    it."""
+    async with conn.transaction():
+        return len(await conn.fetch(
+            "WITH moved AS (DELETE FROM outbox_set_aside"
+            "  WHERE $1::bigint IS NULL OR id = $1 RETURNING *)"
+            " INSERT INTO outbox (event_id, topic, key, value, created_at)"
+            " SELECT event_id, topic, key, value, created_at FROM moved ORDER BY id"
+            " RETURNING id", set_aside_id))
+
+
+def _describe(exc: BaseException) -> str:
+    return text_for_storage(f"{type(exc).__name__}: {exc}", ERROR_MAX_CHARS)
 
 
 class OutboxRelay:
@@ -70,8 +196,8 @@ class OutboxRelay:
                 await asyncio.sleep(2)
             await conn.add_listener("outbox", lambda *_: self._wake.set())
             while True:
-                sent = await self._relay_batch(conn)
-                if sent < self.settings.outbox_batch:
+                done = await self.relay_batch(conn)
+                if done < self.settings.outbox_batch:
                     self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), timeout=1.0)
@@ -80,20 +206,80 @@ class OutboxRelay:
         finally:
             await conn.close()
 
-    async def _relay_batch(self, conn: asyncpg.Connection) -> int:
+    async def relay_batch(self, conn: asyncpg.Connection) -> int:
+        """Send the oldest rows; delete those sent, set aside those refused. Returns how many
+        rows left the outbox. A failure that is the cluster's, not the row's (the broker
+        unreachable, a timeout), keeps that row and every later one for the next attempt and
+        is raised; rows after it that did reach the broker are sent again then, with the same
+        event ids (consumers drop repeats), so that no subject's events overtake each other."""
         rows = await conn.fetch(
             "SELECT id, topic, key, value FROM outbox ORDER BY id LIMIT $1",
             self.settings.outbox_batch)
         if not rows:
             return 0
-        futures = [
-            await self.producer.send(
-                self.settings.topic(r["topic"]), value=r["value"],
-                key=r["key"].encode() if r["key"] is not None else None)
-            for r in rows
-        ]
-        await asyncio.gather(*futures)
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])",
-                           [r["id"] for r in rows])
-        metrics.OUTBOX_SENT.labels(self.service).inc(len(rows))
-        return len(rows)
+        pending: list[asyncio.Future[Any] | BaseException] = []
+        for r in rows:
+            try:
+                pending.append(await self.producer.send(
+                    self.settings.topic(r["topic"]), value=r["value"],
+                    key=r["key"].encode() if r["key"] is not None else None))
+            except KafkaError as exc:
+                pending.append(exc)
+        outcomes = await asyncio.gather(*[_settled(p) for p in pending])
+        sent: list[int] = []
+        refused: list[tuple[int, str]] = []
+        interrupted: BaseException | None = None
+        for r, failure in zip(rows, outcomes, strict=True):
+            if failure is None:
+                sent.append(r["id"])
+            elif await self._refused(r["topic"], failure):
+                refused.append((r["id"], _describe(failure)))
+            else:
+                interrupted = failure
+                break
+        async with conn.transaction():
+            if sent:
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
+            if refused:
+                await conn.execute(
+                    "WITH refused AS (SELECT * FROM unnest($1::bigint[], $2::text[])"
+                    "  AS r(id, error)),"
+                    " moved AS (DELETE FROM outbox o USING refused r WHERE o.id = r.id"
+                    "  RETURNING o.id, o.event_id, o.topic, o.key, o.value, o.created_at,"
+                    "  r.error)"
+                    " INSERT INTO outbox_set_aside"
+                    " (outbox_id, event_id, topic, key, value, created_at, error)"
+                    " SELECT * FROM moved",
+                    [i for i, _ in refused], [e for _, e in refused])
+        metrics.OUTBOX_SENT.labels(self.service).inc(len(sent))
+        if refused:
+            metrics.OUTBOX_SET_ASIDE.labels(self.service).inc(len(refused))
+            for outbox_id, error in refused:
+                log.error("outbox row %d refused by the broker, set aside (`xinyong outbox "
+                          "list %s`): %s", outbox_id, self.service, error)
+        if interrupted is not None:
+            raise interrupted
+        return len(sent) + len(refused)
+
+    async def _refused(self, topic: str, failure: BaseException) -> bool:
+        if refused_for_what_it_is(failure):
+            return True
+        if isinstance(failure, UnknownTopicOrPartitionError):
+            # Also what a producer says when it could not reach the broker at all: a topic
+            # is missing only if the broker answers, and does not list it.
+            client = self.producer.client
+            answered = await client.force_metadata_update()
+            return bool(answered) and self.settings.topic(topic) not in client.cluster.topics()
+        return False
+
+
+async def _settled(pending: asyncio.Future[Any] | BaseException) -> BaseException | None:
+    """None when the send succeeded, else why it failed."""
+    if isinstance(pending, BaseException):
+        return pending
+    try:
+        await pending
+    except KafkaError as exc:
+        failure: BaseException = exc
+        return failure
+    return None

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     batch_max: int = 1000
     batch_wait_ms: int = 20
     outbox_batch: int = 2000
+    # The largest event (value and key) the outbox takes: below the broker's default
+    # message.max.bytes (1048588) and the producer's max_request_size (1048576), so that the
+    # broker never refuses an event for its size. A larger one is refused when it is written
+    # (shared/outbox.py::enqueue), and the input that caused it goes to dead letters.
+    max_event_bytes: int = 1_000_000
     # Processed event ids are kept this long: far longer than any producer retries an event
     # (records are also guarded by their revision, for good).
     processed_events_days: int = 14

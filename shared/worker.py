@@ -11,9 +11,10 @@ the log (another cluster, a topic created again, a restored database, deleted or
 messages: shared/positions.py), then is sought there, replayed, or held for an operator.
 
 A batch that fails for a reason other than a lost connection is retried one message at a
-time; a message that still fails goes to the service's dead-letter topic with the reason, so
-one poison message never stalls its partition. A lost database connection is not the
-message's fault: the worker waits and retries the same batch.
+time; a message that still fails goes to the service's dead-letter topic with the reason (its
+bytes kept in the `dead_letters` table), so one poison message never stalls its partition.
+A lost database connection is not the message's fault: the worker waits and retries the
+same batch.
 """
 
 from __future__ import annotations
@@ -261,6 +262,7 @@ class StreamWorker:
             value=r.value or b"",  # type: ignore[attr-defined]
             timestamp_ms=r.timestamp,  # type: ignore[attr-defined]
             topic_id=self.topic_ids.get(topic),
+            raw_key=key,
         )
 
     async def _commit(self, batches: dict[TopicPartition, list[object]]) -> None:
@@ -274,40 +276,56 @@ class StreamWorker:
 
     async def _apply_with_fallback(self, messages: list[InboundMessage]) -> None:
         try:
-            await self._apply_retrying(messages)
+            await self._apply_retrying(self.handler, messages)
         except Exception:
             log.exception("batch of %d failed; applying one by one", len(messages))
             for message in messages:
                 try:
-                    await self._apply_retrying([message])
+                    await self._apply_retrying(self.handler, [message])
                 except Exception as exc:
-                    await self._apply_retrying([message], dead_letter_reason=_reason(exc))
+                    await self._dead_letter(message, _reason(exc))
 
-    async def _apply_retrying(self, messages: list[InboundMessage],
-                              dead_letter_reason: str | None = None) -> None:
+    async def _dead_letter(self, message: InboundMessage, reason: str) -> None:
+        """Set the message aside with the reason. This path never stops the partition: the
+        dead letter holds the raw bytes and a cleaned, bounded reason (shared/outbox.py), and
+        should even that fail, the message is passed over, logged and counted."""
+        async def store(conn: asyncpg.Connection, fresh: Sequence[InboundMessage]) -> None:
+            await outbox.enqueue(conn, [outbox.dead_letter(self.service, m, reason)
+                                        for m in fresh])
+
+        try:
+            await self._apply_retrying(store, [message])
+        except Exception:
+            log.exception("could not write the dead letter of %s[%d]@%d; passing it over",
+                          message.topic, message.partition, message.offset)
+            metrics.MESSAGES_SKIPPED.labels(self.service).inc()
+            await self._apply_retrying(_nothing, [message])
+
+    async def _apply_retrying(self, effect: BatchHandler,
+                              messages: list[InboundMessage]) -> None:
         """Apply, waiting out a database outage for as long as it lasts."""
         async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(TRANSIENT),
                 wait=wait_exponential(multiplier=0.2, max=10),
                 before_sleep=before_sleep_log(log, logging.WARNING), reraise=True):
             with attempt:
-                await self._apply(messages, dead_letter_reason)
+                await self._apply(effect, messages)
 
-    async def _apply(self, messages: list[InboundMessage], dead_letter_reason: str | None) -> None:
+    async def _apply(self, effect: BatchHandler, messages: list[InboundMessage]) -> None:
         started = time.perf_counter()
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await inbox.unapplied(conn, messages)
-            if fresh and dead_letter_reason is not None:
-                await outbox.enqueue(conn, [outbox.dead_letter(self.service, m,
-                                                               dead_letter_reason)
-                                            for m in fresh])
-            elif fresh:
-                await self.handler(conn, fresh)
+            if fresh:
+                await effect(conn, fresh)
             await inbox.advance(conn, messages)
         metrics.BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
         for topic, count in Counter(m.topic for m in messages).items():
             metrics.MESSAGES.labels(self.service, topic).inc(count)
 
 
+async def _nothing(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
+    pass
+
+
 def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:2000]
+    return outbox.text_for_storage(f"{type(exc).__name__}: {exc}", outbox.REASON_MAX_CHARS)

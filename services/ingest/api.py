@@ -14,13 +14,15 @@ from fastapi import Depends, FastAPI, Header, Request
 
 from services.ingest import domain, handlers, store
 from services.ingest.contracts import RecordResult, SubmissionAnswer
-from shared import credentials
+from shared import credentials, outbox
 from shared.context import ServiceContext
 from shared.http import Problem, base_app
 
 MAX_BATCH = 10_000
 MAX_BODY = 20 * 1024 * 1024
-
+# An Idempotency-Key becomes the event id (`<key>/<index>` in a batch): it must leave room
+# for the index within the envelope's 200 characters.
+MAX_IDEMPOTENCY_KEY = 128
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -30,8 +32,13 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     async def submit(department: str, parsed: list[domain.ParsedSubmission]
                      ) -> SubmissionAnswer:
         deliveries = [handlers.Delivery(department, p) for p in parsed]
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            outcomes = await handlers.ingest_deliveries(conn, ctx.catalogue, deliveries)
+        try:
+            async with ctx.pool.acquire() as conn, conn.transaction():
+                outcomes = await handlers.ingest_deliveries(
+                    conn, ctx.catalogue, deliveries, ctx.settings.max_event_bytes)
+        except outbox.EventTooLarge as exc:
+            raise Problem(413, "too_large", "A record would make an event over the size "
+                          "allowed", str(exc)) from exc
         results = [RecordResult(index=i, record_id=o.feedback.record_id,
                                 revision=o.feedback.revision, status=o.feedback.status,
                                 errors=o.feedback.errors) for i, o in enumerate(outcomes)]
@@ -46,7 +53,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         """One record (the `data` of a record.submitted.v1 event). An `Idempotency-Key`
         header becomes the event id, so that a retried request is answered `duplicate`."""
         data = _json_body(await _body(request))
-        event_id = idempotency_key or str(uuid.uuid4())
+        event_id = _idempotency(idempotency_key) or str(uuid.uuid4())
         return await submit(department, [domain.parse_http_record(department, data, event_id)])
 
     @app.post("/api/v1/records:batch")
@@ -56,7 +63,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         """A JSON array of records, or `text/csv` with a header row of the same field names
         (`subject.type`, `subject.id`, `subject.name`; `attributes` as a JSON column)."""
         body = await _body(request)
-        base = idempotency_key or str(uuid.uuid4())
+        base = _idempotency(idempotency_key) or str(uuid.uuid4())
         if request.headers.get("content-type", "").startswith("text/csv"):
             parsed = _csv_records(department, body, base)
         else:
@@ -79,7 +86,9 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         """Every delivery of a record and its fate: for operators, and for the department
         that owns the record (another department gets the same 404 as an unknown record)."""
         history: list[dict[str, Any]] = []
-        if caller.kind == "operator" or caller.party == department:
+        # PostgreSQL text cannot hold NUL: nothing stored has one.
+        if "\x00" not in department + record_id and (
+                caller.kind == "operator" or caller.party == department):
             async with ctx.pool.acquire() as conn:
                 history = await store.submission_history(conn, department, record_id)
         if not history:
@@ -90,10 +99,32 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
 
 async def _body(request: Request) -> bytes:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise Problem(413, "too_large", f"At most {MAX_BODY // (1024 * 1024)} MiB a request")
-    return body
+    """The body, refused before it is read when its declared length is over the cap, and
+    while it is read when it turns out longer (a chunked body declares none)."""
+    too_large = Problem(413, "too_large", f"At most {MAX_BODY // (1024 * 1024)} MiB a request")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not (declared.isascii() and declared.isdigit()):
+            raise Problem(400, "bad_request", "Content-Length is not a number",
+                          errors=[{"field": "Content-Length", "code": "int_parsing",
+                                   "message": "expected a number of bytes"}])
+        if int(declared) > MAX_BODY:
+            raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _idempotency(key: str | None) -> str | None:
+    if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
+        raise Problem(422, "validation", "The Idempotency-Key is too long",
+                      errors=[{"field": "Idempotency-Key", "code": "string_too_long",
+                               "message": f"at most {MAX_IDEMPOTENCY_KEY} characters"}])
+    return key
 
 
 def _json_body(body: bytes) -> Any:

@@ -5,6 +5,7 @@ valid subject, and how does it stand against what was accepted before. Pure func
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -13,15 +14,52 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.catalogue import Catalogue, CatalogueItem
-from shared.contract import FeedbackStatus, FieldError, RecordSubmission, SubjectRef
+from shared.contract import (
+    REVISION_MAX,
+    FeedbackStatus,
+    FieldError,
+    RecordSubmission,
+    SubjectRef,
+    subject_key,
+)
 from shared.envelope import AnyEvent, CloudEvent, submission_json
-from shared.identifiers import age_on, check_resident_id, check_uscc, parse_birth_date
+from shared.identifiers import (
+    age_on,
+    check_resident_id,
+    check_uscc,
+    normalize_identifier,
+    parse_birth_date,
+)
 from shared.messages import InboundMessage, caused_id
 from shared.topics import RECORD_SUBMITTED
 
 # Pydantic's error types, renamed to the codes departments see in their feedback.
 _PYDANTIC_CODES = {"missing": "required", "extra_forbidden": "unknown_field",
                    "literal_error": "not_allowed", "string_too_short": "required"}
+
+# --- what a department may send, at most ----------------------------------------------------
+# The free-form parts of a submission (`attributes`, and fields the contract does not name:
+# CONTRACT.md lets producers add fields) are bounded, so that whatever ingest accepts every
+# later step can hold: the registry's snapshots, PostgreSQL jsonb, and the broker (an accepted
+# event stays far below `max_event_bytes`). Sizes are of the value as compact UTF-8 JSON;
+# depth counts objects and arrays (`{"a": {"b": 1}}` is 2). docs/decisions.md.
+DATA_MAX_BYTES = 64 * 1024          # a submission's `data` as a whole
+ATTRIBUTES_MAX_BYTES = 16 * 1024
+ATTRIBUTES_MAX_DEPTH = 8
+ATTRIBUTES_MAX_KEYS = 256           # object keys at every level of `attributes`, together
+EXTRA_FIELDS_MAX = 16               # unnamed fields in one object (data, subject, envelope)
+FIELD_MAX_BYTES = 2 * 1024          # one unnamed field, or one envelope attribute
+FIELD_MAX_DEPTH = 4                 # any field but `attributes`
+TEXT_ERRORS_MAX = 5                 # NUL and surrogate errors listed for one message
+# What feedback repeats of a field name or a message, at most.
+FIELD_NAME_MAX_CHARS = 200
+MESSAGE_MAX_CHARS = 500
+LENIENT_ID_MAX_CHARS = 200
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1  # a PostgreSQL int (the audit's revision column)
+
+_SUBMISSION_FIELDS = frozenset(RecordSubmission.model_fields)
+_SUBJECT_FIELDS = frozenset(SubjectRef.model_fields)
+_ENVELOPE_FIELDS = frozenset(CloudEvent.model_fields)
 
 
 def feedback_id(message: InboundMessage | None) -> str | None:
@@ -59,7 +97,8 @@ class ParsedSubmission:
 
 
 def err(field_name: str, code: str, message: str) -> FieldError:
-    return FieldError(field=field_name, code=code, message=message)
+    return FieldError(field=field_name[:FIELD_NAME_MAX_CHARS], code=code,
+                      message=message[:MESSAGE_MAX_CHARS])
 
 
 def _pydantic_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
@@ -68,46 +107,233 @@ def _pydantic_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]
             for e in exc.errors()]
 
 
+# --- reading a message ----------------------------------------------------------------------
+
+
 def parse_message(raw: bytes) -> ParsedSubmission:
+    event, errors = read_envelope(raw)
+    if event is None:
+        return ParsedSubmission(errors=errors)
+    return parse_data(event, event.data)
+
+
+def read_envelope(raw: bytes) -> tuple[AnyEvent | None, list[FieldError]]:
+    """The CloudEvent around a message, its `data` unread; None and why when there is none
+    that can be trusted (then the message is unparseable: CONTRACT.md)."""
     try:
         doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return ParsedSubmission(errors=[err("message", "unparseable", f"not JSON: {exc}")])
+    except ValueError as exc:  # not UTF-8, not JSON, or an integer past Python's digit limit
+        return None, [err("message", "unparseable", f"not JSON: {exc}")]
     except RecursionError:
-        return ParsedSubmission(errors=[err("message", "unparseable", "JSON nested too deeply")])
+        return None, [err("message", "unparseable", "JSON nested too deeply")]
     if not isinstance(doc, dict):
-        return ParsedSubmission(errors=[err("message", "unparseable", "not a JSON object")])
+        return None, [err("message", "unparseable", "not a JSON object")]
+    problems = _envelope_problems(doc)
+    if problems:
+        return None, [err("message", "unparseable", "the envelope cannot be read"), *problems]
     try:
-        event: AnyEvent = CloudEvent.model_validate(doc)
+        return CloudEvent.model_validate(doc), []
     except ValidationError as exc:
-        return ParsedSubmission(errors=[err("message", "unparseable", "not a CloudEvent"),
-                                        *_pydantic_errors(exc, "envelope.")])
-    data = event.data if isinstance(event.data, dict) else {}
-    record_id = data.get("record_id") if isinstance(data.get("record_id"), str) else None
-    revision = data.get("revision") if type(data.get("revision")) is int else None
-    if not isinstance(event.data, dict):
-        return ParsedSubmission(event, None, [err("data", "required", "data must be an object")],
-                                record_id, revision)
+        return None, [err("message", "unparseable", "not a CloudEvent"),
+                      *_pydantic_errors(exc, "envelope.")]
+
+
+def parse_data(event: AnyEvent, data: Any, prefix: str = "") -> ParsedSubmission:
+    """A submission's data, checked for what may be stored and its bounds before it is read
+    (fields named with `prefix`, e.g. `corrected.` inside an objection decision)."""
+    record_id, revision = lenient_ids(data)
+    if not isinstance(data, dict):
+        return ParsedSubmission(event, None,
+                                [err(prefix.rstrip(".") or "data", "required",
+                                     "data must be an object")], record_id, revision)
+    problems = check_data(data, prefix)
+    if problems:
+        return ParsedSubmission(event, None, problems, record_id, revision)
     try:
-        submission = RecordSubmission.model_validate(event.data)
+        submission = RecordSubmission.model_validate(data)
     except ValidationError as exc:
-        return ParsedSubmission(event, None, _pydantic_errors(exc), record_id, revision)
+        return ParsedSubmission(event, None, _pydantic_errors(exc, prefix), record_id, revision)
     return ParsedSubmission(event, submission, [], submission.record_id, submission.revision)
+
+
+def lenient_ids(data: Any) -> tuple[str | None, int | None]:
+    """`record_id` and `revision` as far as feedback and the audit trail can repeat them."""
+    if not isinstance(data, dict):
+        return None, None
+    record_id, revision = data.get("record_id"), data.get("revision")
+    return (record_id if isinstance(record_id, str) and _storable(record_id)
+            and len(record_id) <= LENIENT_ID_MAX_CHARS else None,
+            revision if type(revision) is int and _INT_MIN <= revision <= _INT_MAX else None)
 
 
 def corrected_revision(decision: AnyEvent) -> ParsedSubmission | None:
     """The corrected record an upheld objection decision may carry (CONTRACT.md), as a
     submission of its own: event id `<decision id>/corrected`."""
     data = decision.data if isinstance(decision.data, dict) else {}
-    if not isinstance(data.get("corrected"), dict):
+    corrected = data.get("corrected")
+    if not isinstance(corrected, dict):
         return None
     event = decision.model_copy(update={"id": f"{decision.id}/corrected",
-                                        "type": RECORD_SUBMITTED, "data": data["corrected"]})
+                                        "type": RECORD_SUBMITTED, "data": corrected})
+    return parse_data(event, corrected, "corrected.")
+
+
+def check_key(key: str | None) -> list[FieldError]:
+    """The Kafka key ends up in text columns and as the feedback's key."""
+    if key is not None and "\x00" in key:
+        return [err("key", "nul_character", "the message key holds a NUL character (0x00)")]
+    return []
+
+
+# --- bounds and storable text -------------------------------------------------------------
+
+
+def check_data(data: dict[str, Any], prefix: str = "") -> list[FieldError]:
+    """Before a submission's data is read: every string storable as PostgreSQL text and
+    strict JSON (no NUL, no unpaired surrogate), and the bounds above."""
+    text: list[FieldError] = []
+    bounds: list[FieldError] = []
+    total = 2
+    _too_many_fields(data, _SUBMISSION_FIELDS, prefix.rstrip(".") or "data", bounds)
+    for name, value in data.items():
+        path = prefix + _label(name)
+        total += _text_size(name, path, text)
+        if name == "subject" and isinstance(value, dict):
+            _too_many_fields(value, _SUBJECT_FIELDS, path, bounds)
+            for sub_name, sub_value in value.items():
+                sub_path = f"{path}.{_label(sub_name)}"
+                total += _text_size(sub_name, sub_path, text) + _bounded_field(
+                    sub_path, sub_value, sub_name not in _SUBJECT_FIELDS, text, bounds)
+        elif name == "attributes":
+            shape = _walk(value, path, ATTRIBUTES_MAX_BYTES, text)
+            total += shape.size
+            bounds += _over(path, shape, ATTRIBUTES_MAX_BYTES, ATTRIBUTES_MAX_DEPTH,
+                            ATTRIBUTES_MAX_KEYS)
+        else:
+            total += _bounded_field(path, value, name not in _SUBMISSION_FIELDS, text, bounds)
+        if total > DATA_MAX_BYTES:
+            break
+    if total > DATA_MAX_BYTES:
+        bounds.append(err(prefix.rstrip(".") or "data", "too_large",
+                          f"a submission may take at most {DATA_MAX_BYTES} bytes as JSON"))
+    # Text errors first: no later step may see such a string, even in an error message.
+    return text + bounds
+
+
+def _envelope_problems(doc: dict[str, Any]) -> list[FieldError]:
+    text: list[FieldError] = []
+    bounds: list[FieldError] = []
+    _too_many_fields({k: v for k, v in doc.items() if k != "data"}, _ENVELOPE_FIELDS,
+                     "envelope", bounds)
+    for name, value in doc.items():
+        if name == "data":
+            continue
+        path = "envelope." + _label(name)
+        _text_size(name, path, text)
+        _bounded_field(path, value, True, text, bounds)
+    return text + bounds
+
+
+def _too_many_fields(obj: dict[str, Any], named: frozenset[str], path: str,
+                     bounds: list[FieldError]) -> None:
+    extra = sum(1 for k in obj if k not in named)
+    if extra > EXTRA_FIELDS_MAX:
+        bounds.append(err(path, "too_many_fields",
+                          f"{extra} fields the contract does not name; at most "
+                          f"{EXTRA_FIELDS_MAX}"))
+
+
+def _bounded_field(path: str, value: Any, unnamed: bool, text: list[FieldError],
+                   bounds: list[FieldError]) -> int:
+    """Checks one field (an unnamed one within FIELD_MAX_BYTES); returns its size."""
+    shape = _walk(value, path, FIELD_MAX_BYTES if unnamed else DATA_MAX_BYTES, text)
+    bounds += _over(path, shape, FIELD_MAX_BYTES if unnamed else DATA_MAX_BYTES,
+                    FIELD_MAX_DEPTH, None)
+    return shape.size
+
+
+def _over(path: str, shape: _Shape, max_bytes: int, max_depth: int,
+          max_keys: int | None) -> list[FieldError]:
+    errors = []
+    if shape.size > max_bytes:
+        errors.append(err(path, "too_large", f"at most {max_bytes} bytes as JSON"))
+    if shape.depth > max_depth:
+        errors.append(err(path, "too_deep", f"nested {shape.depth} deep or more; at most "
+                                            f"{max_depth}"))
+    if max_keys is not None and shape.keys > max_keys:
+        errors.append(err(path, "too_many_keys", f"{shape.keys} keys or more; at most "
+                                                 f"{max_keys}"))
+    return errors
+
+
+@dataclass
+class _Shape:
+    depth: int = 0
+    keys: int = 0
+    size: int = 0
+
+
+def _walk(value: Any, path: str, max_bytes: int, text: list[FieldError]) -> _Shape:
+    """Depth, object keys and JSON size of a value, without recursion (any depth is safe to
+    measure); stops counting once past `max_bytes` (so nothing huge is walked whole).
+    Strings that cannot be stored are added to `text`."""
+    shape = _Shape()
+    stack: list[tuple[Any, str, int]] = [(value, path, 1)]
+    while stack:
+        v, p, depth = stack.pop()
+        if isinstance(v, dict):
+            shape.depth, shape.keys = max(shape.depth, depth), shape.keys + len(v)
+            shape.size += 1 + 2 * len(v)  # braces, colons and commas
+            if shape.size > max_bytes:
+                break
+            for k, item in v.items():
+                child = f"{p}.{_label(k)}"
+                shape.size += _text_size(k, child, text)
+                stack.append((item, child, depth + 1))
+        elif isinstance(v, list):
+            shape.depth = max(shape.depth, depth)
+            shape.size += 1 + len(v)
+            if shape.size > max_bytes:
+                break
+            stack.extend((item, f"{p}.{i}", depth + 1) for i, item in enumerate(v))
+        elif isinstance(v, str):
+            shape.size += _text_size(v, p, text)
+        else:  # a number, true, false or null: JSON's own spelling is about as long
+            shape.size += len(str(v))
+        if shape.size > max_bytes:
+            break
+    return shape
+
+
+def _text_size(text: str, path: str, errors: list[FieldError]) -> int:
+    """The UTF-8 JSON size of a string; adds an error when PostgreSQL text or strict JSON
+    cannot hold it."""
+    if "\x00" in text and len(errors) < TEXT_ERRORS_MAX:
+        errors.append(err(path, "nul_character",
+                          "holds a NUL character (0x00), which cannot be stored"))
     try:
-        submission = RecordSubmission.model_validate(data["corrected"])
-    except ValidationError as exc:
-        return ParsedSubmission(event, None, _pydantic_errors(exc, "corrected."))
-    return ParsedSubmission(event, submission, [], submission.record_id, submission.revision)
+        return len(text.encode()) + 2
+    except UnicodeEncodeError:
+        if len(errors) < TEXT_ERRORS_MAX:
+            errors.append(err(path, "unpaired_surrogate",
+                              "holds an unpaired UTF-16 surrogate (a lone \\uD800-\\uDFFF "
+                              "escape), which is not text"))
+        return len(text) + 2
+
+
+def _storable(text: str) -> bool:
+    errors: list[FieldError] = []
+    _text_size(text, "", errors)
+    return not errors
+
+
+def _label(name: str) -> str:
+    """A key as it can be shown in a field path."""
+    return (name[:64].encode("utf-8", "backslashreplace").decode("utf-8")
+            .replace("\x00", "\\u0000"))
+
+
+# --- the record's rules ---------------------------------------------------------------------
 
 
 def check_envelope(event: AnyEvent, department: str,
@@ -118,10 +344,52 @@ def check_envelope(event: AnyEvent, department: str,
     if event.source != f"dept/{department}":
         errors.append(err("envelope.source", "wrong_department",
                           f"this topic takes events from dept/{department}, not {event.source}"))
-    if submission is not None and event.subject not in (None, submission.subject.key):
+    if (submission is not None and event.subject is not None
+            and _normalized_key(event.subject) != submission.subject.key):
         errors.append(err("envelope.subject", "mismatch",
                           f"envelope subject {event.subject} is not {submission.subject.key}"))
     return errors
+
+
+def _normalized_key(key: str) -> str:
+    subject_type, colon, identifier = key.partition(":")
+    normalized = normalize_identifier(identifier) if colon else None
+    return subject_key(subject_type, normalized) if normalized else key
+
+
+def normalize_identifiers(catalogue: Catalogue, sub: RecordSubmission
+                          ) -> tuple[RecordSubmission, list[FieldError]]:
+    """The submission with its subject's identifier, and its key person's
+    (`attributes.<role>.id`), in the one form every check and key uses
+    (shared.identifiers.normalize_identifier: full-width read as ASCII, upper case); an
+    identifier that has no such form is an error naming its field."""
+    errors = []
+    subject_id = normalize_identifier(sub.subject.id)
+    if subject_id is None:
+        errors.append(_refused_identifier("subject.id", sub.subject.id))
+    attributes = sub.attributes
+    item = catalogue.items.get(sub.catalogue_item or "")
+    role = item.key_person_role if item is not None else None
+    person = attributes.get(role) if role is not None else None
+    if role is not None and isinstance(person, dict) and isinstance(person.get("id"), str):
+        person_id = normalize_identifier(person["id"])
+        if person_id is None:
+            errors.append(_refused_identifier(f"attributes.{role}.id", person["id"]))
+        else:
+            attributes = {**attributes, role: {**person, "id": person_id}}
+    if errors or subject_id is None:
+        return sub, errors
+    return sub.model_copy(update={"subject": sub.subject.model_copy(update={"id": subject_id}),
+                                  "attributes": attributes}), []
+
+
+def _refused_identifier(field_name: str, raw: str) -> FieldError:
+    folded = unicodedata.normalize("NFKC", raw).strip()
+    found = sorted({ch for ch in folded if not (ch.isascii() and ch.isalnum())})
+    shown = ", ".join(f"U+{ord(ch):04X}" for ch in found[:5]) or "nothing"
+    return err(field_name, "characters",
+               f"an identifier holds only letters and digits (full-width ones are read as "
+               f"ASCII); found {shown}")
 
 
 def check_submission(catalogue: Catalogue, department: str, sub: RecordSubmission,
@@ -228,11 +496,20 @@ def order_revisions(current: dict[tuple[str, str], int],
 # --- the HTTP gateway ---------------------------------------------------------------------
 
 
-
 def parse_http_record(department: str, data: Any, event_id: str) -> ParsedSubmission:
     """A record posted over HTTP, read exactly as if the department had sent it on its
-    inbound topic (same envelope, same checks)."""
-    return parse_message(submission_json(department, data, event_id))
+    inbound topic (same envelope, same checks). Data that cannot be put in an envelope as
+    it is (not an object, a string that is not text, nested past every bound) is answered
+    from the envelope alone."""
+    problems = check_data(data) if isinstance(data, dict) else None
+    if problems == []:
+        return parse_message(submission_json(department, data, event_id))
+    envelope, errors = read_envelope(submission_json(department, None, event_id))
+    if envelope is None:
+        return ParsedSubmission(errors=errors)
+    if problems is None:
+        return parse_data(envelope, data)
+    return ParsedSubmission(envelope, None, problems, *lenient_ids(data))
 
 
 def record_from_csv_row(row: dict[str | None, str | list[str] | None]
@@ -240,6 +517,7 @@ def record_from_csv_row(row: dict[str | None, str | list[str] | None]
     """One CSV row (header = the JSON field names, `subject.type` style for the subject,
     `attributes` a JSON object) as a record's data, with the cells that cannot be read."""
     data: dict[str, Any] = {}
+    subject: dict[str, str] = {}
     errors: list[FieldError] = []
     for column, cell in row.items():
         if column is None:
@@ -249,21 +527,31 @@ def record_from_csv_row(row: dict[str | None, str | list[str] | None]
         if not value:
             continue
         if column == "revision":
-            if not value.isdigit():
-                errors.append(err("revision", "int_parsing", f"{value!r} is not a whole number"))
-                continue
-            data["revision"] = int(value)
+            # ASCII digits only: "²" is a digit to str.isdigit but not to int().
+            if not (value.isascii() and value.isdigit()):
+                errors.append(err("revision", "int_parsing",
+                                  f"{value[:40]!r} is not a whole number"))
+            elif len(value) > len(str(REVISION_MAX)) or int(value) > REVISION_MAX:
+                errors.append(err("revision", "less_than_equal", f"at most {REVISION_MAX}"))
+            else:
+                data["revision"] = int(value)
         elif column == "attributes":
             try:
                 attributes = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 attributes = None
             if not isinstance(attributes, dict):
                 errors.append(err("attributes", "json", "must be a JSON object"))
                 continue
             data["attributes"] = attributes
         elif column.startswith("subject."):
-            data.setdefault("subject", {})[column.removeprefix("subject.")] = value
+            subject[column.removeprefix("subject.")] = value
         else:
             data[column] = value
+    if subject:
+        if "subject" in data:
+            errors.append(err("subject", "ambiguous", "give the subject in the subject.type, "
+                              "subject.id and subject.name columns only"))
+        else:
+            data["subject"] = subject
     return data, errors

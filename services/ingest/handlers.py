@@ -6,8 +6,9 @@ The Kafka handler and the HTTP gateway both feed `ingest_deliveries`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -24,11 +25,16 @@ from shared.contract import (
     RawPosition,
     RecordFeedback,
 )
+from shared.db import TRANSIENT
 from shared.messages import InboundMessage, OutboundEvent
 from shared.topics import FEEDBACK, INBOUND, OBJECTION_DECIDED, RECORDS_ACCEPTED
 from shared.worker import BatchHandler
 
 SOURCE = "xinyong/ingest"
+# Errors one feedback lists, at most (a submission can hardly have more of its own).
+FEEDBACK_ERRORS_MAX = 50
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,22 @@ class Outcome:
 def make_handler(ctx: ServiceContext) -> BatchHandler:
     async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
         deliveries = [d for d in map(delivery_of, messages) if d is not None]
-        await ingest_deliveries(conn, ctx.catalogue, deliveries)
+        limit = ctx.settings.max_event_bytes
+        if len(messages) > 1 or not deliveries:
+            # A failing batch is retried one message at a time (shared/worker.py).
+            await ingest_deliveries(conn, ctx.catalogue, deliveries, limit)
+            return
+        try:
+            async with conn.transaction():  # a savepoint: a failure leaves nothing behind
+                await ingest_deliveries(conn, ctx.catalogue, deliveries, limit)
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            # Whatever failed, the department still gets its one feedback, and the message
+            # goes to dead letters for the operators.
+            log.exception("delivery %s[%d]@%d could not be processed", messages[0].topic,
+                          messages[0].partition, messages[0].offset)
+            await not_processed(conn, deliveries[0], exc, limit)
 
     return handle
 
@@ -76,9 +97,12 @@ def delivery_of(message: InboundMessage) -> Delivery | None:
 
 
 async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
-                            deliveries: Sequence[Delivery]) -> list[Outcome]:
+                            deliveries: Sequence[Delivery],
+                            max_event_bytes: int | None = None) -> list[Outcome]:
     today = clock.today()
-    errors = [_errors_of(catalogue, d, today) for d in deliveries]
+    checked = [_checked(catalogue, d, today) for d in deliveries]
+    deliveries = [d for d, _ in checked]
+    errors = [e for _, e in checked]
     # Only valid submissions claim their event id: a rejected event may be sent again,
     # corrected, under the same id.
     fresh = await inbox.first_seen(conn, [
@@ -103,8 +127,31 @@ async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
 
     outcomes = [Outcome(d, _feedback(d, s, e))
                 for d, s, e in zip(deliveries, decided, errors, strict=True)]
-    await _write(conn, outcomes)
+    await _write(conn, outcomes, max_event_bytes)
     return outcomes
+
+
+async def not_processed(conn: asyncpg.Connection, d: Delivery, exc: Exception,
+                        max_event_bytes: int | None = None) -> None:
+    """A delivery whose processing failed: rejected with the reason, its message kept as a
+    dead letter. Ids the message names are repeated only as far as they can be stored."""
+    assert d.message is not None  # only deliveries from Kafka get here
+    if isinstance(exc, outbox.EventTooLarge):
+        error = domain.err("data", "too_large",
+                           f"the record would make an event of {exc.size} bytes; at most "
+                           f"{exc.limit}")
+    else:
+        error = domain.err("message", "not_processed",
+                           "could not be processed; kept as a dead letter for the operators")
+    fb = RecordFeedback(event_id=d.parsed.event.id if d.parsed.event else None,
+                        record_id=d.parsed.record_id, revision=d.parsed.revision,
+                        status="rejected", errors=[error], raw=_raw_position(d.message))
+    await store.log_submissions(conn, [_audit_row(d, fb)])
+    await outbox.enqueue(conn, [
+        OutboundEvent.of(FEEDBACK.of(d.department), SOURCE, _kafka_key(d), fb,
+                         event_id=domain.feedback_id(d.message)),
+        outbox.dead_letter("ingest", d.message, f"{type(exc).__name__}: {exc}")],
+        max_event_bytes)
 
 
 def _event_key(d: Delivery) -> tuple[str, str]:
@@ -112,39 +159,67 @@ def _event_key(d: Delivery) -> tuple[str, str]:
     return f"dept/{d.department}", d.parsed.event.id
 
 
-def _errors_of(catalogue: Catalogue, d: Delivery, today: date) -> list[FieldError]:
+def _checked(catalogue: Catalogue, d: Delivery, today: date
+             ) -> tuple[Delivery, list[FieldError]]:
+    """The delivery as it is recorded (identifiers in their one form), and its errors."""
+    errors = domain.check_key(d.message.key) if d.message else []
     p = d.parsed
     if p.event is None or p.submission is None:
-        return p.errors
+        return d, p.errors + errors
     if d.department not in catalogue.departments:
-        return [domain.err("topic", "unknown_department", f"{d.source} has no department")]
-    return (domain.check_envelope(p.event, d.department, p.submission)
-            + domain.check_submission(catalogue, d.department, p.submission, today))
+        return d, [domain.err("topic", "unknown_department", f"{d.source} has no department")]
+    submission, refused = domain.normalize_identifiers(catalogue, p.submission)
+    if refused:
+        return d, errors + refused
+    d = replace(d, parsed=replace(p, submission=submission))
+    return d, (errors + domain.check_envelope(p.event, d.department, submission)
+               + domain.check_submission(catalogue, d.department, submission, today))
 
 
 def _feedback(d: Delivery, status: FeedbackStatus,
               errors: list[FieldError]) -> RecordFeedback:
+    errors = errors[:FEEDBACK_ERRORS_MAX]
     if d.parsed.unparseable and d.message is not None:
-        m = d.message
         return RecordFeedback(event_id=None, record_id=None, revision=None, status="rejected",
-                              errors=errors,
-                              raw=RawPosition(topic=m.topic, partition=m.partition,
-                                              offset=m.offset))
+                              errors=errors, raw=_raw_position(d.message))
     return RecordFeedback(event_id=d.parsed.event.id if d.parsed.event else None,
                           record_id=d.parsed.record_id, revision=d.parsed.revision,
                           status=status, errors=errors if status == "rejected" else [])
 
 
-async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
+def _raw_position(m: InboundMessage) -> RawPosition:
+    return RawPosition(topic=m.topic, partition=m.partition, offset=m.offset)
+
+
+def _kafka_key(d: Delivery) -> str | None:
+    """The feedback's key: the subject key, or the message's own key as it can be stored."""
+    if d.parsed.submission is not None:
+        return d.parsed.submission.subject.key
+    if d.message is not None and d.message.key is not None:
+        return outbox.text_for_storage(d.message.key, outbox.KEY_MAX_CHARS)
+    return None
+
+
+def _audit_row(d: Delivery, fb: RecordFeedback) -> tuple[Any, ...]:
+    """(department, topic, partition, offset, channel, event_id, record_id, revision, status,
+    errors); text as PostgreSQL takes it, whatever the parser let through."""
+    def text(value: str | None) -> str | None:
+        return outbox.text_for_storage(value, 1000) if value is not None else None
+
+    return (d.department, d.source, d.message and d.message.partition,
+            d.message and d.message.offset, d.channel, text(fb.event_id),
+            text(fb.record_id), fb.revision, fb.status, [e.model_dump() for e in fb.errors])
+
+
+async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome],
+                 max_event_bytes: int | None) -> None:
     accepted_at = clock.now()
     events: list[OutboundEvent] = []
     revisions: dict[tuple[str, str], tuple[Any, ...]] = {}
     audit = []
     for o in outcomes:
         d, fb = o.delivery, o.feedback
-        key = (d.parsed.submission.subject.key if d.parsed.submission
-               else d.message.key if d.message else None)
-        events.append(OutboundEvent.of(FEEDBACK.of(d.department), SOURCE, key, fb,
+        events.append(OutboundEvent.of(FEEDBACK.of(d.department), SOURCE, _kafka_key(d), fb,
                                        event_id=domain.feedback_id(d.message)))
         if fb.status == "accepted" and d.parsed.submission and d.parsed.event:
             sub = d.parsed.submission
@@ -159,11 +234,8 @@ async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
                 accepted_at)
         if d.parsed.unparseable and d.message is not None:
             events.append(outbox.dead_letter(
-                "ingest", d.message, "; ".join(e.message for e in fb.errors)))
-        audit.append((d.department, d.source, d.message and d.message.partition,
-                      d.message and d.message.offset, d.channel, fb.event_id,
-                      fb.record_id, fb.revision, fb.status,
-                      [e.model_dump() for e in fb.errors]))
+                "ingest", d.message, "; ".join(f"{e.field}: {e.message}" for e in fb.errors)))
+        audit.append(_audit_row(d, fb))
     await store.save_revisions(conn, list(revisions.values()))
     await store.log_submissions(conn, audit)
-    await outbox.enqueue(conn, events)
+    await outbox.enqueue(conn, events, max_event_bytes)

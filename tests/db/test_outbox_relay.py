@@ -1,0 +1,126 @@
+"""The outbox relay against a real broker that refuses some rows: those are set aside with
+the error while the rest are sent, and `replay` puts them back (issue 6, item 7).
+
+The one test of this tier that needs the broker (deploy/kafka.sh, started here like the
+integration tier does); the outbox rows live in a rolled-back transaction as elsewhere in
+this tier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import REGISTRY
+
+from deploy import stack
+from shared import outbox
+from shared.contract import RecordFeedback
+from shared.kafka import create_topics, delete_topics
+from shared.settings import Settings
+from shared.topics import FEEDBACK, Topic
+from tests.db.conftest import OpenTransaction
+
+pytestmark = pytest.mark.db
+
+FEEDBACK_TOPIC = FEEDBACK.of("court").name
+LATE_TOPIC = "credit.feedback.late"  # exists only once the test creates it
+
+
+@pytest.fixture(scope="module")
+def kafka(db_settings: Settings) -> Iterator[None]:
+    stack.run_script("kafka.sh", "start", db_settings)
+    yield
+
+
+@pytest_asyncio.fixture
+async def relay_settings(db_settings: Settings, kafka: None) -> AsyncIterator[Settings]:
+    settings = db_settings.model_copy(
+        update={"topic_namespace": f"relay{uuid.uuid4().hex[:8]}."})
+    await create_topics(settings, [FEEDBACK.of("court")])
+    yield settings
+    await delete_topics(settings, [FEEDBACK_TOPIC, LATE_TOPIC])
+
+
+@pytest_asyncio.fixture
+async def producer(relay_settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    # A short metadata wait: a missing topic is found out in seconds, not the default 40.
+    p = AIOKafkaProducer(bootstrap_servers=relay_settings.kafka_bootstrap,
+                         enable_idempotence=True, acks="all", request_timeout_ms=3000)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+async def read_topic(settings: Settings, topic: str, count: int, partitions: int = 3
+                     ) -> list[bytes]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topic(topic), p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        values: list[bytes] = []
+        deadline = time.monotonic() + 20
+        while len(values) < count and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                values += [r.value for r in records]
+        await asyncio.sleep(0.5)  # anything more would be a resend
+        for records in (await consumer.getmany(timeout_ms=200)).values():
+            values += [r.value for r in records]
+        return values
+    finally:
+        await consumer.stop()
+
+
+def set_aside_total() -> float:
+    return REGISTRY.get_sample_value("xinyong_outbox_set_aside_total",
+                                     {"service": "ingest"}) or 0.0
+
+
+async def test_rows_the_broker_refuses_are_set_aside_and_the_rest_sent_in_order(
+        tx: OpenTransaction, relay_settings: Settings, producer: AIOKafkaProducer) -> None:
+    conn = await tx("ingest")
+    # Written straight into the outbox, past enqueue's cap: a row from before the cap, or a
+    # broker whose limit is lower than the setting.
+    rows = [("e1", FEEDBACK_TOPIC, b"first"), ("e2", FEEDBACK_TOPIC, b"x" * 1_200_000),
+            ("e3", LATE_TOPIC, b"late"), ("e4", FEEDBACK_TOPIC, b"fourth")]
+    await conn.executemany("INSERT INTO outbox (event_id, topic, key, value)"
+                           " VALUES ($1, $2, 'same-subject', $3)", rows)
+    relay = outbox.OutboxRelay(relay_settings, "ingest", producer)
+    counted = set_aside_total()
+
+    assert await relay.relay_batch(conn) == 4
+    assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+    aside = await outbox.set_aside(conn)
+    assert [(r["event_id"], r["topic"]) for r in aside] == [("e2", FEEDBACK_TOPIC),
+                                                            ("e3", LATE_TOPIC)]
+    assert aside[0]["error"].startswith("MessageSizeTooLargeError")
+    assert aside[0]["size"] == 1_200_000
+    assert aside[1]["error"].startswith("UnknownTopicOrPartitionError")
+    assert set_aside_total() == counted + 2
+    # The same key: one partition, in the order written, each once.
+    assert await read_topic(relay_settings, FEEDBACK_TOPIC, 2) == [b"first", b"fourth"]
+
+    # Once the cause is fixed (the topic exists), replaying one row sends it.
+    await create_topics(relay_settings, [Topic(LATE_TOPIC, FEEDBACK.event_type,
+                                               RecordFeedback, 1, True)])
+    assert await outbox.replay(conn, aside[1]["id"]) == 1
+    assert await relay.relay_batch(conn) == 1
+    assert await read_topic(relay_settings, LATE_TOPIC, 1, partitions=1) == [b"late"]
+    assert [r["event_id"] for r in await outbox.set_aside(conn)] == ["e2"]
+
+    # Replaying what is still refused sets it aside again; nothing else is held up.
+    assert await outbox.replay(conn) == 1
+    await conn.execute("INSERT INTO outbox (event_id, topic, key, value)"
+                       " VALUES ('e5', $1, 'same-subject', 'fifth')", FEEDBACK_TOPIC)
+    assert await relay.relay_batch(conn) == 2
+    assert [r["event_id"] for r in await outbox.set_aside(conn)] == ["e2"]
+    assert await read_topic(relay_settings, FEEDBACK_TOPIC, 3) == [b"first", b"fourth",
+                                                                   b"fifth"]
