@@ -77,7 +77,7 @@ class StreamWorker:
         self.consumer = consumer
         self.topics = list(topics)
         self.handler = handler
-        self.admin = admin or make_admin(settings)
+        self._admin = admin  # made when first needed (a worker that never checks needs none)
         self.assigned: set[TopicPartition] = set()
         # Assigned but not yet checked against their log: paused, nothing fetched.
         self.unchecked: set[TopicPartition] = set()
@@ -164,7 +164,12 @@ class StreamWorker:
             # librdkafka keeps what it knew of the cluster (leader epochs, the coordinator):
             # after a new cluster under the same address its requests fail or time out
             # where a new client's succeed.
-            self.admin = make_admin(self.settings)
+            self._admin = None
+
+    def admin(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = make_admin(self.settings)
+        return self._admin
 
     async def _spot_new_logs(self) -> None:
         """A topic deleted and created again keeps its partitions, so no rebalance says so; a
@@ -173,7 +178,7 @@ class StreamWorker:
         topics = sorted({tp.topic for tp in self.assigned})
         if not topics:
             return
-        cluster_id, topic_ids = await log_ids(self.admin, topics)
+        cluster_id, topic_ids = await log_ids(self.admin(), topics)
         moved = {tp for tp in self.assigned
                  if self.cluster_id not in (None, cluster_id)
                  or self.topic_ids.get(tp.topic) not in (None, topic_ids[tp.topic])}
@@ -181,13 +186,13 @@ class StreamWorker:
             log.warning("the log changed under %d partitions (cluster %s -> %s); checking "
                         "their positions", len(moved), self.cluster_id, cluster_id)
         if self.cluster_id not in (None, cluster_id):
-            self.admin = make_admin(self.settings)  # see _check_positions
+            self._admin = None  # see _check_positions
         self._check_again(moved | set(self.held))
 
     async def _reconcile(self) -> None:
         generation = self._generation
         partitions = sorted(self.unchecked)
-        logs = await observe_logs(self.admin, self.settings.group_id(self.service),
+        logs = await observe_logs(self.admin(), self.settings.group_id(self.service),
                                   [(tp.topic, tp.partition) for tp in partitions])
         by_name = {tp: (self._contract_name(tp.topic), tp.partition) for tp in partitions}
         async with self.pool.acquire() as conn, conn.transaction():

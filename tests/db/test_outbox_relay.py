@@ -18,10 +18,12 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import REGISTRY
 
-from deploy import stack
+from deploy import secrets, stack
+from deploy.credentials import admin
 from shared import outbox
+from shared.access import Principal, username
 from shared.contract import RecordFeedback
-from shared.kafka import create_topics, delete_topics
+from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import FEEDBACK, Topic
 from tests.db.conftest import OpenTransaction
@@ -35,22 +37,40 @@ LATE_TOPIC = "credit.feedback.late"  # exists only once the test creates it
 @pytest.fixture(scope="module")
 def kafka(db_settings: Settings) -> Iterator[None]:
     stack.run_script("kafka.sh", "start", db_settings)
+    stack.ensure_kafka_admin(db_settings)
     yield
 
 
 @pytest_asyncio.fixture
 async def relay_settings(db_settings: Settings, kafka: None) -> AsyncIterator[Settings]:
-    settings = db_settings.model_copy(
-        update={"topic_namespace": f"relay{uuid.uuid4().hex[:8]}."})
-    await create_topics(settings, [FEEDBACK.of("court")])
-    yield settings
-    await delete_topics(settings, [FEEDBACK_TOPIC, LATE_TOPIC])
+    """A namespace of its own, the relay running as ingest's principal there and the reads
+    done as an observer: no super user."""
+    namespace = f"relay{uuid.uuid4().hex[:8]}."
+    settings = db_settings.model_copy(update={"topic_namespace": namespace})
+    kafka_admin = admin(settings)
+    kafka_admin.create_topics([FEEDBACK.of("court")])
+    logins = {}
+    for kind, code in (("service", "ingest"), ("observer", "")):
+        name, password = username(kind, code, namespace), secrets.new_password()
+        kafka_admin.create_principal(Principal(kind, code, name), password)  # type: ignore[arg-type]
+        logins[kind] = {"username": name, "password": password}
+    OBSERVERS[namespace] = logins["observer"]
+    yield settings.model_copy(update={"kafka_sasl_username": logins["service"]["username"],
+                                      "kafka_sasl_password": logins["service"]["password"]})
+    kafka_admin.delete_topics([FEEDBACK_TOPIC, LATE_TOPIC])
+    for login in logins.values():
+        kafka_admin.remove_principal(login["username"])
+    del OBSERVERS[namespace]
+
+
+# The observer's login per namespace: who reads back what the relay sent.
+OBSERVERS: dict[str, dict[str, str]] = {}
 
 
 @pytest_asyncio.fixture
 async def producer(relay_settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
     # A short metadata wait: a missing topic is found out in seconds, not the default 40.
-    p = AIOKafkaProducer(bootstrap_servers=relay_settings.kafka_bootstrap,
+    p = AIOKafkaProducer(**client_options(relay_settings),
                          enable_idempotence=True, acks="all", request_timeout_ms=3000)
     await p.start()
     yield p
@@ -59,7 +79,7 @@ async def producer(relay_settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
 
 async def read_topic(settings: Settings, topic: str, count: int, partitions: int = 3
                      ) -> list[bytes]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
+    consumer = AIOKafkaConsumer(**client_options(settings, **OBSERVERS[settings.topic_namespace]),
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
@@ -109,8 +129,8 @@ async def test_rows_the_broker_refuses_are_set_aside_and_the_rest_sent_in_order(
     assert await read_topic(relay_settings, FEEDBACK_TOPIC, 2) == [b"first", b"fourth"]
 
     # Once the cause is fixed (the topic exists), replaying one row sends it.
-    await create_topics(relay_settings, [Topic(LATE_TOPIC, FEEDBACK.event_type,
-                                               RecordFeedback, 1, True)])
+    admin(relay_settings).create_topics([Topic(LATE_TOPIC, FEEDBACK.event_type, RecordFeedback,
+                                               1, True, FEEDBACK.writer)])
     assert await outbox.replay(conn, aside[1]["id"]) == 1
     assert await relay.relay_batch(conn) == 1
     assert await read_topic(relay_settings, LATE_TOPIC, 1, partitions=1) == [b"late"]

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from deploy.stack import ServiceProcess, issue_credential
+from deploy import credentials
+from deploy.stack import ServiceProcess
 from services.ingest.api import MAX_BODY
 from services.ingest.domain import ATTRIBUTES_MAX_BYTES
 from shared.contract import REVISION_MAX
@@ -205,7 +206,7 @@ def cli(*args: str) -> str:
 
 
 async def _token(settings: Settings, base: str) -> dict[str, str]:
-    token = await issue_credential(settings, "department", "amr")
+    token = (await credentials.issue(settings, "department", "amr")).token
     deadline = time.monotonic() + 30
     async with httpx.AsyncClient() as client:
         while (await client.post(base + "/api/v1/records", json={},
@@ -273,7 +274,7 @@ async def test_bad_records_over_http_are_answered_never_a_500(
                                      headers={"Idempotency-Key": "k" * 129})
         assert long_key.status_code == 422
         nul_path = await client.get("/api/v1/records/amr/a%00b/submissions")
-        assert nul_path.status_code == 200 and nul_path.json() == []
+        assert nul_path.status_code == 404 and nul_path.json()["code"] == "not_found"
 
 
 async def test_a_body_over_the_cap_is_refused_by_its_declared_length_before_it_is_read(
