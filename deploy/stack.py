@@ -274,6 +274,11 @@ class IsolatedStack:
             "XINYONG_INGEST_HTTP_PORT": str(port_base + 1),
             "XINYONG_REGISTRY_HTTP_PORT": str(port_base + 2),
             "XINYONG_OBJECTION_HTTP_PORT": str(port_base + 3),
+            # Metrics ports of their own too: two stacks on one machine never share one.
+            "XINYONG_PUBLISHER_METRICS_PORT": str(port_base + 4),
+            "XINYONG_INGEST_METRICS_PORT": str(port_base + 5),
+            "XINYONG_REGISTRY_METRICS_PORT": str(port_base + 6),
+            "XINYONG_OBJECTION_METRICS_PORT": str(port_base + 7),
             # The broker's minimum: a killed worker's partitions move on quickly.
             "XINYONG_KAFKA_SESSION_TIMEOUT_MS": "6000",
             **extra_env,

@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
-from prometheus_client import Gauge
 
 from services.objection import domain, store
 from services.objection.contracts import ObjectionCreated, ObjectionRequest
-from shared import clock, inbox, outbox
+from shared import clock, inbox, metrics, outbox
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import (
@@ -146,7 +145,6 @@ def parse_decisions(messages: Sequence[InboundMessage]
     return decisions, dead
 
 
-OVERDUE = Gauge("xinyong_objections_overdue", "Objections past their statutory deadline")
 TIMER_SECONDS = 5.0
 
 
@@ -157,7 +155,8 @@ async def deadline_timer(ctx: ServiceContext) -> None:
         try:
             async with ctx.pool.acquire() as conn, conn.transaction():
                 late = await store.mark_overdue(conn, clock.today())
-                OVERDUE.set(await store.count_overdue(conn))
+                metrics.OBJECTIONS_OVERDUE.labels(ctx.name).set(
+                    await store.count_overdue(conn))
             if late:
                 log.warning("objections past their deadline: %s", ", ".join(late))
         except TRANSIENT as exc:
