@@ -82,6 +82,7 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     producer = make_producer(settings)
     await producer.start()
     topics = list(spec.consumes(catalogue))
+    _zero_counters(spec.name, [*topics, CREDENTIALS.name])
     consumer = make_consumer(settings, settings.group_id(spec.name), ())
     await consumer.start()
     worker = StreamWorker(settings, spec.name, pool, consumer, topics, spec.handler(ctx))
@@ -147,6 +148,15 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
         await _quietly(producer.stop())
         await _quietly(pool.close())
         log.info("%s stopped", spec.name)
+
+
+def _zero_counters(service: str, topics: Sequence[str]) -> None:
+    """Counters exported at 0 from the start: a counter that first appears at 1 hides its
+    first increase from `increase()` (deploy/prometheus/alerts.yml)."""
+    metrics.DEAD_LETTERS.labels(service)
+    metrics.OUTBOX_SENT.labels(service)
+    for topic in topics:
+        metrics.MESSAGES.labels(service, topic)
 
 
 def _add_readiness(app: FastAPI, worker: StreamWorker) -> None:
