@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,20 @@ ALERTS = PROMETHEUS / "alerts.yml"
 DEFAULT_PORT = 9090
 
 
-def prometheus_config(settings: Settings, scrape_interval: str = "15s") -> dict[str, Any]:
+def prometheus_config(settings: Settings, scrape_interval: str = "15s",
+                      rules: str = str(ALERTS),
+                      host: Callable[[str], str] | None = None) -> dict[str, Any]:
     """Scrape every service's metrics port as job `xinyong`, one target per service with a
     `service` label. `honor_labels`: the services' own `service` label is kept as it is
-    (without it, Prometheus would rename it `exported_service` beside the target's)."""
+    (without it, Prometheus would rename it `exported_service` beside the target's).
+    `host(service)`: where a service is reached (docker-compose: its name)."""
+    host = host or (lambda _: settings.metrics_host)
     return {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
-        "rule_files": [str(ALERTS)],
+        "rule_files": [rules],
         "scrape_configs": [
             {"job_name": "xinyong", "honor_labels": True, "static_configs": [
-                {"targets": [f"{settings.metrics_host}:{settings.metrics_port(s)}"],
+                {"targets": [f"{host(s)}:{settings.metrics_port(s)}"],
                  "labels": {"service": s}} for s in SERVICES]},
         ],
     }

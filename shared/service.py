@@ -13,12 +13,15 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
@@ -79,18 +82,15 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     metrics.SERVICE_STARTS.labels(spec.name).inc(starts)
     ctx = ServiceContext(spec.name, settings, catalogue, pool)
 
-    producer = make_producer(settings)
-    await producer.start()
+    producer = await _started(lambda: make_producer(settings))
     topics = list(spec.consumes(catalogue))
     _zero_counters(spec.name, [*topics, CREDENTIALS.name])
-    consumer = make_consumer(settings, settings.group_id(spec.name), ())
-    await consumer.start()
+    consumer = await _started(lambda: make_consumer(settings, settings.group_id(spec.name), ()))
     worker = StreamWorker(settings, spec.name, pool, consumer, topics, spec.handler(ctx))
     # Credentials have a consumer of their own: a backlog of records never delays a
     # revocation.
-    credentials_consumer = make_consumer(
-        settings, settings.group_id(spec.name) + "-credentials", ())
-    await credentials_consumer.start()
+    credentials_consumer = await _started(lambda: make_consumer(
+        settings, settings.group_id(spec.name) + "-credentials", ()))
     credentials_worker = StreamWorker(settings, spec.name, pool, credentials_consumer,
                                       [CREDENTIALS.name], credentials.apply)
     relay = OutboxRelay(settings, spec.name, producer)
@@ -148,6 +148,32 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
         await _quietly(producer.stop())
         await _quietly(pool.close())
         log.info("%s stopped", spec.name)
+
+
+KAFKA_START_SECONDS = 60.0
+_Client = TypeVar("_Client", AIOKafkaProducer, AIOKafkaConsumer)
+
+
+async def _started(make: Callable[[], _Client]) -> _Client:
+    """A Kafka client, started once the cluster takes it: a broker restarting, or this
+    process's user not yet in the broker's credential cache (a user the controller has just
+    committed reaches it a moment later, seconds on a loaded machine), is waited out for a
+    minute before the start counts as failed."""
+    deadline = time.monotonic() + KAFKA_START_SECONDS
+    delay = 0.5
+    while True:
+        client = make()
+        try:
+            await client.start()
+            return client
+        except KafkaError as exc:
+            await _quietly(client.stop())
+            if time.monotonic() > deadline:
+                raise
+            log.warning("Kafka does not take this client yet (%s); retrying in %.1fs",
+                        exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _zero_counters(service: str, topics: Sequence[str]) -> None:
