@@ -146,3 +146,32 @@ def test_the_local_prometheus_configuration_passes_promtool(
         pytest.skip("promtool could not be installed: configuration not checked by it")
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     assert "SUCCESS" in _run(promtool, "check", "config", "prometheus.yml", cwd=tmp_path)
+
+
+def test_the_kubernetes_scrape_configuration_labels_as_the_rules_expect() -> None:
+    """deploy/prometheus/kubernetes.yml (Debian's promtool is built without Kubernetes
+    discovery, so this one is checked here): the pods of deploy/k8s it keeps, and the
+    `service` label it gives them."""
+    from deploy import manifests
+
+    config = yaml.safe_load((PROMETHEUS / "kubernetes.yml").read_text(encoding="utf-8"))
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    xinyong = jobs["xinyong"]
+    assert xinyong["honor_labels"] is True
+    assert xinyong["kubernetes_sd_configs"] == [
+        {"role": "pod", "namespaces": {"names": [manifests.NAMESPACE]}}]
+    keep, service = xinyong["relabel_configs"][:2]
+    [deployment] = [d for d in manifests.all_manifests()["services.yaml"]
+                    if d["kind"] == "Deployment" and d["metadata"]["name"] == "xinyong-ingest"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    port_names = [p["name"] for p in container["ports"]]
+    assert keep["action"] == "keep" and re.fullmatch(keep["regex"], ";".join([
+        labels["app.kubernetes.io/part-of"], labels["app.kubernetes.io/component"],
+        "metrics"])) and "metrics" in port_names
+    assert service == {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
+                       "target_label": "service"}
+    assert labels["app.kubernetes.io/name"] == "ingest"
+    exporter_keep = jobs["kafka-exporter"]["relabel_configs"][0]
+    assert exporter_keep["regex"] == f"{manifests.KAFKA_CLUSTER}-kafka-exporter;tcp-prometheus"
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
