@@ -18,6 +18,7 @@ from shared import clock
 from shared.catalogue import Catalogue, load_catalogue
 from shared.contract import SUBJECT_TYPES, PartyKind, subject_key
 from shared.identifiers import check_resident_id, check_uscc, normalize_identifier
+from shared.positions import Resolution, resolve_command
 from shared.settings import REPO_ROOT, Settings, get_settings
 from shared.topics import SERVICES
 
@@ -28,8 +29,11 @@ creds = typer.Typer(help="Credentials of departments, agencies, subjects and ope
                     no_args_is_help=True)
 app.add_typer(creds, name="credentials")
 service = typer.Typer(help="One service at a time.", no_args_is_help=True)
+positions = typer.Typer(help="Consumed positions, checked against the Kafka log.",
+                        no_args_is_help=True)
 app.add_typer(infra, name="infra")
 app.add_typer(service, name="service")
+app.add_typer(positions, name="positions")
 
 ServiceName = Annotated[str, typer.Argument(help=f"one of {', '.join(SERVICES)}")]
 
@@ -47,7 +51,13 @@ def up(demo_data: Annotated[bool, typer.Option("--demo/--no-demo")] = True,
     for proc in stack.services(settings):
         proc.start()
     for proc in stack.services(settings):
-        proc.wait_ready()
+        try:
+            proc.wait_ready()
+        except stack.PositionsPaused as exc:
+            # It runs and serves; the partitions named wait for an operator's decision.
+            typer.echo(f"{proc.name:<10} running (pid {proc.pid()}) at {proc.url()}, but\n"
+                       f"{exc}", err=True)
+            continue
         typer.echo(f"{proc.name:<10} running (pid {proc.pid()}) at {proc.url()}")
     sweeper = stack.credential_sweeper(settings)
     sweeper.start()
@@ -108,9 +118,81 @@ def status() -> None:
         pid = proc.pid()
         typer.echo(f"{proc.name:<10} " + (f"running (pid {pid}) at {proc.url()}" if pid
                                           else "stopped"))
+        typer.echo(_positions_line(asyncio.run(stack.position_report(settings, proc.name))))
     sweeper = stack.credential_sweeper(settings)
     typer.echo(f"{sweeper.name:<10} " + (f"running (pid {sweeper.pid()})" if sweeper.pid()
                                          else "stopped"))
+
+
+def _positions_line(report: stack.PositionReport) -> str:
+    """A service's position state: ok, or each mismatch with what resolves it."""
+    if report.error:
+        return f"{'':<10} positions: unknown: {report.error}"
+    lines = [f"{'':<10} positions: " + (f"{len(report.held)} partition(s) PAUSED"
+                                         if report.held else "ok")]
+    for h in report.held:
+        lines.append(f"{'':<12}{h.topic}[{h.partition}] {h.reason}: {h.detail}")
+        lines.append(f"{'':<14}" + (
+            f"resolution {h.resolution} recorded; {report.service} carries it out at its "
+            "next check" if h.resolution else
+            "resolve: " + resolve_command(report.service, h.topic, h.partition)))
+    if report.replays:
+        lines.append(f"{'':<12}replayed in the last 24 h: " + ", ".join(
+            f"{r['topic']}[{r['partition']}] {r['resolution'] or r['reason']} from "
+            f"{r['resumed_from']}" for r in report.replays[-5:])
+            + (f" (+{len(report.replays) - 5} more: ./xinyong positions show)"
+               if len(report.replays) > 5 else ""))
+    return "\n".join(lines)
+
+
+@positions.command("show")
+def positions_show(name: Annotated[str | None, typer.Argument(
+        help=f"one of {', '.join(SERVICES)} (default: all)")] = None) -> None:
+    """Paused partitions and the replays of the last day, per service."""
+    settings = get_settings()
+    for svc in [name] if name else SERVICES:
+        report = asyncio.run(stack.position_report(settings, svc))
+        typer.echo(svc)
+        typer.echo(_positions_line(report))
+        for r in report.replays:
+            typer.echo(f"{'':<12}{r['resumed_at']:%Y-%m-%d %H:%M:%S} {r['topic']}"
+                       f"[{r['partition']}] {r['reason']}"
+                       + (f" resolved {r['resolution']}" if r["resolution"] else "")
+                       + f", from offset {r['resumed_from']}: {r['detail']}")
+
+
+@positions.command("resolve")
+def positions_resolve(
+        name: ServiceName,
+        topic: Annotated[str, typer.Argument(help="the topic, e.g. credit.inbound.tax")],
+        partition: Annotated[int | None, typer.Option(
+            help="one partition (default: every paused partition of the topic)")] = None,
+        from_start: Annotated[bool, typer.Option(
+            "--from-start", help="replay what the log still has")] = False,
+        from_end: Annotated[bool, typer.Option(
+            "--from-end", help="skip what the log has now; consume what comes next")] = False,
+        from_stored: Annotated[bool, typer.Option(
+            "--from-stored", help="resume at the database's position, kept within the log")
+        ] = False) -> None:
+    """Resolve partitions paused by a position mismatch (`./xinyong status` names them).
+    The service carries the choice out at its next check, or when it starts."""
+    flags: tuple[tuple[Resolution, bool], ...] = (
+        ("from-start", from_start), ("from-end", from_end), ("from-stored", from_stored))
+    chosen = [r for r, flag in flags if flag]
+    if len(chosen) != 1:
+        raise typer.BadParameter("give exactly one of --from-start, --from-end, --from-stored")
+    if name not in SERVICES:
+        raise typer.BadParameter(f"unknown service {name}")
+    settings = get_settings()
+    resolved = asyncio.run(stack.resolve_positions(settings, name, topic, partition,
+                                                   chosen[0]))
+    if not resolved:
+        typer.echo(f"{name}: no paused partition of {topic}"
+                   + (f" numbered {partition}" if partition is not None else ""), err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{name}: {topic} partition(s) {', '.join(map(str, resolved))} resolved "
+               f"{chosen[0]}; {name} resumes them within {settings.position_check_seconds:g} s "
+               "(or when it starts)")
 
 
 @app.command("load-demo")

@@ -3,6 +3,7 @@
 # for development and CI, authenticated and authorized as in production.
 #
 #   deploy/kafka.sh start|stop|status
+#   deploy/kafka.sh run      in the foreground, for a container (docker-compose.yml)
 #
 # There is no Kafka tarball to download here (only Maven Central is
 # reachable), so the broker's classpath is assembled from Maven artifacts
@@ -26,6 +27,11 @@
 #   XINYONG_KAFKA_BROKER_PORT      inter-broker listener (default port+2)
 #   XINYONG_KAFKA_TLS_PORT         CLIENT_TLS listener (default port+3)
 #   XINYONG_KAFKA_HEAP_OPTS        JVM heap flags (default "-Xms256m -Xmx1g")
+# For a container (`run`):
+#   XINYONG_KAFKA_LIBS             the broker's jars already there (no Maven)
+#   XINYONG_KAFKA_LISTEN_HOST      address the listeners bind (default 127.0.0.1)
+#   XINYONG_KAFKA_ADVERTISED_HOST  host clients are told for CLIENT and BROKER
+#   XINYONG_KAFKA_TLS_ADVERTISED   host:port clients are told for CLIENT_TLS
 set -euo pipefail
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
@@ -33,7 +39,7 @@ repo_root=$(dirname -- "$script_dir")
 XINYONG_HOME=${XINYONG_HOME:-$repo_root/.local}
 
 kafka_home=$XINYONG_HOME/kafka
-libs_dir=$kafka_home/libs
+libs_dir=${XINYONG_KAFKA_LIBS:-$kafka_home/libs}
 conf_dir=$kafka_home/config
 data_dir=$kafka_home/data
 pid_file=$kafka_home/kafka.pid
@@ -48,6 +54,9 @@ port=${XINYONG_KAFKA_PORT:-9092}
 controller_port=${XINYONG_KAFKA_CONTROLLER_PORT:-$((port + 1))}
 broker_port=${XINYONG_KAFKA_BROKER_PORT:-$((port + 2))}
 tls_port=${XINYONG_KAFKA_TLS_PORT:-$((port + 3))}
+listen_host=${XINYONG_KAFKA_LISTEN_HOST:-127.0.0.1}
+advertised_host=${XINYONG_KAFKA_ADVERTISED_HOST:-127.0.0.1}
+tls_advertised=${XINYONG_KAFKA_TLS_ADVERTISED:-$advertised_host:$tls_port}
 secrets_dir=$XINYONG_HOME/secrets
 tls_dir=$kafka_home/tls
 heap_opts=${XINYONG_KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}
@@ -120,7 +129,7 @@ secret() {
 write_config() {
     mkdir -p -- "$conf_dir" "$data_dir"
     chmod 700 -- "$conf_dir"
-    bash "$script_dir/tls.sh" "$tls_dir"
+    bash "$script_dir/tls.sh" "$tls_dir" "${tls_advertised%:*}" 127.0.0.1 localhost
     local broker_pw plain_jaas scram_jaas
     broker_pw=$(secret kafka-broker.password)
     secret kafka-admin.password >/dev/null
@@ -134,8 +143,8 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:${controller_port}
 controller.listener.names=CONTROLLER
-listeners=CLIENT://127.0.0.1:${port},CLIENT_TLS://127.0.0.1:${tls_port},BROKER://127.0.0.1:${broker_port},CONTROLLER://127.0.0.1:${controller_port}
-advertised.listeners=CLIENT://127.0.0.1:${port},CLIENT_TLS://127.0.0.1:${tls_port},BROKER://127.0.0.1:${broker_port}
+listeners=CLIENT://${listen_host}:${port},CLIENT_TLS://${listen_host}:${tls_port},BROKER://${listen_host}:${broker_port},CONTROLLER://127.0.0.1:${controller_port}
+advertised.listeners=CLIENT://${advertised_host}:${port},CLIENT_TLS://${tls_advertised},BROKER://${advertised_host}:${broker_port}
 inter.broker.listener.name=BROKER
 listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CLIENT_TLS:SASL_SSL,BROKER:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
 
@@ -410,12 +419,25 @@ cmd_status() {
     return 3
 }
 
+# In the foreground, for a container: the same configuration and first users as `start`.
+cmd_run() {
+    mkdir -p -- "$kafka_home"
+    [[ -d $libs_dir ]] || fetch_libs
+    write_config
+    format_storage
+    local -a heap
+    read -r -a heap <<<"$heap_opts"
+    exec java "${heap[@]}" -server -XX:+UseG1GC -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$broker_log4j" -cp "$libs_dir/*" kafka.Kafka "$server_props"
+}
+
 case ${1:-} in
 start) cmd_start ;;
+run) cmd_run ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
 *)
-    echo "usage: $0 start|stop|status" >&2
+    echo "usage: $0 start|stop|status|run" >&2
     exit 2
     ;;
 esac

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -161,17 +161,27 @@ class KafkaAdmin:
         if stale:
             _wait(self.client.delete_acls([_filter(b) for b in stale]))
         self.grant(principal.username, grants)
+        # The controller has committed both; wait until the broker serves them too, so that
+        # a client given these credentials now is let in at once.
+        self._until(lambda: principal.username in self.users()
+                    and wanted <= set(self.grants_of(principal.username)),
+                    f"the broker does not yet know {principal.username}")
 
     def remove_principal(self, username: str) -> None:
         """ACLs first (an open connection loses access at its next request), then the user;
         returns once the broker no longer lists the user."""
         self.revoke_all(username)
         self.delete_user(username)
-        deadline = time.monotonic() + 30
-        while username in self.users():
+        self._until(lambda: username not in self.users() and not self.grants_of(username),
+                    f"the broker still lists {username}")
+
+    @staticmethod
+    def _until(done: Callable[[], bool], failure: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the broker still lists {username}")
-            time.sleep(0.1)
+                raise TimeoutError(failure)
+            time.sleep(0.05)
 
 
 def _binding(username: str, g: Grant) -> AclBinding:

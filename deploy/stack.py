@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 from confluent_kafka import KafkaException
@@ -26,11 +27,13 @@ from confluent_kafka import KafkaException
 from deploy import credentials, secrets
 from deploy.credentials import admin
 from deploy.kafka_admin import KafkaAdmin
+from shared import inbox
 from shared.access import Principal, username
 from shared.catalogue import load_catalogue
 from shared.db import drop_database, ensure_database
 from shared.envelope import submission_json
 from shared.kafka import make_producer
+from shared.positions import Resolution
 from shared.settings import REPO_ROOT, Settings
 from shared.topics import INBOUND, SERVICES, all_topics
 
@@ -114,6 +117,41 @@ def _wipe_kafka(settings: Settings) -> None:
 
 
 @dataclass(frozen=True)
+class PositionReport:
+    """A service's consumed positions as its database tells them (`./xinyong status`)."""
+
+    service: str
+    held: list[inbox.OpenHold]
+    replays: list[dict[str, Any]]  # replayed or resolved in the last day
+    error: str | None = None  # the database could not say
+
+
+async def position_report(settings: Settings, service: str) -> PositionReport:
+    try:
+        conn = await asyncpg.connect(settings.dsn(service), timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        return PositionReport(service, [], [], f"database unavailable ({exc})")
+    try:
+        return PositionReport(service, await inbox.open_holds(conn),
+                              await inbox.recent_replays(conn))
+    except asyncpg.UndefinedTableError:
+        return PositionReport(service, [], [], "database not migrated yet (service never ran)")
+    finally:
+        await conn.close()
+
+
+async def resolve_positions(settings: Settings, service: str, topic: str,
+                            partition: int | None, resolution: Resolution) -> list[int]:
+    """Record an operator's resolution of paused partitions; the service carries it out."""
+    conn = await asyncpg.connect(settings.dsn(service), timeout=5)
+    try:
+        async with conn.transaction():
+            return await inbox.resolve_holds(conn, topic, partition, resolution)
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
 class ServiceProcess:
     """One service running in the background, with its pid file and log under the home."""
 
@@ -184,11 +222,16 @@ class ServiceProcess:
                 raise RuntimeError(f"{self.name} exited; see {self.log_file}:\n{self.tail()}")
             try:
                 r = httpx.get(self.url() + "/readyz", timeout=1)
-                # The pid tells our process from another one already on the port.
-                if r.status_code == 200 and r.json().get("pid") == self.pid():
-                    return
+                answer = r.json()
             except (httpx.HTTPError, ValueError):
-                pass
+                answer = None
+            # The pid tells our process from another one already on the port.
+            if isinstance(answer, dict) and answer.get("pid") == self.pid():
+                if r.status_code == 200:
+                    return
+                paused = (answer.get("positions") or {}).get("paused")
+                if paused:  # waiting will not help: an operator has to resolve these
+                    raise PositionsPaused(self.name, paused)
             time.sleep(0.25)
         raise TimeoutError(f"{self.name} not ready in {timeout}s; see {self.log_file}:\n"
                            f"{self.tail()}")
@@ -198,6 +241,16 @@ class ServiceProcess:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
+
+
+class PositionsPaused(RuntimeError):
+    """A service runs but holds partitions whose stored position disagrees with the log."""
+
+    def __init__(self, service: str, paused: list[dict[str, Any]]) -> None:
+        self.service = service
+        self.paused = paused
+        super().__init__(f"{service}: {len(paused)} partition(s) paused:\n" + "\n".join(
+            f"  {p['topic']}[{p['partition']}]: {p['why']}" for p in paused))
 
 
 def _alive(pid: int) -> bool:
@@ -274,11 +327,10 @@ class IsolatedStack:
             "XINYONG_INGEST_HTTP_PORT": str(port_base + 1),
             "XINYONG_REGISTRY_HTTP_PORT": str(port_base + 2),
             "XINYONG_OBJECTION_HTTP_PORT": str(port_base + 3),
-            # Metrics ports of their own too: two stacks on one machine never share one.
-            "XINYONG_PUBLISHER_METRICS_PORT": str(port_base + 4),
-            "XINYONG_INGEST_METRICS_PORT": str(port_base + 5),
-            "XINYONG_REGISTRY_METRICS_PORT": str(port_base + 6),
-            "XINYONG_OBJECTION_METRICS_PORT": str(port_base + 7),
+            "XINYONG_PUBLISHER_METRICS_PORT": str(port_base + 10),
+            "XINYONG_INGEST_METRICS_PORT": str(port_base + 11),
+            "XINYONG_REGISTRY_METRICS_PORT": str(port_base + 12),
+            "XINYONG_OBJECTION_METRICS_PORT": str(port_base + 13),
             # The broker's minimum: a killed worker's partitions move on quickly.
             "XINYONG_KAFKA_SESSION_TIMEOUT_MS": "6000",
             **extra_env,
@@ -286,6 +338,9 @@ class IsolatedStack:
         self.settings = Settings(**{k.removeprefix("XINYONG_").lower(): v  # type: ignore[arg-type]
                                     for k, v in self.env.items()})
         self.processes = {p.name: p for p in services(self.settings)}
+        # The namespace's own clients (set by `start`): see `_principal`.
+        self.tester: dict[str, str] = {}
+        self.observer: dict[str, str] = {}
 
     def start(self) -> None:
         infra_up(self.settings)

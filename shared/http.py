@@ -23,10 +23,14 @@ class Problem(Exception):
 
     def __init__(self, status: int, code: str, title: str, detail: str | None = None,
                  errors: list[dict[str, str]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None,
+                 extensions: dict[str, Any] | None = None) -> None:
         super().__init__(title)
         self.status, self.code, self.title, self.detail = status, code, title, detail
         self.errors, self.headers = errors, headers
+        # RFC 9457 extension members: more fields of the answer (e.g. the objection already
+        # open), beside the standard ones.
+        self.extensions = extensions or {}
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -36,8 +40,10 @@ def bearer_token(authorization: str | None) -> str:
 
 def problem_response(status: int, code: str, title: str, detail: str | None = None,
                      errors: list[dict[str, str]] | None = None,
-                     headers: dict[str, str] | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "code": code}
+                     headers: dict[str, str] | None = None,
+                     extensions: dict[str, Any] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {**(extensions or {}),
+                            "type": "about:blank", "title": title, "status": status, "code": code}
     if detail:
         body["detail"] = detail
     if errors is not None:
@@ -59,7 +65,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.code, exc.title, exc.detail, exc.errors,
-                                exc.headers)
+                                exc.headers, exc.extensions)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,5 +1,6 @@
 """Kafka clients, configured once: authenticated connections, idempotent producers,
-manual-commit consumers.
+manual-commit consumers, and the admin client that reads what aiokafka cannot (cluster and
+topic ids, log starts, committed offsets).
 
 Every client of the project (services, command line, tests, benchmark) connects through
 `client_options` (aiokafka) or `admin_config` (confluent-kafka, for what aiokafka's admin
@@ -8,13 +9,27 @@ cannot do: SCRAM users, ACLs, topic ids), so the security settings are in one pl
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.helpers import create_ssl_context
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicCollection
+from confluent_kafka import TopicPartition as AdminPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._listoffsets import OffsetSpec  # not re-exported in the stubs
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from shared.positions import LogState
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# How long one admin request may take before the caller retries it.
+ADMIN_TIMEOUT_S = 10.0
 
 
 def client_options(settings: Settings, username: str | None = None,
@@ -35,14 +50,18 @@ def client_options(settings: Settings, username: str | None = None,
 
 def admin_config(settings: Settings, username: str | None = None,
                  password: str | None = None) -> dict[str, str]:
-    """confluent-kafka (librdkafka) configuration for the same connection."""
+    """librdkafka configuration of every confluent-kafka client the project builds: the same
+    broker and credentials as aiokafka's."""
     config = {
         "bootstrap.servers": settings.kafka_bootstrap,
         "security.protocol": settings.kafka_security_protocol,
         "sasl.mechanism": settings.kafka_sasl_mechanism,
         "sasl.username": settings.kafka_sasl_username if username is None else username,
         "sasl.password": settings.kafka_sasl_password if password is None else password,
+        "client.id": "xinyong-admin",
         "socket.timeout.ms": "10000",
+        # A broker that is down is retried by the callers; librdkafka need not log each try.
+        "log.connection.close": "false",
     }
     if settings.kafka_security_protocol == "SASL_SSL" and settings.kafka_ssl_cafile:
         config["ssl.ca.location"] = str(settings.kafka_ssl_cafile)
@@ -67,9 +86,76 @@ def make_consumer(settings: Settings, group: str, topics: Iterable[str]) -> AIOK
         **client_options(settings),
         group_id=group,
         enable_auto_commit=False,  # offsets are committed after the effects are durable
-        auto_offset_reset="earliest",
+        # Never moved by the client: the worker seeks every partition to the position its
+        # database holds (shared/positions.py), and a position the log no longer has is
+        # reported (OffsetOutOfRangeError) instead of silently reset to either end.
+        auto_offset_reset="none",
         isolation_level="read_committed",
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        # A topic deleted drops out of the assignment at once (fetches fail); created again,
+        # only a metadata refresh brings it back (aiokafka's default: every 5 minutes).
+        metadata_max_age_ms=int(settings.position_check_seconds * 1000),
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(500, settings.kafka_session_timeout_ms // 10),
     )
+
+
+def make_admin(settings: Settings) -> AdminClient:
+    # librdkafka's messages go through Python logging, like everything else the service logs.
+    return AdminClient({**admin_config(settings), "logger": log})
+
+
+async def _result(future: Future[T]) -> T:
+    return await asyncio.wrap_future(future)
+
+
+async def log_ids(admin: AdminClient, topics: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """The cluster id and the id of each topic (names as on the broker)."""
+    cluster = await _result(admin.describe_cluster(request_timeout=ADMIN_TIMEOUT_S))
+    described = admin.describe_topics(TopicCollection(sorted(set(topics))),
+                                      request_timeout=ADMIN_TIMEOUT_S)
+    ids = {name: str((await _result(future)).topic_id) for name, future in described.items()}
+    return str(cluster.cluster_id), ids
+
+
+async def observe_logs(admin: AdminClient, group: str,
+                       partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], LogState]:
+    """What the broker says of each (topic, partition) now: cluster and topic ids, the log's
+    start and end, and the group's committed offset. Retried a few times: a topic just
+    created has no leader for a moment."""
+    if not partitions:
+        return {}
+    async for attempt in AsyncRetrying(retry=retry_if_exception_type(KafkaException),
+                                       stop=stop_after_attempt(3), reraise=True,
+                                       wait=wait_exponential(multiplier=0.2, max=2)):
+        with attempt:
+            return await _observe(admin, group, partitions)
+    raise AssertionError("unreachable")  # AsyncRetrying re-raises the last failure
+
+
+async def _observe(admin: AdminClient, group: str,
+                   partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], LogState]:
+    cluster_id, topic_ids = await log_ids(admin, [t for t, _ in partitions])
+    wanted = [AdminPartition(t, p) for t, p in partitions]
+    starts = await _offsets(admin, wanted, OffsetSpec.earliest())
+    ends = await _offsets(admin, wanted, OffsetSpec.latest())
+    committed: dict[tuple[str, int], int] = {}
+    request = [ConsumerGroupTopicPartitions(group, wanted)]
+    for future in admin.list_consumer_group_offsets(
+            request, request_timeout=ADMIN_TIMEOUT_S).values():
+        answer: Any = await _result(future)
+        for tp in answer.topic_partitions:
+            if tp.error is None and tp.offset >= 0:  # negative: nothing committed
+                committed[(tp.topic, tp.partition)] = tp.offset
+    return {(t, p): LogState(cluster_id=cluster_id, topic_id=topic_ids[t],
+                             log_start=starts[(t, p)], log_end=ends[(t, p)],
+                             committed=committed.get((t, p)))
+            for t, p in partitions}
+
+
+async def _offsets(admin: AdminClient, partitions: Sequence[AdminPartition],
+                   spec: OffsetSpec) -> dict[tuple[str, int], int]:
+    futures = admin.list_offsets({tp: spec for tp in partitions},
+                                 request_timeout=ADMIN_TIMEOUT_S)
+    return {(tp.topic, tp.partition): int((await _result(f)).offset)
+            for tp, f in futures.items()}

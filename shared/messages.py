@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -11,6 +12,14 @@ from shared.envelope import AnyEvent, CloudEvent, encode_event, typed
 from shared.topics import Topic
 
 P = TypeVar("P", bound=BaseModel)
+_CAUSED_NS = uuid.UUID("0c7e52a4-3f51-4f0e-9d53-6a1e8f0b2d77")
+
+
+def caused_id(*cause: object) -> str:
+    """The id of an event that `cause` (its source, a kind, and what names the input that
+    caused it) makes: the same input applied again, by a replay from Kafka or a restored
+    database, re-emits the event under the same id, which consumers de-duplicate."""
+    return str(uuid.uuid5(_CAUSED_NS, "|".join(map(str, cause))))
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,14 @@ class InboundMessage:
     key: str | None
     value: bytes
     timestamp_ms: int
+    # The broker's id of the topic (unknown outside a worker): a topic deleted and created
+    # again under the same name reuses offsets, never its id.
+    topic_id: str | None = None
+
+    @property
+    def delivery(self) -> str:
+        """This delivery's place in the log, the same each time it is read again."""
+        return f"{self.topic_id or self.topic}|{self.partition}|{self.offset}"
 
 
 @dataclass(frozen=True)

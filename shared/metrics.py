@@ -25,6 +25,14 @@ CONSUMER_LAG = Gauge(
     "database, summed over the partitions assigned to this process",
     ["service", "topic"])
 
+POSITION_MISMATCHES = Counter(
+    "xinyong_position_mismatch_total",
+    "Stored positions that disagreed with their log (shared/positions.py), by what was found",
+    ["service", "topic", "reason"])
+PARTITIONS_PAUSED = Gauge(
+    "xinyong_partitions_paused",
+    "Partitions not consumed until an operator resolves a position mismatch", ["service"])
+
 # --- outbox and dead letters (shared/outbox.py) ------------------------------------------
 DEAD_LETTERS = Counter("xinyong_dead_letters_total", "Messages sent to the dead-letter topic",
                        ["service"])

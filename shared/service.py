@@ -102,7 +102,10 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     app.add_middleware(RequestMetrics, service=spec.name)
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port(spec.name), log_config=None,
-        access_log=False, lifespan="off"))
+        access_log=False, lifespan="off",
+        # uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; which proxies are
+        # believed is the `trusted_proxies` setting's business (shared/guard.py).
+        proxy_headers=False))
     # Metrics on a port of their own, never beside the public routes.
     metrics_server = uvicorn.Server(uvicorn.Config(
         make_asgi_app(), host=settings.metrics_host, port=settings.metrics_port(spec.name),
@@ -188,9 +191,12 @@ def _zero_counters(service: str, topics: Sequence[str]) -> None:
 def _add_readiness(app: FastAPI, worker: StreamWorker) -> None:
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        ready = bool(worker.assigned)
+        positions = worker.positions_state()
+        # A partition held by a position mismatch is not consumed: not ready, and says why.
+        ready = bool(worker.assigned) and not positions["unchecked"] and not positions["paused"]
         return JSONResponse({"ready": ready, "assigned_partitions": len(worker.assigned),
-                             "pid": os.getpid()}, status_code=200 if ready else 503)
+                             "positions": positions, "pid": os.getpid()},
+                            status_code=200 if ready else 503)
 
 
 async def _quietly(awaitable: Awaitable[Any]) -> None:

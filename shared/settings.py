@@ -3,11 +3,13 @@ a laptop running the stack from `deploy/`."""
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.catalogue import DEFAULT_CATALOGUE_PATH
 
@@ -40,6 +42,10 @@ class Settings(BaseSettings):
     # How long the group waits for a worker that stopped answering (one killed, say)
     # before its partitions go to another.
     kafka_session_timeout_ms: int = 30_000
+    # How often a worker checks that the cluster and its topics are still the ones its
+    # positions were counted on (a topic created again keeps its partitions, so nothing
+    # else tells), and picks up operators' resolutions of paused partitions.
+    position_check_seconds: float = 10.0
 
     pg_host: str = "127.0.0.1"
     pg_port: int = 5433
@@ -89,9 +95,30 @@ class Settings(BaseSettings):
     subject_key_secret: str = ""
 
     public_rate_limit: str = "120/minute"
+    # The public objection and repair forms (JSON and HTML): attempts per client address, and
+    # requests that name a record correctly (its real subject), per record; fixed windows
+    # counted in the objection database, so every process of the service shares them.
+    # "<count>/<second|minute|hour|day>".
+    objection_rate_limit_client: str = "30/hour"
+    objection_rate_limit_record: str = "10/hour"
+    # A request body larger than this is refused (413) before it is read.
+    objection_body_max_bytes: int = 64 * 1024
+    # Proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated).
+    # Empty: the client is the immediate peer, whatever the header says.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
     # Where people reach the objection forms (linked from the public site's pages).
     objection_public_url: str = "http://127.0.0.1:8003"
     log_level: str = "INFO"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            for v in value:
+                ipaddress.ip_network(str(v), strict=False)  # a typo stops the service at start
+        return value
 
     def db_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"

@@ -5,6 +5,11 @@ consumed positions are written in one database transaction; only then is the Kaf
 committed. A crash at any point either loses nothing (Kafka redelivers) or replays what the
 stored positions then skip.
 
+The database's positions, not Kafka's committed offsets, say where each partition resumes:
+a newly assigned partition stays paused until its stored position has been checked against
+the log (another cluster, a topic created again, a restored database, deleted or truncated
+messages: shared/positions.py), then is sought there, replayed, or held for an operator.
+
 A batch that fails for a reason other than a lost connection is retried one message at a
 time; a message that still fails goes to the service's dead-letter topic with the reason, so
 one poison message never stalls its partition. A lost database connection is not the
@@ -13,19 +18,30 @@ message's fault: the worker waits and retries the same batch.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
+)
+from confluent_kafka.admin import AdminClient
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
 from shared import inbox, metrics, outbox
 from shared.db import TRANSIENT
+from shared.kafka import log_ids, make_admin, observe_logs
 from shared.messages import InboundMessage
+from shared.positions import resolve_command
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,7 +50,7 @@ BatchHandler = Callable[[asyncpg.Connection, Sequence[InboundMessage]], Awaitabl
 
 
 
-class _AssignmentGauge(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, worker: StreamWorker) -> None:
         self.worker = worker
 
@@ -42,32 +58,184 @@ class _AssignmentGauge(ConsumerRebalanceListener):  # type: ignore[misc]
         pass
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.worker.assigned = set(self.worker.consumer.assignment())
-        metrics.ASSIGNED_PARTITIONS.labels(self.worker.service).set(len(self.worker.assigned))
+        # Only bookkeeping here: aiokafka logs and swallows a listener's exception and would
+        # then fetch from Kafka's committed offsets. The checks run in the worker's loop.
+        self.worker.assignment_changed()
 
 
 class StreamWorker:
     def __init__(self, settings: Settings, service: str, pool: asyncpg.Pool,
-                 consumer: AIOKafkaConsumer, topics: Sequence[str], handler: BatchHandler) -> None:
+                 consumer: AIOKafkaConsumer, topics: Sequence[str], handler: BatchHandler,
+                 admin: AdminClient | None = None) -> None:
         self.settings = settings
         self.service = service
         self.pool = pool
         self.consumer = consumer
         self.topics = list(topics)
         self.handler = handler
+        self.admin = admin or make_admin(settings)
         self.assigned: set[TopicPartition] = set()
+        # Assigned but not yet checked against their log: paused, nothing fetched.
+        self.unchecked: set[TopicPartition] = set()
+        # Paused by a position mismatch until an operator resolves it: why, and how.
+        self.held: dict[TopicPartition, str] = {}
+        self.cluster_id: str | None = None
+        self.topic_ids: dict[str, str] = {}  # by topic name on the broker
+        self._generation = 0
+        self._next_check = 0.0
+        self._retry_at = 0.0
+
+    def assignment_changed(self) -> None:
+        self.assigned = set(self.consumer.assignment())
+        self._generation += 1
+        # A partition is read from nowhere until its stored position has been checked.
+        self.consumer.pause(*self.assigned)
+        self.unchecked = set(self.assigned)
+        self.held = {tp: why for tp, why in self.held.items() if tp in self.assigned}
+        metrics.ASSIGNED_PARTITIONS.labels(self.service).set(len(self.assigned))
+
+    def positions_state(self) -> dict[str, Any]:
+        """For readiness: partitions not consumed, and why."""
+        return {"unchecked": len(self.unchecked),
+                "paused": [{"topic": self._contract_name(tp.topic),
+                            "partition": tp.partition, "why": why}
+                           for tp, why in sorted(self.held.items())]}
 
     async def run(self) -> None:
         namespaced = [self.settings.topic(t) for t in self.topics]
-        self.consumer.subscribe(namespaced, listener=_AssignmentGauge(self))
+        self.consumer.subscribe(namespaced, listener=_Rebalance(self))
         while True:
-            batches = await self.consumer.getmany(
-                timeout_ms=self.settings.batch_wait_ms, max_records=self.settings.batch_max)
+            await self._check_positions()
+            try:
+                batches = await self.consumer.getmany(
+                    timeout_ms=self.settings.batch_wait_ms, max_records=self.settings.batch_max)
+            except OffsetOutOfRangeError as exc:
+                # The log no longer has the position (deleted, truncated, created again):
+                # the client did not move it; the check below decides.
+                self._check_again(set(exc.args[0]) if exc.args else set(self.assigned))
+                continue
+            except NoOffsetForPartitionError:
+                # A partition not checked yet (positioned by the check); the client raises
+                # this at once, so do not spin on it.
+                await asyncio.sleep(self.settings.batch_wait_ms / 1000)
+                continue
+            batches = {tp: records for tp, records in batches.items()
+                       if tp not in self.unchecked and tp not in self.held}
             messages = [self._message(m) for records in batches.values() for m in records]
             if not messages:
                 continue
             await self._apply_with_fallback(messages)
             await self._commit(batches)
+
+    # --- positions checked against their log (shared/positions.py) --------------------------
+
+    def _check_again(self, partitions: set[TopicPartition]) -> None:
+        partitions &= self.assigned
+        self.consumer.pause(*partitions)
+        self.unchecked |= partitions
+
+    async def _check_positions(self) -> None:
+        now = time.monotonic()
+        if now < self._retry_at:
+            return
+        try:
+            if now >= self._next_check:
+                self._next_check = now + self.settings.position_check_seconds
+                await self._spot_new_logs()
+            if self.unchecked:
+                await self._reconcile()
+        except Exception as exc:
+            # Nothing is consumed from an unchecked partition meanwhile; the broker or the
+            # database may be down for a while.
+            log.warning("positions not checked yet (%s: %s); retrying", type(exc).__name__, exc)
+            self._retry_at = time.monotonic() + 2
+            # librdkafka keeps what it knew of the cluster (leader epochs, the coordinator):
+            # after a new cluster under the same address its requests fail or time out
+            # where a new client's succeed.
+            self.admin = make_admin(self.settings)
+
+    async def _spot_new_logs(self) -> None:
+        """A topic deleted and created again keeps its partitions, so no rebalance says so; a
+        new cluster may not either. Their ids do. Held partitions are checked again too, for
+        an operator's resolution."""
+        topics = sorted({tp.topic for tp in self.assigned})
+        if not topics:
+            return
+        cluster_id, topic_ids = await log_ids(self.admin, topics)
+        moved = {tp for tp in self.assigned
+                 if self.cluster_id not in (None, cluster_id)
+                 or self.topic_ids.get(tp.topic) not in (None, topic_ids[tp.topic])}
+        if moved:
+            log.warning("the log changed under %d partitions (cluster %s -> %s); checking "
+                        "their positions", len(moved), self.cluster_id, cluster_id)
+        if self.cluster_id not in (None, cluster_id):
+            self.admin = make_admin(self.settings)  # see _check_positions
+        self._check_again(moved | set(self.held))
+
+    async def _reconcile(self) -> None:
+        generation = self._generation
+        partitions = sorted(self.unchecked)
+        logs = await observe_logs(self.admin, self.settings.group_id(self.service),
+                                  [(tp.topic, tp.partition) for tp in partitions])
+        by_name = {tp: (self._contract_name(tp.topic), tp.partition) for tp in partitions}
+        async with self.pool.acquire() as conn, conn.transaction():
+            checked = await inbox.reconcile_positions(
+                conn, {by_name[tp]: logs[(tp.topic, tp.partition)] for tp in partitions})
+        if generation != self._generation:
+            return  # reassigned meanwhile: the new assignment is checked afresh
+        rewound: dict[TopicPartition, int] = {}
+        replays: dict[tuple[str, str, str | None], list[str]] = {}
+        for tp in partitions:
+            c = checked[by_name[tp]]
+            self.cluster_id = c.log.cluster_id
+            self.topic_ids[tp.topic] = c.log.topic_id
+            self._carry_out(tp, c)
+            if c.verdict.start is not None and c.verdict.start != c.log.committed and (
+                    c.verdict.found or c.verdict.resolved):
+                rewound[tp] = c.verdict.start
+            if c.verdict.replayed:
+                replays.setdefault((by_name[tp][0], c.verdict.found or "", c.detail), []).append(
+                    f"{tp.partition}@{c.verdict.start}")
+        for (topic, reason, detail), where in replays.items():
+            # One line per topic: a new cluster replays every partition of every topic.
+            log.warning("%s replayed (partition@offset: %s): %s: %s", topic, ", ".join(where),
+                        reason, detail)
+        self.unchecked.difference_update(partitions)
+        metrics.PARTITIONS_PAUSED.labels(self.service).set(len(self.held))
+        if rewound:
+            # The group's offset follows the database's, so that the next check does not
+            # take this replay for a restored database.
+            await self._commit_offsets(rewound)
+
+    def _carry_out(self, tp: TopicPartition, c: inbox.Checked) -> None:
+        topic, v = self._contract_name(tp.topic), c.verdict
+        where = f"{topic}[{tp.partition}]"
+        if v.found is not None:
+            metrics.POSITION_MISMATCHES.labels(self.service, topic, v.found).inc()
+            if v.paused:
+                log.error("%s paused: %s: %s; resolve with `%s`", where, v.found, c.detail,
+                          resolve_command(self.service, topic, tp.partition))
+        elif v.resolved is not None:
+            log.warning("%s resumed from offset %d (%s, as an operator chose)", where, v.start,
+                        v.resolved)
+        if v.start is None:
+            self.held[tp] = (f"{v.found or v.held_by}: {c.detail}; resolve with "
+                             f"`{resolve_command(self.service, topic, tp.partition)}`")
+            return
+        self.held.pop(tp, None)
+        self.consumer.seek(tp, v.start)
+        self.consumer.resume(tp)
+
+    async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, KafkaError, IllegalStateError) as exc:
+            log.warning("offset commit after a replay failed (%s); the next check may see "
+                        "the database behind the group and replay again, harmlessly", exc)
+
+    def _contract_name(self, topic: str) -> str:
+        ns = self.settings.topic_namespace
+        return topic[len(ns):] if ns and topic.startswith(ns) else topic
 
     def _message(self, record: object) -> InboundMessage:
         r = record  # aiokafka ConsumerRecord
@@ -81,6 +249,7 @@ class StreamWorker:
             key=key.decode("utf-8", "replace") if key is not None else None,
             value=r.value or b"",  # type: ignore[attr-defined]
             timestamp_ms=r.timestamp,  # type: ignore[attr-defined]
+            topic_id=self.topic_ids.get(topic),
         )
 
     async def _commit(self, batches: dict[TopicPartition, list[object]]) -> None:

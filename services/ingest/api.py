@@ -74,9 +74,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     @app.get("/api/v1/records/{department}/{record_id}/submissions")
     async def submissions(department: str, record_id: str,
-                          caller: Annotated[credentials.Caller,
-                                            Depends(operator_or_department)]
-                          ) -> list[dict[str, Any]]:
+                          caller: credentials.Caller = Depends(  # noqa: B008
+                              operator_or_department)) -> list[dict[str, Any]]:
         """Every delivery of a record and its fate: for operators, and for the department
         that owns the record (another department gets the same 404 as an unknown record)."""
         history: list[dict[str, Any]] = []

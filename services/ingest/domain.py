@@ -16,11 +16,29 @@ from shared.catalogue import Catalogue, CatalogueItem
 from shared.contract import FeedbackStatus, FieldError, RecordSubmission, SubjectRef
 from shared.envelope import AnyEvent, CloudEvent, submission_json
 from shared.identifiers import age_on, check_resident_id, check_uscc, parse_birth_date
+from shared.messages import InboundMessage, caused_id
 from shared.topics import RECORD_SUBMITTED
 
 # Pydantic's error types, renamed to the codes departments see in their feedback.
 _PYDANTIC_CODES = {"missing": "required", "extra_forbidden": "unknown_field",
                    "literal_error": "not_allowed", "string_too_short": "required"}
+
+
+def feedback_id(message: InboundMessage | None) -> str | None:
+    """The feedback's event id. Over Kafka, a function of the delivery (topic id, partition,
+    offset): read again after a restore or a replay, it gets the same feedback id, so a
+    department de-duplicates it, while each delivery of the same event (a department's
+    resend is a new offset) still gets its own. Over HTTP nothing is replayed, and a
+    retried request (same Idempotency-Key, so the same event id) is another delivery that
+    must get a feedback of its own: a fresh id (None)."""
+    if message is None:
+        return None
+    return caused_id("xinyong/ingest", "feedback", message.delivery)
+
+
+def accepted_id(department: str, record_id: str, revision: int) -> str:
+    """An accepted record's event id: a revision of a record is accepted once, ever."""
+    return caused_id("xinyong/ingest", "accepted", department, record_id, revision)
 
 
 @dataclass(frozen=True)

@@ -144,13 +144,15 @@ async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
         d, fb = o.delivery, o.feedback
         key = (d.parsed.submission.subject.key if d.parsed.submission
                else d.message.key if d.message else None)
-        events.append(OutboundEvent.of(FEEDBACK.of(d.department), SOURCE, key, fb))
+        events.append(OutboundEvent.of(FEEDBACK.of(d.department), SOURCE, key, fb,
+                                       event_id=domain.feedback_id(d.message)))
         if fb.status == "accepted" and d.parsed.submission and d.parsed.event:
             sub = d.parsed.submission
             events.append(OutboundEvent.of(
                 RECORDS_ACCEPTED, SOURCE, sub.subject.key,
                 AcceptedRecord(department=d.department, submission=sub,
-                               source_event_id=d.parsed.event.id, accepted_at=accepted_at)))
+                               source_event_id=d.parsed.event.id, accepted_at=accepted_at),
+                event_id=domain.accepted_id(d.department, sub.record_id, sub.revision)))
             # Later accepted revisions of the same record in this batch are higher.
             revisions[(d.department, sub.record_id)] = (
                 d.department, sub.record_id, sub.revision, sub.subject.key, sub.action,

@@ -20,7 +20,7 @@ from services.objection.contracts import (
     RecordInput,
     TimelineEvent,
 )
-from shared import credentials
+from shared import credentials, guard
 from shared.context import ServiceContext
 from shared.contract import ObjectionDecision
 from shared.http import Problem, base_app, bearer_token
@@ -31,23 +31,31 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates"))
 def create_app(ctx: ServiceContext) -> FastAPI:
     app = base_app("Xinyong objections and repair",
                    "Objections (异议) and credit repair requests (信用修复).")
+    # Every body, the public forms' above all, is refused past the cap before it is read.
+    app.add_middleware(guard.BodyCap, max_bytes=ctx.settings.objection_body_max_bytes)
+    limits = handlers.Limits.of(ctx.settings)
+    trusted = guard.networks(ctx.settings.trusted_proxies)
 
-    async def submit(kind: str, request: ObjectionRequest) -> ObjectionCreated:
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            return await handlers.submit(conn, ctx.catalogue, kind, request)
+    async def submit(kind: str, body: ObjectionRequest, request: Request) -> ObjectionCreated:
+        client = guard.client_address(request.client.host if request.client else None,
+                                      request.headers.getlist("x-forwarded-for"), trusted)
+        async with ctx.pool.acquire() as conn:
+            return await handlers.submit(conn, ctx.catalogue, limits, kind, body, client)
 
     @app.post("/api/v1/objections", status_code=201)
-    async def create_objection(request: ObjectionRequest) -> ObjectionCreated:
-        return await submit("objection", request)
+    async def create_objection(body: ObjectionRequest, request: Request) -> ObjectionCreated:
+        return await submit("objection", body, request)
 
     @app.post("/api/v1/repairs", status_code=201)
-    async def create_repair(request: ObjectionRequest) -> ObjectionCreated:
-        return await submit("repair", request)
+    async def create_repair(body: ObjectionRequest, request: Request) -> ObjectionCreated:
+        return await submit("repair", body, request)
 
     @app.get("/api/v1/objections/{objection_id}")
-    async def status(objection_id: str, token: str | None = None,
+    async def status(objection_id: str,
                      authorization: Annotated[str | None, Header()] = None) -> ObjectionStatus:
-        given = token or bearer_token(authorization)
+        """The token goes in `Authorization: Bearer <access_token>` only: a URL with it would
+        end up in logs, browser history and Referer headers."""
+        given = bearer_token(authorization)
         found = None
         if _is_uuid(objection_id):
             async with ctx.pool.acquire() as conn:
@@ -100,15 +108,16 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                 "subject": {"type": type, "id": id},
                 "record": {"department": department, "record_id": record_id},
                 "reason": reason, "contact": contact})
-            created = await submit("repair" if kind == "repair" else "objection", req)
+            created = await submit("repair" if kind == "repair" else "objection", req, request)
         except ValidationError as exc:
             errors = [".".join(str(p) for p in e["loc"]) + "：" + e["msg"] for e in exc.errors()]
             return TEMPLATES.TemplateResponse(request, "form.html", {**values, "errors": errors},
                                               status_code=422)
         except Problem as exc:
-            errors = [e["message"] for e in exc.errors or []] or [exc.title]
+            errors = ([e["message"] for e in exc.errors or []]
+                      or [exc.title + (f"：{exc.detail}" if exc.detail else "")])
             return TEMPLATES.TemplateResponse(request, "form.html", {**values, "errors": errors},
-                                              status_code=exc.status)
+                                              status_code=exc.status, headers=exc.headers)
         return TEMPLATES.TemplateResponse(request, "created.html", {"created": created},
                                           status_code=201)
 

@@ -5,22 +5,33 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from shared.catalogue import Catalogue
 from shared.contract import SubjectType
-from shared.topics import INBOUND, OBJECTIONS, RECORDS_STATUS
+from shared.topics import INBOUND, OBJECTIONS, RECORDS_ACCEPTED, RECORDS_STATUS
 
-CONSUMES = (INBOUND,)          # only the departments' objection decisions
+# Inbound: only the departments' objection decisions. Accepted records: the projection that
+# an objection's record and subject are checked against.
+CONSUMES = (INBOUND, RECORDS_ACCEPTED)
 PRODUCES = (OBJECTIONS, RECORDS_STATUS)
 
 
 def consumed_topics(catalogue: Catalogue) -> list[str]:
-    return [INBOUND.of(dept).name for dept in catalogue.departments]
+    return [RECORDS_ACCEPTED.name, *(INBOUND.of(dept).name for dept in catalogue.departments)]
 
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # PostgreSQL text cannot hold U+0000: refused here, named, instead of failing there.
+        if isinstance(value, str) and "\x00" in value:
+            raise PydanticCustomError("nul_character", "must not contain the NUL character")
+        return value
 
 
 class SubjectInput(_Request):

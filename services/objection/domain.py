@@ -1,14 +1,22 @@
-"""Objection and repair rules: deadlines, access tokens, and what a decision does to the
-record. Pure functions."""
+"""Objection and repair rules: which requests are taken (the record exists and is about the
+subject named; one open request per record and requester; rate limits), deadlines, access
+tokens, and what a decision does to the record. Pure functions."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import re
 import secrets
-from datetime import date, timedelta
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
-from shared.contract import RecordChange
+from shared.contract import AcceptedRecord, RecordChange, SubjectRef, SubjectType
+from shared.identifiers import check_resident_id, check_uscc, normalize_identifier
+from shared.messages import caused_id
 
 # 征信业管理条例 (2013) art. 25: an objection is checked and answered within 20 days.
 OBJECTION_DAYS = 20
@@ -43,3 +51,134 @@ def changes_on_decision(kind: str, decision: str, withdraw: bool) -> list[Record
     if kind == "repair":
         return ["repair"]
     return ["withdraw"] if withdraw else ["unflag"]
+
+
+# --- which requests are taken ------------------------------------------------------------
+
+FieldProblem = dict[str, str]
+
+
+def _problem(field: str, code: str, message: str) -> FieldProblem:
+    return {"field": field, "code": code, "message": message}
+
+
+@dataclass(frozen=True)
+class KnownRecord:
+    """A record as ingest accepted it (the service's projection of credit.records.accepted):
+    its subject exactly as the registry keys it."""
+
+    department: str
+    record_id: str
+    subject: SubjectRef
+    revision: int
+    catalogue_item: str | None
+    withdrawn: bool
+
+
+def latest_known(accepted: Iterable[AcceptedRecord]) -> list[KnownRecord]:
+    """One row per record, the highest revision of those given (a batch may hold several
+    revisions of one record; the database keeps the highest of its own and these)."""
+    latest: dict[tuple[str, str], KnownRecord] = {}
+    for a in accepted:
+        sub = a.submission
+        key = (a.department, sub.record_id)
+        if key in latest and latest[key].revision >= sub.revision:
+            continue
+        latest[key] = KnownRecord(
+            department=a.department, record_id=sub.record_id,
+            subject=SubjectRef(type=sub.subject.type, id=sub.subject.id),
+            revision=sub.revision, catalogue_item=sub.catalogue_item,
+            withdrawn=sub.action == "withdraw")
+    return list(latest.values())
+
+
+def subject_id_problems(subject_type: SubjectType, raw_id: str, today: date,
+                        legacy_uscc: frozenset[str]) -> tuple[str, list[FieldProblem]]:
+    """(the identifier in its one normal form, what is wrong with it)."""
+    normalized = normalize_identifier(raw_id)
+    if normalized is None:
+        return raw_id, [_problem("subject.id", "alphabet",
+                                 "only letters and digits (full-width forms are read as ASCII)")]
+    problems = (check_resident_id(normalized, today) if subject_type == "individual"
+                else check_uscc(normalized, subject_type, legacy_uscc))
+    return normalized, [_problem("subject.id", p.code, p.message) for p in problems]
+
+
+def record_problems(claimed: SubjectRef, known: KnownRecord | None) -> list[FieldProblem]:
+    """An objection or repair request must name a record that exists (and is not withdrawn)
+    and the subject that record is about (CONTRACT.md, "Objections and repair"): otherwise
+    a stranger could flag, and through the flag move, another subject's record. The answer
+    never says whom the record is about."""
+    if known is None or known.withdrawn:
+        return [_problem("record.record_id", "record_not_found",
+                         "no record with this id at this department")]
+    if (known.subject.type != claimed.type
+            or normalize_identifier(known.subject.id) != claimed.id):
+        return [_problem("subject.id", "record_subject_mismatch",
+                         "the record is not about this subject")]
+    return []
+
+
+_MIN_REQUESTER_CHARACTERS = 3
+
+
+def requester_of(contact: str) -> str | None:
+    """Who asks, without a login: the contact in a normal form (NFKC, case-folded, only
+    letters and digits kept, so "138 0000 0000" and "138-0000-0000" are one requester), as
+    its SHA-256. None when too little of the contact is left to tell requesters apart."""
+    folded = unicodedata.normalize("NFKC", contact).casefold()
+    kept = "".join(ch for ch in folded if unicodedata.category(ch)[0] in "LN")
+    if len(kept) < _MIN_REQUESTER_CHARACTERS:
+        return None
+    return hashlib.sha256(kept.encode()).hexdigest()
+
+
+# --- rate limits -----------------------------------------------------------------------
+
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*")
+
+
+@dataclass(frozen=True)
+class Rate:
+    limit: int
+    seconds: int
+
+    def __str__(self) -> str:
+        unit = {v: k for k, v in _UNIT_SECONDS.items()}[self.seconds]
+        return f"{self.limit}/{unit}"
+
+
+def parse_rate(text: str) -> Rate:
+    """"30/hour" (second, minute, hour or day); raises ValueError otherwise."""
+    m = _RATE.fullmatch(text)
+    if m is None or int(m.group(1)) < 1:
+        raise ValueError(f"a rate limit is '<count ≥ 1>/<second|minute|hour|day>', not {text!r}")
+    return Rate(int(m.group(1)), _UNIT_SECONDS[m.group(2)])
+
+
+def rate_window(rate: Rate, at: datetime) -> tuple[datetime, datetime]:
+    """The fixed window (aligned on the Unix epoch) that `at` falls in: [start, end)."""
+    moment = math.floor(at.timestamp())
+    start = moment - moment % rate.seconds
+    return (datetime.fromtimestamp(start, UTC),
+            datetime.fromtimestamp(start + rate.seconds, UTC))
+
+
+def retry_after(at: datetime, window_end: datetime) -> int:
+    """Whole seconds until the window ends (the Retry-After header), at least 1."""
+    return max(1, math.ceil((window_end - at).total_seconds()))
+
+
+# --- event ids ---------------------------------------------------------------------------
+
+
+def routed_id(objection_id: str) -> str:
+    """The event id of an objection's routing to its department: once per objection."""
+    return caused_id("xinyong/objection", "routed", objection_id)
+
+
+def status_change_id(objection_id: str, change: RecordChange) -> str:
+    """The event id of a record-status change an objection causes: each change happens at
+    most once per objection (the flag on receipt, the rest on the one decision)."""
+    return caused_id("xinyong/objection", "status", objection_id, change)

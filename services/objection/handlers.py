@@ -1,5 +1,6 @@
-"""Objection use cases: take an objection or repair request, route it to the department that
-owns the record, and turn the department's decision into record-status events."""
+"""Objection use cases: take an objection or repair request about a record the service knows
+(its projection of credit.records.accepted), route it to the department that owns the
+record, and turn the department's decision into record-status events."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 
 import asyncpg
+from prometheus_client import Counter
 
 from services.objection import domain, store
 from services.objection.contracts import ObjectionCreated, ObjectionRequest
@@ -19,6 +22,7 @@ from shared.context import ServiceContext
 from shared.contract import (
     ObjectionDecision,
     ObjectionRouted,
+    RecordChange,
     RecordRef,
     RecordStatusChanged,
     SubjectRef,
@@ -26,9 +30,15 @@ from shared.contract import (
 from shared.db import TRANSIENT
 from shared.envelope import AnyEvent, CloudEvent, typed
 from shared.http import Problem
-from shared.identifiers import check_resident_id, check_uscc
-from shared.messages import InboundMessage, OutboundEvent, check_source
-from shared.topics import INBOUND, OBJECTION_DECIDED, OBJECTIONS, RECORDS_STATUS
+from shared.messages import InboundMessage, OutboundEvent, check_source, read_event
+from shared.settings import Settings
+from shared.topics import (
+    INBOUND,
+    OBJECTION_DECIDED,
+    OBJECTIONS,
+    RECORDS_ACCEPTED,
+    RECORDS_STATUS,
+)
 from shared.worker import BatchHandler
 
 log = logging.getLogger(__name__)
@@ -39,41 +49,112 @@ class DecisionRefused(Exception):
     """A decision that cannot apply: unknown objection, or not the owning department."""
 
 
-async def submit(conn: asyncpg.Connection, catalogue: Catalogue, kind: str,
-                 request: ObjectionRequest) -> ObjectionCreated:
+@dataclass(frozen=True)
+class Limits:
+    """The public forms' rate limits (shared/settings.py)."""
+
+    client: domain.Rate
+    record: domain.Rate
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(domain.parse_rate(settings.objection_rate_limit_client),
+                   domain.parse_rate(settings.objection_rate_limit_record))
+
+
+REFUSED = Counter("xinyong_objection_requests_refused_total",
+                  "Public objection and repair requests refused, by reason", ["reason"])
+
+
+async def submit(conn: asyncpg.Connection, catalogue: Catalogue, limits: Limits, kind: str,
+                 request: ObjectionRequest, client: str) -> ObjectionCreated:
+    """Take an objection or repair request from the public.
+
+    `conn` is not in a transaction: the rate windows are counted on their own, so a request
+    refused later still counts. Nothing else is written unless the request is taken.
+    """
+    now = clock.now()
+    await _count(conn, f"client:{client}", limits.client, now, "from this address")
     department = request.record.department
     if department not in catalogue.departments:
-        raise Problem(422, "validation", "Unknown department", errors=[{
+        raise _refused(Problem(422, "validation", "Unknown department", errors=[{
             "field": "record.department", "code": "unknown_department",
-            "message": f"one of {', '.join(catalogue.departments)}"}])
-    subject_problems = (check_resident_id(request.subject.id.upper(), clock.today())
-                        if request.subject.type == "individual"
-                        else check_uscc(request.subject.id.upper(), request.subject.type,
-                                        catalogue.legacy_uscc))
-    if subject_problems:
-        raise Problem(422, "validation", "The subject's identifier is not valid", errors=[
-            {"field": "subject.id", "code": p.code, "message": p.message}
-            for p in subject_problems])
-    received_at = clock.now()
-    objection_id = str(uuid.uuid4())
-    token = domain.new_access_token()
-    subject = SubjectRef(type=request.subject.type, id=request.subject.id.upper())
-    due = domain.due_by(clock.today())
-    await store.create(conn, objection_id=objection_id, kind=kind, subject=subject,
-                       department=department, record_id=request.record.record_id,
-                       reason=request.reason, contact=request.contact,
-                       token_hash=domain.token_hash(token), due_by=due, received_at=received_at)
+            "message": f"one of {', '.join(catalogue.departments)}"}]))
+    subject_id, id_problems = domain.subject_id_problems(
+        request.subject.type, request.subject.id, clock.today(), catalogue.legacy_uscc)
+    if id_problems:
+        raise _refused(Problem(422, "validation", "The subject's identifier is not valid",
+                               errors=id_problems))
+    requester = domain.requester_of(request.contact)
+    if requester is None:
+        raise _refused(Problem(422, "validation", "The contact is not usable", errors=[{
+            "field": "contact", "code": "format",
+            "message": "a phone number or an e-mail address (at least 3 letters or digits)"}]))
+    record_id = request.record.record_id
+    known = await store.known_record(conn, department, record_id)
+    record_problems = domain.record_problems(
+        SubjectRef(type=request.subject.type, id=subject_id), known)
+    if record_problems or known is None:
+        code = record_problems[0]["code"]
+        title = ("No such record" if code == "record_not_found"
+                 else "The record is not about this subject")
+        raise _refused(Problem(422, code, title, errors=record_problems))
+    await _count(conn, f"record:{department}/{record_id}", limits.record, now,
+                 "about this record")
+
+    # The record's real subject, as the registry keys it, is what every event names.
+    subject = known.subject
+    for _ in range(2):
+        async with conn.transaction():
+            objection_id = str(uuid.uuid4())
+            token = domain.new_access_token()
+            due = domain.due_by(clock.today())
+            if await store.create(
+                    conn, objection_id=objection_id, kind=kind, subject=subject,
+                    department=department, record_id=record_id, revision=known.revision,
+                    reason=request.reason, contact=request.contact, requester=requester,
+                    token_hash=domain.token_hash(token), due_by=due, received_at=now):
+                await outbox.enqueue(conn, _routing_events(
+                    objection_id, kind, subject, known, request.reason, due, now))
+                return ObjectionCreated(objection_id=objection_id, kind=kind,
+                                        status="routed", due_by=due, access_token=token)
+            existing = await store.open_objection(conn, kind, department, record_id, requester)
+        if existing is not None:
+            raise _refused(Problem(
+                409, "objection_open",
+                f"You already have an open {kind} about this record", detail=existing,
+                extensions={"objection_id": existing}))
+        # The open one was decided between the two statements: try once more.
+    raise RuntimeError("an open objection kept appearing and disappearing")
+
+
+def _routing_events(objection_id: str, kind: str, subject: SubjectRef, known: domain.KnownRecord,
+                    reason: str, due: date, received_at: datetime) -> list[OutboundEvent]:
     routed = ObjectionRouted(
         objection_id=objection_id, kind=kind, subject=subject,
-        record=RecordRef(department=department, record_id=request.record.record_id),
-        reason=request.reason, due_by=due, received_at=received_at)
-    events = [OutboundEvent.of(OBJECTIONS.of(department), SOURCE, subject.key, routed)]
+        record=RecordRef(department=known.department, record_id=known.record_id,
+                         revision=known.revision),
+        reason=reason, due_by=due, received_at=received_at)
+    events = [OutboundEvent.of(OBJECTIONS.of(known.department), SOURCE, subject.key, routed,
+                               event_id=domain.routed_id(objection_id))]
     if kind == "objection":  # 异议标注: the record shows as disputed at once
-        events.append(_status_event("flag", department, request.record.record_id, subject,
+        events.append(_status_event("flag", known.department, known.record_id, subject,
                                     objection_id, None))
-    await outbox.enqueue(conn, events)
-    return ObjectionCreated(objection_id=objection_id, kind=kind,
-                            status="routed", due_by=due, access_token=token)
+    return events
+
+
+async def _count(conn: asyncpg.Connection, bucket: str, rate: domain.Rate, now: datetime,
+                 what: str) -> None:
+    start, end = domain.rate_window(rate, now)
+    if await store.hit(conn, bucket, start, end) > rate.limit:
+        raise _refused(Problem(
+            429, "rate_limited", "Too many requests", f"at most {rate} {what}",
+            headers={"Retry-After": str(domain.retry_after(now, end))}))
+
+
+def _refused(problem: Problem) -> Problem:
+    REFUSED.labels(problem.code).inc()
+    return problem
 
 
 async def decide(conn: asyncpg.Connection, department: str,
@@ -86,21 +167,27 @@ async def decide(conn: asyncpg.Connection, department: str,
         raise DecisionRefused(f"objection {decision.objection_id} belongs to {row['department']}")
     if row["status"] != "routed":
         return str(row["status"])  # already decided: a repeated decision changes nothing
-    subject = SubjectRef.model_validate(row["subject"])
+    # The record's subject now (a later revision may have moved it), else the one checked
+    # when the objection was taken.
+    known = await store.known_record(conn, department, row["record_id"])
+    subject = known.subject if known else SubjectRef.model_validate(row["subject"])
     changes = domain.changes_on_decision(row["kind"], decision.decision, decision.withdraw)
     await store.set_decided(conn, decision.objection_id, decision.decision, decision.reason)
+    if "withdraw" in changes:
+        await store.mark_withdrawn(conn, department, row["record_id"])
     await outbox.enqueue(conn, [
         _status_event(change, department, row["record_id"], subject, decision.objection_id,
                       decision.reason) for change in changes])
     return decision.decision
 
 
-def _status_event(change: str, department: str, record_id: str, subject: SubjectRef,
+def _status_event(change: RecordChange, department: str, record_id: str, subject: SubjectRef,
                   objection_id: str, reason: str | None) -> OutboundEvent:
     payload = RecordStatusChanged(change=change, department=department,
                                   record_id=record_id, subject=subject,
                                   objection_id=objection_id, reason=reason)
-    return OutboundEvent.of(RECORDS_STATUS, SOURCE, subject.key, payload)
+    return OutboundEvent.of(RECORDS_STATUS, SOURCE, subject.key, payload,
+                            event_id=domain.status_change_id(objection_id, change))
 
 
 @dataclass(frozen=True)
@@ -113,7 +200,11 @@ class Decision:
 
 def make_handler(ctx: ServiceContext) -> BatchHandler:
     async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
-        decisions, dead = parse_decisions(messages)
+        accepted = [m for m in messages if m.topic == RECORDS_ACCEPTED.name]
+        if accepted:
+            await remember_accepted(conn, accepted)
+        decisions, dead = parse_decisions(
+            [m for m in messages if m.topic != RECORDS_ACCEPTED.name])
         for d in await inbox.only_first_seen(conn, decisions, lambda d: d.event):
             try:
                 async with conn.transaction():  # a savepoint: a refused decision undoes itself
@@ -123,6 +214,20 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
         await outbox.enqueue(conn, dead)
 
     return handle
+
+
+async def remember_accepted(conn: asyncpg.Connection,
+                            messages: Sequence[InboundMessage]) -> None:
+    """Keep the projection of the accepted records that objections are checked against."""
+    events, dead = [], []
+    for m in messages:
+        try:
+            events.append(read_event(m, RECORDS_ACCEPTED))
+        except ValueError as exc:
+            dead.append(outbox.dead_letter("objection", m, f"unreadable event: {exc}"))
+    fresh = await inbox.only_first_seen(conn, events, lambda e: e)
+    await store.remember_records(conn, domain.latest_known(e.data for e in fresh))
+    await outbox.enqueue(conn, dead)
 
 
 def parse_decisions(messages: Sequence[InboundMessage]
@@ -162,3 +267,14 @@ async def deadline_timer(ctx: ServiceContext) -> None:
         except TRANSIENT as exc:
             log.warning("deadline timer: database unavailable (%s)", exc)
         await asyncio.sleep(TIMER_SECONDS)
+
+
+async def rate_window_cleaner(ctx: ServiceContext) -> None:
+    """Every minute: delete the rate windows that have ended (they count nothing more)."""
+    while True:
+        try:
+            async with ctx.pool.acquire() as conn:
+                await store.forget_windows(conn, clock.now())
+        except TRANSIENT as exc:
+            log.warning("rate window cleaner: database unavailable (%s)", exc)
+        await asyncio.sleep(60)

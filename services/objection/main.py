@@ -13,7 +13,7 @@ SPEC = ServiceSpec(
     handler=handlers.make_handler,
     api=api.create_app,
     gauges=(gauges.open_objections,),
-    timers=(handlers.deadline_timer,),
+    timers=(handlers.deadline_timer, handlers.rate_window_cleaner),
 )
 
 

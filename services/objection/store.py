@@ -1,25 +1,103 @@
-"""The objection service's database: objections and their timelines."""
+"""The objection service's database: objections and their timelines, the records they may
+name (a projection of credit.records.accepted), and the public forms' rate windows."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 
+from services.objection.domain import KnownRecord
 from shared.contract import SubjectRef
 
 
 async def create(conn: asyncpg.Connection, *, objection_id: str, kind: str, subject: SubjectRef,
-                 department: str, record_id: str, reason: str, contact: str, token_hash: str,
-                 due_by: date, received_at: datetime) -> None:
-    await conn.execute(
+                 department: str, record_id: str, revision: int, reason: str, contact: str,
+                 requester: str, token_hash: str, due_by: date, received_at: datetime) -> bool:
+    """Store a new open objection; False (nothing stored) when this requester already has
+    one open of this kind about the record."""
+    created = await conn.fetchval(
         "INSERT INTO objections (objection_id, kind, subject_key, subject, department, record_id,"
-        " reason, contact, token_hash, status, due_by, received_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'routed', $10, $11)",
+        " revision, reason, contact, requester, token_hash, status, due_by, received_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'routed', $12, $13)"
+        " ON CONFLICT (kind, department, record_id, requester) WHERE status = 'routed'"
+        " DO NOTHING RETURNING true",
         objection_id, kind, subject.key, subject.model_dump(mode="json"), department, record_id,
-        reason, contact, token_hash, due_by, received_at)
+        revision, reason, contact, requester, token_hash, due_by, received_at)
+    if not created:
+        return False
     await add_event(conn, objection_id, "routed", f"已转交{department}核查")
+    return True
+
+
+async def open_objection(conn: asyncpg.Connection, kind: str, department: str, record_id: str,
+                         requester: str) -> str | None:
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT objection_id::text FROM objections WHERE kind = $1 AND department = $2"
+        " AND record_id = $3 AND requester = $4 AND status = 'routed'",
+        kind, department, record_id, requester)
+
+
+async def known_record(conn: asyncpg.Connection, department: str,
+                       record_id: str) -> KnownRecord | None:
+    row = await conn.fetchrow(
+        "SELECT subject_type, subject_id, revision, catalogue_item, withdrawn"
+        " FROM known_records WHERE department = $1 AND record_id = $2", department, record_id)
+    if row is None:
+        return None
+    return KnownRecord(
+        department=department, record_id=record_id,
+        subject=SubjectRef(type=row["subject_type"], id=row["subject_id"]),
+        revision=row["revision"], catalogue_item=row["catalogue_item"],
+        withdrawn=row["withdrawn"])
+
+
+async def remember_records(conn: asyncpg.Connection, records: Sequence[KnownRecord]) -> None:
+    """Upsert records (one row per record in `records`): a higher revision replaces what is
+    kept, a lower or equal one (a replay, a late delivery) changes nothing."""
+    if not records:
+        return
+    await conn.execute(
+        "INSERT INTO known_records (department, record_id, subject_type, subject_id, revision,"
+        " catalogue_item, withdrawn)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],"
+        "   $6::text[], $7::bool[])"
+        " ON CONFLICT (department, record_id) DO UPDATE SET"
+        "   subject_type = EXCLUDED.subject_type, subject_id = EXCLUDED.subject_id,"
+        "   revision = EXCLUDED.revision,"
+        "   catalogue_item = COALESCE(EXCLUDED.catalogue_item, known_records.catalogue_item),"
+        "   withdrawn = EXCLUDED.withdrawn"
+        " WHERE known_records.revision < EXCLUDED.revision",
+        [r.department for r in records], [r.record_id for r in records],
+        [r.subject.type for r in records], [r.subject.id for r in records],
+        [r.revision for r in records], [r.catalogue_item for r in records],
+        [r.withdrawn for r in records])
+
+
+async def mark_withdrawn(conn: asyncpg.Connection, department: str, record_id: str) -> None:
+    """An upheld objection withdrew the record: no new objection can name it (a later
+    revision from the department brings it back)."""
+    await conn.execute(
+        "UPDATE known_records SET withdrawn = true WHERE department = $1 AND record_id = $2",
+        department, record_id)
+
+
+async def hit(conn: asyncpg.Connection, bucket: str, window_start: datetime,
+              window_end: datetime) -> int:
+    """Count one request in the bucket's window; returns the window's count with it. One
+    statement, so concurrent processes count each request once."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "INSERT INTO rate_windows (bucket, window_start, window_end, hits)"
+        " VALUES ($1, $2, $3, 1)"
+        " ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_windows.hits + 1"
+        " RETURNING hits", bucket, window_start, window_end)
+
+
+async def forget_windows(conn: asyncpg.Connection, now: datetime) -> int:
+    status = await conn.execute("DELETE FROM rate_windows WHERE window_end < $1", now)
+    return int(status.split()[-1])
 
 
 async def add_event(conn: asyncpg.Connection, objection_id: str, status: str,

@@ -26,8 +26,9 @@ from shared.contract import (
 )
 from shared.identifiers import is_minor_on, mask_resident_id
 
-# Stable ids: the same entry, measure and kind always give the same notice_id, so a notice
-# sent again (a relay retry) can be de-duplicated by the agency.
+# Stable ids, functions of their cause and never of the clock: the same entry, measure and
+# kind always give the same notice_id, so a notice sent again (a relay retry, or a replay of
+# the archive after a restore) can be de-duplicated by the agency.
 _NOTICE_NS = uuid.UUID("5f1d3a0e-8c1b-4c53-9f0e-2a7d6c1b9e44")
 
 EntryStatus = Literal["pending", "active", "exited", "cancelled"]
@@ -143,12 +144,25 @@ def plan_timers(due: Iterable[Entry], expired: Iterable[Entry]) -> list[Action]:
 # --- what the changes amount to ------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class History:
+    """How many entries each (list, subject) had, and how many changes each entry had,
+    before the actions at hand: what numbers the next ones, so that their ids are the same
+    whenever the same changes are made again."""
+
+    entries: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    changes: Mapping[str, int] = field(default_factory=dict)
+
+
 @dataclass
 class ListEffects:
     new_entries: list[Entry] = field(default_factory=list)
     changed_entries: list[Entry] = field(default_factory=list)
     list_changes: list[ListChanged] = field(default_factory=list)
+    list_change_ids: list[str] = field(default_factory=list)  # one event id per list change
     notices: list[tuple[str, Notice, str]] = field(default_factory=list)  # agency, notice, entry
+    # The next list change's number, per entry (from `History.changes`).
+    next_change: dict[str, int] = field(default_factory=dict)
 
 
 def add_years(day: date, years: int) -> date:
@@ -187,8 +201,14 @@ def feedback_overdue_through(today: date, working_days: int) -> date:
     return day
 
 
-def entry_id_for(list_name: str, subject_key: str, now: datetime) -> str:
-    return str(uuid.uuid5(_NOTICE_NS, f"entry|{list_name}|{subject_key}|{now.isoformat()}"))
+def entry_id_for(list_name: str, subject_key: str, ordinal: int) -> str:
+    """The id of a subject's entry on a list, numbered from 0 in the order they were made."""
+    return str(uuid.uuid5(_NOTICE_NS, f"entry|{list_name}|{subject_key}|{ordinal}"))
+
+
+def list_change_id(entry_id: str, ordinal: int) -> str:
+    """The event id of an entry's list change (ADD, MOD, DEL), numbered from 0."""
+    return str(uuid.uuid5(_NOTICE_NS, f"change|{entry_id}|{ordinal}"))
 
 
 def notice_id_for(entry_id: str, measure: str, kind: str) -> str:
@@ -198,15 +218,20 @@ def notice_id_for(entry_id: str, measure: str, kind: str) -> str:
 def materialize(catalogue: Catalogue, actions: Sequence[Action],
                 subjects: Mapping[str, SubjectChanged],
                 issued: Mapping[str, Sequence[tuple[str, Notice]]],
-                now: datetime, today: date) -> ListEffects:
+                now: datetime, today: date, history: History | None = None) -> ListEffects:
     """Turn planned actions into entries, list changes and notices. `issued` holds, per
-    entry, the notices it sent that are not yet revoked."""
-    fx = ListEffects()
+    entry, the notices it sent that are not yet revoked; `history` numbers new entries and
+    list changes (none before, if not given)."""
+    history = history or History()
+    fx = ListEffects(next_change=dict(history.changes))
+    entered: dict[tuple[str, str], int] = dict(history.entries)
     for action in actions:
         match action:
             case Enter(list_name, subject_key, basis):
-                entry = Entry(entry_id_for(list_name, subject_key, now), list_name, subject_key,
-                              "pending", basis)
+                ordinal = entered.get((list_name, subject_key), 0)
+                entered[(list_name, subject_key)] = ordinal + 1
+                entry = Entry(entry_id_for(list_name, subject_key, ordinal), list_name,
+                              subject_key, "pending", basis)
                 days = catalogue.lists[list_name].notice_period_days
                 if days:
                     fx.new_entries.append(replace(entry, publish_at=now + timedelta(days=days)))
@@ -218,7 +243,7 @@ def materialize(catalogue: Catalogue, actions: Sequence[Action],
                 rebased = replace(entry, basis=basis)
                 fx.changed_entries.append(rebased)
                 if entry.status == "active":
-                    fx.list_changes.append(_list_change(rebased, "MOD", subjects))
+                    _add_change(fx, _list_change(rebased, "MOD", subjects))
             case Exit(entry, reason):
                 fx.changed_entries.append(_withdraw(fx, entry, reason, subjects, issued, now,
                                                     today))
@@ -230,7 +255,7 @@ def _publish(catalogue: Catalogue, fx: ListEffects, entry: Entry,
     lst = catalogue.lists[entry.list]
     active = replace(entry, status="active", since=today,
                      until=add_years(today, lst.validity_years))
-    fx.list_changes.append(_list_change(active, "ADD", subjects))
+    _add_change(fx, _list_change(active, "ADD", subjects))
     snapshot = subjects[entry.subject_key]
     # The registry links no key person who was a minor on the record's decision date; one
     # who is a minor today was one then too, so a link that slipped through stops here.
@@ -254,7 +279,7 @@ def _withdraw(fx: ListEffects, entry: Entry, reason: str,
     if entry.status == "pending":  # never published: nothing to revoke
         return replace(entry, status="cancelled", exit_reason=reason)
     exited = replace(entry, status="exited", until=today, exit_reason=reason)
-    fx.list_changes.append(_list_change(exited, "DEL", subjects))
+    _add_change(fx, _list_change(exited, "DEL", subjects))
     for agency, original in issued.get(entry.entry_id, ()):
         revocation = original.model_copy(update={
             "notice_id": notice_id_for(entry.entry_id, original.measure, "revocation"),
@@ -262,6 +287,13 @@ def _withdraw(fx: ListEffects, entry: Entry, reason: str,
             "effective_until": None, "issued_at": now})
         fx.notices.append((agency, revocation, entry.entry_id))
     return exited
+
+
+def _add_change(fx: ListEffects, change: ListChanged) -> None:
+    ordinal = fx.next_change.get(change.entry_id, 0)
+    fx.next_change[change.entry_id] = ordinal + 1
+    fx.list_changes.append(change)
+    fx.list_change_ids.append(list_change_id(change.entry_id, ordinal))
 
 
 def _list_change(entry: Entry, op: Literal["ADD", "MOD", "DEL"],

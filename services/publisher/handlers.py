@@ -121,9 +121,16 @@ async def carry_out(conn: asyncpg.Connection, catalogue: Catalogue,
         subjects.update(await store.snapshots(conn, missing))
     exits = [a.entry.entry_id for a in actions if isinstance(a, domain.Exit)]
     issued = await store.unrevoked_notices(conn, exits) if exits else {}
-    fx = domain.materialize(catalogue, actions, subjects, issued, clock.now(), clock.today())
+    history = domain.History(
+        entries=await store.entry_counts(conn, [(a.list, a.subject_key) for a in actions
+                                                if isinstance(a, domain.Enter)]),
+        changes=await store.change_counts(conn, [a.entry.entry_id for a in actions
+                                                 if not isinstance(a, domain.Enter)]))
+    fx = domain.materialize(catalogue, actions, subjects, issued, clock.now(), clock.today(),
+                            history)
     await store.save_effects(conn, fx)
-    events = [OutboundEvent.of(LISTS_CHANGED, SOURCE, c.subject.key, c) for c in fx.list_changes]
+    events = [OutboundEvent.of(LISTS_CHANGED, SOURCE, c.subject.key, c, event_id=event_id)
+              for c, event_id in zip(fx.list_changes, fx.list_change_ids, strict=True)]
     events += [OutboundEvent.of(NOTICES.of(agency), SOURCE, n.subject.key, n,
                                 event_id=n.notice_id)
                for agency, n, _ in fx.notices]

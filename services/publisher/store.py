@@ -109,6 +109,28 @@ async def unrevoked_notices(conn: asyncpg.Connection,
     return out
 
 
+async def entry_counts(conn: asyncpg.Connection,
+                       keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """How many entries, of any status, each (list, subject key) has had."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        "SELECT list, subject_key, count(*) AS n FROM list_entries"
+        " WHERE (list, subject_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+        " GROUP BY list, subject_key", [k[0] for k in keys], [k[1] for k in keys])
+    return {(r["list"], r["subject_key"]): r["n"] for r in rows}
+
+
+async def change_counts(conn: asyncpg.Connection, entry_ids: Sequence[str]) -> dict[str, int]:
+    """How many list changes (ADD, MOD, DEL) each entry has had."""
+    if not entry_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT entry_id::text, count(*) AS n FROM list_changes"
+        " WHERE entry_id = ANY($1::uuid[]) GROUP BY entry_id", list(entry_ids))
+    return {r["entry_id"]: r["n"] for r in rows}
+
+
 async def save_effects(conn: asyncpg.Connection, fx: ListEffects) -> None:
     entries = [*fx.new_entries, *fx.changed_entries]
     if entries:

@@ -16,6 +16,13 @@ from shared.contract import (
     SubjectRef,
 )
 from shared.identifiers import is_minor_on
+from shared.messages import caused_id
+
+
+def snapshot_id(subject_key: str, version: int) -> str:
+    """The event id of a subject's archive snapshot (credit.subjects.changed): the subject
+    and the version its changes brought it to, so a replay re-emits the same id."""
+    return caused_id("xinyong/registry", "snapshot", subject_key, version)
 
 
 def add_months(day: date, months: int) -> date:
@@ -135,3 +142,18 @@ def grade(catalogue: Catalogue, subject: SubjectRef, records: Iterable[ArchivedR
     if positive:
         return Grade(grade="A", explanation=[f"守信激励记录：{s}" for s in positive])
     return Grade(grade="B", explanation=["无在效的失信或守信记录"])
+
+
+def status_change_refusal(change: RecordStatusChanged,
+                          stored_subject_key: str | None) -> str | None:
+    """Why a status change cannot apply, or None. A status change is about a record the
+    registry holds and names that record's subject: it never creates a record nor moves one
+    to another subject (only a department's new revision does, through ingest)."""
+    if stored_subject_key is None:
+        return (f"status change {change.change} for record {change.department}/"
+                f"{change.record_id}, which the registry does not hold")
+    if change.subject.key != stored_subject_key:
+        return (f"status change {change.change} for record {change.department}/"
+                f"{change.record_id} names subject {change.subject.key}, the record is about "
+                f"{stored_subject_key}")
+    return None

@@ -4,6 +4,7 @@ then emit one snapshot per touched subject (credit.subjects.changed)."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ SOURCE = "xinyong/registry"
 class Change:
     event: AnyEvent
     payload: AcceptedRecord | RecordStatusChanged
+    message: InboundMessage
 
     @property
     def record_key(self) -> tuple[str, str]:
@@ -63,10 +65,10 @@ def parse_changes(messages: Sequence[InboundMessage]) -> tuple[list[Change], lis
         try:
             if m.topic == RECORDS_ACCEPTED.name:
                 accepted = read_event(m, RECORDS_ACCEPTED)
-                changes.append(Change(accepted, accepted.data))
+                changes.append(Change(accepted, accepted.data, m))
             else:
                 status = read_event(m, RECORDS_STATUS)
-                changes.append(Change(status, status.data))
+                changes.append(Change(status, status.data, m))
         except ValueError as exc:
             dead.append(outbox.dead_letter("registry", m, f"unreadable event: {exc}"))
     return changes, dead
@@ -81,23 +83,38 @@ async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
     subject_of = {k: s for k, (s, _) in current.items()}
     written: list[tuple[str, ArchivedRecord, str, str]] = []
     touched: dict[str, SubjectRef] = {}
+    refused: list[OutboundEvent] = []
+    # A subject's version counts the changes to its archive, not the batches that carried
+    # them: a replay in other batches reaches the same versions, so the same snapshot ids.
+    changed: Counter[str] = Counter()
     for c in changes:
+        if isinstance(c.payload, RecordStatusChanged):
+            # Defence in depth: the objection service checks the subject too.
+            reason = domain.status_change_refusal(c.payload, subject_of.get(c.record_key))
+            if reason is not None:
+                refused.append(outbox.dead_letter("registry", c.message, reason))
+                continue
         before = archive.get(c.record_key)
         after = _apply(catalogue, before, c)
         if after is None:
             continue
         key = c.subject.key
         if c.record_key in subject_of and subject_of[c.record_key] != key:
-            # A later revision moved the record to another subject: both archives change.
+            # A later revision (an accepted record: status changes never get here) moved the
+            # record to another subject: both archives change.
             old = subject_of[c.record_key]
             touched.setdefault(old, SubjectRef.model_validate(_subject_from_key(old)))
+            changed[old] += 1
         archive[c.record_key], subject_of[c.record_key] = after, key
         touched[key] = c.subject if c.subject.name else touched.get(key, c.subject)
+        changed[key] += 1
         cause = "submission" if isinstance(c.payload, AcceptedRecord) else c.payload.change
         written.append((key, after, cause, c.event.id))
+    await outbox.enqueue(conn, refused)
     if not written:
         return
-    versions = await store.upsert_subjects(conn, list(touched.values()))
+    versions = await store.upsert_subjects(
+        conn, [(subject, changed[key]) for key, subject in touched.items()])
     await store.save_records(conn, written)
     await outbox.enqueue(conn, await _snapshots(conn, catalogue, versions))
 
@@ -106,9 +123,7 @@ def _apply(catalogue: Catalogue, before: ArchivedRecord | None,
            c: Change) -> ArchivedRecord | None:
     if isinstance(c.payload, AcceptedRecord):
         return domain.archive_accepted(catalogue, before, c.payload)
-    if before is None:
-        log.warning("status change %s for unknown record %s", c.payload.change, c.record_key)
-        return None
+    assert before is not None  # refused before: a status change needs a record
     return domain.apply_status_change(before, c.payload)
 
 
@@ -127,5 +142,6 @@ async def _snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
             subject=subject, version=versions[key], records=records,
             related_subjects=domain.key_persons(catalogue, records),
             grade=domain.grade(catalogue, subject, records, today))
-        events.append(OutboundEvent.of(SUBJECTS_CHANGED, SOURCE, key, snapshot))
+        events.append(OutboundEvent.of(SUBJECTS_CHANGED, SOURCE, key, snapshot,
+                                       event_id=domain.snapshot_id(key, versions[key])))
     return events

@@ -26,17 +26,18 @@ async def lock_records(conn: asyncpg.Connection,
 
 
 async def upsert_subjects(conn: asyncpg.Connection,
-                          subjects: Sequence[SubjectRef]) -> dict[str, int]:
-    """Create or rename subjects and bump their version; returns the new versions."""
+                          subjects: Sequence[tuple[SubjectRef, int]]) -> dict[str, int]:
+    """Create or rename subjects and add to their version the number of changes made to
+    each; returns the new versions."""
     rows = await conn.fetch(
         "INSERT INTO subjects (subject_key, type, id, name, version)"
-        " SELECT k, t, i, n, 1 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
-        "   AS u(k, t, i, n)"
-        " ON CONFLICT (subject_key) DO UPDATE SET version = subjects.version + 1,"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])"
+        " ON CONFLICT (subject_key) DO UPDATE SET version = subjects.version + EXCLUDED.version,"
         "   name = COALESCE(EXCLUDED.name, subjects.name), updated_at = now()"
         " RETURNING subject_key, version",
-        [s.key for s in subjects], [s.type for s in subjects], [s.id for s in subjects],
-        [s.name for s in subjects])
+        [s.key for s, _ in subjects], [s.type for s, _ in subjects],
+        [s.id for s, _ in subjects], [s.name for s, _ in subjects],
+        [n for _, n in subjects])
     return {r["subject_key"]: r["version"] for r in rows}
 
 

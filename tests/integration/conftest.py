@@ -33,7 +33,11 @@ from shared.topics import SERVICES, all_topics
 
 STACK = stack.IsolatedStack(
     "t", int(os.environ.get("XINYONG_TEST_PORT_BASE", "18000")),
-    XINYONG_PUBLIC_RATE_LIMIT="100000/minute")
+    XINYONG_PUBLIC_RATE_LIMIT="100000/minute",
+    # Tests pass as clients of their own through X-Forwarded-For (kit.as_client); a budget
+    # per client large enough for one test, small enough to be reached by one.
+    XINYONG_TRUSTED_PROXIES="127.0.0.1",
+    XINYONG_OBJECTION_RATE_LIMIT_CLIENT="40/minute")
 ENV = STACK.env
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -42,3 +43,30 @@ async def poll_json(url: str, check: Callable[[httpx.Response], bool],
 
 def feedback_for(record_id: str) -> Callable[[dict[str, Any]], bool]:
     return lambda e: e.get("data", {}).get("record_id") == record_id
+
+
+def as_client() -> dict[str, str]:
+    """Headers that make the objection service count a request against an address of its
+    own (the test stack trusts X-Forwarded-For from 127.0.0.1), so that one test's
+    requests never use up another's rate limit."""
+    return {"X-Forwarded-For": f"10.{random.randrange(256)}.{random.randrange(256)}."
+                               f"{random.randrange(1, 255)}"}
+
+
+def token_header(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def once_record_known(send: Callable[[], Awaitable[httpx.Response]],
+                            timeout: float = 30) -> httpx.Response:
+    """Send an objection or repair request until the objection service knows the record
+    (its projection of accepted records lags ingest by a moment); the first other answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = await send()
+        unknown = r.status_code == 422 and (
+            "record_not_found" in r.text or "no record with this id" in r.text)
+        if not unknown:
+            return r
+        assert time.monotonic() < deadline, f"the record never became known: {r.text[:500]}"
+        await asyncio.sleep(0.2)

@@ -53,7 +53,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
     def ours() -> list[dict[str, Any]]:
         return [e for t in ("credit.feedback.amr", "credit.feedback.court")
                 for e in watcher.events[t]
-                if e.get("data", {}).get("record_id", "").startswith(tag)]
+                if (e.get("data", {}).get("record_id") or "").startswith(tag)]
 
     async def some_feedback() -> bool:
         return len(ours()) >= RECORDS // 10
@@ -158,7 +158,7 @@ async def test_database_outage_is_waited_out_without_losing_or_dead_lettering(
     async def all_accepted() -> bool:
         seen = {e["data"]["record_id"]: e["data"]["status"]
                 for e in watcher.events["credit.feedback.amr"]
-                if e.get("data", {}).get("record_id", "").startswith(tag)}
+                if (e.get("data", {}).get("record_id") or "").startswith(tag)}
         return len(seen) == len(batch) and set(seen.values()) == {"accepted"}
 
     await _wait_until(all_accepted)

@@ -16,7 +16,7 @@ from deploy.stack import ServiceProcess
 from shared.settings import Settings
 from tests.integration.conftest import TopicWatcher, wait_until_accepted
 from tests.integration.helpers import enterprise, record
-from tests.integration.kit import feedback_for, poll_json, send
+from tests.integration.kit import as_client, feedback_for, once_record_known, poll_json, send
 
 pytestmark = pytest.mark.integration
 
@@ -127,11 +127,11 @@ async def test_agency_feedback_and_department_decision_over_http(
         "SELECT feedback_status FROM notices WHERE notice_id = $1::uuid", notice_id) == "applied"
 
     objection = services["objection"].url()
-    async with httpx.AsyncClient(base_url=objection) as client:
-        created = (await client.post("/api/v1/objections", json={
+    async with httpx.AsyncClient(base_url=objection, headers=as_client()) as client:
+        created = (await once_record_known(lambda: client.post("/api/v1/objections", json={
             "subject": {"type": "enterprise", "id": firm.id},
             "record": {"department": "court", "record_id": data["record_id"]},
-            "reason": "已履行完毕", "contact": "13900000000"})).json()
+            "reason": "已履行完毕", "contact": "13900000000"}))).json()
         path = f"/api/v1/objections/{created['objection_id']}/decision"
         court = await _accepted_token(settings, "department", "court", objection + path)
         amr = await _accepted_token(settings, "department", "amr", objection + path)

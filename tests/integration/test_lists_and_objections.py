@@ -16,7 +16,15 @@ from shared import clock
 from shared.settings import Settings
 from tests.integration.conftest import TopicWatcher
 from tests.integration.helpers import enterprise, individual, key_of, record
-from tests.integration.kit import feedback_for, poll_json, send, send_raw
+from tests.integration.kit import (
+    as_client,
+    feedback_for,
+    once_record_known,
+    poll_json,
+    send,
+    send_raw,
+    token_header,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -116,11 +124,12 @@ async def test_objection_flags_the_record_routes_it_and_a_rejection_lifts_the_fl
     assert profile["subject"]["id"] == person.id[:6] + "*" * 11 + person.id[-1]
     assert profile["records"][0]["disputed"] is False
 
-    async with httpx.AsyncClient(base_url=services["objection"].url()) as client:
-        r = await client.post("/api/v1/objections", json={
+    async with httpx.AsyncClient(base_url=services["objection"].url(),
+                                 headers=as_client()) as client:
+        r = await once_record_known(lambda: client.post("/api/v1/objections", json={
             "subject": {"type": "individual", "id": person.id},
             "record": {"department": "hrss", "record_id": data["record_id"]},
-            "reason": "工资已于判决前结清", "contact": "13800000000"})
+            "reason": "工资已于判决前结清", "contact": "13800000000"}))
         assert r.status_code == 201, r.text
         created = r.json()
         assert created["status"] == "routed"
@@ -131,17 +140,18 @@ async def test_objection_flags_the_record_routes_it_and_a_rejection_lifts_the_fl
             "credit.objections.hrss",
             lambda e: e["data"]["objection_id"] == created["objection_id"])
         assert routed["type"] == "cn.zhuhai.credit.objection.routed.v1"
-        assert routed["data"]["record"]["record_id"] == data["record_id"]
+        assert routed["data"]["record"] == {"department": "hrss",
+                                            "record_id": data["record_id"], "revision": 1}
         assert routed["data"]["due_by"] == created["due_by"]
         await poll_json(profile_url, lambda r: r.json()["records"][0]["disputed"] is True)
 
         token = created["access_token"]
         status = await client.get(f"/api/v1/objections/{created['objection_id']}",
-                                  params={"token": token})
+                                  headers=token_header(token))
         assert status.status_code == 200
         assert [e["status"] for e in status.json()["timeline"]] == ["routed"]
         wrong = await client.get(f"/api/v1/objections/{created['objection_id']}",
-                                 params={"token": "not-the-token"})
+                                 headers=token_header("not-the-token"))
         assert wrong.status_code == 404
         assert wrong.headers["content-type"].startswith("application/problem+json")
 
@@ -155,14 +165,15 @@ async def test_objection_flags_the_record_routes_it_and_a_rejection_lifts_the_fl
                        key_of(data))
         await poll_json(profile_url, lambda r: r.json()["records"][0]["disputed"] is False)
         final = await poll_json(
-            f"{services['objection'].url()}/api/v1/objections/{created['objection_id']}"
-            f"?token={token}", lambda r: r.json()["status"] == "rejected")
+            f"{services['objection'].url()}/api/v1/objections/{created['objection_id']}",
+            lambda r: r.json()["status"] == "rejected", headers=token_header(token))
         assert [e["status"] for e in final.json()["timeline"]] == ["routed", "rejected"]
 
 
 async def test_bad_objection_gets_a_problem_naming_the_field(
         services: dict[str, ServiceProcess]) -> None:
-    async with httpx.AsyncClient(base_url=services["objection"].url()) as client:
+    async with httpx.AsyncClient(base_url=services["objection"].url(),
+                                 headers=as_client()) as client:
         r = await client.post("/api/v1/objections", json={
             "subject": {"type": "company", "id": "x"}, "record": {"department": "amr"},
             "reason": "", "contact": "1"})
@@ -171,7 +182,8 @@ async def test_bad_objection_gets_a_problem_naming_the_field(
     fields = {e["field"] for e in r.json()["errors"]}
     assert {"subject.type", "record.record_id", "reason"} <= fields
 
-    async with httpx.AsyncClient(base_url=services["objection"].url()) as client:
+    async with httpx.AsyncClient(base_url=services["objection"].url(),
+                                 headers=as_client()) as client:
         bad_id = enterprise().id[:-1] + "I"  # I is not in the GB 32100 alphabet
         r = await client.post("/api/v1/objections", json={
             "subject": {"type": "enterprise", "id": bad_id},
@@ -192,11 +204,12 @@ async def test_upheld_objection_with_a_corrected_revision(
     await send(producer, settings, "amr", data)
     profile_url = f"{services['publisher'].url()}/api/v1/subjects/enterprise/{firm.id}"
     await poll_json(profile_url, lambda r: r.status_code == 200)
-    async with httpx.AsyncClient(base_url=services["objection"].url()) as client:
-        created = (await client.post("/api/v1/objections", json={
+    async with httpx.AsyncClient(base_url=services["objection"].url(),
+                                 headers=as_client()) as client:
+        created = (await once_record_known(lambda: client.post("/api/v1/objections", json={
             "subject": {"type": "enterprise", "id": firm.id},
             "record": {"department": "amr", "record_id": data["record_id"]},
-            "reason": "文书号有误", "contact": "0756-0000000"})).json()
+            "reason": "文书号有误", "contact": "0756-0000000"}))).json()
     await poll_json(profile_url, lambda r: r.json()["records"][0]["disputed"] is True)
     corrected = {**data, "revision": 2, "document_no": "珠市监罚〔2026〕18号"}
     decision = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "dept/amr",
@@ -218,32 +231,48 @@ async def test_upheld_objection_with_a_corrected_revision(
     assert len(profile["records"]) == 1
 
 
-async def test_the_objection_form_for_people(services: dict[str, ServiceProcess]) -> None:
+async def test_the_objection_form_for_people(
+        settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
+        services: dict[str, ServiceProcess]) -> None:
     firm = enterprise()
+    data = record(firm, "amr.admin_penalty")
+    await send(producer, settings, "amr", data)
+    await watcher.wait_for("credit.feedback.amr", feedback_for(data["record_id"]))
     form = {"kind": "objection", "type": "enterprise", "id": firm.id, "department": "amr",
-            "record_id": "FORM-1", "reason": "处罚已撤销", "contact": "13700000000"}
-    async with httpx.AsyncClient(base_url=services["objection"].url()) as client:
+            "record_id": data["record_id"], "reason": "处罚已撤销", "contact": "13700000000"}
+    async with httpx.AsyncClient(base_url=services["objection"].url(),
+                                 headers=as_client()) as client:
         page = await client.get("/objections/new", params={"id": firm.id})
         assert page.status_code == 200 and 'lang="zh-CN"' in page.text
-        done = await client.post("/objections/new", data=form)
+        done = await once_record_known(lambda: client.post("/objections/new", data=form))
         assert done.status_code == 201 and "申请已受理" in done.text
+        assert "?token=" not in done.text  # the token never goes in a URL
         refused = await client.post("/objections/new", data={**form, "id": firm.id[:-1]})
         assert refused.status_code == 422 and "18" in refused.text
+        again = await client.post("/objections/new", data=form)
+        assert again.status_code == 409
+        other = await client.post("/objections/new", data={**form, "id": enterprise().id})
+        assert other.status_code == 422 and "not about this subject" in other.text
 
 
 async def test_an_objection_past_its_deadline_is_marked_overdue(
+        settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
         services: dict[str, ServiceProcess], db: Any) -> None:
     firm = enterprise()
-    async with httpx.AsyncClient(base_url=services["objection"].url()) as client:
-        created = (await client.post("/api/v1/objections", json={
+    data = record(firm, "tax.major_violation")
+    await send(producer, settings, "tax", data)
+    await watcher.wait_for("credit.feedback.tax", feedback_for(data["record_id"]))
+    async with httpx.AsyncClient(base_url=services["objection"].url(),
+                                 headers=as_client()) as client:
+        created = (await once_record_known(lambda: client.post("/api/v1/objections", json={
             "subject": {"type": "enterprise", "id": firm.id},
-            "record": {"department": "tax", "record_id": "LATE-1"},
-            "reason": "长期未答复", "contact": "13600000000"})).json()
+            "record": {"department": "tax", "record_id": data["record_id"]},
+            "reason": "长期未答复", "contact": "13600000000"}))).json()
     await db("objection").execute(
         "UPDATE objections SET due_by = current_date - 1 WHERE objection_id = $1::uuid",
         created["objection_id"])
-    url = (f"{services['objection'].url()}/api/v1/objections/{created['objection_id']}"
-           f"?token={created['access_token']}")
-    answer = await poll_json(url, lambda r: len(r.json()["timeline"]) == 2)
+    url = f"{services['objection'].url()}/api/v1/objections/{created['objection_id']}"
+    answer = await poll_json(url, lambda r: len(r.json()["timeline"]) == 2,
+                             headers=token_header(created["access_token"]))
     assert [e["status"] for e in answer.json()["timeline"]] == ["routed", "overdue"]
     assert answer.json()["status"] == "routed"  # still waiting for the department

@@ -16,6 +16,7 @@ from services.publisher.domain import (
     Enter,
     Entry,
     Exit,
+    History,
     Rebase,
     add_years,
     basis_key,
@@ -242,12 +243,41 @@ def test_a_minor_key_person_is_not_named_on_any_notice(catalogue):
 
 
 def test_notice_ids_are_stable(catalogue):
-    """CONTRACT.md line 106: the same notice redelivered keeps its id."""
-    first = [n.notice_id for _, n, _ in enter_court(catalogue).notices]
-    again = [n.notice_id for _, n, _ in enter_court(catalogue).notices]
-    assert first == again
-    later = [n.notice_id for _, n, _ in enter_court(catalogue, NOW + timedelta(days=1)).notices]
-    assert not set(first) & set(later)
+    """CONTRACT.md line 106: the same notice redelivered keeps its id, even when the entry
+    is made again on another day (a replay after a restore)."""
+    first = enter_court(catalogue)
+    replayed = enter_court(catalogue, NOW + timedelta(days=1))
+    assert [n.notice_id for _, n, _ in first.notices] == [
+        n.notice_id for _, n, _ in replayed.notices]
+    assert [e.entry_id for e in first.new_entries] == [e.entry_id for e in replayed.new_entries]
+    assert first.list_change_ids == replayed.list_change_ids
+
+
+def test_a_later_entry_of_the_same_subject_has_ids_of_its_own(catalogue):
+    first = enter_court(catalogue)
+    second = materialize(catalogue, [Enter(COURT, ENTERPRISE.key, COURT_BASIS)],
+                         subjects(archived()), {}, NOW, TODAY,
+                         History(entries={(COURT, ENTERPRISE.key): 1}))
+    assert first.new_entries[0].entry_id != second.new_entries[0].entry_id
+    assert not ({n.notice_id for _, n, _ in first.notices}
+                & {n.notice_id for _, n, _ in second.notices})
+    assert not set(first.list_change_ids) & set(second.list_change_ids)
+
+
+def test_each_change_of_an_entry_has_its_own_event_id(catalogue):
+    """ADD, then MOD to another basis, then MOD back: three changes, three ids; the same
+    history gives the same ids again."""
+    active = entry()
+    other = (BasisRecord(department="court", record_id="R-2", revision=1),)
+
+    def changes(history):
+        return [materialize(catalogue, [Rebase(active, basis)], subjects(archived()), {},
+                            NOW, TODAY, History(changes={active.entry_id: n})).list_change_ids
+                for n, basis in history]
+
+    ids = changes([(1, other), (2, COURT_BASIS)])
+    assert len({i for batch in ids for i in batch}) == 2
+    assert ids == changes([(1, other), (2, COURT_BASIS)])
 
 
 def test_tax_entry_waits_out_the_notice_period(catalogue):

@@ -14,6 +14,7 @@ from services.registry.domain import (
     disclosure_window,
     grade,
     key_persons,
+    status_change_refusal,
 )
 from shared.contract import RecordStatusChanged, SubjectRef
 from tests.unit.factories import (
@@ -322,3 +323,25 @@ def test_a_corrected_revision_keeps_the_repair(catalogue):
     repaired = first.model_copy(update={"status": "repaired"})
     corrected = archive_accepted(catalogue, repaired, accepted(submission(revision=2)))
     assert corrected is not None and corrected.status == "repaired"
+
+
+# --- status changes are about a record the registry holds, under its subject -----------
+
+def _status(subject_id: str) -> RecordStatusChanged:
+    return RecordStatusChanged(change="flag", department="court", record_id="R-1",
+                               subject={"type": "enterprise", "id": subject_id},
+                               objection_id="o-1")
+
+
+def test_a_status_change_under_the_records_subject_applies():
+    assert status_change_refusal(_status(ENTERPRISE.id), f"enterprise:{ENTERPRISE.id}") is None
+
+
+def test_a_status_change_under_another_subject_is_refused():
+    reason = status_change_refusal(_status(ENTERPRISE.id), "enterprise:OTHER")
+    assert reason is not None and "enterprise:OTHER" in reason and ENTERPRISE.id in reason
+
+
+def test_a_status_change_for_a_record_not_held_is_refused():
+    reason = status_change_refusal(_status(ENTERPRISE.id), None)
+    assert reason is not None and "does not hold" in reason

@@ -1,0 +1,245 @@
+"""The objection service's use cases on a real database (rolled back): its projection of the
+accepted records, and which public requests it takes (CONTRACT.md, "Objections and repair")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.objection import domain, handlers
+from services.objection.contracts import ObjectionRequest
+from shared.catalogue import Catalogue
+from shared.contract import ObjectionDecision
+from shared.http import Problem
+from shared.messages import InboundMessage
+from shared.topics import RECORDS_ACCEPTED
+from tests.db.builders import FIRM_A, FIRM_B, accepted_message
+from tests.db.conftest import OpenTransaction
+from tests.unit.factories import resident_id
+
+pytestmark = pytest.mark.db
+
+PERSON = resident_id(sequence=400)  # its check character is X
+GENEROUS = handlers.Limits(domain.Rate(1000, 3600), domain.Rate(1000, 3600))
+
+
+def request(record_id: str, subject_id: str = FIRM_A, *, subject_type: str = "enterprise",
+            contact: str = "13800000000", department: str = "amr") -> ObjectionRequest:
+    return ObjectionRequest.model_validate({
+        "subject": {"type": subject_type, "id": subject_id},
+        "record": {"department": department, "record_id": record_id},
+        "reason": "处罚决定已撤销", "contact": contact})
+
+
+async def submit(conn: asyncpg.Connection, catalogue: Catalogue, req: ObjectionRequest, *,
+                 kind: str = "objection", limits: handlers.Limits = GENEROUS,
+                 client: str = "198.51.100.1") -> Any:
+    return await handlers.submit(conn, catalogue, limits, kind, req, client)
+
+
+async def refused(conn: asyncpg.Connection, catalogue: Catalogue, req: ObjectionRequest,
+                  **kwargs: Any) -> Problem:
+    with pytest.raises(Problem) as caught:
+        await submit(conn, catalogue, req, **kwargs)
+    return caught.value
+
+
+async def outbox_events(conn: asyncpg.Connection) -> list[tuple[str, dict[str, Any]]]:
+    rows = await conn.fetch("SELECT topic, value FROM outbox ORDER BY id")
+    return [(r["topic"], json.loads(bytes(r["value"]))) for r in rows]
+
+
+async def nothing_taken(conn: asyncpg.Connection) -> bool:
+    return (await conn.fetchval("SELECT count(*) FROM objections") == 0
+            and await conn.fetchval("SELECT count(*) FROM outbox") == 0)
+
+
+# --- the projection of credit.records.accepted ------------------------------------------
+
+
+async def test_the_projection_keeps_the_highest_revision_and_marks_withdrawals(
+        tx: OpenTransaction) -> None:
+    conn = await tx("objection")
+    await handlers.remember_accepted(conn, [accepted_message("P-1", FIRM_A, 2)])
+    await handlers.remember_accepted(conn, [accepted_message("P-1", FIRM_B, 1)])  # late, lower
+    row = await conn.fetchrow("SELECT * FROM known_records WHERE record_id = 'P-1'")
+    assert (row["subject_id"], row["revision"], row["withdrawn"]) == (FIRM_A, 2, False)
+    assert row["catalogue_item"] == "amr.admin_penalty"
+
+    await handlers.remember_accepted(conn, [accepted_message("P-1", FIRM_A, 3,
+                                                             action="withdraw")])
+    row = await conn.fetchrow("SELECT * FROM known_records WHERE record_id = 'P-1'")
+    assert (row["revision"], row["withdrawn"], row["catalogue_item"]) == (
+        3, True, "amr.admin_penalty")
+
+
+async def test_an_event_applied_twice_applies_once_and_unreadable_ones_are_dead_letters(
+        tx: OpenTransaction) -> None:
+    conn = await tx("objection")
+    first = accepted_message("P-2", FIRM_A, 1)
+    await handlers.remember_accepted(conn, [first])
+    await conn.execute("UPDATE known_records SET revision = 0 WHERE record_id = 'P-2'")
+    broken = InboundMessage(topic=RECORDS_ACCEPTED.name, partition=0, offset=10_000,
+                            key=None, value=b"{not json", timestamp_ms=0)
+    await handlers.remember_accepted(conn, [first, broken])
+    # The same event again changed nothing, though its revision is now the higher one.
+    assert await conn.fetchval(
+        "SELECT revision FROM known_records WHERE record_id = 'P-2'") == 0
+    [(topic, letter)] = await outbox_events(conn)
+    assert topic == "credit.deadletter.objection"
+    assert letter["data"]["offset"] == broken.offset
+
+
+# --- which requests are taken -----------------------------------------------------------
+
+
+async def test_an_objection_about_a_known_record_names_its_real_subject_and_revision(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("objection")
+    # Stored as a department sent it before identifiers were normalized (lower-case x).
+    assert PERSON.endswith("X")
+    stored_id = PERSON[:-1] + "x"
+    await handlers.remember_accepted(conn, [
+        accepted_message("S-1", stored_id, 4, subject_type="individual")])
+    created = await submit(conn, catalogue, request(
+        "S-1", "".join(chr(ord(c) + 0xFEE0) for c in PERSON), subject_type="individual"))
+    assert created.status == "routed"
+    [(routed_topic, routed), (status_topic, status)] = await outbox_events(conn)
+    assert routed_topic == "credit.objections.amr"
+    assert routed["data"]["record"] == {"department": "amr", "record_id": "S-1",
+                                        "revision": 4}
+    assert routed["data"]["subject"]["id"] == stored_id
+    assert status_topic == "credit.records.status"
+    assert status["subject"] == f"individual:{stored_id}"
+    assert status["data"]["subject"]["id"] == stored_id
+    assert status["data"]["change"] == "flag"
+    row = await conn.fetchrow("SELECT subject_key, revision, requester FROM objections")
+    assert (row["subject_key"], row["revision"]) == (f"individual:{stored_id}", 4)
+    assert row["requester"] == domain.requester_of("13800000000")
+
+
+async def test_an_unknown_record_is_refused_and_nothing_is_stored(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("objection")
+    await handlers.remember_accepted(conn, [accepted_message("U-1", FIRM_A)])
+    for req in (request("U-2"), request("U-1", department="tax")):
+        problem = await refused(conn, catalogue, req)
+        assert (problem.status, problem.code) == (422, "record_not_found")
+        assert problem.errors == [{"field": "record.record_id", "code": "record_not_found",
+                                   "message": "no record with this id at this department"}]
+    assert await nothing_taken(conn)
+
+
+async def test_a_record_of_another_subject_is_refused_and_nothing_is_stored(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("objection")
+    await handlers.remember_accepted(conn, [accepted_message("M-1", FIRM_A)])
+    problem = await refused(conn, catalogue, request("M-1", FIRM_B))
+    assert (problem.status, problem.code) == (422, "record_subject_mismatch")
+    assert [(e["field"], e["code"]) for e in problem.errors or []] == [
+        ("subject.id", "record_subject_mismatch")]
+    assert FIRM_A not in json.dumps(problem.errors)
+    assert await nothing_taken(conn)
+
+
+async def test_a_withdrawn_record_is_not_found(tx: OpenTransaction,
+                                               catalogue: Catalogue) -> None:
+    conn = await tx("objection")
+    await handlers.remember_accepted(conn, [accepted_message("W-1", FIRM_A, 1),
+                                            accepted_message("W-1", FIRM_A, 2,
+                                                             action="withdraw")])
+    problem = await refused(conn, catalogue, request("W-1"))
+    assert (problem.status, problem.code) == (422, "record_not_found")
+    assert await nothing_taken(conn)
+
+
+async def test_one_open_objection_per_record_and_requester(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("objection")
+    await handlers.remember_accepted(conn, [accepted_message("D-1", FIRM_A)])
+    first = await submit(conn, catalogue, request("D-1", contact="138 0000 0000"))
+    events = len(await outbox_events(conn))
+
+    problem = await refused(conn, catalogue, request("D-1", contact="138-0000-0000"))
+    assert (problem.status, problem.code) == (409, "objection_open")
+    assert problem.extensions == {"objection_id": first.objection_id}
+    assert await conn.fetchval("SELECT count(*) FROM objections") == 1
+    assert len(await outbox_events(conn)) == events
+
+    # Another requester, or a repair request by the same one, is a request of its own.
+    await submit(conn, catalogue, request("D-1", contact="13900000000"))
+    await submit(conn, catalogue, request("D-1", contact="138 0000 0000"), kind="repair")
+    assert await conn.fetchval("SELECT count(*) FROM objections") == 3
+
+    # Once the department has decided, the requester may object again.
+    await handlers.decide(conn, "amr", ObjectionDecision(
+        objection_id=first.objection_id, decision="rejected", reason="经核查无误"))
+    again = await submit(conn, catalogue, request("D-1", contact="13800000000"))
+    assert again.objection_id != first.objection_id
+
+
+async def test_too_many_requests_from_one_client_are_refused_failures_included(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("objection")
+    await handlers.remember_accepted(conn, [accepted_message("R-1", FIRM_A)])
+    limits = handlers.Limits(domain.Rate(3, 3600), domain.Rate(1000, 3600))
+    for _ in range(2):  # probing record ids counts
+        problem = await refused(conn, catalogue, request("NO-SUCH"), limits=limits)
+        assert problem.code == "record_not_found"
+    await submit(conn, catalogue, request("R-1"), limits=limits)
+    problem = await refused(conn, catalogue, request("R-1", contact="13900000000"),
+                            limits=limits)
+    assert (problem.status, problem.code) == (429, "rate_limited")
+    assert 1 <= int((problem.headers or {})["Retry-After"]) <= 3600
+    # Another client is counted apart.
+    await submit(conn, catalogue, request("R-1", contact="13900000000"), limits=limits,
+                 client="198.51.100.2")
+
+
+async def test_too_many_requests_about_one_record_are_refused(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("objection")
+    await handlers.remember_accepted(conn, [accepted_message("R-2", FIRM_A),
+                                            accepted_message("R-3", FIRM_A)])
+    limits = handlers.Limits(domain.Rate(1000, 3600), domain.Rate(2, 60))
+    # Requests that do not name the record's subject do not use up its budget...
+    for _ in range(3):
+        assert (await refused(conn, catalogue, request("R-2", FIRM_B),
+                              limits=limits)).code == "record_subject_mismatch"
+    for i in range(2):
+        await submit(conn, catalogue, request("R-2", contact=f"1380000000{i}"),
+                     limits=limits, client=f"198.51.100.{i}")
+    problem = await refused(conn, catalogue, request("R-2", contact="13800000009"),
+                            limits=limits, client="198.51.100.9")
+    assert (problem.status, problem.code) == (429, "rate_limited")
+    assert 1 <= int((problem.headers or {})["Retry-After"]) <= 60
+    # ...and another record has its own.
+    await submit(conn, catalogue, request("R-3", contact="13800000009"), limits=limits)
+
+
+async def test_an_upheld_withdrawal_closes_the_record_to_new_objections(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("objection")
+    await handlers.remember_accepted(conn, [accepted_message("X-1", FIRM_A)])
+    created = await submit(conn, catalogue, request("X-1"))
+    await handlers.decide(conn, "amr", ObjectionDecision(
+        objection_id=created.objection_id, decision="upheld", reason="撤销", withdraw=True))
+    problem = await refused(conn, catalogue, request("X-1", contact="13900000000"))
+    assert problem.code == "record_not_found"
+
+
+async def test_a_decision_names_the_records_subject_as_it_now_is(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("objection")
+    await handlers.remember_accepted(conn, [accepted_message("V-1", FIRM_A)])
+    created = await submit(conn, catalogue, request("V-1"))
+    # The department corrects the record's subject (a new revision, through ingest).
+    await handlers.remember_accepted(conn, [accepted_message("V-1", FIRM_B, 2)])
+    await conn.execute("DELETE FROM outbox")
+    await handlers.decide(conn, "amr", ObjectionDecision(
+        objection_id=created.objection_id, decision="rejected", reason="无误"))
+    [(_, status)] = await outbox_events(conn)
+    assert (status["data"]["change"], status["data"]["subject"]["id"]) == ("unflag", FIRM_B)

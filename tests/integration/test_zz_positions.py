@@ -1,0 +1,218 @@
+"""Positions that outlive their log, on the real broker and databases: a truncated log holds
+its partition until an operator resolves it; a topic created again, and the whole Kafka
+data replaced under live databases, are replayed, so every later record still reaches the
+archive and the lists.
+
+Named to run last: it stops, wipes and restarts the broker the session's services use, and
+leaves them working on the new one (topics created again, services ready).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from deploy import stack
+from shared.db import TRANSIENT
+from shared.kafka import delete_topics, log_ids, make_admin, make_producer
+from shared.settings import REPO_ROOT, Settings
+from tests.integration.conftest import ENV
+from tests.integration.helpers import enterprise, record
+from tests.integration.kit import send
+
+pytestmark = pytest.mark.integration
+
+ACCEPTED = "credit.records.accepted"
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if await check():
+                return
+        except TRANSIENT:
+            pass  # the machine's PostgreSQL is shared: another checkout may restart it
+        assert time.monotonic() < deadline, f"not reached in {timeout}s: {what}"
+        await asyncio.sleep(0.2)
+
+
+def _records(tag: str, count: int) -> list[dict[str, Any]]:
+    """Court records (the list has no notice period: listed at once), each its own firm."""
+    return [record(enterprise(f"珠海市位置测试{tag}{i}有限公司"), record_id=f"{tag}-{i:03d}")
+            for i in range(count)]
+
+
+async def _send_all(settings: Settings, records: list[dict[str, Any]]) -> None:
+    """With a producer of its own: the session's may still know the broker that was."""
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for data in records:
+            await send(producer, settings, "court", data)
+    finally:
+        await producer.stop()
+
+
+async def _archived_and_listed(db: Any, records: list[dict[str, Any]], what: str) -> None:
+    ids = [d["record_id"] for d in records]
+    keys = [f"enterprise:{d['subject']['id']}" for d in records]
+
+    async def archived() -> bool:
+        n = await db("registry").fetchval(
+            "SELECT count(*) FROM records WHERE record_id = ANY($1::text[])", ids)
+        return bool(n == len(ids))
+
+    async def listed() -> bool:
+        n = await db("publisher").fetchval(
+            "SELECT count(*) FROM list_entries WHERE list = 'court.dishonest_debtor'"
+            " AND status = 'active' AND subject_key = ANY($1::text[])", keys)
+        return bool(n == len(keys))
+
+    await _until(archived, f"{what}: all {len(ids)} records in the registry's archive")
+    await _until(listed, f"{what}: all {len(keys)} subjects on the court list")
+
+
+async def _stored_positions(db: Any, service: str, topic: str) -> dict[int, int]:
+    rows = await db(service).fetch(
+        "SELECT partition, next_offset FROM consumed_positions WHERE topic = $1", topic)
+    return {r["partition"]: r["next_offset"] for r in rows}
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`./xinyong ...` as an operator runs it, against this session's stack."""
+    return subprocess.run([sys.executable, "-m", "deploy.cli", *args], cwd=REPO_ROOT,
+                          env={**os.environ, **ENV}, capture_output=True, text=True,
+                          timeout=120)
+
+
+async def _is_ready(proc: stack.ServiceProcess) -> bool:
+    try:
+        await asyncio.to_thread(proc.wait_ready, 5)
+        return True
+    except stack.PositionsPaused:
+        return False
+
+
+async def _ready(services: dict[str, stack.ServiceProcess]) -> None:
+    """Every service ready (a service that exited is started again, as a supervisor would)."""
+    for proc in services.values():
+        if proc.pid() is None:
+            proc.start(ENV)
+        await asyncio.to_thread(proc.wait_ready, 120)
+
+
+async def test_a_truncated_log_holds_its_partition_until_an_operator_resolves_it(
+        settings: Settings, services: dict[str, stack.ServiceProcess], db: Any) -> None:
+    tag = f"TR{uuid.uuid4().hex[:4]}"
+    warm = _records(tag + "a", 12)
+    await _send_all(settings, warm)
+    await _archived_and_listed(db, warm, "before")
+    registry = services["registry"]
+    registry.stop()
+    # The database now counts messages this log does not have (a broker that lost its tail).
+    partition = min(await _stored_positions(db, "registry", ACCEPTED))
+    await db("registry").execute(
+        "UPDATE consumed_positions SET next_offset = next_offset + 1000"
+        " WHERE topic = $1 AND partition = $2", ACCEPTED, partition)
+    registry.start(ENV)
+    with pytest.raises(stack.PositionsPaused) as paused:
+        await asyncio.to_thread(registry.wait_ready, 60)
+    [held] = paused.value.paused
+    assert (held["topic"], held["partition"]) == (ACCEPTED, partition)
+    command = f"./xinyong positions resolve registry {ACCEPTED} --partition {partition}"
+    assert held["why"].startswith("truncated: ") and command in held["why"]
+
+    async with httpx.AsyncClient() as client:
+        ready = await client.get(registry.url() + "/readyz")
+        metrics = (await client.get(registry.url() + "/metrics/")).text
+    assert ready.status_code == 503 and ready.json()["positions"]["paused"] == [held]
+    assert ('xinyong_position_mismatch_total{reason="truncated",service="registry",'
+            f'topic="{ACCEPTED}"}} 1.0') in metrics
+
+    status = _cli("status")
+    assert status.returncode == 0, status.stderr
+    assert "registry" in status.stdout and "1 partition(s) PAUSED" in status.stdout
+    assert f"{ACCEPTED}[{partition}] truncated" in status.stdout and command in status.stdout
+
+    resolved = _cli("positions", "resolve", "registry", ACCEPTED, "--partition",
+                    str(partition), "--from-end")
+    assert resolved.returncode == 0, resolved.stderr
+    await _until(lambda: _is_ready(registry), "resumed at the next check", 60)
+    later = _records(tag + "b", 12)
+    await _send_all(settings, later)
+    await _archived_and_listed(db, later, "after --from-end")
+    assert "positions: ok" in _cli("status").stdout.split("registry", 1)[1].split("\n", 2)[1]
+    nothing = _cli("positions", "resolve", "registry", ACCEPTED, "--from-start")
+    assert nothing.returncode == 1 and "no paused partition" in nothing.stderr
+
+
+async def test_a_topic_created_again_is_replayed_from_its_start(
+        settings: Settings, services: dict[str, stack.ServiceProcess], db: Any) -> None:
+    tag = f"RT{uuid.uuid4().hex[:4]}"
+    before = _records(tag + "a", 36)
+    await _send_all(settings, before)
+    await _archived_and_listed(db, before, "before")
+    stored = await _stored_positions(db, "registry", ACCEPTED)
+    admin = make_admin(settings)
+    name = settings.topic(ACCEPTED)
+    old_id = (await log_ids(admin, [name]))[1][name]
+
+    await delete_topics(settings, [ACCEPTED])
+
+    async def gone() -> bool:
+        return name not in admin.list_topics(timeout=10).topics
+
+    await _until(gone, "topic deleted", 60)
+    await stack.provision(settings)
+    _, new_ids = await log_ids(admin, [name])
+    assert new_ids[name] != old_id
+
+    # Fewer records than before on each partition: trusted blindly, the stored positions
+    # would skip every one of them.
+    after = _records(tag + "b", 12)
+    await _send_all(settings, after)
+    await _archived_and_listed(db, after, "after the topic was created again")
+    replays = await db("registry").fetch(
+        "SELECT partition, stored_offset, resumed_from FROM position_mismatches"
+        " WHERE topic = $1 AND reason = 'new_topic'", ACCEPTED)
+    assert {r["partition"] for r in replays} == set(stored)
+    assert all(r["resumed_from"] == 0 for r in replays)
+
+
+async def test_kafka_data_replaced_under_live_databases_skips_nothing(
+        settings: Settings, services: dict[str, stack.ServiceProcess], db: Any) -> None:
+    tag = f"KR{uuid.uuid4().hex[:4]}"
+    before = _records(tag + "a", 36)
+    await _send_all(settings, before)
+    await _archived_and_listed(db, before, "before")
+    old_cluster, _ = await log_ids(make_admin(settings), [settings.topic(ACCEPTED)])
+
+    stack.run_script("kafka.sh", "stop", settings)
+    shutil.rmtree(settings.home / "kafka" / "data")
+    stack.run_script("kafka.sh", "start", settings)  # formats a new cluster
+    await stack.provision(settings)
+    new_cluster, _ = await log_ids(make_admin(settings), [settings.topic(ACCEPTED)])
+    assert new_cluster != old_cluster
+    await _ready(services)
+
+    after = _records(tag + "b", 12)
+    await _send_all(settings, after)
+    await _archived_and_listed(db, after, "after the Kafka data was replaced")
+    for service in ("ingest", "registry", "publisher"):
+        reasons = {r["reason"] for r in await db(service).fetch(
+            "SELECT reason FROM position_mismatches WHERE cluster_id = $1", new_cluster)}
+        assert reasons == {"new_cluster"}, service
+    # The session's other consumers (the topic watcher) are not this test's business; the
+    # services are ready on the new broker for whatever runs next.
+    await _ready(services)
