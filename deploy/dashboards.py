@@ -73,19 +73,22 @@ def row(title: str) -> Panel:
 
 
 def layout(panels: list[Panel]) -> list[Panel]:
-    """Grid positions: rows across, stats 4 wide, series 12 wide, in reading order."""
+    """Grid positions: rows across, stats 4 wide, series 12 wide, in reading order; stats
+    and series never share a line."""
     x = y = 0
     height = 0
     placed = []
+    previous = "row"
     for i, panel in enumerate(panels):
         width = {"row": 24, "stat": 4}.get(panel["type"], 12)
-        if panel["type"] == "row" or x + width > 24:
+        if panel["type"] == "row" or x + width > 24 or (x and panel["type"] != previous):
             x, y = 0, y + height
             height = 0
         h = {"row": 1, "stat": 4}.get(panel["type"], 8)
         placed.append({**panel, "id": i + 1, "gridPos": {"x": x, "y": y, "w": width, "h": h}})
         x += width
         height = max(height, h)
+        previous = panel["type"]
         if panel["type"] == "row":
             x, y, height = 0, y + 1, 0
     return placed
@@ -132,8 +135,9 @@ def overview() -> dict[str, Any]:
         row("Problems"),
         series("Dead letters (per hour)",
                (f"{per} (increase(xinyong_dead_letters_total[1h]))", "{{service}}")),
-        series("Set aside by the outbox, position mismatches",
+        series("Set aside by the outbox, paused partitions, position mismatches",
                ("max by (service) (xinyong_outbox_set_aside)", "{{service}} set aside"),
+               ("max by (service) (xinyong_partitions_paused)", "{{service}} paused"),
                (f"{per} (increase(xinyong_position_mismatch_total[1h]))",
                 "{{service}} mismatches (1h)")),
         series("HTTP requests per second",
@@ -165,6 +169,8 @@ def service_dashboard(service: str) -> dict[str, Any]:
              "starts", thresholds=(("green", None), ("orange", 2), ("red", 5))),
         stat("Partitions", f"sum(xinyong_assigned_partitions{{{sel}}})", "assigned",
              thresholds=(("red", None), ("green", 1))),
+        stat("Paused partitions", f"max(xinyong_partitions_paused{{{sel}}})", "paused",
+             description="Held on a position mismatch: ./xinyong positions show"),
         stat("Dead letters (24h)",
              f"sum(increase(xinyong_dead_letters_total{{{sel}}}[24h]))", "dead letters"),
         series("CPU", (f"rate(process_cpu_seconds_total{{job=\"xinyong\", {sel}}}[{RATE}])",

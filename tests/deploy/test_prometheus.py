@@ -28,7 +28,6 @@ NOT_FROM_THE_SERVICES = {
     "kafka_topic_partition_under_replicated_partition",    # kafka_exporter
     "kafka_topic_partition_in_sync_replica",               # kafka_exporter
     "xinyong_outbox_set_aside",                             # the outbox set-aside (issue 11)
-    "xinyong_position_mismatch_total",                      # the position check (issue 11)
 }
 
 
