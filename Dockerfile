@@ -1,6 +1,10 @@
 # One image for the four services and the command line; docker-compose.yml picks the
-# service with its command (`python -m services.<name>`).
+# service with its command (`python -m services.<name>`). openssl makes the broker's TLS
+# certificate (deploy/tls.sh); uid 1000 is the Kafka image's user too, so both read the
+# secrets they share (mode 0600) from one volume.
 FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends openssl \
+    && rm -rf /var/lib/apt/lists/* && useradd --uid 1000 --create-home xinyong
 WORKDIR /app
 COPY pyproject.toml ./
 COPY shared ./shared
@@ -8,5 +12,5 @@ COPY services ./services
 COPY deploy ./deploy
 COPY bench ./bench
 RUN pip install --no-cache-dir .
-ENV XINYONG_HTTP_HOST=0.0.0.0
-USER nobody
+ENV XINYONG_HTTP_HOST=0.0.0.0 XINYONG_METRICS_HOST=0.0.0.0 XINYONG_HOME=/xinyong
+USER 1000

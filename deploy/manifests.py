@@ -255,8 +255,9 @@ def deployment(service: str, settings: Settings) -> Manifest:
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65534,
-                                        "runAsGroup": 65534,
+                    # The image's own user (Dockerfile).
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
+                                        "runAsGroup": 1000,
                                         "seccompProfile": {"type": "RuntimeDefault"}},
                     # SIGTERM ends the batch in hand; the group hands its partitions over.
                     "terminationGracePeriodSeconds": 40,
@@ -338,8 +339,8 @@ def credential_sweep() -> Manifest:
             "jobTemplate": {"spec": {"backoffLimit": 0, "activeDeadlineSeconds": 120,
                                      "template": {"spec": {
                 "restartPolicy": "Never",
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 65534,
-                                    "runAsGroup": 65534,
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
+                                    "runAsGroup": 1000,
                                     "seccompProfile": {"type": "RuntimeDefault"}},
                 "containers": [{
                     "name": "sweep", "image": IMAGE,

@@ -170,12 +170,20 @@ class ServiceProcess:
         return self.run_dir / f"{self.name}.log"
 
     def pid(self) -> int | None:
+        """The process's pid while it lives: not a zombie (a killed child not yet reaped),
+        and not another program that got the number since (its command line tells)."""
         try:
             pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        except (FileNotFoundError, ValueError):
             return None
+        if not _alive(pid):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return None
+        wanted = [c.encode() for c in self.command or ("-m", f"services.{self.name}")]
+        return pid if cmdline[1:1 + len(wanted)] == wanted else None
 
     def start(self, env: dict[str, str] | None = None) -> int:
         if (pid := self.pid()) is not None:
@@ -260,7 +268,7 @@ def _alive(pid: int) -> bool:
         pass
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):  # gone, or another user's: not ours
         return False
     try:  # a zombie is not alive
         with open(f"/proc/{pid}/stat") as f:
@@ -352,14 +360,20 @@ class IsolatedStack:
         for p in self.processes.values():
             p.wait_ready()
 
-    def _principal(self, kind: str) -> dict[str, str]:
+    def _principal(self, kind: str, password: str | None = None) -> dict[str, str]:
         """A Kafka user of this namespace (the suite's or the bench's own clients): the
         `username`/`password` arguments of shared.kafka.make_producer and client_options."""
         name = username(kind, "", self.settings.topic_namespace)
-        password = secrets.new_password()
+        password = password or secrets.new_password()
         admin(self.settings).create_principal(
             Principal(kind, "", name), password)  # type: ignore[arg-type]
         return {"username": name, "password": password}
+
+    def restore_principals(self) -> None:
+        """Make the namespace's own users again, with the same passwords (a broker whose data
+        was replaced knows none of them)."""
+        self._principal("tester", self.tester["password"])
+        self._principal("observer", self.observer["password"])
 
     def service_credentials(self, service: str) -> dict[str, str]:
         """The service's own Kafka user: for tests that play a service (a forged event on

@@ -17,12 +17,19 @@ mkdir -p -- "$dir"
 chmod 700 -- "$dir"
 umask 077
 
+if [[ ! -f $dir/ca.pem ]] && ! command -v openssl >/dev/null 2>&1; then
+    echo "tls.sh: openssl is needed to make the certificates" >&2
+    exit 1
+fi
 if [[ ! -f $dir/ca.pem || ! -f $dir/ca.key ]]; then
     openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -sha256 \
         -subj "/O=Xinyong/CN=Xinyong Kafka CA" \
         -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
 fi
 
+if [[ -f $dir/broker.pem ]] && ! command -v openssl >/dev/null 2>&1; then
+    exit 0  # made elsewhere (a container without openssl gets it from a volume)
+fi
 if [[ -f $dir/broker.pem ]] && openssl x509 -checkend $((30 * 86400)) -noout \
     -in "$dir/broker.pem" >/dev/null 2>&1; then
     exit 0

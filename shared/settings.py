@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.catalogue import DEFAULT_CATALOGUE_PATH
@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # This process's own principal; a local stack's processes get theirs from `xinyong up`.
     kafka_sasl_username: str = ""
     kafka_sasl_password: str = ""
+    # Or the file that holds it (a container's secret): read when the password is empty.
+    kafka_sasl_password_file: Path | None = None
     kafka_ssl_cafile: Path | None = None
     # The broker's bootstrap administrator (created when its storage is formatted); only the
     # operators' command line uses it. Empty password: read from the local secrets folder.
@@ -119,6 +121,12 @@ class Settings(BaseSettings):
             for v in value:
                 ipaddress.ip_network(str(v), strict=False)  # a typo stops the service at start
         return value
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> Settings:
+        if not self.kafka_sasl_password and self.kafka_sasl_password_file:
+            self.kafka_sasl_password = self.kafka_sasl_password_file.read_text().strip()
+        return self
 
     def db_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"

@@ -29,10 +29,12 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import (
     CommitFailedError,
+    GroupAuthorizationFailedError,
     IllegalStateError,
     KafkaError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
+    TopicAuthorizationFailedError,
 )
 from confluent_kafka.admin import AdminClient
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
@@ -45,6 +47,7 @@ from shared.positions import resolve_command
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+_AUTHORIZATION_RETRY_S = 5.0
 
 BatchHandler = Callable[[asyncpg.Connection, Sequence[InboundMessage]], Awaitable[None]]
 
@@ -118,6 +121,14 @@ class StreamWorker:
                 # A partition not checked yet (positioned by the check); the client raises
                 # this at once, so do not spin on it.
                 await asyncio.sleep(self.settings.batch_wait_ms / 1000)
+                continue
+            except (GroupAuthorizationFailedError, TopicAuthorizationFailedError) as exc:
+                # The broker refuses this principal (its ACLs missing, or being made again):
+                # nothing is consumed, so nothing is lost; wait for an operator, loudly,
+                # instead of ending the process in a restart loop.
+                log.error("not authorized to consume (%s); retrying in %gs", exc,
+                          _AUTHORIZATION_RETRY_S)
+                await asyncio.sleep(_AUTHORIZATION_RETRY_S)
                 continue
             batches = {tp: records for tp, records in batches.items()
                        if tp not in self.unchecked and tp not in self.held}

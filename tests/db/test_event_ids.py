@@ -159,8 +159,9 @@ async def test_objection_events_are_named_by_the_objection(
             try:
                 await objection_store.create(
                     conn, objection_id=objection_id, kind="objection", subject=ENTERPRISE,
-                    department="court", record_id="C-1", reason="不实", contact="x",
-                    token_hash="h", due_by=date(2030, 1, 1), received_at=clock.now())
+                    department="court", record_id="C-1", revision=1, reason="不实", contact="x",
+                    requester="r", token_hash="h", due_by=date(2030, 1, 1),
+                    received_at=clock.now())
                 await objection.decide(conn, "court", ObjectionDecision(
                     objection_id=objection_id, decision="upheld", reason="核实", withdraw=True))
                 return [i for _, i, _ in await drain(conn)]

@@ -340,3 +340,30 @@ async def _eventually(client: httpx.AsyncClient, url: str,
         assert time.monotonic() < deadline, r.text
         await asyncio.sleep(0.1)
     return r
+
+
+async def test_a_service_database_rebuilt_from_nothing_knows_every_credential(
+        settings: Settings, services: dict[str, ServiceProcess]) -> None:
+    """credit.credentials is compacted and kept for ever: a service whose database is made
+    again from nothing learns every token from it, revocations included."""
+    from shared.db import drop_database, ensure_database
+
+    kept = await credentials.issue(settings, "agency", "land")
+    revoked = await credentials.issue(settings, "agency", "land")
+    url = services["publisher"].url() + f"/api/v1/notices/{uuid.uuid4()}/feedback"
+    await wait_until_accepted(revoked.token, url, "POST")
+    await credentials.revoke(settings, revoked.credential_id)
+    await _until_refused(revoked.token, url)
+
+    publisher = services["publisher"]
+    publisher.stop()
+    await drop_database(settings, "publisher")
+    await ensure_database(settings, "publisher")
+    publisher.start(ENV)
+    await asyncio.to_thread(publisher.wait_ready, 120)
+
+    await wait_until_accepted(kept.token, url, "POST")
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(url, json={"status": "received"},
+                                   headers={"Authorization": f"Bearer {revoked.token}"})
+    assert answer.status_code == 401

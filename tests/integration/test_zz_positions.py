@@ -21,12 +21,14 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from deploy import stack
+from deploy.credentials import admin as kafka_admin
 from shared.db import TRANSIENT
-from shared.kafka import delete_topics, log_ids, make_admin, make_producer
+from shared.kafka import admin_config, log_ids, make_producer
 from shared.settings import REPO_ROOT, Settings
-from tests.integration.conftest import ENV
+from tests.integration.conftest import ENV, STACK
 from tests.integration.helpers import enterprise, record
 from tests.integration.kit import send
 
@@ -47,6 +49,11 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float
         await asyncio.sleep(0.2)
 
 
+def _observer_admin(settings: Settings) -> AdminClient:
+    """An admin client that only looks (ids, offsets), as the suite's observer."""
+    return AdminClient(admin_config(settings, **STACK.observer))
+
+
 def _records(tag: str, count: int) -> list[dict[str, Any]]:
     """Court records (the list has no notice period: listed at once), each its own firm."""
     return [record(enterprise(f"珠海市位置测试{tag}{i}有限公司"), record_id=f"{tag}-{i:03d}")
@@ -55,7 +62,7 @@ def _records(tag: str, count: int) -> list[dict[str, Any]]:
 
 async def _send_all(settings: Settings, records: list[dict[str, Any]]) -> None:
     """With a producer of its own: the session's may still know the broker that was."""
-    producer = make_producer(settings)
+    producer = make_producer(settings, **STACK.tester)
     await producer.start()
     try:
         for data in records:
@@ -135,7 +142,9 @@ async def test_a_truncated_log_holds_its_partition_until_an_operator_resolves_it
 
     async with httpx.AsyncClient() as client:
         ready = await client.get(registry.url() + "/readyz")
-        metrics = (await client.get(registry.url() + "/metrics/")).text
+        metrics = (await client.get(
+            f"http://{settings.metrics_host}:{ENV['XINYONG_REGISTRY_METRICS_PORT']}/metrics")
+        ).text
     assert ready.status_code == 503 and ready.json()["positions"]["paused"] == [held]
     assert ('xinyong_position_mismatch_total{reason="truncated",service="registry",'
             f'topic="{ACCEPTED}"}} 1.0') in metrics
@@ -164,11 +173,11 @@ async def test_a_topic_created_again_is_replayed_from_its_start(
     await _send_all(settings, before)
     await _archived_and_listed(db, before, "before")
     stored = await _stored_positions(db, "registry", ACCEPTED)
-    admin = make_admin(settings)
+    admin = _observer_admin(settings)
     name = settings.topic(ACCEPTED)
     old_id = (await log_ids(admin, [name]))[1][name]
 
-    await delete_topics(settings, [ACCEPTED])
+    await asyncio.to_thread(kafka_admin(settings).delete_topics, [ACCEPTED])
 
     async def gone() -> bool:
         return name not in admin.list_topics(timeout=10).topics
@@ -196,13 +205,16 @@ async def test_kafka_data_replaced_under_live_databases_skips_nothing(
     before = _records(tag + "a", 36)
     await _send_all(settings, before)
     await _archived_and_listed(db, before, "before")
-    old_cluster, _ = await log_ids(make_admin(settings), [settings.topic(ACCEPTED)])
+    old_cluster, _ = await log_ids(_observer_admin(settings), [settings.topic(ACCEPTED)])
 
     stack.run_script("kafka.sh", "stop", settings)
     shutil.rmtree(settings.home / "kafka" / "data")
     stack.run_script("kafka.sh", "start", settings)  # formats a new cluster
+    # The new cluster knows its broker and administrator only: the services' users, the
+    # suite's own and their ACLs are made again, with the passwords they had.
     await stack.provision(settings)
-    new_cluster, _ = await log_ids(make_admin(settings), [settings.topic(ACCEPTED)])
+    await asyncio.to_thread(STACK.restore_principals)
+    new_cluster, _ = await log_ids(_observer_admin(settings), [settings.topic(ACCEPTED)])
     assert new_cluster != old_cluster
     await _ready(services)
 
