@@ -78,9 +78,57 @@ def install_problem_handlers(app: FastAPI) -> None:
                                 headers=getattr(exc, "headers", None))
 
 
+# RFC 9457 problem details as every error is answered (CONTRACT.md, "Errors").
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "code": {"type": "string", "description": "machine-readable reason"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {
+            "type": "object", "required": ["field", "code", "message"],
+            "properties": {"field": {"type": "string"}, "code": {"type": "string"},
+                           "message": {"type": "string"}}}},
+    },
+    "additionalProperties": True,
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Every error of every route, in the OpenAPI as it is answered: application/problem+json
+    (FastAPI would document its own 422 body as application/json)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = \
+            PROBLEM_SCHEMA
+        problem = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status in list(responses):
+                    if status[:1] in ("4", "5"):
+                        del responses[status]
+                responses["4XX"] = {"description": "The request cannot be answered as asked",
+                                    "content": problem}
+                responses["5XX"] = {"description": "The service cannot answer now",
+                                    "content": problem}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def base_app(title: str, description: str) -> FastAPI:
     app = FastAPI(title=title, description=description, version="1.0")
     install_problem_handlers(app)
+    _document_problems(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
