@@ -16,6 +16,7 @@ import asyncpg
 import typer
 
 from deploy import credentials, demo, stack
+from deploy.observe import Prometheus
 from shared import clock, outbox
 from shared.catalogue import Catalogue, load_catalogue
 from shared.contract import SUBJECT_TYPES, PartyKind, subject_key
@@ -45,7 +46,10 @@ T = TypeVar("T")
 
 
 @app.command()
-def up(demo_data: Annotated[bool, typer.Option("--demo/--no-demo")] = True) -> None:
+def up(demo_data: Annotated[bool, typer.Option("--demo/--no-demo")] = True,
+       observe: Annotated[bool, typer.Option(
+           "--observe", help="also Prometheus, scraping the services with the alert rules "
+           "loaded (port: XINYONG_PROMETHEUS_PORT, default 9090)")] = False) -> None:
     """Start Kafka, PostgreSQL and the four services (idempotent), with demo data."""
     settings = get_settings()
     stack.infra_up(settings)
@@ -76,6 +80,11 @@ def up(demo_data: Annotated[bool, typer.Option("--demo/--no-demo")] = True) -> N
     typer.echo(f"\n信用珠海 public site: {publisher}/\npublic API:           "
                f"{publisher}/api/v1/subjects?q=珠海  (OpenAPI: {publisher}/docs)\n"
                f"objections:           {objection}/objections/new")
+    if observe:
+        prometheus = Prometheus(settings)
+        prometheus.start()
+        typer.echo(f"Prometheus:           {prometheus.url}/alerts  (targets: "
+                   f"{prometheus.url}/targets; Grafana: README, \"Operating Xinyong\")")
 
 
 @app.command()
@@ -85,6 +94,8 @@ def down() -> None:
     for proc in [*stack.services(settings), stack.credential_sweeper(settings)]:
         proc.stop()
         typer.echo(f"{proc.name:<10} stopped")
+    if (settings.home / "prometheus" / "prometheus.yml").exists():
+        Prometheus(settings).stop()
     stack.infra_down(settings)
 
 

@@ -1,13 +1,19 @@
-"""What every service's HTTP API has: RFC 9457 problem responses, health and metrics."""
+"""What every service's HTTP API has: RFC 9457 problem responses, health, and request
+metrics per route."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import metrics
 
 PROBLEM = "application/problem+json"
 
@@ -129,3 +135,48 @@ def base_app(title: str, description: str) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class RequestMetrics:
+    """ASGI middleware: requests, their status and their latency per route *template*
+    (`/api/v1/subjects/{subject_type}/{subject_id}`), never the raw path, which would name
+    subjects and grow without bound. A path that matches no route counts as `unmatched`."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        # An exception that escapes the app becomes a 500 outside this middleware.
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            route = route_template(scope)
+            metrics.HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
+            metrics.HTTP_SECONDS.labels(self.service, method, route).observe(
+                time.perf_counter() - started)
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route the router matched (it leaves it in the scope)."""
+    route = scope.get("route")
+    if isinstance(route, Mount):
+        return f"{route.path}/{{path}}"
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"

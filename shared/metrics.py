@@ -1,11 +1,39 @@
-"""Prometheus metrics shared by all services (labelled by service)."""
+"""Prometheus metrics of every service: what the alert rules (deploy/prometheus/) and the
+dashboards (deploy/grafana/) read.
+
+Every metric is labelled by `service`; some also by topic, route, agency: sets the catalogue
+or the code bounds. Never by subject, record or request id: one series per subject would
+be a second archive in the monitoring system, and unbounded.
+
+Gauges computed from a service's database (backlog, lag, overdue counts) are the same in
+every process of one service: sum them across processes only where a process reports its
+own share (consumer lag: the partitions assigned to it), take the max otherwise.
+"""
 
 from prometheus_client import Counter, Gauge, Histogram
 
+# --- stream workers (shared/worker.py) ---------------------------------------------------
 MESSAGES = Counter("xinyong_messages_total", "Messages applied by stream workers",
                    ["service", "topic"])
 BATCH_SECONDS = Histogram("xinyong_batch_seconds", "Time to apply one batch in one transaction",
                           ["service"], buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+ASSIGNED_PARTITIONS = Gauge("xinyong_assigned_partitions", "Partitions assigned to this worker",
+                            ["service"])
+CONSUMER_LAG = Gauge(
+    "xinyong_consumer_lag",
+    "Messages not yet applied: log end offset minus the position stored in the service's "
+    "database, summed over the partitions assigned to this process",
+    ["service", "topic"])
+
+POSITION_MISMATCHES = Counter(
+    "xinyong_position_mismatch_total",
+    "Stored positions that disagreed with their log (shared/positions.py), by what was found",
+    ["service", "topic", "reason"])
+PARTITIONS_PAUSED = Gauge(
+    "xinyong_partitions_paused",
+    "Partitions not consumed until an operator resolves a position mismatch", ["service"])
+
+# --- outbox and dead letters (shared/outbox.py) ------------------------------------------
 DEAD_LETTERS = Counter("xinyong_dead_letters_total", "Messages sent to the dead-letter topic",
                        ["service"])
 MESSAGES_SKIPPED = Counter("xinyong_messages_skipped_total",
@@ -18,12 +46,40 @@ OUTBOX_SET_ASIDE = Counter("xinyong_outbox_set_aside_total",
                            ["service"])
 OUTBOX_PENDING = Gauge("xinyong_outbox_pending", "Events written but not yet relayed",
                        ["service"])
-ASSIGNED_PARTITIONS = Gauge("xinyong_assigned_partitions", "Partitions assigned to this worker",
-                            ["service"])
-POSITION_MISMATCHES = Counter(
-    "xinyong_position_mismatch_total",
-    "Stored positions that disagreed with their log (shared/positions.py), by what was found",
-    ["service", "topic", "reason"])
-PARTITIONS_PAUSED = Gauge(
-    "xinyong_partitions_paused",
-    "Partitions not consumed until an operator resolves a position mismatch", ["service"])
+OUTBOX_OLDEST_AGE = Gauge("xinyong_outbox_oldest_age_seconds",
+                          "Age of the oldest event not yet relayed (0 when none waits)",
+                          ["service"])
+
+# --- reachability and restarts (shared/probes.py, shared/service.py) ---------------------
+DATABASE_UP = Gauge("xinyong_database_up",
+                    "1 when the last probe of the service's own database answered", ["service"])
+KAFKA_UP = Gauge("xinyong_kafka_up", "1 when the last probe of the Kafka cluster answered",
+                 ["service"])
+# Kept in the service's database (shared/migrations/020_service_starts.sql), so the count
+# goes on across restarts: a crash loop shows as a rising counter even when no process lives
+# long enough between two scrapes. `process_start_time_seconds` (prometheus_client's process
+# collector) dates the current process.
+SERVICE_STARTS = Counter("xinyong_service_starts",
+                         "Times this service has started on its database, ever", ["service"])
+
+# --- HTTP (shared/http.py::RequestMetrics) -----------------------------------------------
+HTTP_REQUESTS = Counter("xinyong_http_requests_total", "HTTP requests answered",
+                        ["service", "method", "route", "status"])
+HTTP_SECONDS = Histogram("xinyong_http_request_seconds", "Time to answer an HTTP request",
+                         ["service", "method", "route"],
+                         buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+
+# --- closed loops: objections and notices ------------------------------------------------
+OBJECTIONS_OVERDUE = Gauge("xinyong_objections_overdue",
+                           "Objections past their statutory deadline, still undecided",
+                           ["service"])
+OBJECTIONS_OPEN = Gauge("xinyong_objections_open",
+                        "Objections and repair requests routed, not yet decided", ["service"])
+NOTICES_AWAITING_FEEDBACK = Gauge(
+    "xinyong_notices_awaiting_feedback",
+    "Notices without `applied` or `not_applicable` feedback from their agency",
+    ["service", "agency"])
+NOTICES_FEEDBACK_OVERDUE = Gauge(
+    "xinyong_notices_feedback_overdue",
+    "Notices still awaiting `applied` or `not_applicable` feedback past their deadline",
+    ["service", "agency"])

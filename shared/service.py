@@ -1,6 +1,6 @@
 """The one start and stop shape of every service: migrate, then run the stream worker, the
-credentials worker, the outbox relay, the HTTP API, the metrics endpoint and any timers side
-by side; stop them all when one ends.
+credentials worker, the outbox relay, the HTTP API, the metrics endpoint, the probes
+(shared/probes.py) and any timers side by side; stop them all when one ends.
 
 A service is described by a `ServiceSpec`; `run_service` is the only place that wires real
 Kafka and PostgreSQL clients into its handlers.
@@ -13,12 +13,15 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
@@ -27,9 +30,11 @@ from shared import credentials, metrics
 from shared.catalogue import Catalogue, load_catalogue
 from shared.context import ServiceContext
 from shared.db import SHARED_MIGRATIONS, TRANSIENT, create_pool, migrate
+from shared.http import RequestMetrics
 from shared.kafka import make_consumer, make_producer
 from shared.logs import configure_logging
 from shared.outbox import OutboxRelay
+from shared.probes import Gauge, Probes, record_start
 from shared.settings import Settings, get_settings
 from shared.topics import CREDENTIALS
 from shared.worker import BatchHandler, StreamWorker
@@ -46,16 +51,16 @@ class ServiceSpec:
     api: Callable[[ServiceContext], FastAPI]
     timers: Sequence[Callable[[ServiceContext], Coroutine[Any, Any, None]]] = field(
         default_factory=tuple)
+    # The service's own gauges, refreshed with the probes (e.g. notices past their deadline).
+    gauges: Sequence[Gauge] = field(default_factory=tuple)
 
 
 async def housekeeping(ctx: ServiceContext) -> None:
-    """Every minute: report the outbox backlog, and forget processed event ids past their
-    retention (shared/migrations/000_messaging.sql)."""
+    """Every minute: forget processed event ids past their retention
+    (shared/migrations/000_messaging.sql)."""
     while True:
         try:
             async with ctx.pool.acquire() as conn:
-                metrics.OUTBOX_PENDING.labels(ctx.name).set(
-                    await conn.fetchval("SELECT count(*) FROM outbox"))
                 await conn.execute(
                     "DELETE FROM processed_events WHERE processed_at < now() - make_interval("
                     "days => $1)", ctx.settings.processed_events_days)
@@ -71,27 +76,30 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     pool = await create_pool(settings, spec.name)
     async with pool.acquire() as conn:
         applied = await migrate(conn, SHARED_MIGRATIONS, spec.migrations)
+        starts = await record_start(conn, spec.name)
     if applied:
         log.info("applied migrations %s", applied)
+    metrics.SERVICE_STARTS.labels(spec.name).inc(starts)
     ctx = ServiceContext(spec.name, settings, catalogue, pool)
 
-    producer = make_producer(settings)
-    await producer.start()
+    producer = await _started(lambda: make_producer(settings))
     topics = list(spec.consumes(catalogue))
-    consumer = make_consumer(settings, settings.group_id(spec.name), ())
-    await consumer.start()
+    _zero_counters(spec.name, [*topics, CREDENTIALS.name])
+    consumer = await _started(lambda: make_consumer(settings, settings.group_id(spec.name), ()))
     worker = StreamWorker(settings, spec.name, pool, consumer, topics, spec.handler(ctx))
     # Credentials have a consumer of their own: a backlog of records never delays a
     # revocation.
-    credentials_consumer = make_consumer(
-        settings, settings.group_id(spec.name) + "-credentials", ())
-    await credentials_consumer.start()
+    credentials_consumer = await _started(lambda: make_consumer(
+        settings, settings.group_id(spec.name) + "-credentials", ()))
     credentials_worker = StreamWorker(settings, spec.name, pool, credentials_consumer,
                                       [CREDENTIALS.name], credentials.apply)
     relay = OutboxRelay(settings, spec.name, producer)
+    probes = Probes(ctx, [consumer, credentials_consumer], [*topics, CREDENTIALS.name],
+                    spec.gauges)
 
     app = spec.api(ctx)
     _add_readiness(app, worker)
+    app.add_middleware(RequestMetrics, service=spec.name)
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port(spec.name), log_config=None,
         access_log=False, lifespan="off",
@@ -117,9 +125,11 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     tasks = [asyncio.create_task(c, name=n) for n, c in [
         ("worker", worker.run()), ("credentials", credentials_worker.run()),
         ("relay", relay.run()), ("http", server.serve()), ("metrics", metrics_server.serve()),
+        ("probes", probes.run()),
         *[(t.__name__, t(ctx)) for t in (housekeeping, *spec.timers)]]]
-    log.info("%s started: consuming %d topics, HTTP on %s:%d", spec.name, len(topics),
-             settings.http_host, settings.http_port(spec.name))
+    log.info("%s started (start %d): consuming %d topics, HTTP on %s:%d, metrics on %s:%d",
+             spec.name, starts, len(topics), settings.http_host, settings.http_port(spec.name),
+             settings.metrics_host, settings.metrics_port(spec.name))
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
@@ -141,6 +151,41 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
         await _quietly(producer.stop())
         await _quietly(pool.close())
         log.info("%s stopped", spec.name)
+
+
+KAFKA_START_SECONDS = 60.0
+_Client = TypeVar("_Client", AIOKafkaProducer, AIOKafkaConsumer)
+
+
+async def _started(make: Callable[[], _Client]) -> _Client:
+    """A Kafka client, started once the cluster takes it: a broker restarting, or this
+    process's user not yet in the broker's credential cache (a user the controller has just
+    committed reaches it a moment later, seconds on a loaded machine), is waited out for a
+    minute before the start counts as failed."""
+    deadline = time.monotonic() + KAFKA_START_SECONDS
+    delay = 0.5
+    while True:
+        client = make()
+        try:
+            await client.start()
+            return client
+        except KafkaError as exc:
+            await _quietly(client.stop())
+            if time.monotonic() > deadline:
+                raise
+            log.warning("Kafka does not take this client yet (%s); retrying in %.1fs",
+                        exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _zero_counters(service: str, topics: Sequence[str]) -> None:
+    """Counters exported at 0 from the start: a counter that first appears at 1 hides its
+    first increase from `increase()` (deploy/prometheus/alerts.yml)."""
+    metrics.DEAD_LETTERS.labels(service)
+    metrics.OUTBOX_SENT.labels(service)
+    for topic in topics:
+        metrics.MESSAGES.labels(service, topic)
 
 
 def _add_readiness(app: FastAPI, worker: StreamWorker) -> None:

@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     registry_metrics_port: int = 9402
     publisher_metrics_port: int = 9400
     objection_metrics_port: int = 9403
+    # How often a service probes its database and Kafka and refreshes its gauges
+    # (shared/probes.py).
+    probe_interval_seconds: float = 15.0
+
+    # Agencies report what they did with a notice within this many working days (Monday to
+    # Friday) of its issue, or it counts as overdue (docs/decisions.md, "Operations").
+    notice_feedback_working_days: int = 10
 
     # Lifetimes of credentials when `credentials issue` is given no --expires-in
     # (docs/decisions.md, "Credentials").

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import asyncpg
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 
 from services.objection import domain, store
 from services.objection.contracts import ObjectionCreated, ObjectionRequest
-from shared import clock, inbox, outbox
+from shared import clock, inbox, metrics, outbox
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import (
@@ -250,7 +250,6 @@ def parse_decisions(messages: Sequence[InboundMessage]
     return decisions, dead
 
 
-OVERDUE = Gauge("xinyong_objections_overdue", "Objections past their statutory deadline")
 TIMER_SECONDS = 5.0
 
 
@@ -261,7 +260,8 @@ async def deadline_timer(ctx: ServiceContext) -> None:
         try:
             async with ctx.pool.acquire() as conn, conn.transaction():
                 late = await store.mark_overdue(conn, clock.today())
-                OVERDUE.set(await store.count_overdue(conn))
+                metrics.OBJECTIONS_OVERDUE.labels(ctx.name).set(
+                    await store.count_overdue(conn))
             if late:
                 log.warning("objections past their deadline: %s", ", ".join(late))
         except TRANSIENT as exc:

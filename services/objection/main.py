@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from services.objection import api, contracts, handlers
+from services.objection import api, contracts, gauges, handlers
 from shared.service import ServiceSpec
 from shared.service import main as run
 
@@ -12,6 +12,7 @@ SPEC = ServiceSpec(
     consumes=contracts.consumed_topics,
     handler=handlers.make_handler,
     api=api.create_app,
+    gauges=(gauges.open_objections,),
     timers=(handlers.deadline_timer, handlers.rate_window_cleaner),
 )
 

@@ -172,6 +172,35 @@ def add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
+# --- the agencies' feedback (closed loop) -------------------------------------------------
+
+# CONTRACT.md ("Agencies over HTTP"): a notice is overdue while it has no `applied` or
+# `not_applicable` feedback past its measure's deadline. The catalogue gives measures no
+# deadline yet (issue 10): until it does, one deadline for every notice, a number of working
+# days after its issue (`notice_feedback_working_days`). Working days are Monday to Friday:
+# the State Council's yearly holiday and make-up-day schedule is not modelled here.
+FEEDBACK_CLOSING = ("applied", "not_applicable")
+
+
+def add_working_days(day: date, working_days: int) -> date:
+    """The day `working_days` working days after `day` (a Saturday plus one is Monday)."""
+    counted = 0
+    while counted < working_days:
+        day += timedelta(days=1)
+        if day.weekday() < 5:
+            counted += 1
+    return day
+
+
+def feedback_overdue_through(today: date, working_days: int) -> date:
+    """The last issue day whose feedback deadline is behind `today`: a notice issued on or
+    before it (Zhuhai time) and still awaiting feedback is overdue."""
+    day = today - timedelta(days=1)
+    while add_working_days(day, working_days) >= today:
+        day -= timedelta(days=1)
+    return day
+
+
 def entry_id_for(list_name: str, subject_key: str, ordinal: int) -> str:
     """The id of a subject's entry on a list, numbered from 0 in the order they were made."""
     return str(uuid.uuid5(_NOTICE_NS, f"entry|{list_name}|{subject_key}|{ordinal}"))

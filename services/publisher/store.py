@@ -159,6 +159,17 @@ async def save_effects(conn: asyncpg.Connection, fx: ListEffects) -> None:
              for agency, n, entry_id in fx.notices])
 
 
+async def feedback_backlog(conn: asyncpg.Connection, closing: Sequence[str],
+                           overdue_before: datetime) -> dict[str, tuple[int, int]]:
+    """Per agency: notices without closing feedback, and those of them issued before
+    `overdue_before`."""
+    rows = await conn.fetch(
+        "SELECT agency, count(*) AS awaiting, count(*) FILTER (WHERE issued_at < $2) AS overdue"
+        " FROM notices WHERE feedback_status IS NULL OR feedback_status <> ALL($1::text[])"
+        " GROUP BY agency", list(closing), overdue_before)
+    return {r["agency"]: (r["awaiting"], r["overdue"]) for r in rows}
+
+
 async def record_feedback(conn: asyncpg.Connection,
                           feedback: Sequence[tuple[str, NoticeFeedback]]) -> set[str]:
     """Apply (agency, feedback) to the agency's own notices; returns the notice ids updated

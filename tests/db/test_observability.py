@@ -1,0 +1,89 @@
+"""What services report from their databases (rolled back): starts, the notices awaiting
+their agencies' feedback and past its deadline, open objections."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from prometheus_client import REGISTRY
+
+from services.objection import gauges as objection_gauges
+from services.publisher import gauges as publisher_gauges
+from shared import clock
+from shared.context import ServiceContext
+from shared.probes import record_start
+from tests.db.conftest import OpenTransaction
+
+pytestmark = pytest.mark.db
+
+
+def _gauge(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+async def test_starts_are_counted_per_service_across_restarts(tx: OpenTransaction) -> None:
+    conn = await tx("ingest")
+    assert [await record_start(conn, "ingest") for _ in range(3)] == [1, 2, 3]
+    assert await record_start(conn, "other") == 1
+
+
+async def test_notices_awaiting_feedback_and_past_its_deadline_per_agency(
+        tx: OpenTransaction, context_of: Callable[[str], ServiceContext]) -> None:
+    conn = await tx("publisher")
+    ctx = context_of("publisher")
+    agencies = sorted(ctx.catalogue.agencies)
+    late, early = agencies[0], agencies[1]
+    subject = f"enterprise:T{uuid.uuid4().hex[:16].upper()}"
+    await conn.execute(
+        "INSERT INTO subjects (subject_key, type, id, name, version, snapshot, discoverable)"
+        " VALUES ($1, 'enterprise', $2, 'x', 1, '{}'::json, false)", subject, subject[11:])
+    entry = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO list_entries (entry_id, list, subject_key, status, basis)"
+        " VALUES ($1, 'court.dishonest_debtor', $2, 'active', '[]'::jsonb)", entry, subject)
+    now = clock.now()
+    long_ago = now - timedelta(days=40)  # past any 10 working days
+    notices = [
+        (late, long_ago, None),              # overdue
+        (late, long_ago, "received"),        # received is not an answer: overdue
+        (late, long_ago, "applied"),         # closed
+        (late, long_ago, "not_applicable"),  # closed
+        (late, now, None),                   # awaiting, not yet due
+        (early, now - timedelta(hours=1), "received"),  # awaiting, not yet due
+    ]
+    await conn.executemany(
+        "INSERT INTO notices (notice_id, agency, kind, list, measure, entry_id, subject_key,"
+        " body, issued_at, feedback_status) VALUES ($1, $2, 'penalty',"
+        " 'court.dishonest_debtor', 'm', $3, $4, $5::text::json, $6, $7)",
+        [(uuid.uuid4(), agency, entry, subject, json.dumps({}), issued, status)
+         for agency, issued, status in notices])
+
+    await publisher_gauges.notice_feedback(ctx, conn)
+
+    def reported(name: str, agency: str) -> float | None:
+        return _gauge(name, service="publisher", agency=agency)
+    assert reported("xinyong_notices_awaiting_feedback", late) == 3
+    assert reported("xinyong_notices_feedback_overdue", late) == 2
+    assert reported("xinyong_notices_awaiting_feedback", early) == 1
+    assert reported("xinyong_notices_feedback_overdue", early) == 0
+    # Every agency of the catalogue is reported, 0 where nothing waits.
+    for agency in agencies[2:]:
+        assert reported("xinyong_notices_awaiting_feedback", agency) == 0
+
+
+async def test_open_objections_are_those_routed_and_undecided(
+        tx: OpenTransaction, context_of: Callable[[str], ServiceContext]) -> None:
+    conn = await tx("objection")
+    rows = [("routed", None), ("routed", None), ("upheld", clock.now())]
+    await conn.executemany(
+        "INSERT INTO objections (objection_id, kind, subject_key, subject, department,"
+        " record_id, reason, contact, token_hash, status, due_by, received_at, decided_at)"
+        " VALUES ($1, 'objection', 'enterprise:X', '{}'::jsonb, 'amr', 'R', 'r', 'c', 'h',"
+        " $2, current_date, now(), $3)",
+        [(uuid.uuid4(), status, decided) for status, decided in rows])
+    await objection_gauges.open_objections(context_of("objection"), conn)
+    assert _gauge("xinyong_objections_open", service="objection") == 2

@@ -1,0 +1,94 @@
+"""docker-compose.yml against the code: every XINYONG_* variable is a setting, the ports
+are the settings' ports, the services run modules that exist, and the observability
+profile mounts what deploy/ holds."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import pytest
+import yaml
+
+from deploy.observe import prometheus_config
+from shared.settings import REPO_ROOT, Settings
+from shared.topics import SERVICES
+
+pytestmark = pytest.mark.deploy
+
+COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+DEFAULTS = Settings()
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def test_every_xinyong_variable_is_a_setting() -> None:
+    fields = {f"XINYONG_{name.upper()}" for name in Settings.model_fields}
+    for name, service in COMPOSE["services"].items():
+        env = {k: v for k, v in _environment(service).items() if k.startswith("XINYONG_")}
+        if name == "kafka":
+            # The broker's container runs deploy/kafka.sh: its variables are the script's.
+            script = (REPO_ROOT / "deploy" / "kafka.sh").read_text(encoding="utf-8")
+            assert all(f"#   {k} " in script for k in env), f"kafka: {sorted(env)}"
+            continue
+        unknown = set(env) - fields
+        assert not unknown, f"{name}: {sorted(unknown)} are not settings (shared/settings.py)"
+        # ... and holds a value the setting accepts (files are read in the container).
+        Settings(**{k.removeprefix("XINYONG_").lower(): v  # type: ignore[arg-type]
+                    for k, v in env.items() if not k.endswith("_FILE")})
+
+
+def test_services_publish_only_their_settings_ports_and_run_their_module() -> None:
+    for service in SERVICES:
+        spec = COMPOSE["services"][service]
+        port = DEFAULTS.http_port(service)
+        # The registry (whole archives) and every metrics port stay internal.
+        assert spec.get("ports", []) == ([] if service == "registry" else [f"{port}:{port}"])
+        assert spec["command"] == ["python", "-m", f"services.{service}"]
+        assert importlib.util.find_spec(f"services.{service}.__main__") is not None
+        env = _environment(spec)
+        # Reachable from the other containers: HTTP and metrics on every interface.
+        assert env["XINYONG_HTTP_HOST"] == env["XINYONG_METRICS_HOST"] == "0.0.0.0"
+        assert env["XINYONG_KAFKA_SASL_USERNAME"] == f"svc.{service}"
+
+
+def test_kafka_and_postgres_are_where_the_services_look() -> None:
+    env = _environment(COMPOSE["services"]["ingest"])
+    host, port = env["XINYONG_KAFKA_BOOTSTRAP"].rsplit(":", 1)
+    kafka = _environment(COMPOSE["services"]["kafka"])
+    assert host in COMPOSE["services"] and kafka["XINYONG_KAFKA_PORT"] == port
+    assert env["XINYONG_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    assert env["XINYONG_PG_HOST"] in COMPOSE["services"]
+    assert env["XINYONG_PG_PORT"] == "5432"
+
+
+def test_compose_prometheus_scrapes_the_settings_metrics_ports() -> None:
+    scraped = yaml.safe_load((REPO_ROOT / "deploy" / "prometheus" / "compose.yml").read_text())
+    assert scraped == prometheus_config(DEFAULTS, rules="/etc/prometheus/alerts.yml",
+                                        host=lambda service: service)
+    prometheus = COMPOSE["services"]["prometheus"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in prometheus["volumes"]}
+    assert mounts["/etc/prometheus/prometheus.yml"] == "./deploy/prometheus/compose.yml"
+    assert mounts["/etc/prometheus/alerts.yml"] == "./deploy/prometheus/alerts.yml"
+
+
+def test_grafana_is_provisioned_with_the_dashboards_of_deploy() -> None:
+    grafana = COMPOSE["services"]["grafana"]
+    assert grafana["profiles"] == ["observe"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"]}
+    for source in mounts.values():
+        if source.startswith("./"):
+            assert (REPO_ROOT / source).exists(), source
+    provider = yaml.safe_load((REPO_ROOT / "deploy/grafana/provisioning/dashboards/xinyong.yml")
+                              .read_text())
+    [path] = [p["options"]["path"] for p in provider["providers"]]
+    assert mounts[path] == "./deploy/grafana/dashboards"
+    assert mounts["/etc/grafana/provisioning"] == "./deploy/grafana/provisioning"
+    home = _environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (REPO_ROOT / "deploy/grafana/dashboards" / home.removeprefix(path + "/")).exists()
+    assert _environment(grafana)["PROMETHEUS_URL"] == "http://prometheus:9090"
