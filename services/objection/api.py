@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from services.objection import domain, handlers, store
+from services.objection import handlers, store
 from services.objection.contracts import (
     DecisionRequest,
     ObjectionCreated,
@@ -61,7 +61,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             async with ctx.pool.acquire() as conn:
                 found = await store.with_timeline(conn, objection_id)
         # The same answer for an unknown id and a wrong token: ids cannot be probed.
-        if found is None or not given or not domain.token_matches(given, found["token_hash"]):
+        if (found is None or not given
+                or not credentials.secret_matches(given, found["token_hash"])):
             raise Problem(404, "not_found", "No objection with this id and token")
         return ObjectionStatus(
             objection_id=found["objection_id"], kind=found["kind"], status=found["status"],

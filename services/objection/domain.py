@@ -5,7 +5,6 @@ tokens, and what a decision does to the record. Pure functions."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 import math
 import re
 import secrets
@@ -28,14 +27,6 @@ def due_by(received_on: date) -> date:
 
 def new_access_token() -> str:
     return secrets.token_urlsafe(24)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def token_matches(token: str, stored_hash: str) -> bool:
-    return hmac.compare_digest(token_hash(token), stored_hash)
 
 
 def changes_on_decision(kind: str, decision: str, withdraw: bool) -> list[RecordChange]:

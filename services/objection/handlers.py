@@ -16,7 +16,7 @@ from prometheus_client import Counter
 
 from services.objection import domain, store
 from services.objection.contracts import ObjectionCreated, ObjectionRequest
-from shared import clock, inbox, metrics, outbox
+from shared import clock, credentials, inbox, metrics, outbox
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import (
@@ -113,7 +113,7 @@ async def submit(conn: asyncpg.Connection, catalogue: Catalogue, limits: Limits,
                     conn, objection_id=objection_id, kind=kind, subject=subject,
                     department=department, record_id=record_id, revision=known.revision,
                     reason=request.reason, contact=request.contact, requester=requester,
-                    token_hash=domain.token_hash(token), due_by=due, received_at=now):
+                    token_hash=credentials.secret_hash(token), due_by=due, received_at=now):
                 await outbox.enqueue(conn, _routing_events(
                     objection_id, kind, subject, known, request.reason, due, now))
                 return ObjectionCreated(objection_id=objection_id, kind=kind,

@@ -21,10 +21,9 @@ from services.objection.domain import (
     requester_of,
     retry_after,
     subject_id_problems,
-    token_hash,
-    token_matches,
 )
 from shared.contract import SubjectRef
+from shared.credentials import secret_hash, secret_matches
 from tests.unit.factories import ENTERPRISE_ID, PERSON_ID, accepted, submission, uscc
 
 
@@ -41,19 +40,14 @@ def test_access_tokens_are_unguessable_and_distinct():
     assert all(len(t) >= 32 for t in tokens)
 
 
-def test_token_hash_is_sha256_hex_and_not_the_token():
-    token = "secret-token"
-    assert token_hash(token) == hashlib.sha256(b"secret-token").hexdigest()
-    assert token not in token_hash(token)
-
-
-def test_token_matches_its_own_hash_only():
+def test_a_follow_up_token_is_kept_as_the_one_secret_hash_and_matches_only_itself():
     token = new_access_token()
-    stored = token_hash(token)
-    assert token_matches(token, stored)
-    assert not token_matches(token + "x", stored)
-    assert not token_matches("", stored)
-    assert not token_matches(token, token)  # the raw token is not a valid stored hash
+    stored = secret_hash(token)
+    assert stored == hashlib.sha256(token.encode()).hexdigest() and token not in stored
+    assert secret_matches(token, stored)
+    assert not secret_matches(token + "x", stored)
+    assert not secret_matches("", stored)
+    assert not secret_matches(token, token)  # the raw token is not a valid stored hash
 
 
 @pytest.mark.parametrize(("kind", "decision", "withdraw", "changes"), [
