@@ -200,7 +200,7 @@ async def batch_seconds(stack: IsolatedStack) -> dict[str, float]:
     out = {}
     async with httpx.AsyncClient() as client:
         for name, p in stack.processes.items():
-            text = (await client.get(p.url() + "/metrics/")).text
+            text = (await client.get(p.metrics_url())).text
             out[name] = round(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                                   if line.startswith("xinyong_batch_seconds_sum")), 2)
     return out

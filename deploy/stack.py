@@ -223,6 +223,11 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://{self.settings.http_host}:{self.settings.http_port(self.name)}"
 
+    def metrics_url(self) -> str:
+        """Its Prometheus metrics, on their own port (never the public one)."""
+        return (f"http://{self.settings.metrics_host}:{self.settings.metrics_port(self.name)}"
+                "/metrics")
+
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
