@@ -27,7 +27,7 @@ from confluent_kafka import KafkaException
 from deploy import credentials, secrets
 from deploy.credentials import admin
 from deploy.kafka_admin import KafkaAdmin
-from shared import inbox
+from shared import clock, inbox
 from shared.access import Principal, username
 from shared.catalogue import load_catalogue
 from shared.db import drop_database, ensure_database
@@ -352,6 +352,9 @@ class IsolatedStack:
             "XINYONG_OBJECTION_METRICS_PORT": str(port_base + 53),
             # The broker's minimum: a killed worker's partitions move on quickly.
             "XINYONG_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            # A clock the run may move forward (shared/clock.py; `move_clock`).
+            "XINYONG_ENVIRONMENT": "test",
+            "XINYONG_TEST_CLOCK_FILE": str(Settings().home / "run" / run / "clock"),
             **extra_env,
         }
         self.settings = Settings(**{k.removeprefix("XINYONG_").lower(): v  # type: ignore[arg-type]
@@ -381,6 +384,12 @@ class IsolatedStack:
         admin(self.settings).create_principal(
             Principal(kind, "", name), password)  # type: ignore[arg-type]
         return {"username": name, "password": password}
+
+    def move_clock(self, by: timedelta) -> None:
+        """Move every service's clock (and this process's) forward."""
+        assert self.settings.test_clock_file is not None
+        self.settings.test_clock_file.parent.mkdir(parents=True, exist_ok=True)
+        clock.move_test_clock(self.settings.test_clock_file, by)
 
     def act_as(self, kind: str) -> None:
         """Carry a Kafka user of this namespace in `settings` (and `env`, for processes

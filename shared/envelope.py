@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from json.encoder import encode_basestring as _string
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared import clock
 
 P = TypeVar("P")
 
@@ -47,7 +49,7 @@ def encode_event(event_type: str, source: str, subject: str | None, data: BaseMo
     head = (f'{{"specversion":"1.0","id":{_string(event_id)},"source":{_string(source)},'
             f'"type":{_string(event_type)},'
             f'"subject":{_string(subject) if subject is not None else "null"},'
-            f'"time":"{datetime.now(UTC).isoformat()}","datacontenttype":"application/json",'
+            f'"time":"{clock.now().isoformat()}","datacontenttype":"application/json",'
             '"data":')
     return event_id, head.encode() + data.model_dump_json().encode() + b"}"
 
@@ -60,6 +62,6 @@ def submission_json(department: str, data: Any, event_id: str | None = None) -> 
     return json.dumps({
         "specversion": "1.0", "id": event_id or str(uuid.uuid4()),
         "source": f"dept/{department}", "type": "cn.zhuhai.credit.record.submitted.v1",
-        "subject": key, "time": datetime.now(UTC).isoformat(),
+        "subject": key, "time": clock.now().isoformat(),
         "datacontenttype": "application/json", "data": data,
     }, ensure_ascii=False, default=str).encode()

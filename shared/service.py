@@ -26,7 +26,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 
-from shared import credentials, metrics
+from shared import clock, credentials, metrics
 from shared.catalogue import Catalogue, load_catalogue
 from shared.context import ServiceContext
 from shared.db import SHARED_MIGRATIONS, TRANSIENT, create_pool, migrate
@@ -69,9 +69,20 @@ async def housekeeping(ctx: ServiceContext) -> None:
         await asyncio.sleep(60)
 
 
+def use_clock(settings: Settings, service: str) -> None:
+    """The real clock, or a test clock anywhere but in production."""
+    if settings.test_clock_file is not None:
+        if settings.environment == "production":
+            raise SystemExit(f"{service}: a production start refuses a test clock "
+                             "(XINYONG_TEST_CLOCK_FILE is set)")
+        log.warning("test clock: time moves with %s", settings.test_clock_file)
+    clock.configure(settings.test_clock_file)
+
+
 async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     configure_logging(spec.name, settings.log_level)
+    use_clock(settings, spec.name)
     catalogue = load_catalogue(settings.catalogue_path)
     pool = await create_pool(settings, spec.name)
     async with pool.acquire() as conn:

@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     # Where people reach the objection forms (linked from the public site's pages).
     objection_public_url: str = "http://127.0.0.1:8003"
     log_level: str = "INFO"
+    # "production" refuses what only tests may do (a test clock).
+    environment: Literal["production", "development", "test"] = "development"
+    # A file whose content (seconds) moves the clock forward: tests only (shared/clock.py).
+    test_clock_file: Path | None = None
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

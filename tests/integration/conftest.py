@@ -26,6 +26,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from deploy import credentials, stack
+from shared import clock
 from shared.catalogue import load_catalogue
 from shared.kafka import client_options, make_producer
 from shared.settings import Settings
@@ -39,6 +40,8 @@ STACK = stack.IsolatedStack(
     XINYONG_TRUSTED_PROXIES="127.0.0.1",
     XINYONG_OBJECTION_RATE_LIMIT_CLIENT="40/minute")
 ENV = STACK.env
+# This process reads the services' clock too: a test that moves it sees what they see.
+clock.configure(STACK.settings.test_clock_file)
 
 
 @pytest.fixture(scope="session")
