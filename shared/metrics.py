@@ -83,3 +83,12 @@ NOTICES_FEEDBACK_OVERDUE = Gauge(
     "xinyong_notices_feedback_overdue",
     "Notices still awaiting `applied` or `not_applicable` feedback past their deadline",
     ["service", "agency"])
+
+# --- the working-day calendar (shared/clock.py) ------------------------------------------
+CALENDAR_COVERED_UNTIL = Gauge(
+    "xinyong_calendar_covered_until",
+    "The last day (Unix time, midnight CST) the published holiday schedule covers: past it, "
+    "working days are Monday to Friday and deadlines are provisional")
+CALENDAR_PROVISIONAL = Counter(
+    "xinyong_calendar_provisional_total",
+    "Dates counted in working days past the published holiday schedule (provisional)")
