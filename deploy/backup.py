@@ -186,12 +186,12 @@ def refusal(checks: Iterable[PartitionCheck], dump: Path, created: datetime | No
     if created is not None:
         hours = (datetime.now(UTC) - created).total_seconds() / 3600
         age = f" It was made {hours:.1f} h ago ({created:%Y-%m-%d %H:%M} UTC)."
-    kept = sorted({f"{t} {h:g} h" for t, h in retention_hours.items()
-                   if any(c.topic == t for c in lost)})
+    kept = sorted({f"{t} {h:g} h" if h >= 0 else f"{t} for ever"
+                   for t, h in retention_hours.items() if any(c.topic == t for c in lost)})
     return (f"Restore of {dump.name} refused: {len(lost)} partition(s) could not resume from "
-            f"the dump's positions without losing messages.{age} The topics keep "
-            f"{', '.join(kept) or 'their retention'}; what the dump had not applied yet is "
-            "no longer in Kafka:\n" + "\n".join(f"  {c.line()}" for c in lost)
+            f"the dump's positions without losing messages.{age} Retention of the topics: "
+            f"{', '.join(kept) or 'unknown'}; what the dump had not applied yet is no longer "
+            "in Kafka:\n" + "\n".join(f"  {c.line()}" for c in lost)
             + "\nRestore a more recent backup (a backup is only good for as long as the "
               "topics keep messages: docs/runbook.md, \"Restoring a database\"), or rebuild "
               "the database from nothing and resolve the partitions "

@@ -2,11 +2,12 @@
 tests/integration/test_restore_drill.py): what an operator does when a database is lost,
 on the running stack, with a check that it worked.
 
-1. Wait until the service has applied everything and relayed what it wrote.
+1. Wait until the services have applied everything and relayed what they wrote.
 2. Back up its database (`pg_dump -Fc`, deploy/backup.py).
-3. Send more records, as the departments do, and wait until the service has applied them:
-   its state then is the state *without* a restore (fingerprinted below), and the ids of
-   everything it has emitted are noted.
+3. Send more records, as the departments do, and wait until every service has applied
+   them (the drilled one's input is complete once the services upstream have relayed it):
+   the drilled service's state then is the state *without* a restore (fingerprinted
+   below), and the ids of everything it has emitted are noted.
 4. Stop the service, restore the dump, start it again: it resumes from the dump's positions
    and replays the rest from Kafka.
 5. Once it has caught up again, its state must equal the one of step 3, table by table,
@@ -96,11 +97,10 @@ async def emitted_ids(settings: Settings, topics: Sequence[str]) -> dict[str, in
     consumer = AIOKafkaConsumer(**client_options(settings, settings.kafka_admin_username,
                                                  admin_password(settings)),
                                 enable_auto_commit=False, auto_offset_reset="earliest")
+    counts = {t.name: t.partitions for t in all_topics(load_catalogue(settings.catalogue_path))}
     await consumer.start()
     try:
-        await consumer.topics()  # the cluster's metadata: partitions of every topic
-        parts = [TopicPartition(settings.topic(t), p) for t in topics
-                 for p in consumer.partitions_for_topic(settings.topic(t)) or ()]
+        parts = [TopicPartition(settings.topic(t), p) for t in topics for p in range(counts[t])]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)
@@ -141,6 +141,15 @@ async def caught_up(settings: Settings, service: str) -> bool:
     stored = {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
     return not pending and all(stored.get(part, 0) >= log.log_end or log.log_end == 0
                                for part, log in logs.items())
+
+
+async def settled(settings: Settings) -> bool:
+    """Every service caught up, upstream first: once ingest has relayed everything, the
+    registry's input is complete, and so on down the flow."""
+    for service in ("ingest", "objection", "registry", "publisher"):
+        if not await caught_up(settings, service):
+            return False
+    return True
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 300) -> None:
@@ -208,7 +217,7 @@ class DrillReport:
 
 
 async def _service_state(settings: Settings, service: str) -> tuple[Fingerprint, dict[str, int]]:
-    await until(lambda: caught_up(settings, service), f"{service} caught up")
+    await until(lambda: settled(settings), "every service caught up")
     return (await fingerprint(settings, service),
             await emitted_ids(settings, produced_topics(settings, service)))
 
@@ -223,7 +232,7 @@ def run(settings: Settings, service: str = "registry", records: int = 200,
     departments, with credentials issued for it)."""
     started = time.monotonic()
     send = send or (lambda items: stack.produce_as_departments(settings, items))
-    asyncio.run(until(lambda: caught_up(settings, service), f"{service} caught up"))
+    asyncio.run(until(lambda: settled(settings), "every service caught up"))
     [dump] = backup.backup(settings, [service])
     batch = drill_records(records, uuid.uuid4().hex[:6])
     asyncio.run(send(batch))

@@ -264,6 +264,11 @@ class ServiceProcess:
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 env={**os.environ, **(env or {}), **self.instance_env(), **principal})
         self.pid_file.write_text(str(proc.pid))
+        # Until the child has exec'd, /proc shows the parent's command line and `pid()`
+        # would take the new process for gone.
+        deadline = time.monotonic() + 10
+        while self.pid() is None and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         return proc.pid
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
