@@ -85,11 +85,13 @@ class LocalKafka:
     brokers: int
 
     @classmethod
-    def of(cls, settings: Settings, env: Mapping[str, str] | None = None) -> LocalKafka:
-        """From the environment kafka.sh reads (`env` over this process's): the folder
-        (`XINYONG_KAFKA_DIR`), node 1's port (`XINYONG_KAFKA_PORT`) and the node count
-        (`XINYONG_KAFKA_BROKERS`, else what the folder last ran, else 1)."""
-        e = {**os.environ, **(env or {})}
+    def of(cls, settings: Settings, env: Mapping[str, str] | None = None,
+           inherit: bool = True) -> LocalKafka:
+        """From the environment kafka.sh reads (`env` over this process's, or `env` alone
+        without `inherit`): the folder (`XINYONG_KAFKA_DIR`), node 1's port
+        (`XINYONG_KAFKA_PORT`) and the node count (`XINYONG_KAFKA_BROKERS`, else what the
+        folder last ran, else 1)."""
+        e = {**(os.environ if inherit else {}), **(env or {})}
         folder = Path(e.get("XINYONG_KAFKA_DIR") or settings.home / "kafka")
         port = int(e.get("XINYONG_KAFKA_PORT") or DEFAULT_PORT)
         brokers = e.get("XINYONG_KAFKA_BROKERS") or _recorded(folder)
@@ -140,11 +142,11 @@ def _recorded(folder: Path) -> str:
 
 
 def adopt(settings: Settings, env: dict[str, str]) -> LocalKafka:
-    """Point `env` (os.environ for the command line) at the local cluster when it has
+    """Point `env` (a copy of os.environ for the command line) at the local cluster when it has
     several nodes and the settings name its first node or nothing else: the bootstrap list
     and the replication factor, unless they are set there already. A cluster elsewhere
     (`XINYONG_KAFKA_BOOTSTRAP` naming another host) is left alone."""
-    cluster = LocalKafka.of(settings, env)
+    cluster = LocalKafka.of(settings, env, inherit=False)
     if cluster.brokers > 1 and env.get("XINYONG_KAFKA_BOOTSTRAP", cluster.nodes[0].address) \
             in (cluster.nodes[0].address, cluster.bootstrap):
         for key, value in cluster.settings_env().items():

@@ -129,7 +129,7 @@ def nginx_config(settings: Settings, upstreams: Mapping[str, Sequence[str]], fol
     on; `source`: the address nginx connects to the services from (None: any); `logs`:
     the access and error logs."""
     lines = [
-        "# Written by deploy/frontdoor.py; rewritten at each start: edit DOORS there.",
+        "# Written by deploy/frontdoor.py from its DOORS: edit them there, not here.",
         "worker_processes 1;",
         f"pid {folder}/nginx.pid;",
         f"error_log {logs[1]} warn;",
