@@ -635,6 +635,21 @@ def bench_pipeline(
                  base=port_base, replicas=replicas)
 
 
+@bench_app.command("failover")
+def bench_failover(
+        rate: Annotated[float, typer.Option(help="messages/s, open loop")] = 200,
+        seconds: Annotated[float, typer.Option(help="length of the run")] = 60,
+        kill_after: Annotated[float, typer.Option(
+            help="seconds until the leader of partition 0 is killed")] = 15,
+        down: Annotated[float, typer.Option(help="seconds it stays down")] = 20,
+        json_path: JsonPath = None, port_base: PortBase = None) -> None:
+    """How long a producer (acks=all) stalls when a partition's leader dies, on three Kafka
+    nodes of the benchmark's own."""
+    from bench import failover
+
+    failover.run(rate, seconds, kill_after, down, json_path, port_base)
+
+
 @bench_app.command("generate")
 def bench_generate(
         subjects: Annotated[int, typer.Option(help="subjects of the city")] = 1_000_000,
