@@ -201,7 +201,8 @@ async def batch_seconds(stack: IsolatedStack) -> dict[str, float]:
     out: dict[str, float] = {}
     async with httpx.AsyncClient() as client:
         for p in stack.every_process:
-            text = (await client.get(p.url() + "/metrics/")).text
+            metrics = f"http://{stack.settings.metrics_host}:{p.metrics_port}/metrics"
+            text = (await client.get(metrics)).text
             out[p.name] = round(out.get(p.name, 0.0) + sum(
                 float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                 if line.startswith("xinyong_batch_seconds_sum")), 2)
@@ -447,6 +448,11 @@ def print_comparison(name: str, one: dict[str, Any], many: dict[str, Any]) -> No
     rows = [("records/s", f"{one['records_per_second']:,.0f} with 1 process of each "
                           f"service, {many['records_per_second']:,.0f} with {n} "
                           f"(x{many['records_per_second'] / one['records_per_second']:.2f})"),
+            ("records/s per pass-through event/s", f"{one['ratio']:.3f} with 1, "
+                                                   f"{many['ratio']:.3f} with {n} (each "
+                                                   "against the bare pass-through of its own "
+                                                   "run: the machine's load moves between "
+                                                   "runs)"),
             ("feedback p50/p99", f"{one['feedback_ms']['p50']:,.0f}/"
                                  f"{one['feedback_ms']['p99']:,.0f} ms with 1, "
                                  f"{many['feedback_ms']['p50']:,.0f}/"
