@@ -34,6 +34,7 @@ from typing import Any
 import asyncpg
 from confluent_kafka.admin import AdminClient
 
+from deploy.brokers import quiet
 from services.ingest import contracts as ingest
 from services.objection import contracts as objection
 from services.publisher import contracts as publisher
@@ -211,8 +212,8 @@ def consumed_partitions(settings: Settings, service: str) -> dict[str, list[Part
 
 async def observe(settings: Settings, service: str) -> dict[Part, LogState]:
     """What the broker says now of every partition the service consumes."""
-    admin = AdminClient(admin_config(settings, settings.kafka_admin_username,
-                                     _admin_password(settings)))
+    admin = AdminClient({**admin_config(settings, settings.kafka_admin_username,
+                                        _admin_password(settings)), "logger": quiet()})
     logs: dict[Part, LogState] = {}
     for group, parts in consumed_partitions(settings, service).items():
         seen = await observe_logs(admin, group, [(settings.topic(t), p) for t, p in parts])
@@ -225,8 +226,8 @@ def retention_hours(settings: Settings, topics: Iterable[str]) -> dict[str, floa
     """Each topic's retention.ms in hours (-1: kept for ever)."""
     from confluent_kafka.admin import ConfigResource, ResourceType
 
-    admin = AdminClient(admin_config(settings, settings.kafka_admin_username,
-                                     _admin_password(settings)))
+    admin = AdminClient({**admin_config(settings, settings.kafka_admin_username,
+                                        _admin_password(settings)), "logger": quiet()})
     names = sorted(set(topics))
     futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, settings.topic(t))
                                       for t in names])

@@ -10,6 +10,7 @@ itself.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -175,6 +176,14 @@ class Leadership:
                             for b, a in sorted(self.brokers.items())},
                 "partitions": self.partitions, "under_replicated": self.under_replicated,
                 "offline": self.offline, "controller": self.controller}
+
+
+def quiet() -> logging.Logger:
+    """A logger for a command line's librdkafka clients: a node that is down is what the
+    command reports, not a stream of connection errors on the terminal."""
+    logger = logging.getLogger("xinyong.librdkafka")
+    logger.setLevel(logging.CRITICAL)
+    return logger
 
 
 def leadership(admin: AdminClient, prefix: str = "", timeout: float = 10) -> Leadership:

@@ -246,9 +246,9 @@ class FrontDoor:
     def _script(self, action: str, check: bool = True) -> int:
         ports = " ".join(str(d.port(self.settings)) for d in DOORS)
         done = subprocess.run(["bash", str(REPO_ROOT / "deploy" / "frontdoor.sh"), action],
-                              check=check, env={**os.environ,
-                                                "XINYONG_FRONTDOOR_DIR": str(self.directory),
-                                                "XINYONG_FRONTDOOR_PORTS": ports})
+                              check=check, capture_output=action == "status",
+                              env={**os.environ, "XINYONG_FRONTDOOR_DIR": str(self.directory),
+                                   "XINYONG_FRONTDOOR_PORTS": ports})
         return done.returncode
 
 

@@ -94,7 +94,9 @@ if ((brokers == 1)); then
 else
     # Three JVMs beside PostgreSQL, the services and the test suite on a 2-core machine.
     heap_opts=${XINYONG_KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
-    start_timeout_s=120
+    # A node killed with SIGKILL checks every log segment before it serves again: minutes
+    # on a loaded machine.
+    start_timeout_s=300
 fi
 
 # The folder of a cluster shape: one node keeps the historical layout.

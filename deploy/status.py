@@ -18,7 +18,7 @@ import asyncpg
 from confluent_kafka.admin import AdminClient
 
 from deploy import backup, frontdoor, stack, supervisor
-from deploy.brokers import LocalKafka, leadership
+from deploy.brokers import LocalKafka, leadership, quiet
 from deploy.secrets import admin_password
 from shared.kafka import admin_config
 from shared.positions import resolve_command
@@ -103,7 +103,7 @@ def _kafka(settings: Settings) -> dict[str, Any]:
     try:
         admin = AdminClient({**admin_config(settings, settings.kafka_admin_username,
                                             admin_password(settings)),
-                             "socket.timeout.ms": "5000"})
+                             "socket.timeout.ms": "5000", "logger": quiet()})
         out["cluster"] = leadership(admin, settings.topic_namespace, timeout=10).as_json()
     except Exception as exc:
         out["cluster_error"] = f"{type(exc).__name__}: {exc}"
