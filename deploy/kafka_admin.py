@@ -194,7 +194,9 @@ class KafkaAdmin:
                     f"the broker still lists {username}")
 
     @staticmethod
-    def _until(done: Callable[[], bool], failure: str, timeout: float = 30) -> None:
+    def _until(done: Callable[[], bool], failure: str, timeout: float = 90) -> None:
+        # A broker on a loaded machine, or one that has just replayed its metadata, can take
+        # a minute before it serves what its controller committed.
         deadline = time.monotonic() + timeout
         while not done():
             if time.monotonic() > deadline:
