@@ -196,13 +196,15 @@ def notice_latencies(receipts: Receipts, sent_at: dict[str, float], since: float
 
 
 async def batch_seconds(stack: IsolatedStack) -> dict[str, float]:
-    """Time each service spent inside its batch transactions (its /metrics)."""
-    out = {}
+    """Time each service spent inside its batch transactions (its /metrics), over all its
+    processes."""
+    out: dict[str, float] = {}
     async with httpx.AsyncClient() as client:
-        for name, p in stack.processes.items():
+        for p in stack.every_process:
             text = (await client.get(p.metrics_url())).text
-            out[name] = round(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                                  if line.startswith("xinyong_batch_seconds_sum")), 2)
+            out[p.name] = round(out.get(p.name, 0.0) + sum(
+                float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith("xinyong_batch_seconds_sum")), 2)
     return out
 
 
@@ -397,9 +399,9 @@ async def paced(stack: IsolatedStack, rate: float, seconds: float) -> dict[str, 
 
 async def _measure(stack: IsolatedStack, records: int, rate: float | None,
                    seconds: float) -> dict[str, Any]:
-    sampler = RssSampler(stack.settings, lambda: {n: p.pid() for n, p in
-                                                  stack.processes.items()},
-                         own=stack.processes)
+    processes = {p.label: p for p in stack.every_process}
+    sampler = RssSampler(stack.settings, lambda: {n: p.pid() for n, p in processes.items()},
+                         own=processes)
     sampler.start()
     try:
         part = await (paced(stack, rate, seconds) if rate else closed(stack, records))
@@ -411,25 +413,56 @@ async def _measure(stack: IsolatedStack, records: int, rate: float | None,
 
 
 def run(records: int = 20_000, rate: float | None = None, seconds: float = 60,
-        json_path: Any = None, base: int | None = None) -> dict[str, Any]:
-    stack = named_stack("bench", port_base(base))
+        json_path: Any = None, base: int | None = None, replicas: int = 1) -> dict[str, Any]:
+    """One process of each service; with `replicas` N > 1, then N of each in their consumer
+    groups, same load, same broker, one after the other, and both figures side by side
+    (`<part>` and `<part>_replicas`)."""
     command = (f"bench pipeline --rate {rate:g} --seconds {seconds:g}" if rate
                else f"bench pipeline --records {records}")
-    document: dict[str, Any] = {"run": report.run_info(stack.settings, command)}
-    steadily(stack.start, "starting the services")
-    try:
-        part = report.run_async(_measure(stack, records, rate, seconds))
-    finally:
-        steadily(stack.stop, "stopping the services and dropping their data")
+    if replicas > 1:
+        command += f" --replicas {replicas}"
+    document: dict[str, Any] = {}
     name = "paced" if rate else "pipeline"
-    document[name] = part
-    print_part(name, part)
+    for processes in ([1, replicas] if replicas > 1 else [1]):
+        stack = named_stack("bench", port_base(base), replicas=processes)
+        document.setdefault("run", report.run_info(stack.settings, command))
+        steadily(stack.start, "starting the services")
+        try:
+            part = report.run_async(_measure(stack, records, rate, seconds))
+        finally:
+            steadily(stack.stop, "stopping the services and dropping their data")
+        part["processes_per_service"] = processes
+        key = name if processes == 1 else f"{name}_replicas"
+        document[key] = part
+        print_part(name if processes == 1 else f"{name} ({processes} processes of each "
+                   "service)", part)
+    if replicas > 1:
+        print_comparison(name, document[name], document[f"{name}_replicas"])
     report.write_json(json_path, document)
     return document
 
 
+def print_comparison(name: str, one: dict[str, Any], many: dict[str, Any]) -> None:
+    n = many["processes_per_service"]
+    rows = [("records/s", f"{one['records_per_second']:,.0f} with 1 process of each "
+                          f"service, {many['records_per_second']:,.0f} with {n} "
+                          f"(x{many['records_per_second'] / one['records_per_second']:.2f})"),
+            ("records/s per pass-through event/s", f"{one['ratio']:.3f} with 1, "
+                                                   f"{many['ratio']:.3f} with {n} (each "
+                                                   "against the bare pass-through of its own "
+                                                   "run: the machine's load moves between "
+                                                   "runs)"),
+            ("feedback p50/p99", f"{one['feedback_ms']['p50']:,.0f}/"
+                                 f"{one['feedback_ms']['p99']:,.0f} ms with 1, "
+                                 f"{many['feedback_ms']['p50']:,.0f}/"
+                                 f"{many['feedback_ms']['p99']:,.0f} ms with {n}"),
+            ("cores", f"{os.cpu_count()} (services, Kafka, PostgreSQL and the load share "
+                      "them)")]
+    report.print_table(f"bench {name}: 1 process of each service beside {n}", rows)
+
+
 def print_part(name: str, p: dict[str, Any]) -> None:
-    if name == "pipeline":
+    if name.startswith("pipeline"):
         rows = [
             ("records", f"{p['records']:,} (feedback: {p['feedback']}, {p['notices']:,} "
                         f"notices; {p['repeated_events']} events received again, dropped)"),

@@ -40,11 +40,13 @@ def port_base(option: int | None) -> int:
     return int(os.environ.get("XINYONG_BENCH_PORT_BASE", DEFAULT_PORT_BASE))
 
 
-def named_stack(label: str, base: int, run: str | None = None, **extra_env: str) -> IsolatedStack:
+def named_stack(label: str, base: int, run: str | None = None, replicas: int = 1,
+                **extra_env: str) -> IsolatedStack:
     """An isolated stack whose own clients run as the benchmark's Kafka user (it sends as
     the parties, receives every topic, keeps its pass-through topics); with `run`, on that
-    fixed topic namespace and database prefix (a kept city is found again by its name)."""
-    return IsolatedStack(label, base, run=run, principal="bench", **extra_env)
+    fixed topic namespace and database prefix (a kept city is found again by its name);
+    `replicas` processes of each service."""
+    return IsolatedStack(label, base, run, "bench", replicas, None, **extra_env)
 
 
 def steadily(step: Callable[[], T], what: str, attempts: int = 4) -> T:
@@ -67,7 +69,7 @@ def steadily(step: Callable[[], T], what: str, attempts: int = 4) -> T:
 
 def stop_processes(stack: IsolatedStack) -> None:
     """Stop the services but keep their databases and topics (a kept city)."""
-    for p in stack.processes.values():
+    for p in stack.every_process:
         p.stop()
 
 

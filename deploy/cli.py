@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +17,11 @@ from typing import Annotated, TypeVar
 import asyncpg
 import typer
 
-from deploy import credentials, demo, stack
+from deploy import backup as backups
+from deploy import credentials, demo, frontdoor, stack
+from deploy import status as status_report
+from deploy.brokers import LocalKafka, adopt
+from deploy.kafka_admin import KafkaAdmin
 from deploy.observe import Prometheus
 from shared import clock, outbox
 from shared.catalogue import Catalogue, load_catalogue
@@ -23,7 +29,7 @@ from shared.contract import SUBJECT_TYPES, PartyKind, subject_key
 from shared.identifiers import check_resident_id, check_uscc, normalize_identifier
 from shared.positions import Resolution, resolve_command
 from shared.settings import REPO_ROOT, Settings, get_settings
-from shared.topics import SERVICES
+from shared.topics import SERVICES, all_topics
 
 app = typer.Typer(help="Xinyong (信用): the Zhuhai public joint credit information system.",
                   no_args_is_help=True)
@@ -42,58 +48,139 @@ outbox_cli = typer.Typer(help="Events the broker refused, set aside from a servi
 app.add_typer(outbox_cli, name="outbox")
 
 ServiceName = Annotated[str, typer.Argument(help=f"one of {', '.join(SERVICES)}")]
+Instance = Annotated[int, typer.Option(
+    "--instance", min=1, help="which process of the service (N >= 2: its HTTP and metrics "
+    f"ports + {stack.INSTANCE_PORT_STEP}*(N-1))")]
 T = TypeVar("T")
+
+
+@app.callback()
+def _local_cluster() -> None:
+    """Every command talks to the local Kafka cluster as it is: with several nodes
+    (`up --brokers 3`), all of them are the bootstrap list and the replication factor is
+    theirs (deploy/brokers.py), unless the environment names another cluster."""
+    _adopt_cluster()
+
+
+def _adopt_cluster() -> LocalKafka:
+    env = dict(os.environ)
+    cluster = adopt(get_settings(), env)
+    os.environ.update({k: v for k, v in env.items() if os.environ.get(k) != v})
+    get_settings.cache_clear()
+    return cluster
+
+
+def _replicas_now(settings: Settings) -> int:
+    """How many processes of each service the stack wants now (at least 1)."""
+    return max([p.instance for p in stack.wanted(settings) if p.is_service] or [1])
 
 
 @app.command()
 def up(demo_data: Annotated[bool, typer.Option("--demo/--no-demo")] = True,
        observe: Annotated[bool, typer.Option(
            "--observe", help="also Prometheus, scraping the services with the alert rules "
-           "loaded (port: XINYONG_PROMETHEUS_PORT, default 9090)")] = False) -> None:
-    """Start Kafka, PostgreSQL and the four services (idempotent), with demo data."""
+           "loaded (port: XINYONG_PROMETHEUS_PORT, default 9090)")] = False,
+       brokers: Annotated[int | None, typer.Option(
+           "--brokers", min=1, max=9, help="Kafka nodes on this machine: 3 gives one "
+           "controller quorum, replication factor 3, min.insync.replicas 2 (default: as "
+           "last started, else 1)")] = None,
+       replicas: Annotated[int | None, typer.Option(
+           "--replicas", min=1, max=4, help="processes of each service, in one consumer "
+           "group each (default: as now, else 1)")] = None) -> None:
+    """Start Kafka, PostgreSQL, the services, their supervisor and the front door
+    (idempotent), with demo data."""
+    if brokers is not None:
+        os.environ["XINYONG_KAFKA_BROKERS"] = str(brokers)
+    stack.infra_up(get_settings())
+    cluster = _adopt_cluster()
     settings = get_settings()
-    stack.infra_up(settings)
     created = asyncio.run(stack.provision(settings))
+    typer.echo(f"kafka: {cluster.brokers} node(s) at {settings.kafka_bootstrap}, replication "
+               f"factor {settings.kafka_replication_factor}, min.insync.replicas "
+               f"{settings.kafka_min_insync_replicas}")
     typer.echo(f"topics: {len(created)} created" if created else "topics: all present")
-    for proc in stack.services(settings):
-        proc.start()
-    for proc in stack.services(settings):
+    _warn_replication(settings)
+    replicas = replicas or _replicas_now(settings)
+    env = frontdoor.service_env(settings)
+    for proc in stack.instances(settings):
+        if proc.instance > replicas:
+            running = proc.pid() is not None
+            proc.stop()  # and no longer wanted: the supervisor leaves it
+            if running:
+                typer.echo(f"{proc.label:<12} stopped (--replicas {replicas})")
+    procs = stack.services(settings, replicas=replicas)
+    for proc in procs:
+        proc.start(env)
+    for proc in procs:
         try:
             proc.wait_ready()
         except stack.PositionsPaused as exc:
             # It runs and serves; the partitions named wait for an operator's decision.
-            typer.echo(f"{proc.name:<10} running (pid {proc.pid()}) at {proc.url()}, but\n"
+            typer.echo(f"{proc.label:<12} running (pid {proc.pid()}) at {proc.url()}, but\n"
                        f"{exc}", err=True)
             continue
-        typer.echo(f"{proc.name:<10} running (pid {proc.pid()}) at {proc.url()}")
+        typer.echo(f"{proc.label:<12} running (pid {proc.pid()}) at {proc.url()}")
     sweeper = stack.credential_sweeper(settings)
-    sweeper.start()
-    typer.echo(f"{sweeper.name:<10} running (pid {sweeper.pid()}): expired credentials "
+    sweeper.start(env)
+    typer.echo(f"{sweeper.name:<12} running (pid {sweeper.pid()}): expired credentials "
                "lose their Kafka users")
+    watcher = stack.supervisor(settings)
+    watcher.start(env)
+    typer.echo(f"{watcher.name:<12} running (pid {watcher.pid()}): restarts a process that "
+               f"exits (log: {watcher.log_file})")
+    door = frontdoor.FrontDoor(settings)
+    try:
+        door.start({s: replicas for s in SERVICES})
+    except subprocess.CalledProcessError:
+        # No nginx (not installable here, a port taken): the services' own ports still work.
+        typer.echo("front door NOT started (deploy/frontdoor.sh said why above); the "
+                   "services answer on their own ports", err=True)
     marker = settings.home / "demo.loaded"
     if demo_data and not marker.exists():
         sent = asyncio.run(stack.produce_as_departments(settings, demo.demo_records()))
         marker.write_text(date.today().isoformat())
         typer.echo(f"demo data: {sent} records sent by the departments on their inbound topics")
-    publisher = stack.services(settings, ["publisher"])[0].url()
-    objection = stack.services(settings, ["objection"])[0].url()
-    typer.echo(f"\n信用珠海 public site: {publisher}/\npublic API:           "
-               f"{publisher}/api/v1/subjects?q=珠海  (OpenAPI: {publisher}/docs)\n"
-               f"objections:           {objection}/objections/new")
+    urls = frontdoor.urls(settings)
+    typer.echo(f"\n信用珠海 public site and API:  {urls['public']}/  "
+               f"(API: {urls['public']}/api/v1/subjects?q=珠海, OpenAPI: {urls['public']}/docs)\n"
+               f"objections and repairs:      {urls['objection']}/objections/new  "
+               f"(API: {urls['objection']}/docs)\n"
+               f"ingest gateway:              {urls['ingest']}/docs\n"
+               f"operators' API:              {urls['operator']}/docs")
     if observe:
         prometheus = Prometheus(settings)
-        prometheus.start()
-        typer.echo(f"Prometheus:           {prometheus.url}/alerts  (targets: "
+        prometheus.start(replicas=replicas)
+        typer.echo(f"Prometheus:                  {prometheus.url}/alerts  (targets: "
                    f"{prometheus.url}/targets; Grafana: README, \"Operating Xinyong\")")
+
+
+def _warn_replication(settings: Settings) -> None:
+    """A topic made before the replication factor was raised keeps fewer copies: say so."""
+    names = [t.name for t in all_topics(load_catalogue(settings.catalogue_path))]
+    from deploy.credentials import admin
+
+    kafka: KafkaAdmin = admin(settings)
+    short = {n: r for n, r in kafka.replicas(names).items()
+             if r < settings.kafka_replication_factor}
+    if short:
+        typer.echo(f"warning: {len(short)} topic(s) have fewer replicas than "
+                   f"{settings.kafka_replication_factor} (made before it was raised), e.g. "
+                   + ", ".join(f"{n} ({r})" for n, r in sorted(short.items())[:3])
+                   + ": reassign their partitions (docs/runbook.md, \"Adding a broker\")",
+                   err=True)
 
 
 @app.command()
 def down() -> None:
-    """Stop the services, Kafka and PostgreSQL."""
+    """Stop the supervisor, the services, the front door, Kafka and PostgreSQL."""
     settings = get_settings()
-    for proc in [*stack.services(settings), stack.credential_sweeper(settings)]:
+    for proc in [stack.supervisor(settings), *stack.instances(settings),
+                 stack.credential_sweeper(settings)]:
         proc.stop()
-        typer.echo(f"{proc.name:<10} stopped")
+        typer.echo(f"{proc.label:<12} stopped")
+    door = frontdoor.FrontDoor(settings)
+    if door.config.exists():
+        door.stop()
     if (settings.home / "prometheus" / "prometheus.yml").exists():
         Prometheus(settings).stop()
     stack.infra_down(settings)
@@ -105,7 +192,7 @@ def reset(yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False
     if not yes:
         typer.confirm("Drop every Xinyong database and topic on this machine?", abort=True)
     settings = get_settings()
-    for proc in stack.services(settings):
+    for proc in [stack.supervisor(settings), *stack.instances(settings)]:
         proc.stop()
     asyncio.run(stack.wipe(settings))
     (settings.home / "demo.loaded").unlink(missing_ok=True)
@@ -113,22 +200,16 @@ def reset(yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False
 
 
 @app.command()
-def status() -> None:
-    """Show what is running."""
-    settings = get_settings()
-    for script in ("postgres.sh", "kafka.sh"):
-        try:
-            stack.run_script(script, "status", settings)
-        except Exception:
-            pass
-    for proc in stack.services(settings):
-        pid = proc.pid()
-        typer.echo(f"{proc.name:<10} " + (f"running (pid {pid}) at {proc.url()}" if pid
-                                          else "stopped"))
-        typer.echo(_positions_line(asyncio.run(stack.position_report(settings, proc.name))))
-    sweeper = stack.credential_sweeper(settings)
-    typer.echo(f"{sweeper.name:<10} " + (f"running (pid {sweeper.pid()})" if sweeper.pid()
-                                         else "stopped"))
+def status(as_json: Annotated[bool, typer.Option(
+        "--json", help="the same as one JSON document")] = False) -> None:
+    """Per service: its processes (pid, ready, partitions, restarts), consumer lag, outbox
+    backlog and its oldest event, dead letters, events set aside, paused partitions; the
+    Kafka nodes and the partitions each leads; the front door."""
+    report = status_report.gather(get_settings())
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+        return
+    typer.echo("\n".join(status_report.lines(report)))
 
 
 def _positions_line(report: stack.PositionReport) -> str:
@@ -352,22 +433,41 @@ def infra_down() -> None:
     stack.infra_down(get_settings())
 
 
+def _instance(name: str, instance: int) -> stack.ServiceProcess:
+    settings = get_settings()
+    return stack.ServiceProcess(_service_name(name), settings, stack.run_dir(settings),
+                                instance=instance)
+
+
 @service.command("start")
-def service_start(name: ServiceName) -> None:
-    proc = stack.services(get_settings(), [name])[0]
-    proc.start()
+def service_start(name: ServiceName, instance: Instance = 1) -> None:
+    """Start one process of a service (another instance joins the same consumer group);
+    the supervisor keeps it running, the front door sends it requests."""
+    settings = get_settings()
+    proc = _instance(name, instance)
+    proc.start(frontdoor.service_env(settings))
     proc.wait_ready()
-    typer.echo(f"{name} running (pid {proc.pid()})")
+    door = frontdoor.FrontDoor(settings)
+    if door.config.exists() and door.running():
+        door.start({s: _replicas_now(settings) for s in SERVICES})
+    typer.echo(f"{proc.label} running (pid {proc.pid()}) at {proc.url()}")
 
 
 @service.command("stop")
-def service_stop(name: ServiceName) -> None:
-    stack.services(get_settings(), [name])[0].stop()
+def service_stop(name: ServiceName, instance: Annotated[int | None, typer.Option(
+        "--instance", min=1, help="one process (default: every process of the service)")]
+        = None) -> None:
+    """Stop a service (or one of its processes); the supervisor leaves it stopped."""
+    procs = ([_instance(name, instance)] if instance is not None
+             else stack.instances(get_settings(), [_service_name(name)]))
+    for proc in procs:
+        proc.stop()
+        typer.echo(f"{proc.label} stopped")
 
 
 @service.command("logs")
-def service_logs(name: ServiceName, lines: int = 40) -> None:
-    typer.echo(stack.services(get_settings(), [name])[0].tail(lines))
+def service_logs(name: ServiceName, lines: int = 40, instance: Instance = 1) -> None:
+    typer.echo(_instance(name, instance).tail(lines))
 
 
 def _service_name(name: str) -> str:
@@ -409,6 +509,82 @@ def outbox_replay(name: ServiceName, set_aside_id: Annotated[int | None, typer.O
         typer.echo(f"{name}: no event #{set_aside_id} is set aside", err=True)
         raise typer.Exit(1)
     typer.echo(f"{name}: {moved} moved back to the outbox")
+
+
+@app.command("backup")
+def backup_command(
+        names: Annotated[list[str] | None, typer.Argument(
+            help=f"services (default: all of {', '.join(SERVICES)})")] = None,
+        to: Annotated[Path | None, typer.Option(
+            help="folder (default: .local/backups/<UTC time>/)")] = None) -> None:
+    """`pg_dump -Fc` of each service's database. A backup can be restored for as long as
+    the topics keep what came after it (log.retention.hours, 7 days by default)."""
+    settings = get_settings()
+    chosen = [_service_name(n) for n in names] if names else list(SERVICES)
+    for path in backups.backup(settings, chosen, to):
+        typer.echo(f"{path}  {path.stat().st_size:,} bytes")
+    typer.echo("restore one with `./xinyong restore <service> <dump>` while the topics still "
+               "hold everything after it (docs/runbook.md, \"Restoring a database\")")
+
+
+@app.command("restore")
+def restore_command(
+        name: ServiceName,
+        dump: Annotated[Path, typer.Argument(help="a file `./xinyong backup` wrote")],
+        force: Annotated[bool, typer.Option(
+            "--force", help="end other sessions on the database (psql, a forgotten "
+            "client) instead of refusing")] = False) -> None:
+    """Put a service's database back from a dump: its local processes are stopped, the dump
+    restored (checked first against Kafka: refused if the topics no longer hold what it
+    would replay), the processes started again; the service replays the rest from Kafka."""
+    settings = get_settings()
+    _service_name(name)
+    running = [p for p in stack.instances(settings, [name]) if p.pid() is not None]
+    try:
+        created = backups.dump_created_at(dump) if dump.is_file() else None
+        checks = backups.check(backups.dump_positions(dump), asyncio.run(
+            backups.observe(settings, name))) if dump.is_file() else []
+        reason = backups.refusal(checks, dump, created, backups.retention_hours(
+            settings, {c.topic for c in checks})) if checks else None
+        if reason:
+            raise backups.RestoreRefused(reason)
+        for proc in running:
+            proc.stop()
+            typer.echo(f"{proc.label} stopped")
+        restored = backups.restore(settings, name, dump, force=force)
+    except backups.RestoreRefused as exc:
+        typer.echo(str(exc), err=True)
+        for proc in running:
+            proc.start(frontdoor.service_env(settings))
+        raise typer.Exit(1) from exc
+    typer.echo(f"{settings.db_name(name)} restored from {dump}"
+               + (f" (made {restored.created:%Y-%m-%d %H:%M} UTC)" if restored.created else "")
+               + f"; {name} replays {restored.replays:,} message(s) from Kafka")
+    for proc in running:
+        proc.start(frontdoor.service_env(settings))
+    for proc in running:
+        proc.wait_ready(120)
+        typer.echo(f"{proc.label} running (pid {proc.pid()})")
+
+
+@app.command("drill")
+def drill_command(
+        service_name: Annotated[str, typer.Option("--service", help="whose database")]
+        = "registry",
+        records: Annotated[int, typer.Option(help="records sent after the backup")] = 200,
+        force: Annotated[bool, typer.Option(
+            "--force", help="end other sessions on the database")] = False) -> None:
+    """The restore drill on the running stack: back up a service's database, send more
+    records, restore the backup, and check that after its replay the service holds the
+    same state as without the restore and emitted no new event id."""
+    from deploy import drill
+
+    settings = get_settings()
+    report = drill.run(settings, _service_name(service_name), records,
+                       env=frontdoor.service_env(settings), force=force)
+    typer.echo("\n".join(report.lines()))
+    if not report.passed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -454,13 +630,31 @@ def bench_pipeline(
         rate: Annotated[float | None, typer.Option(
             help="records/s sent on schedule instead (open loop, paced run)")] = None,
         seconds: Annotated[float, typer.Option(help="length of a paced run")] = 60,
+        replicas: Annotated[int, typer.Option(
+            min=1, max=4, help="also with this many processes of each service, figures side "
+            "by side")] = 1,
         json_path: JsonPath = None, port_base: PortBase = None) -> None:
     """Records through ingest, registry and publisher until every feedback and notice is
     received, beside a bare aiokafka pass-through; or, with --rate, latency at a paced load."""
     from bench import pipeline
 
     pipeline.run(records=records, rate=rate, seconds=seconds, json_path=json_path,
-                 base=port_base)
+                 base=port_base, replicas=replicas)
+
+
+@bench_app.command("failover")
+def bench_failover(
+        rate: Annotated[float, typer.Option(help="messages/s, open loop")] = 200,
+        seconds: Annotated[float, typer.Option(help="length of the run")] = 60,
+        kill_after: Annotated[float, typer.Option(
+            help="seconds until the leader of partition 0 is killed")] = 15,
+        down: Annotated[float, typer.Option(help="seconds it stays down")] = 20,
+        json_path: JsonPath = None, port_base: PortBase = None) -> None:
+    """How long a producer (acks=all) stalls when a partition's leader dies, on three Kafka
+    nodes of the benchmark's own."""
+    from bench import failover
+
+    failover.run(rate, seconds, kill_after, down, json_path, port_base)
 
 
 @bench_app.command("generate")

@@ -86,25 +86,42 @@ class KafkaAdmin:
     def topic_names(self, timeout: float = 15) -> set[str]:
         return set(self.client.list_topics(timeout=timeout).topics)
 
-    def create_topics(self, topics: Sequence[Topic[Any]], replication: int = 1) -> list[str]:
-        """Create the topics that do not exist yet, and bring the configuration of those that
-        do in line (e.g. a topic made compacted after it was created); returns those created."""
+    def create_topics(self, topics: Sequence[Topic[Any]]) -> list[str]:
+        """Create the topics that do not exist yet, with the settings' replication factor and
+        min.insync.replicas, and bring the configuration of those that do in line (e.g. a
+        topic made compacted after it was created); returns those created."""
         existing = self.topic_names()
         wanted = [t for t in topics if self.settings.topic(t.name) not in existing]
         if wanted:
             _wait(self.client.create_topics([
-                NewTopic(self.settings.topic(t.name), t.partitions, replication,
-                         config=dict(t.config)) for t in wanted]),
+                NewTopic(self.settings.topic(t.name), t.partitions,
+                         self.settings.kafka_replication_factor, config=self.topic_config(t))
+                for t in wanted]),
                 ignore=[KafkaError.TOPIC_ALREADY_EXISTS])
-        configured = [t for t in topics if t.config and t not in wanted]
+        configured = [t for t in topics if t not in wanted]
         if configured:
             _wait(self.client.incremental_alter_configs([
                 ConfigResource(ResourceType.TOPIC, self.settings.topic(t.name),
                                incremental_configs=[
                                    ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
-                                   for k, v in t.config.items()])
+                                   for k, v in self.topic_config(t).items()])
                 for t in configured]))
         return [t.name for t in wanted]
+
+    def topic_config(self, topic: Topic[Any]) -> dict[str, str]:
+        """A topic's own configuration and the durability every topic gets: a write is
+        acknowledged once `kafka_min_insync_replicas` copies hold it, and a replica that
+        was out of sync never becomes leader (it would lose acknowledged records)."""
+        return {"min.insync.replicas": str(self.settings.kafka_min_insync_replicas),
+                "unclean.leader.election.enable": "false", **dict(topic.config)}
+
+    def replicas(self, names: Iterable[str], timeout: float = 15) -> dict[str, int]:
+        """The fewest replicas of any partition of each topic that exists (names as in the
+        contract): a topic created before the replication factor was raised keeps its own."""
+        wanted = {self.settings.topic(n): n for n in names}
+        metadata = self.client.list_topics(timeout=timeout)
+        return {wanted[name]: min((len(p.replicas) for p in t.partitions.values()), default=0)
+                for name, t in metadata.topics.items() if name in wanted}
 
     def delete_topics(self, names: Iterable[str]) -> None:
         names = [self.settings.topic(n) for n in names]
@@ -177,7 +194,9 @@ class KafkaAdmin:
                     f"the broker still lists {username}")
 
     @staticmethod
-    def _until(done: Callable[[], bool], failure: str, timeout: float = 30) -> None:
+    def _until(done: Callable[[], bool], failure: str, timeout: float = 90) -> None:
+        # A broker on a loaded machine, or one that has just replayed its metadata, can take
+        # a minute before it serves what its controller committed.
         deadline = time.monotonic() + timeout
         while not done():
             if time.monotonic() > deadline:

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from deploy.frontdoor import DOORS, Door
 from deploy.kafka_admin import SERVICE_TOPICS
 from shared.access import Grant, service_grants, username
 from shared.catalogue import load_catalogue
@@ -43,6 +44,14 @@ REPLICATION = 3
 MIN_INSYNC = 2
 SERVICE_REPLICAS = 2
 MONITORING_NAMESPACE = "monitoring"
+# Where the ingress controller (ingress-nginx) runs: the only source of public HTTP.
+INGRESS_NAMESPACE = "ingress-nginx"
+INGRESS_CLASS = "nginx"
+# The ingress controller's pods: the proxies whose X-Forwarded-For the services believe
+# (`trusted_proxies`). The pod network of a typical cluster; set it to yours
+# (deploy/k8s/README.md). The network policies let only the controller reach the services'
+# HTTP ports from outside this namespace.
+TRUSTED_PROXIES = "10.0.0.0/8"
 ADMIN_USER = Settings.model_fields["kafka_admin_username"].default
 
 Manifest = dict[str, Any]
@@ -202,7 +211,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "XINYONG_PG_PORT": "5432",
         "XINYONG_HTTP_HOST": "0.0.0.0",
         "XINYONG_METRICS_HOST": "0.0.0.0",
-        "XINYONG_OBJECTION_PUBLIC_URL": "https://xinyong.zhuhai.gov.cn/objections",
+        "XINYONG_OBJECTION_PUBLIC_URL": f"https://{_door('objection').host}",
+        "XINYONG_TRUSTED_PROXIES": TRUSTED_PROXIES,
         "XINYONG_HOME": "/tmp/xinyong",
         "XINYONG_LOG_LEVEL": settings.log_level,
     }
@@ -303,9 +313,11 @@ def disruption_budget(service: str) -> Manifest:
 
 def network_policies(settings: Settings) -> list[Manifest]:
     """Every service pod is selected by an ingress policy, so what no policy allows is
-    refused: public HTTP from anywhere (the ingress controller), the registry's HTTP (whole
-    archives, operators only) from this namespace only, metrics from the monitoring
-    namespace only."""
+    refused: the public services' HTTP from the ingress controller (the front doors) and
+    this namespace, the registry's HTTP (whole archives, operators only) from this
+    namespace and the operators' door only, metrics from the monitoring namespace only."""
+    controller = {"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": INGRESS_NAMESPACE}}}
     def policy(name: str, selector: dict[str, Any], rules: list[dict[str, Any]]) -> Manifest:
         return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                 "metadata": _meta(name, **{"app.kubernetes.io/part-of": "xinyong"}),
@@ -315,10 +327,12 @@ def network_policies(settings: Settings) -> list[Manifest]:
         policy("xinyong-public-http", {"matchExpressions": [
             {"key": "app.kubernetes.io/name", "operator": "In",
              "values": list(PUBLIC_SERVICES)}]},
-            [{"ports": [{"port": "http", "protocol": "TCP"}]}]),
+            [{"from": [controller, {"podSelector": {}}],
+              "ports": [{"port": "http", "protocol": "TCP"}]}]),
         policy("xinyong-registry-internal",
                {"matchLabels": {"app.kubernetes.io/name": "registry"}},
-               [{"from": [{"podSelector": {}}], "ports": [{"port": "http", "protocol": "TCP"}]}]),
+               [{"from": [controller, {"podSelector": {}}],
+                 "ports": [{"port": "http", "protocol": "TCP"}]}]),
         policy("xinyong-metrics-monitoring",
                {"matchLabels": {"app.kubernetes.io/part-of": "xinyong",
                                 "app.kubernetes.io/component": "service"}},
@@ -364,6 +378,64 @@ def credential_sweep() -> Manifest:
     }
 
 
+def _door(group: str) -> Door:
+    [door] = [d for d in DOORS if d.group == group]
+    return door
+
+
+def _backend(service: str, settings: Settings) -> dict[str, Any]:
+    return {"service": {"name": f"xinyong-{service}", "port": {"name": "http"}}}
+
+
+def ingresses(settings: Settings) -> list[Manifest]:
+    """One Ingress per front door (deploy/frontdoor.py::DOORS): its host, its body cap and
+    timeouts, its paths to the services; ingress-nginx sets X-Forwarded-For to the
+    address it saw. The probes and metrics paths answer 403 on every host."""
+    out: list[Manifest] = []
+    for door in DOORS:
+        regex = any(r.path.startswith("~") for r in door.live_routes())
+        paths = [{"path": r.path.removeprefix("~").strip().removeprefix("^"),
+                  "pathType": "ImplementationSpecific" if r.path.startswith("~") else "Prefix",
+                  "backend": _backend(r.service, settings)} for r in door.live_routes()]
+        paths.append({"path": "/", "pathType": "Prefix",
+                      "backend": _backend(door.service, settings)})
+        annotations = {
+            "nginx.ingress.kubernetes.io/proxy-body-size": _nginx_size(door.body_max(settings)),
+            "nginx.ingress.kubernetes.io/proxy-connect-timeout": "3",
+            "nginx.ingress.kubernetes.io/proxy-read-timeout": str(door.read_timeout_s),
+            "nginx.ingress.kubernetes.io/proxy-send-timeout": str(door.read_timeout_s),
+            "nginx.ingress.kubernetes.io/ssl-redirect": "true",
+        }
+        if regex:
+            annotations["nginx.ingress.kubernetes.io/use-regex"] = "true"
+        out.append({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {**_meta(f"xinyong-{door.group}",
+                                 **{"app.kubernetes.io/part-of": "xinyong"}),
+                         "annotations": annotations},
+            "spec": {"ingressClassName": INGRESS_CLASS,
+                     "tls": [{"hosts": [door.host], "secretName": f"xinyong-{door.group}-tls"}],
+                     "rules": [{"host": door.host, "http": {"paths": paths}}]}})
+    hidden = [{"path": path, "pathType": "Exact" if path != "/metrics" else "Prefix",
+               "backend": _backend(door.service, settings)}
+              for path in ("/readyz", "/healthz", "/metrics")]
+    out.append({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {**_meta("xinyong-probes-hidden", **{"app.kubernetes.io/part-of": "xinyong"}),
+                     # Refused to everyone: ingress-nginx merges these paths into each host.
+                     "annotations": {"nginx.ingress.kubernetes.io/denylist-source-range":
+                                     "0.0.0.0/0,::/0"}},
+        "spec": {"ingressClassName": INGRESS_CLASS,
+                 "rules": [{"host": door.host, "http": {"paths": [
+                     {**h, "backend": _backend(door.service, settings)} for h in hidden]}}
+                           for door in DOORS]}})
+    return out
+
+
+def _nginx_size(n: int) -> str:
+    return f"{n // 1024}k" if n % (1024 * 1024) else f"{n // (1024 * 1024)}m"
+
+
 def services(settings: Settings) -> list[Manifest]:
     out: list[Manifest] = [{"apiVersion": "v1", "kind": "ConfigMap",
                             "metadata": _meta("xinyong-settings"),
@@ -371,7 +443,7 @@ def services(settings: Settings) -> list[Manifest]:
     for service in SERVICES:
         out += [deployment(service, settings), service_object(service, settings),
                 disruption_budget(service)]
-    return [*out, *network_policies(settings), credential_sweep()]
+    return [*out, *network_policies(settings), credential_sweep(), *ingresses(settings)]
 
 
 # --- files -----------------------------------------------------------------------------------

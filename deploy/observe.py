@@ -27,18 +27,24 @@ DEFAULT_PORT = 9090
 
 def prometheus_config(settings: Settings, scrape_interval: str = "15s",
                       rules: str = str(ALERTS),
-                      host: Callable[[str], str] | None = None) -> dict[str, Any]:
-    """Scrape every service's metrics port as job `xinyong`, one target per service with a
+                      host: Callable[[str], str] | None = None,
+                      replicas: int = 1) -> dict[str, Any]:
+    """Scrape every service's metrics port as job `xinyong`, one target per process with a
     `service` label. `honor_labels`: the services' own `service` label is kept as it is
     (without it, Prometheus would rename it `exported_service` beside the target's).
-    `host(service)`: where a service is reached (docker-compose: its name)."""
+    `host(service)`: where a service is reached (docker-compose: its name). `replicas`:
+    processes of each service (instance N on its metrics port + INSTANCE_PORT_STEP*(N-1),
+    deploy/stack.py)."""
+    from deploy.stack import INSTANCE_PORT_STEP
+
     host = host or (lambda _: settings.metrics_host)
     return {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
         "rule_files": [rules],
         "scrape_configs": [
             {"job_name": "xinyong", "honor_labels": True, "static_configs": [
-                {"targets": [f"{host(s)}:{settings.metrics_port(s)}"],
+                {"targets": [f"{host(s)}:{settings.metrics_port(s) + INSTANCE_PORT_STEP * i}"
+                             for i in range(replicas)],
                  "labels": {"service": s}} for s in SERVICES]},
         ],
     }
@@ -57,13 +63,13 @@ class Prometheus:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, scrape_interval: str = "15s") -> None:
+    def start(self, scrape_interval: str = "15s", replicas: int = 1) -> None:
         """Write the configuration, then start (or reload) Prometheus; returns when it is
         ready."""
         self.directory.mkdir(parents=True, exist_ok=True)
         config = self.directory / "prometheus.yml"
-        text = yaml.safe_dump(prometheus_config(self.settings, scrape_interval),
-                              sort_keys=False)
+        text = yaml.safe_dump(prometheus_config(self.settings, scrape_interval,
+                                                replicas=replicas), sort_keys=False)
         config.write_text("# Written by deploy/observe.py; rewritten at each start.\n" + text)
         self._script("start")
 

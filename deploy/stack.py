@@ -7,13 +7,16 @@ start things the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -25,8 +28,10 @@ from aiokafka import AIOKafkaProducer
 from confluent_kafka import KafkaException
 
 from deploy import credentials, secrets
+from deploy.brokers import LocalKafka
 from deploy.credentials import admin
 from deploy.kafka_admin import KafkaAdmin
+from deploy.pids import alive
 from shared import clock, inbox
 from shared.access import Principal, username
 from shared.catalogue import load_catalogue
@@ -40,14 +45,17 @@ from shared.topics import INBOUND, SERVICES, all_topics
 DEPLOY = REPO_ROOT / "deploy"
 
 
-def run_script(name: str, action: str, settings: Settings) -> None:
-    env = {**os.environ, "XINYONG_HOME": str(settings.home)}
-    subprocess.run(["bash", str(DEPLOY / name), action], check=True, env=env)
+def run_script(name: str, action: str, settings: Settings,
+               env: Mapping[str, str] | None = None) -> None:
+    """A script of deploy/ with this process's environment, `env` over it (a stack's own
+    Kafka folder and ports, say)."""
+    subprocess.run(["bash", str(DEPLOY / name), action], check=True,
+                   env={**os.environ, **(env or {}), "XINYONG_HOME": str(settings.home)})
 
 
-def infra_up(settings: Settings) -> None:
-    run_script("postgres.sh", "start", settings)
-    run_script("kafka.sh", "start", settings)
+def infra_up(settings: Settings, env: Mapping[str, str] | None = None) -> None:
+    run_script("postgres.sh", "start", settings, env)
+    run_script("kafka.sh", "start", settings, env)
     ensure_kafka_admin(settings)
 
 
@@ -61,8 +69,8 @@ def ensure_kafka_admin(settings: Settings) -> None:
         return
     except KafkaException:
         pass
-    port = int(os.environ.get("XINYONG_KAFKA_BROKER_PORT")
-               or int(settings.kafka_bootstrap.rsplit(":", 1)[1]) + 2)
+    first = settings.kafka_bootstrap.split(",")[0]
+    port = int(os.environ.get("XINYONG_KAFKA_BROKER_PORT") or int(first.rsplit(":", 1)[1]) + 2)
     broker = KafkaAdmin(settings, "broker", secrets.secret(settings, "kafka-broker.password"),
                         overrides={"bootstrap.servers": f"127.0.0.1:{port}",
                                    "sasl.mechanism": "PLAIN",
@@ -72,9 +80,9 @@ def ensure_kafka_admin(settings: Settings) -> None:
     admin(settings).topic_names()
 
 
-def infra_down(settings: Settings) -> None:
-    run_script("kafka.sh", "stop", settings)
-    run_script("postgres.sh", "stop", settings)
+def infra_down(settings: Settings, env: Mapping[str, str] | None = None) -> None:
+    run_script("kafka.sh", "stop", settings, env)
+    run_script("postgres.sh", "stop", settings, env)
 
 
 async def provision(settings: Settings) -> list[str]:
@@ -151,23 +159,61 @@ async def resolve_positions(settings: Settings, service: str, topic: str,
         await conn.close()
 
 
+# Instance N of a service (N >= 2, `service start --instance N`, `up --replicas N`) listens
+# on its service's HTTP and metrics ports plus this times N-1.
+INSTANCE_PORT_STEP = 30
+
+
 @dataclass(frozen=True)
 class ServiceProcess:
-    """One service running in the background, with its pid file and log under the home."""
+    """One process running in the background, with its pid file and log under the home.
+
+    Starting it also records that it is wanted (`<label>.want`): the supervisor
+    (deploy/supervisor.py) starts again a wanted process that exited; stopping it removes
+    that first, so a stop is never fought. A SIGKILL (`kill`) leaves it wanted: a crash."""
 
     name: str
     settings: Settings
     run_dir: Path
     # What `python` runs; a service by default (`-m services.<name>`).
     command: tuple[str, ...] = ()
+    instance: int = 1
+
+    @property
+    def label(self) -> str:
+        return self.name if self.instance == 1 else f"{self.name}-{self.instance}"
 
     @property
     def pid_file(self) -> Path:
-        return self.run_dir / f"{self.name}.pid"
+        return self.run_dir / f"{self.label}.pid"
 
     @property
     def log_file(self) -> Path:
-        return self.run_dir / f"{self.name}.log"
+        return self.run_dir / f"{self.label}.log"
+
+    @property
+    def want_file(self) -> Path:
+        return self.run_dir / f"{self.label}.want"
+
+    @property
+    def given_up_file(self) -> Path:
+        """Written by the supervisor when the process keeps crashing; a start removes it."""
+        return self.run_dir / f"{self.label}.given-up"
+
+    @property
+    def is_service(self) -> bool:
+        return not self.command
+
+    @property
+    def http_port(self) -> int:
+        return self.settings.http_port(self.name) + INSTANCE_PORT_STEP * (self.instance - 1)
+
+    @property
+    def metrics_port(self) -> int:
+        return self.settings.metrics_port(self.name) + INSTANCE_PORT_STEP * (self.instance - 1)
+
+    def _argv(self) -> tuple[str, ...]:
+        return self.command or ("-m", f"services.{self.name}")
 
     def pid(self) -> int | None:
         """The process's pid while it lives: not a zombie (a killed child not yet reaped),
@@ -176,77 +222,113 @@ class ServiceProcess:
             pid = int(self.pid_file.read_text())
         except (FileNotFoundError, ValueError):
             return None
-        if not _alive(pid):
+        if not alive(pid):
             return None
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             return None
-        wanted = [c.encode() for c in self.command or ("-m", f"services.{self.name}")]
+        wanted = [c.encode() for c in self._argv()]
         return pid if cmdline[1:1 + len(wanted)] == wanted else None
 
-    def start(self, env: dict[str, str] | None = None) -> int:
-        if (pid := self.pid()) is not None:
-            return pid
+    def instance_env(self) -> dict[str, str]:
+        """The ports of instance N (>= 2) of a service."""
+        if not self.is_service or self.instance == 1:
+            return {}
+        prefix = f"XINYONG_{self.name.upper()}"
+        return {f"{prefix}_HTTP_PORT": str(self.http_port),
+                f"{prefix}_METRICS_PORT": str(self.metrics_port)}
+
+    def start(self, env: Mapping[str, str] | None = None) -> int:
+        with supervision(self.run_dir):
+            self._want()
+            if (pid := self.pid()) is not None:
+                return pid
+            return self._spawn(env)
+
+    def _want(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.want_file.write_text(json.dumps({"name": self.name, "instance": self.instance,
+                                              "command": list(self.command)}))
+        self.given_up_file.unlink(missing_ok=True)
+
+    def _spawn(self, env: Mapping[str, str] | None = None) -> int:
+        """Start the process (the caller holds the supervision lock and knows it is not
+        running)."""
         principal = {} if self.command else {  # the service's own Kafka user (provision)
             "XINYONG_KAFKA_SASL_USERNAME": service_principal(self.settings, self.name).username,
             "XINYONG_KAFKA_SASL_PASSWORD": secrets.service_password(self.settings, self.name)}
-        command = self.command or ("-m", f"services.{self.name}")
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, *command], cwd=REPO_ROOT,
+                [sys.executable, *self._argv()], cwd=REPO_ROOT,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, **(env or {}), **principal})
+                env={**os.environ, **(env or {}), **self.instance_env(), **principal})
         self.pid_file.write_text(str(proc.pid))
+        # Until the child has exec'd, /proc shows the parent's command line and `pid()`
+        # would take the new process for gone.
+        deadline = time.monotonic() + 10
+        while self.pid() is None and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         return proc.pid
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        """Stop it and no longer want it (the supervisor leaves it stopped)."""
+        with supervision(self.run_dir):
+            self.want_file.unlink(missing_ok=True)
+            self._end(sig, timeout)
+            self.pid_file.unlink(missing_ok=True)
+
+    def _end(self, sig: int, timeout: float) -> None:
         pid = self.pid()
         if pid is None:
-            self.pid_file.unlink(missing_ok=True)
             return
         os.kill(pid, sig)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and alive(pid):
             time.sleep(0.1)
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
+            while alive(pid):
                 time.sleep(0.05)
-        self.pid_file.unlink(missing_ok=True)
 
     def kill(self) -> None:
-        """SIGKILL: the crash the services must survive."""
-        self.stop(signal.SIGKILL, timeout=5)
+        """SIGKILL: the crash the services must survive. It stays wanted, as after a real
+        crash: a supervisor, or the next `up`, starts it again."""
+        self._end(signal.SIGKILL, timeout=5)
 
     def url(self) -> str:
-        return f"http://{self.settings.http_host}:{self.settings.http_port(self.name)}"
+        return f"http://{self.settings.http_host}:{self.http_port}"
+
+    def readiness(self, timeout: float = 1) -> dict[str, Any] | None:
+        """What /readyz answers, with its status (`status`), if this process answers it."""
+        try:
+            r = httpx.get(self.url() + "/readyz", timeout=timeout)
+            answer = r.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        # The pid tells our process from another one already on the port.
+        if not isinstance(answer, dict) or answer.get("pid") != self.pid():
+            return None
+        return {**answer, "status": r.status_code}
 
     def metrics_url(self) -> str:
         """Its Prometheus metrics, on their own port (never the public one)."""
-        return (f"http://{self.settings.metrics_host}:{self.settings.metrics_port(self.name)}"
-                "/metrics")
+        return f"http://{self.settings.metrics_host}:{self.metrics_port}/metrics"
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.pid() is None:
-                raise RuntimeError(f"{self.name} exited; see {self.log_file}:\n{self.tail()}")
-            try:
-                r = httpx.get(self.url() + "/readyz", timeout=1)
-                answer = r.json()
-            except (httpx.HTTPError, ValueError):
-                answer = None
-            # The pid tells our process from another one already on the port.
-            if isinstance(answer, dict) and answer.get("pid") == self.pid():
-                if r.status_code == 200:
+                raise RuntimeError(f"{self.label} exited; see {self.log_file}:\n{self.tail()}")
+            answer = self.readiness()
+            if answer is not None:
+                if answer["status"] == 200:
                     return
                 paused = (answer.get("positions") or {}).get("paused")
                 if paused:  # waiting will not help: an operator has to resolve these
-                    raise PositionsPaused(self.name, paused)
+                    raise PositionsPaused(self.label, paused)
             time.sleep(0.25)
-        raise TimeoutError(f"{self.name} not ready in {timeout}s; see {self.log_file}:\n"
+        raise TimeoutError(f"{self.label} not ready in {timeout}s; see {self.log_file}:\n"
                            f"{self.tail()}")
 
     def tail(self, lines: int = 30) -> str:
@@ -254,6 +336,19 @@ class ServiceProcess:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
+
+
+@contextlib.contextmanager
+def supervision(run_dir: Path) -> Iterator[None]:
+    """The lock a start, a stop and the supervisor's restart take: a stop is never undone
+    by a restart that had already decided to happen."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".supervision.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class PositionsPaused(RuntimeError):
@@ -266,29 +361,46 @@ class PositionsPaused(RuntimeError):
             f"  {p['topic']}[{p['partition']}]: {p['why']}" for p in paused))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):  # gone, or another user's: not ours
-        return False
-    try:  # a zombie is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
-def _run_dir(settings: Settings) -> Path:
+def run_dir(settings: Settings) -> Path:
     # A test run (its own topic namespace) keeps its pid files and logs apart from the stack's.
     return settings.home / "run" / (settings.topic_namespace.strip(".") or "stack")
 
 
-def services(settings: Settings, names: Iterable[str] = SERVICES) -> list[ServiceProcess]:
-    return [ServiceProcess(n, settings, _run_dir(settings)) for n in names]
+def services(settings: Settings, names: Iterable[str] = SERVICES,
+             replicas: int = 1) -> list[ServiceProcess]:
+    """Instances 1..replicas of each service named."""
+    return [ServiceProcess(n, settings, run_dir(settings), instance=i)
+            for n in names for i in range(1, replicas + 1)]
+
+
+def instances(settings: Settings, names: Iterable[str] = SERVICES) -> list[ServiceProcess]:
+    """Every instance of each service that is wanted or has a pid file (instance 1 always):
+    what `status` shows and `down` stops."""
+    folder = run_dir(settings)
+    found = []
+    for name in names:
+        numbers = {1}
+        for path in [*folder.glob(f"{name}-*.pid"), *folder.glob(f"{name}-*.want")]:
+            suffix = path.stem.removeprefix(f"{name}-")
+            if suffix.isdigit():
+                numbers.add(int(suffix))
+        found += [ServiceProcess(name, settings, folder, instance=i) for i in sorted(numbers)]
+    return found
+
+
+def wanted(settings: Settings) -> list[ServiceProcess]:
+    """The processes of the stack that should run (their `.want` files)."""
+    folder = run_dir(settings)
+    out = []
+    for path in sorted(folder.glob("*.want")):
+        try:
+            spec = json.loads(path.read_text())
+            out.append(ServiceProcess(spec["name"], settings, folder,
+                                      tuple(spec.get("command") or ()),
+                                      int(spec.get("instance", 1))))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
 
 
 async def send_submissions(producer: AIOKafkaProducer, settings: Settings,
@@ -332,13 +444,23 @@ class IsolatedStack:
     else runs on the broker: what the test suite and the benchmark use."""
 
     def __init__(self, label: str, port_base: int, run: str | None = None,
-                 principal: str | None = None, **extra_env: str) -> None:
+                 principal: str | None = None, replicas: int = 1,
+                 kafka: LocalKafka | None = None, **extra_env: str) -> None:
         """`run` fixes the namespace and database prefix (a kept benchmark city is found
         again by it; default: `label` and a random suffix). `principal`: the kind of this
         namespace's own Kafka user that `settings` and `env` carry once started (the
-        benchmark's client), none by default."""
+        benchmark's client), none by default. `replicas`: processes of each service in its
+        consumer group. `kafka`: a Kafka cluster of its own (its folder, ports and nodes),
+        started by `start`; the machine's by default.
+
+        Ports from `port_base`: HTTP +0..+3, the front door's +4..+7 (not started here),
+        metrics +50..+53; instance N of a service adds INSTANCE_PORT_STEP*(N-1)."""
         run = run or f"{label}{uuid.uuid4().hex[:8]}"
         self.principal_kind = principal
+        self.kafka = kafka
+        cluster_env = {} if kafka is None else {
+            "XINYONG_KAFKA_DIR": str(kafka.folder), "XINYONG_KAFKA_PORT": str(kafka.port),
+            "XINYONG_KAFKA_BROKERS": str(kafka.brokers), **kafka.settings_env()}
         self.env = {
             "XINYONG_TOPIC_NAMESPACE": f"{run}.",
             "XINYONG_DB_PREFIX": f"xinyong_{run}_",
@@ -350,30 +472,43 @@ class IsolatedStack:
             "XINYONG_INGEST_METRICS_PORT": str(port_base + 51),
             "XINYONG_REGISTRY_METRICS_PORT": str(port_base + 52),
             "XINYONG_OBJECTION_METRICS_PORT": str(port_base + 53),
+            "XINYONG_FRONTDOOR_PUBLIC_PORT": str(port_base + 4),
+            "XINYONG_FRONTDOOR_INGEST_PORT": str(port_base + 5),
+            "XINYONG_FRONTDOOR_OPERATOR_PORT": str(port_base + 6),
+            "XINYONG_FRONTDOOR_OBJECTION_PORT": str(port_base + 7),
             # The broker's minimum: a killed worker's partitions move on quickly.
             "XINYONG_KAFKA_SESSION_TIMEOUT_MS": "6000",
             # A clock the run may move forward (shared/clock.py; `move_clock`).
             "XINYONG_ENVIRONMENT": "test",
             "XINYONG_TEST_CLOCK_FILE": str(Settings().home / "run" / run / "clock"),
+            **cluster_env,
             **extra_env,
         }
         self.settings = Settings(**{k.removeprefix("XINYONG_").lower(): v  # type: ignore[arg-type]
-                                    for k, v in self.env.items()})
+                                    for k, v in self.env.items()
+                                    if k.removeprefix("XINYONG_").lower() in Settings.model_fields})
         self.processes = {p.name: p for p in services(self.settings)}
+        # Instances 2.. of each service, in the same consumer groups.
+        self.replicas = [p for p in services(self.settings, replicas=replicas)
+                         if p.instance > 1]
         # The namespace's own clients (set by `start`): see `_principal`.
         self.tester: dict[str, str] = {}
         self.observer: dict[str, str] = {}
 
+    @property
+    def every_process(self) -> list[ServiceProcess]:
+        return [*self.processes.values(), *self.replicas]
+
     def start(self) -> None:
-        infra_up(self.settings)
+        infra_up(self.settings, self.env)
         asyncio.run(provision(self.settings))
         self.tester = self._principal("tester")
         self.observer = self._principal("observer")
         if self.principal_kind:
             self.act_as(self.principal_kind)
-        for p in self.processes.values():
+        for p in self.every_process:
             p.start(self.env)
-        for p in self.processes.values():
+        for p in self.every_process:
             p.wait_ready()
 
     def _principal(self, kind: str, password: str | None = None) -> dict[str, str]:
@@ -413,12 +548,18 @@ class IsolatedStack:
                 "password": secrets.service_password(self.settings, service)}
 
     def stop(self) -> None:
-        for p in self.processes.values():
+        for p in self.every_process:
             p.stop()
         asyncio.run(wipe(self.settings))
 
 
 def credential_sweeper(settings: Settings) -> ServiceProcess:
     """The expiry job of credentials (deploy/credentials.py::sweep), every minute."""
-    return ServiceProcess("sweeper", settings, _run_dir(settings),
+    return ServiceProcess("sweeper", settings, run_dir(settings),
                           command=("-m", "deploy.cli", "credentials", "sweep", "--every", "60"))
+
+
+def supervisor(settings: Settings, *options: str) -> ServiceProcess:
+    """The stack's supervisor (deploy/supervisor.py): starts again a process that exits."""
+    return ServiceProcess("supervisor", settings, run_dir(settings),
+                          command=("-m", "deploy.supervisor", *options))

@@ -203,8 +203,11 @@ def _add_readiness(app: FastAPI, worker: StreamWorker) -> None:
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         positions = worker.positions_state()
-        # A partition held by a position mismatch is not consumed: not ready, and says why.
-        ready = bool(worker.assigned) and not positions["unchecked"] and not positions["paused"]
+        # Ready once the group has given this process its share, none included: a standby
+        # beside busier processes (more processes than partitions) serves HTTP and takes
+        # partitions over when another leaves; a probe must not restart it for idling. A
+        # partition held by a position mismatch is not consumed: not ready, and says why.
+        ready = worker.joined and not positions["unchecked"] and not positions["paused"]
         return JSONResponse({"ready": ready, "assigned_partitions": len(worker.assigned),
                              "positions": positions, "pid": os.getpid()},
                             status_code=200 if ready else 503)

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     # names), set by the test suite so that a run never sees another run's events.
     topic_namespace: str = ""
 
+    # Copies of every partition, and how many of them must hold a write before the broker
+    # acknowledges it (every producer asks acks=all): 1 and 1 on one local node; 3 and 2 on
+    # three (`./xinyong up --brokers 3`, deploy/k8s). Topics are created with them
+    # (deploy/kafka_admin.py); an existing topic keeps its replicas (`./xinyong status` says).
+    kafka_replication_factor: int = 1
+    kafka_min_insync_replicas: int = 1
+
     # How long the group waits for a worker that stopped answering (one killed, say)
     # before its partitions go to another.
     kafka_session_timeout_ms: int = 30_000
@@ -113,6 +120,12 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated).
     # Empty: the client is the immediate peer, whatever the header says.
     trusted_proxies: Annotated[list[str], NoDecode] = []
+    # The front door of the local stack (deploy/frontdoor.py, nginx): one base URL per group
+    # of CONTRACT.md's "Where", in front of the services' own ports.
+    frontdoor_public_port: int = 8080
+    frontdoor_ingest_port: int = 8081
+    frontdoor_operator_port: int = 8082
+    frontdoor_objection_port: int = 8083
     # Where people reach the objection forms (linked from the public site's pages).
     objection_public_url: str = "http://127.0.0.1:8003"
     log_level: str = "INFO"
@@ -130,6 +143,14 @@ class Settings(BaseSettings):
             for v in value:
                 ipaddress.ip_network(str(v), strict=False)  # a typo stops the service at start
         return value
+
+    @model_validator(mode="after")
+    def _replication(self) -> Settings:
+        if not 1 <= self.kafka_min_insync_replicas <= self.kafka_replication_factor:
+            raise ValueError(
+                f"kafka_min_insync_replicas ({self.kafka_min_insync_replicas}) must be 1 to "
+                f"kafka_replication_factor ({self.kafka_replication_factor})")
+        return self
 
     @model_validator(mode="after")
     def _password_from_file(self) -> Settings:

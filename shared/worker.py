@@ -79,6 +79,9 @@ class StreamWorker:
         self.handler = handler
         self._admin = admin  # made when first needed (a worker that never checks needs none)
         self.assigned: set[TopicPartition] = set()
+        # Whether the group has given this worker its share at least once (maybe none: a
+        # standby when the group has more workers than partitions).
+        self.joined = False
         # Assigned but not yet checked against their log: paused, nothing fetched.
         self.unchecked: set[TopicPartition] = set()
         # Paused by a position mismatch until an operator resolves it: why, and how.
@@ -91,6 +94,7 @@ class StreamWorker:
 
     def assignment_changed(self) -> None:
         self.assigned = set(self.consumer.assignment())
+        self.joined = True
         self._generation += 1
         # A partition is read from nowhere until its stored position has been checked.
         self.consumer.pause(*self.assigned)

@@ -5,11 +5,14 @@ profile mounts what deploy/ holds."""
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
+import re
 from typing import Any
 
 import pytest
 import yaml
 
+from deploy.frontdoor import DOORS, compose_config
 from deploy.observe import prometheus_config
 from shared.settings import REPO_ROOT, Settings
 from shared.topics import SERVICES
@@ -43,12 +46,11 @@ def test_every_xinyong_variable_is_a_setting() -> None:
                     for k, v in env.items() if not k.endswith("_FILE")})
 
 
-def test_services_publish_only_their_settings_ports_and_run_their_module() -> None:
+def test_services_publish_nothing_and_run_their_module() -> None:
     for service in SERVICES:
         spec = COMPOSE["services"][service]
-        port = DEFAULTS.http_port(service)
-        # The registry (whole archives) and every metrics port stay internal.
-        assert spec.get("ports", []) == ([] if service == "registry" else [f"{port}:{port}"])
+        # Outside parties reach them through the front door only; metrics stay internal.
+        assert spec.get("ports", []) == []
         assert spec["command"] == ["python", "-m", f"services.{service}"]
         assert importlib.util.find_spec(f"services.{service}.__main__") is not None
         env = _environment(spec)
@@ -92,3 +94,34 @@ def test_grafana_is_provisioned_with_the_dashboards_of_deploy() -> None:
     home = _environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert (REPO_ROOT / "deploy/grafana/dashboards" / home.removeprefix(path + "/")).exists()
     assert _environment(grafana)["PROMETHEUS_URL"] == "http://prometheus:9090"
+
+
+def test_the_front_door_is_what_deploy_frontdoor_writes_and_all_that_is_published() -> None:
+    door = COMPOSE["services"]["frontdoor"]
+    assert door["image"].startswith("nginx:")
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in door["volumes"]}
+    assert mounts["/etc/nginx/nginx.conf"] == "./deploy/frontdoor/compose.conf"
+    assert (REPO_ROOT / "deploy/frontdoor/compose.conf").read_text(encoding="utf-8") == \
+        compose_config(DEFAULTS), "run `python -m deploy.frontdoor` and commit the result"
+    ports = {d.port(DEFAULTS) for d in DOORS}
+    assert door["ports"] == [f"{p}:{p}" for p in sorted(ports)]
+    # Besides the doors, only Kafka's TLS listener (and the observability profile) publish.
+    published = {name for name, spec in COMPOSE["services"].items() if spec.get("ports")
+                 and "observe" not in spec.get("profiles", [])}
+    assert published == {"frontdoor", "kafka"}
+    # Every upstream is a compose service on its settings' port.
+    for service, port in re.findall(r"server (\w+):(\d+) ", compose_config(DEFAULTS)):
+        assert service in COMPOSE["services"] and int(port) == DEFAULTS.http_port(service)
+
+
+def test_the_services_trust_the_front_doors_address_alone() -> None:
+    door = COMPOSE["services"]["frontdoor"]
+    address = door["networks"]["default"]["ipv4_address"]
+    [subnet] = COMPOSE["networks"]["default"]["ipam"]["config"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet["subnet"])
+    for service in SERVICES:
+        env = _environment(COMPOSE["services"][service])
+        assert env["XINYONG_TRUSTED_PROXIES"] == address
+    objection = next(d for d in DOORS if d.group == "objection")
+    assert _environment(COMPOSE["services"]["publisher"])["XINYONG_OBJECTION_PUBLIC_URL"] \
+        == f"http://localhost:{objection.port(DEFAULTS)}"

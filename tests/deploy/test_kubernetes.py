@@ -15,6 +15,7 @@ import kubernetes_validate
 import pytest
 
 from deploy import manifests
+from deploy.frontdoor import DOORS
 from deploy.kafka_admin import SERVICE_TOPICS
 from shared.access import service_grants, username
 from shared.catalogue import load_catalogue
@@ -206,13 +207,43 @@ def test_network_policies_keep_the_registry_and_metrics_internal() -> None:
         # Metrics: only from the monitoring namespace.
         assert by_port["metrics"] == [[{"namespaceSelector": {"matchLabels": {
             "kubernetes.io/metadata.name": manifests.MONITORING_NAMESPACE}}}]]
-        http_open_to_all = any(sources == [] for sources in by_port["http"])
-        if service == "registry":
-            # Whole archives: only from pods of this namespace (no namespaceSelector).
-            assert not http_open_to_all
-            assert by_port["http"] == [[{"podSelector": {}}]]
-        else:
-            assert http_open_to_all, f"{service} serves the public or the parties"
+        # HTTP: from this namespace and the ingress controller (the front doors) only; the
+        # registry (whole archives) is behind the operators' door alone.
+        assert by_port["http"] == [[{"namespaceSelector": {"matchLabels": {
+            "kubernetes.io/metadata.name": manifests.INGRESS_NAMESPACE}}},
+            {"podSelector": {}}]], service
+        doors = {d["spec"]["rules"][0]["host"]: d for d in of_kind("Ingress")
+                 if d["metadata"]["name"] != "xinyong-probes-hidden"}
+        behind = {p["backend"]["service"]["name"] for d in doors.values()
+                  for p in d["spec"]["rules"][0]["http"]["paths"]}
+        assert f"xinyong-{service}" in behind, f"{service} behind no front door"
+
+
+def test_one_ingress_per_front_door_with_its_caps_and_routes() -> None:
+    ingresses = {i["metadata"]["name"]: i for i in of_kind("Ingress")}
+    assert set(ingresses) == {f"xinyong-{d.group}" for d in DOORS} | {"xinyong-probes-hidden"}
+    for door in DOORS:
+        ingress = ingresses[f"xinyong-{door.group}"]
+        notes = ingress["metadata"]["annotations"]
+        assert notes["nginx.ingress.kubernetes.io/proxy-read-timeout"] == \
+            str(door.read_timeout_s)
+        size = notes["nginx.ingress.kubernetes.io/proxy-body-size"]
+        assert int(size[:-1]) * {"k": 1024, "m": 1024 * 1024}[size[-1]] == \
+            door.body_max(SETTINGS)
+        [rule] = ingress["spec"]["rules"]
+        assert rule["host"] == door.host
+        assert ingress["spec"]["tls"] == [{"hosts": [door.host],
+                                           "secretName": f"xinyong-{door.group}-tls"}]
+        paths = {p["path"]: p["backend"]["service"]["name"] for p in rule["http"]["paths"]}
+        assert paths["/"] == f"xinyong-{door.service}"
+        assert len(paths) == 1 + len(door.live_routes())
+    hidden = ingresses["xinyong-probes-hidden"]
+    assert hidden["metadata"]["annotations"][
+        "nginx.ingress.kubernetes.io/denylist-source-range"] == "0.0.0.0/0,::/0"
+    assert {r["host"] for r in hidden["spec"]["rules"]} == {d.host for d in DOORS}
+    [config] = of_kind("ConfigMap")
+    assert config["data"]["XINYONG_OBJECTION_PUBLIC_URL"] == \
+        f"https://{next(d for d in DOORS if d.group == 'objection').host}"
 
 
 def test_secrets_referenced_are_strimzis_or_documented() -> None:

@@ -36,8 +36,9 @@ STACK = stack.IsolatedStack(
     "t", int(os.environ.get("XINYONG_TEST_PORT_BASE", "18000")),
     XINYONG_PUBLIC_RATE_LIMIT="100000/minute",
     # Tests pass as clients of their own through X-Forwarded-For (kit.as_client); a budget
-    # per client large enough for one test, small enough to be reached by one.
-    XINYONG_TRUSTED_PROXIES="127.0.0.1",
+    # per client large enough for one test, small enough to be reached by one. The front
+    # door's nginx connects from its own address (deploy/frontdoor.py::SOURCE_ADDRESS).
+    XINYONG_TRUSTED_PROXIES="127.0.0.1,127.0.0.2",
     XINYONG_OBJECTION_RATE_LIMIT_CLIENT="40/minute")
 ENV = STACK.env
 # This process reads the services' clock too: a test that moves it sees what they see.
@@ -109,8 +110,10 @@ async def wait_until_accepted(token: str, url: str, method: str = "GET") -> None
 class TopicWatcher:
     """Reads topics from their beginning in the background; tests wait for events."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, login: dict[str, str] | None = None) -> None:
+        """`login`: a Kafka user that may read the topics (the session's observer)."""
         self.settings = settings
+        self.login = login
         self.events: dict[str, list[dict[str, Any]]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -120,7 +123,8 @@ class TopicWatcher:
     async def start(self) -> None:
         """Assign every partition of every topic once, from the beginning: assigning more
         later would reset the positions of those already assigned."""
-        self._consumer = AIOKafkaConsumer(**client_options(self.settings, **STACK.observer),
+        self._consumer = AIOKafkaConsumer(**client_options(self.settings,
+                                                           **(self.login or STACK.observer)),
                                           enable_auto_commit=False,
                                           auto_offset_reset="earliest")
         await self._consumer.start()

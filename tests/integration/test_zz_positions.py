@@ -24,6 +24,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from deploy import stack
+from deploy.brokers import LocalKafka
 from deploy.credentials import admin as kafka_admin
 from shared.db import TRANSIENT
 from shared.kafka import admin_config, log_ids, make_producer
@@ -208,7 +209,8 @@ async def test_kafka_data_replaced_under_live_databases_skips_nothing(
     old_cluster, _ = await log_ids(_observer_admin(settings), [settings.topic(ACCEPTED)])
 
     stack.run_script("kafka.sh", "stop", settings)
-    shutil.rmtree(settings.home / "kafka" / "data")
+    for data in LocalKafka.of(settings).data_folders:  # every node's, on several
+        shutil.rmtree(data)
     stack.run_script("kafka.sh", "start", settings)  # formats a new cluster
     # The new cluster knows its broker and administrator only: the services' users, the
     # suite's own and their ACLs are made again, with the passwords they had.

@@ -1,0 +1,150 @@
+"""Two processes of each stream service in one consumer group (`service start --instance 2`):
+both get partitions; the first of each is killed mid-stream and the second takes its
+partitions (and the outbox relay, single per database by its advisory lock); nothing is
+lost, nothing doubled: one feedback per delivery, one archive row per record, one notice id
+per subject and agency."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from deploy.stack import ServiceProcess
+from shared.settings import Settings
+from tests.integration.conftest import ENV, TopicWatcher
+from tests.integration.helpers import enterprise, record
+from tests.integration.kit import send
+
+pytestmark = pytest.mark.integration
+
+RECORDS = 1500
+STREAM = ("ingest", "registry", "publisher", "objection")
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"not reached in {timeout}s: {what}"
+        await asyncio.sleep(0.2)
+
+
+def _partitions(proc: ServiceProcess) -> int:
+    answer = proc.readiness(timeout=3)
+    return int(answer["assigned_partitions"]) if answer else -1
+
+
+async def test_a_second_process_shares_the_work_and_takes_it_all_when_the_first_dies(
+        settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
+        services: dict[str, ServiceProcess], db: Any) -> None:
+    second = {name: ServiceProcess(name, settings, services[name].run_dir, instance=2)
+              for name in STREAM}
+    try:
+        for proc in second.values():
+            proc.start(ENV)
+        for proc in second.values():
+            await asyncio.to_thread(proc.wait_ready, 120)
+        assert len({services[n].url() for n in STREAM} | {p.url() for p in second.values()}
+                   ) == 2 * len(STREAM), "each process has HTTP ports of its own"
+
+        async def shared() -> bool:
+            counts = [await asyncio.to_thread(_partitions, p)
+                      for n in STREAM for p in (services[n], second[n])]
+            return all(c > 0 for c in counts)
+
+        await _until(shared, "both processes of every service hold partitions", 120)
+        totals = {n: _partitions(services[n]) + _partitions(second[n]) for n in STREAM}
+
+        tag = f"SCALE-{uuid.uuid4().hex[:6]}-"
+        batch = [record(enterprise(f"珠海市扩容测试{i}有限公司"),
+                        "court.dishonest_debtor" if i % 5 == 0 else "amr.admin_penalty",
+                        record_id=f"{tag}{i:05d}") for i in range(RECORDS)]
+        ids = {d["record_id"] for d in batch}
+        listed = {d["subject"]["id"] for d in batch if d["catalogue_item"].startswith("court")}
+
+        async def produce() -> None:
+            for i in range(0, len(batch), 50):
+                await asyncio.gather(*(send(producer, settings,
+                                            d["catalogue_item"].split(".")[0], d)
+                                       for d in batch[i:i + 50]))
+                await asyncio.sleep(0.3)  # a steady stream, still flowing at the kill
+
+        def ours() -> list[dict[str, Any]]:
+            return [e for t in ("credit.feedback.amr", "credit.feedback.court")
+                    for e in watcher.events[t]
+                    if (e.get("data", {}).get("record_id") or "").startswith(tag)]
+
+        producing = asyncio.create_task(produce())
+
+        async def mid_stream() -> bool:
+            n = await db("registry").fetchval(
+                "SELECT count(*) FROM records WHERE record_id LIKE $1", tag + "%")
+            return bool(len(ours()) >= RECORDS // 5 and n >= RECORDS // 10)
+
+        await _until(mid_stream, "the stream under way in every service")
+        for name in ("ingest", "registry", "publisher"):
+            services[name].kill()
+        assert not producing.done() and len(ours()) < RECORDS, "killed mid-stream"
+
+        async def taken_over() -> bool:
+            held = [await asyncio.to_thread(_partitions, second[n])
+                    for n in ("ingest", "registry", "publisher")]
+            return held == [totals[n] for n in ("ingest", "registry", "publisher")]
+
+        # The broker notices the dead members after the session timeout (6 s here).
+        await _until(taken_over, "the second processes hold every partition", 120)
+        await producing
+
+        async def all_feedback() -> bool:
+            return {e["data"]["record_id"] for e in ours()} >= ids
+
+        await _until(all_feedback, "a feedback for every record")
+        event_ids: dict[str, set[str]] = defaultdict(set)
+        for e in ours():
+            event_ids[e["data"]["record_id"]].add(e["id"])
+            assert e["data"]["status"] == "accepted", e
+        assert all(len(v) == 1 for v in event_ids.values()), "one feedback per delivery"
+
+        async def all_published() -> bool:
+            n = await db("publisher").fetchval(
+                "SELECT count(*) FROM subjects s, json_array_elements(s.snapshot->'records') r"
+                " WHERE r->>'record_id' LIKE $1", tag + "%")
+            return bool(n == RECORDS)
+
+        await _until(all_published, "every record in the publisher's snapshots")
+        history = await db("registry").fetch(
+            "SELECT record_id, count(*) AS n FROM record_history WHERE record_id LIKE $1"
+            " GROUP BY record_id", tag + "%")
+        assert len(history) == RECORDS and {r["n"] for r in history} == {1}
+        audit = await db("ingest").fetch(
+            "SELECT record_id, count(*) AS n FROM submissions WHERE record_id LIKE $1"
+            " GROUP BY record_id", tag + "%")
+        assert len(audit) == RECORDS and {r["n"] for r in audit} == {1}
+        notices = await db("publisher").fetch(
+            "SELECT subject_key, count(*) AS n FROM notices WHERE subject_key = ANY($1::text[])"
+            " GROUP BY subject_key", [f"enterprise:{s}" for s in listed])
+        assert len(notices) == len(listed) and {r["n"] for r in notices} == {5}
+
+        async def all_notified() -> bool:
+            return {e["data"]["subject"]["id"] for e in watcher.events["credit.notices.land"]
+                    if "subject" in e.get("data", {})} >= listed
+
+        await _until(all_notified, "a notice to the land agency for every listed subject")
+        per_subject: dict[str, set[str]] = defaultdict(set)
+        for e in watcher.events["credit.notices.land"]:
+            if e.get("data", {}).get("subject", {}).get("id") in listed:
+                per_subject[e["data"]["subject"]["id"]].add(e["data"]["notice_id"])
+        assert {len(v) for v in per_subject.values()} == {1}, "one notice id per subject"
+    finally:
+        for name in STREAM:
+            services[name].start(ENV)
+        for name in STREAM:
+            await asyncio.to_thread(services[name].wait_ready, 120)
+        for proc in second.values():
+            proc.stop()
