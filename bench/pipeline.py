@@ -195,14 +195,27 @@ def notice_latencies(receipts: Receipts, sent_at: dict[str, float], since: float
     return out
 
 
-async def batch_seconds(stack: IsolatedStack) -> dict[str, float]:
-    """Time each service spent inside its batch transactions (its /metrics)."""
-    out = {}
+async def service_metrics(stack: IsolatedStack) -> dict[str, dict[str, float]]:
+    """From each service's /metrics: the time it spent inside its batch transactions, and
+    the mean of its per-hop histograms (ms): events' age when it consumed them, outbox rows'
+    age when the broker acknowledged them."""
+    def total(text: str, name: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name + "{") or line.startswith(name + " "))
+
+    out: dict[str, dict[str, float]] = {"batch_seconds": {}, "consumed_age_ms": {},
+                                        "outbox_age_ms": {}}
+    settings = stack.settings
     async with httpx.AsyncClient() as client:
-        for name, p in stack.processes.items():
-            text = (await client.get(p.url() + "/metrics/")).text
-            out[name] = round(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                                  if line.startswith("xinyong_batch_seconds_sum")), 2)
+        for name in stack.processes:
+            text = (await client.get(f"http://{settings.metrics_host}:"
+                                     f"{settings.metrics_port(name)}/metrics")).text
+            out["batch_seconds"][name] = round(total(text, "xinyong_batch_seconds_sum"), 2)
+            for key, metric in (("consumed_age_ms", "xinyong_event_age_at_consume_seconds"),
+                                ("outbox_age_ms", "xinyong_outbox_age_at_send_seconds")):
+                count = total(text, metric + "_count")
+                if count:
+                    out[key][name] = round(total(text, metric + "_sum") / count * 1000, 1)
     return out
 
 
@@ -403,10 +416,13 @@ async def _measure(stack: IsolatedStack, records: int, rate: float | None,
     sampler.start()
     try:
         part = await (paced(stack, rate, seconds) if rate else closed(stack, records))
-        part["batch_seconds"] = await batch_seconds(stack)
+        part.update(await service_metrics(stack))
     finally:
         part_rss = await sampler.stop()
     part["rss_mib"] = part_rss
+    part["cpu_seconds"] = sampler.cpu()
+    part["cpu_ms_per_record"] = {name: round(cpu * 1000 / part["records"], 3)
+                                 for name, cpu in part["cpu_seconds"].items()}
     return part
 
 
@@ -456,6 +472,12 @@ def print_part(name: str, p: dict[str, Any]) -> None:
         ("penalty notice p50/p95/p99/max", report.fmt_ms(p["penalty_notice_ms"])),
         ("time in batch transactions", ", ".join(f"{k} {v:.1f} s"
                                                  for k, v in p["batch_seconds"].items())),
+        ("mean age at consume", ", ".join(f"{k} {v:,.0f} ms"
+                                          for k, v in p["consumed_age_ms"].items())),
+        ("mean outbox age at send", ", ".join(f"{k} {v:,.0f} ms"
+                                              for k, v in p["outbox_age_ms"].items())),
+        ("CPU per record", ", ".join(f"{k} {v:.2f} ms"
+                                     for k, v in p["cpu_ms_per_record"].items())),
         ("peak memory", report.fmt_rss(p["rss_mib"])),
     ]
     report.print_table(f"bench {name}", rows)
