@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from shared.envelope import AnyEvent, CloudEvent, encode_event, typed
+from shared.envelope import AnyEvent, CloudEvent, encode_event, encode_event_json, typed
 from shared.topics import Topic
 
 P = TypeVar("P", bound=BaseModel)
@@ -56,6 +56,14 @@ class OutboundEvent:
     def of(cls, topic: Topic[P], source: str, key: str | None, data: P,
            event_id: str | None = None) -> OutboundEvent:
         event_id, value = encode_event(topic.event_type, source, key, data, event_id)
+        return cls(topic.name, key, event_id, value)
+
+    @classmethod
+    def of_json(cls, topic: Topic[P], source: str, key: str | None, data_json: bytes,
+                event_id: str | None = None) -> OutboundEvent:
+        """An event whose data is already serialized: the JSON of a `topic.payload`, written
+        by pydantic (e.g. the bytes also stored in the database)."""
+        event_id, value = encode_event_json(topic.event_type, source, key, data_json, event_id)
         return cls(topic.name, key, event_id, value)
 
 
