@@ -375,10 +375,12 @@ def normalize_identifiers(catalogue: Catalogue, sub: RecordSubmission
         person_id = normalize_identifier(person["id"])
         if person_id is None:
             errors.append(_refused_identifier(f"attributes.{role}.id", person["id"]))
-        else:
+        elif person_id != person["id"]:
             attributes = {**attributes, role: {**person, "id": person_id}}
     if errors or subject_id is None:
         return sub, errors
+    if subject_id == sub.subject.id and attributes is sub.attributes:
+        return sub, []  # already in the one form (the usual case): nothing to copy
     return sub.model_copy(update={"subject": sub.subject.model_copy(update={"id": subject_id}),
                                   "attributes": attributes}), []
 

@@ -62,3 +62,11 @@ def test_the_partitioner_agrees_with_the_java_clients_murmur2() -> None:
     assert murmur2(b"a-little-bit-long-string") & 0xFFFFFFFF == (-985981536) & 0xFFFFFFFF
     key = b"enterprise:91440400MA4W8KXX0X"
     assert partition_of(key, list(range(6)), []) == (aiokafka_murmur2(key) & 0x7FFFFFFF) % 6
+
+
+def test_caused_ids_are_uuid5_of_their_cause() -> None:
+    import uuid
+
+    from shared.messages import _CAUSED_NS, caused_id
+    for cause in [("xinyong/ingest", "feedback", "topic-id|3|17"), ("a",), ("珠海", 1, None)]:
+        assert caused_id(*cause) == str(uuid.uuid5(_CAUSED_NS, "|".join(map(str, cause))))
