@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from shared.contract import SubjectType
 
@@ -112,6 +112,8 @@ class Catalogue(_Frozen):
     districts: dict[str, District]
     zones: dict[str, Zone]
     legacy_uscc: frozenset[str] = frozenset()
+    _lists_fed_by: dict[str, list[str]] = PrivateAttr(default_factory=dict)
+    _measures_for: dict[str, list[tuple[str, Measure]]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Catalogue:
@@ -127,10 +129,20 @@ class Catalogue(_Frozen):
         return applicable[-1] if applicable else rules[0]
 
     def lists_fed_by(self, item: str) -> list[str]:
-        return [name for name, lst in self.lists.items() if item in lst.items]
+        # Asked for every record of every snapshot: answered once per item (the catalogue
+        # is frozen).
+        found = self._lists_fed_by.get(item)
+        if found is None:
+            found = [name for name, lst in self.lists.items() if item in lst.items]
+            self._lists_fed_by[item] = found
+        return list(found)
 
     def measures_for(self, list_name: str) -> list[tuple[str, Measure]]:
-        return [(name, m) for name, m in self.measures.items() if list_name in m.lists]
+        found = self._measures_for.get(list_name)
+        if found is None:
+            found = [(name, m) for name, m in self.measures.items() if list_name in m.lists]
+            self._measures_for[list_name] = found
+        return list(found)
 
 
 def _reference_problems(cat: Catalogue) -> list[str]:

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.registry.handlers import snapshot_json
 from shared.contract import Grade, RecordFeedback, RelatedSubject, SubjectChanged
 from shared.envelope import CloudEvent, data_json, encode_event, encode_event_json
 from shared.kafka import murmur2, partition_of
+from tests import strategies
 from tests.unit.factories import ENTERPRISE, archived, resident_id
 
 
@@ -70,3 +74,40 @@ def test_caused_ids_are_uuid5_of_their_cause() -> None:
     from shared.messages import _CAUSED_NS, caused_id
     for cause in [("xinyong/ingest", "feedback", "topic-id|3|17"), ("a",), ("珠海", 1, None)]:
         assert caused_id(*cause) == str(uuid.uuid5(_CAUSED_NS, "|".join(map(str, cause))))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_ingest_reads_what_the_standard_library_reads(data: st.DataObject) -> None:
+    """orjson first, the standard library for what it refuses: every message reads as the
+    standard library alone reads it (the same envelope, the same errors)."""
+    import json
+
+    import services.ingest.domain as ingest
+
+    _, raw = data.draw(strategies.inbound_value("court"))
+    extra = data.draw(st.sampled_from([b"", b" ", b"\xef\xbb\xbf"]))
+    raw = extra + raw if data.draw(st.booleans()) else raw
+    with_orjson = ingest.parse_message(raw)
+    class Refusing:  # an orjson that refuses everything: the standard library reads it all
+        JSONDecodeError = json.JSONDecodeError
+
+        @staticmethod
+        def loads(raw: bytes) -> Any:
+            raise json.JSONDecodeError("refused", "", 0)
+
+    original = ingest.orjson  # type: ignore[attr-defined]
+    try:
+        ingest.orjson = Refusing  # type: ignore[attr-defined, assignment]
+        alone = ingest.parse_message(raw)
+    finally:
+        ingest.orjson = original  # type: ignore[attr-defined]
+    assert repr(with_orjson) == repr(alone)
+
+
+def test_a_number_past_64_bits_is_read_as_the_integer_it_is() -> None:
+    from services.ingest.domain import read_envelope
+
+    event, _ = read_envelope(b'{"specversion":"1.0","id":"x","source":"dept/court",'
+                             b'"type":"t","data":{"revision":18446744073709551616}}')
+    assert event is not None and event.data == {"revision": 2**64}
