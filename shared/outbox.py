@@ -49,6 +49,7 @@ from aiokafka.errors import (
 from shared import metrics
 from shared.contract import DeadLetter
 from shared.db import TRANSIENT
+from shared.kafka import partition_of
 from shared.messages import InboundMessage, OutboundEvent, caused_id
 from shared.settings import Settings, get_settings
 from shared.topics import DEAD_LETTERS
@@ -349,17 +350,7 @@ class OutboxRelay:
         timeout), keeps that row and every later one for the next attempt and is raised;
         rows after it that did reach the broker are sent again then, with the same event
         ids (consumers drop repeats), so that no subject's events overtake each other."""
-        pending: list[asyncio.Future[Any] | BaseException] = []
-        for r in rows:
-            try:
-                pending.append(await self.producer.send(
-                    self.settings.topic(r.topic), value=r.value,
-                    key=r.key.encode() if r.key is not None else None))
-            except KafkaError as exc:
-                pending.append(exc)
-        # Awaited one after the other (they settle in about that order): a task per row
-        # would cost more than the send.
-        outcomes = [await _settled(p) for p in pending]
+        outcomes = await self._produce(rows)
         now = time.time()
         age = metrics.OUTBOX_AGE_AT_SEND.labels(self.service)
         sent: list[int] = []
@@ -396,6 +387,66 @@ class OutboxRelay:
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
             raise interrupted
         return sent
+
+    async def _produce(self, rows: Sequence[OutboxRow]) -> list[BaseException | None]:
+        """Hand the rows to the producer in order, as record batches filled here (one per
+        partition at a time, as the producer would fill them, without a coroutine and a
+        future per event); returns each row's outcome (None: acknowledged). Within a
+        partition, batches are submitted in the order of their rows, and the idempotent
+        producer keeps that order on the broker. A row over `max_event_bytes` goes alone
+        through `send`, whose size check refuses it before the broker sees it."""
+        producer = self.producer
+        partitions: dict[str, list[int] | BaseException] = {}
+        filling: dict[tuple[str, int], tuple[Any, list[int]]] = {}
+        pending: list[tuple[asyncio.Future[Any] | BaseException, list[int]]] = []
+
+        async def submit(tp: tuple[str, int]) -> None:
+            batch, indexes = filling.pop(tp)
+            try:
+                pending.append((await producer.send_batch(batch, tp[0], partition=tp[1]),
+                                indexes))
+            except KafkaError as exc:
+                pending.append((exc, indexes))
+
+        for i, r in enumerate(rows):
+            topic = self.settings.topic(r.topic)
+            key = r.key.encode() if r.key is not None else None
+            if topic not in partitions:
+                try:
+                    partitions[topic] = sorted(await producer.partitions_for(topic))
+                except KafkaError as exc:
+                    partitions[topic] = exc
+            known = partitions[topic]
+            if isinstance(known, BaseException):
+                pending.append((known, [i]))
+                continue
+            tp = (topic, partition_of(key, known, known))
+            if len(r.value) + len(key or b"") > self.settings.max_event_bytes:
+                if tp in filling:
+                    await submit(tp)
+                try:
+                    pending.append((await producer.send(topic, value=r.value, key=key,
+                                                        partition=tp[1]), [i]))
+                except KafkaError as exc:
+                    pending.append((exc, [i]))
+                continue
+            if tp in filling and filling[tp][0].append(
+                    key=key, value=r.value, timestamp=None) is not None:
+                filling[tp][1].append(i)
+                continue
+            if tp in filling:  # full: it goes, and a new one starts with this row
+                await submit(tp)
+            batch = producer.create_batch()
+            batch.append(key=key, value=r.value, timestamp=None)  # a first row always fits
+            filling[tp] = (batch, [i])
+        for tp in list(filling):
+            await submit(tp)
+        outcomes: list[BaseException | None] = [None] * len(rows)
+        for future, indexes in pending:
+            failure = await _settled(future)
+            for i in indexes:
+                outcomes[i] = failure
+        return outcomes
 
     async def _refused(self, topic: str, failure: BaseException) -> bool:
         if refused_for_what_it_is(failure):
