@@ -236,8 +236,7 @@ def check_data(data: dict[str, Any], prefix: str = "") -> list[FieldError]:
 def _envelope_problems(doc: dict[str, Any]) -> list[FieldError]:
     text: list[FieldError] = []
     bounds: list[FieldError] = []
-    _too_many_fields({k: v for k, v in doc.items() if k != "data"}, _ENVELOPE_FIELDS,
-                     "envelope", bounds)
+    _too_many_fields(doc, _ENVELOPE_FIELDS, "envelope", bounds)  # `data` is a named one
     for name, value in doc.items():
         if name == "data":
             continue
@@ -249,7 +248,7 @@ def _envelope_problems(doc: dict[str, Any]) -> list[FieldError]:
 
 def _too_many_fields(obj: dict[str, Any], named: frozenset[str], path: str,
                      bounds: list[FieldError]) -> None:
-    extra = sum(1 for k in obj if k not in named)
+    extra = len(obj.keys() - named)
     if extra > EXTRA_FIELDS_MAX:
         bounds.append(err(path, "too_many_fields",
                           f"{extra} fields the contract does not name; at most "
@@ -342,6 +341,8 @@ def _storable(text: str) -> bool:
 
 def _label(name: str) -> str:
     """A key as it can be shown in a field path."""
+    if len(name) <= 64 and name.isascii() and "\x00" not in name:
+        return name  # the usual case, shown as it is
     return (name[:64].encode("utf-8", "backslashreplace").decode("utf-8")
             .replace("\x00", "\\u0000"))
 
