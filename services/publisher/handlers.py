@@ -47,7 +47,8 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
     async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
         snapshots, feedback, dead = parse(messages)
         await outbox.enqueue(conn, dead)
-        snapshots = await inbox.only_first_seen(conn, snapshots, lambda s: s.event)
+        # A snapshot needs no event-id record: it applies only over an older version of its
+        # subject, so the same one again (a resend, a replay) changes nothing.
         feedback = await inbox.only_first_seen(conn, feedback, lambda f: f.event)
         await apply_snapshots(conn, ctx.catalogue, [(s.payload, s.body) for s in snapshots])
         updated = await store.record_feedback(conn, [(f.agency, f.payload) for f in feedback])

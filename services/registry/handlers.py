@@ -54,10 +54,19 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
     async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
         changes, dead = parse_changes(messages)
         await outbox.enqueue(conn, dead)
-        unique = await inbox.only_first_seen(conn, changes, lambda c: c.event)
-        await apply_changes(conn, ctx.catalogue, unique)
+        await apply_changes(conn, ctx.catalogue, await only_new(conn, changes))
 
     return handle
+
+
+async def only_new(conn: asyncpg.Connection, changes: Sequence[Change]) -> list[Change]:
+    """The changes not applied before. An accepted record needs no event-id record: it
+    applies only over a lower revision of its record, so the same event again (a resend, a
+    replay) changes nothing by itself. A status change (a flag, its removal) would apply
+    again: its event id is recorded."""
+    status = [c for c in changes if isinstance(c.payload, RecordStatusChanged)]
+    fresh = {id(c) for c in await inbox.only_first_seen(conn, status, lambda c: c.event)}
+    return [c for c in changes if isinstance(c.payload, AcceptedRecord) or id(c) in fresh]
 
 
 def parse_changes(messages: Sequence[InboundMessage]) -> tuple[list[Change], list[OutboundEvent]]:
