@@ -187,8 +187,10 @@ def _zero_counters(service: str, topics: Sequence[str]) -> None:
     first increase from `increase()` (deploy/prometheus/alerts.yml)."""
     metrics.DEAD_LETTERS.labels(service)
     metrics.OUTBOX_SENT.labels(service)
+    metrics.OUTBOX_AGE_AT_SEND.labels(service)
     for topic in topics:
         metrics.MESSAGES.labels(service, topic)
+        metrics.EVENT_AGE_AT_CONSUME.labels(service, topic)
 
 
 def _add_readiness(app: FastAPI, worker: StreamWorker) -> None:
