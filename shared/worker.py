@@ -156,6 +156,9 @@ class StreamWorker:
                 if not self._deferred:
                     self._deferred_since = time.monotonic()
                 self._deferred.update(offsets)
+                # Consumed and passed over: as applied as they will ever be.
+                for topic, count in Counter(m.topic for m in messages).items():
+                    metrics.MESSAGES.labels(self.service, topic).inc(count)
                 messages = []
             if not messages:
                 if self._deferred and (time.monotonic() - self._deferred_since
