@@ -236,8 +236,11 @@ def needs_no_work(message: InboundMessage) -> bool:
     return message.topic != RECORDS_ACCEPTED.name and not _may_be_a_decision(message)
 
 
+_DECIDED = OBJECTION_DECIDED.encode()
+
+
 def _may_be_a_decision(message: InboundMessage) -> bool:
-    return OBJECTION_DECIDED.encode() in message.value
+    return _DECIDED in message.value
 
 
 def parse_decisions(messages: Sequence[InboundMessage]
