@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import sys
@@ -31,6 +30,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -161,7 +161,8 @@ async def receive(settings: Settings, catalogue: Catalogue, departments: Sequenc
                 topic = tp.topic[ns:]
                 agency = NOTICES.code_of(topic)
                 for r in records:
-                    receipts.take(agency, json.loads(r.value), now)
+                    # orjson: the receivers share the cores with what they measure.
+                    receipts.take(agency, orjson.loads(r.value), now)
     finally:
         await consumer.stop()
 
@@ -195,16 +196,29 @@ def notice_latencies(receipts: Receipts, sent_at: dict[str, float], since: float
     return out
 
 
-async def batch_seconds(stack: IsolatedStack) -> dict[str, float]:
-    """Time each service spent inside its batch transactions (its /metrics), over all its
-    processes."""
-    out: dict[str, float] = {}
+async def service_metrics(stack: IsolatedStack) -> dict[str, dict[str, float]]:
+    """From each service's /metrics: the time it spent inside its batch transactions, and
+    the mean of its per-hop histograms (ms): events' age when it consumed them, outbox rows'
+    age when the broker acknowledged them."""
+    def total(text: str, name: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name + "{") or line.startswith(name + " "))
+
+    out: dict[str, dict[str, float]] = {"batch_seconds": {}, "consumed_age_ms": {},
+                                        "outbox_age_ms": {}}
     async with httpx.AsyncClient() as client:
+        texts: dict[str, list[str]] = {}
         for p in stack.every_process:
-            text = (await client.get(p.metrics_url())).text
-            out[p.name] = round(out.get(p.name, 0.0) + sum(
-                float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                if line.startswith("xinyong_batch_seconds_sum")), 2)
+            texts.setdefault(p.name, []).append((await client.get(p.metrics_url())).text)
+    for name, pages in texts.items():
+        out["batch_seconds"][name] = round(
+            sum(total(t, "xinyong_batch_seconds_sum") for t in pages), 2)
+        for key, metric in (("consumed_age_ms", "xinyong_event_age_at_consume_seconds"),
+                            ("outbox_age_ms", "xinyong_outbox_age_at_send_seconds")):
+            count = sum(total(t, metric + "_count") for t in pages)
+            if count:
+                out[key][name] = round(
+                    sum(total(t, metric + "_sum") for t in pages) / count * 1000, 1)
     return out
 
 
@@ -405,10 +419,13 @@ async def _measure(stack: IsolatedStack, records: int, rate: float | None,
     sampler.start()
     try:
         part = await (paced(stack, rate, seconds) if rate else closed(stack, records))
-        part["batch_seconds"] = await batch_seconds(stack)
+        part.update(await service_metrics(stack))
     finally:
         part_rss = await sampler.stop()
     part["rss_mib"] = part_rss
+    part["cpu_seconds"] = sampler.cpu()
+    part["cpu_ms_per_record"] = {name: round(cpu * 1000 / part["records"], 3)
+                                 for name, cpu in part["cpu_seconds"].items()}
     return part
 
 
@@ -489,6 +506,12 @@ def print_part(name: str, p: dict[str, Any]) -> None:
         ("penalty notice p50/p95/p99/max", report.fmt_ms(p["penalty_notice_ms"])),
         ("time in batch transactions", ", ".join(f"{k} {v:.1f} s"
                                                  for k, v in p["batch_seconds"].items())),
+        ("mean age at consume", ", ".join(f"{k} {v:,.0f} ms"
+                                          for k, v in p["consumed_age_ms"].items())),
+        ("mean outbox age at send", ", ".join(f"{k} {v:,.0f} ms"
+                                              for k, v in p["outbox_age_ms"].items())),
+        ("CPU per record", ", ".join(f"{k} {v:.2f} ms"
+                                     for k, v in p["cpu_ms_per_record"].items())),
         ("peak memory", report.fmt_rss(p["rss_mib"])),
     ]
     report.print_table(f"bench {name}", rows)

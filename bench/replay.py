@@ -148,6 +148,11 @@ async def _replay(stack: IsolatedStack, registry: ServiceProcess, records: int, 
         "records_per_second": round(written / seconds, 1),
         "snapshots": events, "subjects_with_snapshot": len(keys & subjects),
         "subjects_missing": missing, "rss_mib": rss,
+        # CPU time of the registry, Kafka and this run's PostgreSQL backends during the
+        # replay: what it cost whatever else the shared machine was doing.
+        "cpu_seconds": sampler.cpu(),
+        "cpu_ms_per_record": {name: round(cpu * 1000 / max(written, 1), 3)
+                              for name, cpu in sampler.cpu().items()},
     }
 
 
@@ -186,5 +191,7 @@ def print_part(p: dict[str, Any]) -> None:
         ("snapshots", f"{p['snapshots']:,} on credit.subjects.changed, "
                       f"{p['subjects_with_snapshot']:,} subjects ({p['subjects_missing']} "
                       "missing)"),
+        ("CPU per record", ", ".join(f"{k} {v:.2f} ms"
+                                     for k, v in p["cpu_ms_per_record"].items())),
         ("peak memory", report.fmt_rss(p["rss_mib"])),
     ])

@@ -1,4 +1,10 @@
-"""Peak memory of each process under test, sampled from /proc while a benchmark runs.
+"""Peak memory and CPU time of each process under test, sampled from /proc while a benchmark
+runs.
+
+CPU time (user + system, /proc/<pid>/stat) is what a run cost each process whatever else the
+shared machine was doing: wall-clock figures move with the other load, CPU seconds per record
+much less. PostgreSQL's is the sum over the backends of this run's databases (the cluster is
+shared with other runs).
 
 Services and Kafka: resident set size (VmRSS; for a service started by the run, its own
 high-water mark VmHWM as well, which no sampling interval can miss). PostgreSQL is a
@@ -41,6 +47,19 @@ def _pss_kib(pid: int) -> int:
     except (FileNotFoundError, ProcessLookupError, PermissionError, ValueError):
         pass
     return 0
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of a process so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+    except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError, ValueError):
+        return None
 
 
 def _cmdline(pid: int) -> str:
@@ -111,6 +130,14 @@ class RssSampler:
         self._task: asyncio.Task[None] | None = None
         self._kafka = kafka_pid(settings)
         self._postmaster = postmaster_pid(settings)
+        # CPU seconds per (name, pid): first and last seen.
+        self._cpu: dict[tuple[str, int], tuple[float, float]] = {}
+
+    def _note_cpu(self, name: str, pid: int) -> None:
+        now = cpu_seconds(pid)
+        if now is not None:
+            first, _ = self._cpu.get((name, pid), (now, now))
+            self._cpu[(name, pid)] = (first, now)
 
     def _note(self, name: str, kib: int | None) -> None:
         if kib:
@@ -123,12 +150,18 @@ class RssSampler:
             self._note(name, _status_kib(pid, "VmRSS"))
             if name in self.own:
                 self._note(name, _status_kib(pid, "VmHWM"))
+            self._note_cpu(name, pid)
         if self._kafka is not None:
             self._note("kafka", _status_kib(self._kafka, "VmRSS"))
+            self._note_cpu("kafka", self._kafka)
         if self._postmaster is not None:
             self._note("postgres", postgres_pss_kib(self._postmaster,
                                                     self.settings.db_prefix))
+            for child in _children(self._postmaster):
+                if self.settings.db_prefix in _cmdline(child):
+                    self._note_cpu("postgres", child)
         self._note("bench", _status_kib(os.getpid(), "VmRSS"))
+        self._note_cpu("bench", os.getpid())
 
     async def _run(self) -> None:
         while True:
@@ -148,3 +181,10 @@ class RssSampler:
 
     def peaks(self) -> dict[str, float]:
         return {name: round(kib * 1024 / MIB, 1) for name, kib in self.peak_kib.items()}
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds each process (PostgreSQL: this run's backends) spent while sampled."""
+        out: dict[str, float] = {}
+        for (name, _), (first, last) in self._cpu.items():
+            out[name] = out.get(name, 0.0) + last - first
+        return {name: round(seconds, 2) for name, seconds in out.items()}

@@ -132,6 +132,14 @@ def overview() -> dict[str, Any]:
         series("Outbox backlog", ("max by (service) (xinyong_outbox_pending)", "{{service}}"),
                ("max by (service) (xinyong_outbox_oldest_age_seconds)",
                 "{{service}} oldest (s)")),
+        series("Per hop, p99: event age when consumed, outbox age when sent",
+               ("histogram_quantile(0.99, sum by (service, le) "
+                f"(rate(xinyong_event_age_at_consume_seconds_bucket[{RATE}])))",
+                "{{service}} consumed"),
+               ("histogram_quantile(0.99, sum by (service, le) "
+                f"(rate(xinyong_outbox_age_at_send_seconds_bucket[{RATE}])))", "{{service}} sent"),
+               unit="s", description="Where a notice's time goes: each service's wait before "
+               "it consumes an event, and from its transaction to the broker's acknowledgement."),
         row("Problems"),
         series("Dead letters (per hour)",
                (f"{per} (increase(xinyong_dead_letters_total[1h]))", "{{service}}")),
@@ -188,6 +196,13 @@ def service_dashboard(service: str) -> dict[str, Any]:
                 f"[{RATE}])))", "p50"),
                (f"histogram_quantile(0.99, sum by (le) (rate(xinyong_batch_seconds_bucket"
                 f"{{{sel}}}[{RATE}])))", "p99"), unit="s"),
+        series("Per hop",
+               ("histogram_quantile(0.99, sum by (le) (rate("
+                f"xinyong_event_age_at_consume_seconds_bucket{{{sel}}}[{RATE}])))",
+                "p99 event age when consumed"),
+               ("histogram_quantile(0.99, sum by (le) (rate("
+                f"xinyong_outbox_age_at_send_seconds_bucket{{{sel}}}[{RATE}])))",
+                "p99 outbox age when sent"), unit="s"),
         series("Outbox",
                (f"max(xinyong_outbox_pending{{{sel}}})", "waiting"),
                (f"sum(rate(xinyong_outbox_sent_total{{{sel}}}[{RATE}]))", "sent per second"),

@@ -8,6 +8,7 @@ correctly, so a bad edit stops a service at start-up instead of misrouting recor
 from __future__ import annotations
 
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -122,15 +123,37 @@ class Catalogue(_Frozen):
 
     def disclosure_rule_on(self, decided_on: date) -> DisclosureRule:
         """The rule version in force on a decision date (the earliest one before any)."""
-        rules = sorted(self.disclosure_rules, key=lambda r: r.effective_from)
+        rules = self._rules_in_order
         applicable = [r for r in rules if r.effective_from <= decided_on]
         return applicable[-1] if applicable else rules[0]
 
     def lists_fed_by(self, item: str) -> list[str]:
-        return [name for name, lst in self.lists.items() if item in lst.items]
+        return list(self._lists_by_item.get(item, ()))
 
     def measures_for(self, list_name: str) -> list[tuple[str, Measure]]:
-        return [(name, m) for name, m in self.measures.items() if list_name in m.lists]
+        return list(self._measures_by_list.get(list_name, ()))
+
+    # Asked for every record of every snapshot: indexes made once (the catalogue is frozen;
+    # a cached_property lives in the instance's __dict__, read at plain attribute speed).
+    @cached_property
+    def _rules_in_order(self) -> list[DisclosureRule]:
+        return sorted(self.disclosure_rules, key=lambda r: r.effective_from)
+
+    @cached_property
+    def _lists_by_item(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for name, lst in self.lists.items():
+            for item in lst.items:
+                found.setdefault(item, []).append(name)
+        return found
+
+    @cached_property
+    def _measures_by_list(self) -> dict[str, list[tuple[str, Measure]]]:
+        found: dict[str, list[tuple[str, Measure]]] = {}
+        for name, m in self.measures.items():
+            for list_name in m.lists:
+                found.setdefault(list_name, []).append((name, m))
+        return found
 
 
 def _reference_problems(cat: Catalogue) -> list[str]:

@@ -45,13 +45,35 @@ def encode_event(event_type: str, source: str, subject: str | None, data: BaseMo
     """(event id, UTF-8 JSON) of a new event. Written out by hand because it is on every
     event's path; the data is serialized by pydantic, null fields kept as the contract
     shows them."""
+    return encode_event_json(event_type, source, subject, data.model_dump_json().encode(),
+                             event_id)
+
+
+# What precedes `data` in every event `encode_event_json` writes: the data of such an event
+# is what follows, up to the closing brace (`data_json`).
+DATA_MARK = b',"datacontenttype":"application/json","data":'
+
+
+def encode_event_json(event_type: str, source: str, subject: str | None, data_json: bytes,
+                      event_id: str | None = None) -> tuple[str, bytes]:
+    """`encode_event` around data already serialized (by pydantic, once: the same bytes may
+    also be stored, or be the bytes an earlier hop sent)."""
     event_id = event_id or str(uuid.uuid4())
     head = (f'{{"specversion":"1.0","id":{_string(event_id)},"source":{_string(source)},'
             f'"type":{_string(event_type)},'
             f'"subject":{_string(subject) if subject is not None else "null"},'
-            f'"time":"{clock.now().isoformat()}","datacontenttype":"application/json",'
-            '"data":')
-    return event_id, head.encode() + data.model_dump_json().encode() + b"}"
+            f'"time":"{clock.now().isoformat()}"')
+    return event_id, head.encode() + DATA_MARK + data_json + b"}"
+
+
+def data_json(value: bytes) -> bytes | None:
+    """The `data` of an event as its bytes, when `encode_event_json` wrote the event (the
+    head's strings are escaped, so the mark cannot occur before the real one); None for an
+    event written otherwise. Only for events already parsed and checked as a whole."""
+    at = value.find(DATA_MARK)
+    if at < 0 or not value.endswith(b"}"):
+        return None
+    return value[at + len(DATA_MARK):-1]
 
 
 def submission_json(department: str, data: Any, event_id: str | None = None) -> bytes:

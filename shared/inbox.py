@@ -44,17 +44,25 @@ async def unapplied(conn: asyncpg.Connection,
     return [m for m in messages if m.offset >= position.get((m.topic, m.partition), 0)]
 
 
-async def advance(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
-    highest: dict[tuple[str, int], int] = {}
+async def advance(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
+                  positions: Mapping[tuple[str, int], int] | None = None,
+                  outbox_ids: Sequence[int] = ()) -> set[int]:
+    """Store the next offset after the messages (and the `positions` given, next offsets
+    by (topic, partition)); never moves a position back. In the same statement, returns
+    which of `outbox_ids` are in the outbox (a savepoint rolled back takes its rows away)."""
+    following: dict[tuple[str, int], int] = dict(positions or {})
     for m in messages:
         k = (m.topic, m.partition)
-        highest[k] = max(highest.get(k, -1), m.offset)
-    await conn.execute(
-        "INSERT INTO consumed_positions (topic, partition, next_offset)"
-        " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
-        " ON CONFLICT (topic, partition) DO UPDATE"
-        " SET next_offset = GREATEST(consumed_positions.next_offset, EXCLUDED.next_offset)",
-        [t for t, _ in highest], [p for _, p in highest], [o + 1 for o in highest.values()])
+        following[k] = max(following.get(k, 0), m.offset + 1)
+    rows = await conn.fetch(
+        "WITH advanced AS (INSERT INTO consumed_positions (topic, partition, next_offset)"
+        "  SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
+        "  ON CONFLICT (topic, partition) DO UPDATE"
+        "  SET next_offset = GREATEST(consumed_positions.next_offset, EXCLUDED.next_offset))"
+        " SELECT id FROM outbox WHERE id = ANY($4::bigint[])",
+        [t for t, _ in following], [p for _, p in following], list(following.values()),
+        list(outbox_ids))
+    return {r["id"] for r in rows}
 
 
 async def first_seen(conn: asyncpg.Connection,

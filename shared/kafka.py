@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import struct
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -68,6 +71,47 @@ def admin_config(settings: Settings, username: str | None = None,
     return config
 
 
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+
+
+@lru_cache(maxsize=65_536)
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (the Java client's `Utils.murmur2`, which picks a key's partition),
+    read four bytes at a time: the same hashes as aiokafka's byte-by-byte version in a
+    fraction of the time, and each key hashed once while it is in the cache (every event
+    about a subject has its key: a record's feedback, its acceptance, the notices)."""
+    length = len(data)
+    h = (0x9747B28C ^ length) & _MASK
+    words = length // 4
+    for k in struct.unpack_from(f"<{words}I", data):
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        k = (k * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    tail = data[words * 4:]
+    if len(tail) >= 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if tail:
+        h ^= tail[0]
+        h = (h * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    h ^= h >> 15
+    return h
+
+
+def partition_of(key: bytes | None, all_partitions: Sequence[int],
+                 available: Sequence[int]) -> int:
+    """The partitioner of every producer: the Java client's choice for a key (so a key maps
+    to the same partition whoever writes it), a random available partition without one."""
+    if key is None:
+        return random.choice(available or all_partitions)
+    return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
+
+
 def make_producer(settings: Settings, **principal: str) -> AIOKafkaProducer:
     # aiokafka's defaults are acks=1 and no idempotence: both are set explicitly here.
     return AIOKafkaProducer(
@@ -77,6 +121,7 @@ def make_producer(settings: Settings, **principal: str) -> AIOKafkaProducer:
         linger_ms=5,
         max_batch_size=256 * 1024,
         compression_type=None,
+        partitioner=partition_of,
     )
 
 

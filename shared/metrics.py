@@ -44,6 +44,18 @@ OUTBOX_SENT = Counter("xinyong_outbox_sent_total", "Events relayed from the outb
 OUTBOX_SET_ASIDE = Counter("xinyong_outbox_set_aside_total",
                            "Outbox events the broker refused, moved to outbox_set_aside",
                            ["service"])
+# Per hop: how long an event waited in the outbox (written in its transaction -> handed to
+# the producer and acknowledged by the broker), and how old an event is when a worker
+# consumes it (the producer's timestamp -> the fetch).
+_HOP_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30)
+OUTBOX_AGE_AT_SEND = Histogram(
+    "xinyong_outbox_age_at_send_seconds",
+    "From an event's write to the outbox to the broker's acknowledgement of it", ["service"],
+    buckets=_HOP_BUCKETS)
+EVENT_AGE_AT_CONSUME = Histogram(
+    "xinyong_event_age_at_consume_seconds",
+    "From an event's timestamp (set by its producer) to its fetch by this worker",
+    ["service", "topic"], buckets=_HOP_BUCKETS)
 OUTBOX_PENDING = Gauge("xinyong_outbox_pending", "Events written but not yet relayed",
                        ["service"])
 OUTBOX_OLDEST_AGE = Gauge("xinyong_outbox_oldest_age_seconds",

@@ -37,7 +37,7 @@ from shared.outbox import OutboxRelay
 from shared.probes import Gauge, Probes, record_start
 from shared.settings import Settings, get_settings
 from shared.topics import CREDENTIALS
-from shared.worker import BatchHandler, StreamWorker
+from shared.worker import BatchHandler, IdleMessage, StreamWorker
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ class ServiceSpec:
         default_factory=tuple)
     # The service's own gauges, refreshed with the probes (e.g. notices past their deadline).
     gauges: Sequence[Gauge] = field(default_factory=tuple)
+    # Messages the handler does nothing with: a batch of only those costs no transaction.
+    idle: IdleMessage | None = None
 
 
 async def housekeeping(ctx: ServiceContext) -> None:
@@ -96,15 +98,16 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     producer = await _started(lambda: make_producer(settings))
     topics = list(spec.consumes(catalogue))
     _zero_counters(spec.name, [*topics, CREDENTIALS.name])
+    relay = OutboxRelay(settings, spec.name, producer)
     consumer = await _started(lambda: make_consumer(settings, settings.group_id(spec.name), ()))
-    worker = StreamWorker(settings, spec.name, pool, consumer, topics, spec.handler(ctx))
+    worker = StreamWorker(settings, spec.name, pool, consumer, topics, spec.handler(ctx),
+                          relay=relay, idle=spec.idle)
     # Credentials have a consumer of their own: a backlog of records never delays a
     # revocation.
     credentials_consumer = await _started(lambda: make_consumer(
         settings, settings.group_id(spec.name) + "-credentials", ()))
     credentials_worker = StreamWorker(settings, spec.name, pool, credentials_consumer,
-                                      [CREDENTIALS.name], credentials.apply)
-    relay = OutboxRelay(settings, spec.name, producer)
+                                      [CREDENTIALS.name], credentials.apply, relay=relay)
     probes = Probes(ctx, [consumer, credentials_consumer], [*topics, CREDENTIALS.name],
                     spec.gauges)
 
@@ -195,8 +198,10 @@ def _zero_counters(service: str, topics: Sequence[str]) -> None:
     first increase from `increase()` (deploy/prometheus/alerts.yml)."""
     metrics.DEAD_LETTERS.labels(service)
     metrics.OUTBOX_SENT.labels(service)
+    metrics.OUTBOX_AGE_AT_SEND.labels(service)
     for topic in topics:
         metrics.MESSAGES.labels(service, topic)
+        metrics.EVENT_AGE_AT_CONSUME.labels(service, topic)
 
 
 def _add_readiness(app: FastAPI, worker: StreamWorker) -> None:

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     batch_max: int = 1000
     batch_wait_ms: int = 20
     outbox_batch: int = 2000
+    # A batch that needs no work (objection's share of the departments' submissions) costs
+    # no transaction: its positions are stored with the next batch that does, or after this
+    # long (a replay of such messages after a crash is harmless).
+    deferred_positions_seconds: float = 5.0
     # The largest event (value and key) the outbox takes: below the broker's default
     # message.max.bytes (1048588) and the producer's max_request_size (1048576), so that the
     # broker never refuses an event for its size. A larger one is refused when it is written

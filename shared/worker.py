@@ -15,6 +15,11 @@ time; a message that still fails goes to the service's dead-letter topic with th
 bytes kept in the `dead_letters` table), so one poison message never stalls its partition.
 A lost database connection is not the message's fault: the worker waits and retries the
 same batch.
+
+Once a batch's transaction has committed, the outbox rows it wrote go to the relay, which
+sends them from memory at once (shared/outbox.py). A batch whose every message needs no work
+(`idle`: objection's share of the departments' submissions) costs no transaction: its
+positions are stored with the next batch that does, or within `deferred_positions_seconds`.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from shared import inbox, metrics, outbox
 from shared.db import TRANSIENT
 from shared.kafka import log_ids, make_admin, observe_logs
 from shared.messages import InboundMessage
+from shared.outbox import OutboxRelay
 from shared.positions import resolve_command
 from shared.settings import Settings
 
@@ -51,6 +57,8 @@ log = logging.getLogger(__name__)
 _AUTHORIZATION_RETRY_S = 5.0
 
 BatchHandler = Callable[[asyncpg.Connection, Sequence[InboundMessage]], Awaitable[None]]
+# True for a message the handler would do nothing with (and would store nothing for).
+IdleMessage = Callable[[InboundMessage], bool]
 
 
 
@@ -70,13 +78,19 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 class StreamWorker:
     def __init__(self, settings: Settings, service: str, pool: asyncpg.Pool,
                  consumer: AIOKafkaConsumer, topics: Sequence[str], handler: BatchHandler,
-                 admin: AdminClient | None = None) -> None:
+                 admin: AdminClient | None = None, relay: OutboxRelay | None = None,
+                 idle: IdleMessage | None = None) -> None:
         self.settings = settings
         self.service = service
         self.pool = pool
         self.consumer = consumer
         self.topics = list(topics)
         self.handler = handler
+        self.relay = relay
+        self.idle = idle
+        # Next offsets of batches that needed no work, not yet stored nor committed.
+        self._deferred: dict[TopicPartition, int] = {}
+        self._deferred_since = 0.0
         self._admin = admin  # made when first needed (a worker that never checks needs none)
         self.assigned: set[TopicPartition] = set()
         # Whether the group has given this worker its share at least once (maybe none: a
@@ -99,6 +113,8 @@ class StreamWorker:
         # A partition is read from nowhere until its stored position has been checked.
         self.consumer.pause(*self.assigned)
         self.unchecked = set(self.assigned)
+        # Checked afresh from the database: a deferred position may belong to an old log.
+        self._deferred = {}
         self.held = {tp: why for tp, why in self.held.items() if tp in self.assigned}
         metrics.ASSIGNED_PARTITIONS.labels(self.service).set(len(self.assigned))
 
@@ -138,15 +154,31 @@ class StreamWorker:
             batches = {tp: records for tp, records in batches.items()
                        if tp not in self.unchecked and tp not in self.held}
             messages = [self._message(m) for records in batches.values() for m in records]
+            offsets = {tp: records[-1].offset + 1
+                       for tp, records in batches.items() if records}
+            if messages and self.idle is not None and all(map(self.idle, messages)):
+                if not self._deferred:
+                    self._deferred_since = time.monotonic()
+                self._deferred.update(offsets)
+                # Consumed and passed over: as applied as they will ever be.
+                for topic, count in Counter(m.topic for m in messages).items():
+                    metrics.MESSAGES.labels(self.service, topic).inc(count)
+                messages = []
             if not messages:
+                if self._deferred and (time.monotonic() - self._deferred_since
+                                       >= self.settings.deferred_positions_seconds):
+                    await self._apply_with_fallback([])
+                    await self._commit({})
                 continue
             await self._apply_with_fallback(messages)
-            await self._commit(batches)
+            await self._commit(offsets)
 
     # --- positions checked against their log (shared/positions.py) --------------------------
 
     def _check_again(self, partitions: set[TopicPartition]) -> None:
         partitions &= self.assigned
+        for tp in partitions:
+            self._deferred.pop(tp, None)
         self.consumer.pause(*partitions)
         self.unchecked |= partitions
 
@@ -263,8 +295,11 @@ class StreamWorker:
         topic: str = r.topic  # type: ignore[attr-defined]
         ns = self.settings.topic_namespace
         key: bytes | None = r.key  # type: ignore[attr-defined]
+        name = topic[len(ns):] if ns and topic.startswith(ns) else topic
+        metrics.EVENT_AGE_AT_CONSUME.labels(self.service, name).observe(
+            max(0.0, time.time() - r.timestamp / 1000))  # type: ignore[attr-defined]
         return InboundMessage(
-            topic=topic[len(ns):] if ns and topic.startswith(ns) else topic,
+            topic=name,
             partition=r.partition,  # type: ignore[attr-defined]
             offset=r.offset,  # type: ignore[attr-defined]
             key=key.decode("utf-8", "replace") if key is not None else None,
@@ -274,9 +309,12 @@ class StreamWorker:
             raw_key=key,
         )
 
-    async def _commit(self, batches: dict[TopicPartition, list[object]]) -> None:
-        offsets = {tp: records[-1].offset + 1  # type: ignore[attr-defined]
-                   for tp, records in batches.items() if records}
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit offsets after their batch's transaction, with the deferred ones it stored."""
+        offsets = {**self._deferred, **offsets}
+        self._deferred = {}
+        if not offsets:
+            return
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
@@ -287,6 +325,8 @@ class StreamWorker:
         try:
             await self._apply_retrying(self.handler, messages)
         except Exception:
+            if not messages:
+                raise
             log.exception("batch of %d failed; applying one by one", len(messages))
             for message in messages:
                 try:
@@ -321,12 +361,22 @@ class StreamWorker:
                 await self._apply(effect, messages)
 
     async def _apply(self, effect: BatchHandler, messages: list[InboundMessage]) -> None:
+        """One transaction: the messages not applied yet, their effects and outbox rows, the
+        positions (with the deferred ones); then the rows go to the relay."""
         started = time.perf_counter()
-        async with self.pool.acquire() as conn, conn.transaction():
-            fresh = await inbox.unapplied(conn, messages)
-            if fresh:
-                await effect(conn, fresh)
-            await inbox.advance(conn, messages)
+        deferred = {(self._contract_name(tp.topic), tp.partition): offset
+                    for tp, offset in self._deferred.items()}
+        with outbox.collecting() as written:
+            async with self.pool.acquire() as conn, conn.transaction():
+                fresh = await inbox.unapplied(conn, messages) if messages else []
+                if fresh:
+                    await effect(conn, fresh)
+                # Rows of a savepoint the handler rolled back are not in the table: only
+                # those that are go to the relay.
+                kept = await inbox.advance(conn, messages, deferred,
+                                           outbox_ids=[r.id for r in written])
+        if self.relay is not None and kept:
+            self.relay.committed([r for r in written if r.id in kept])
         metrics.BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
         for topic, count in Counter(m.topic for m in messages).items():
             metrics.MESSAGES.labels(self.service, topic).inc(count)

@@ -230,13 +230,26 @@ async def remember_accepted(conn: asyncpg.Connection,
     await outbox.enqueue(conn, dead)
 
 
+def needs_no_work(message: InboundMessage) -> bool:
+    """A department's submission on its inbound topic: ingest's business, nothing for this
+    service to do or store (the same test as `parse_decisions`' pre-filter)."""
+    return message.topic != RECORDS_ACCEPTED.name and not _may_be_a_decision(message)
+
+
+_DECIDED = OBJECTION_DECIDED.encode()
+
+
+def _may_be_a_decision(message: InboundMessage) -> bool:
+    return _DECIDED in message.value
+
+
 def parse_decisions(messages: Sequence[InboundMessage]
                     ) -> tuple[list[Decision], list[OutboundEvent]]:
     """The departments' decisions among their inbound events; record submissions are
     ingest's business and are passed over."""
     decisions, dead = [], []
     for m in messages:
-        if OBJECTION_DECIDED.encode() not in m.value:
+        if not _may_be_a_decision(m):
             continue  # cheap pre-filter: most inbound events are record submissions
         try:
             if CloudEvent.model_validate_json(m.value).type != OBJECTION_DECIDED:

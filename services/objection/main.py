@@ -14,6 +14,7 @@ SPEC = ServiceSpec(
     api=api.create_app,
     gauges=(gauges.open_objections,),
     timers=(handlers.deadline_timer, handlers.rate_window_cleaner),
+    idle=handlers.needs_no_work,
 )
 
 

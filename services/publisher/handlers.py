@@ -18,7 +18,7 @@ from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import NoticeFeedback, SubjectChanged
 from shared.db import TRANSIENT
-from shared.envelope import AnyEvent
+from shared.envelope import AnyEvent, data_json
 from shared.messages import InboundMessage, OutboundEvent, read_event
 from shared.topics import LISTS_CHANGED, NOTICE_FEEDBACK, NOTICES, SUBJECTS_CHANGED
 from shared.worker import BatchHandler
@@ -32,6 +32,7 @@ TIMER_SECONDS = 5.0
 class Snapshot:
     event: AnyEvent
     payload: SubjectChanged
+    body: bytes  # the snapshot's JSON as the registry sent it: stored as it came
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,10 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
     async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
         snapshots, feedback, dead = parse(messages)
         await outbox.enqueue(conn, dead)
-        snapshots = await inbox.only_first_seen(conn, snapshots, lambda s: s.event)
+        # A snapshot needs no event-id record: it applies only over an older version of its
+        # subject, so the same one again (a resend, a replay) changes nothing.
         feedback = await inbox.only_first_seen(conn, feedback, lambda f: f.event)
-        await apply_snapshots(conn, ctx.catalogue, [s.payload for s in snapshots])
+        await apply_snapshots(conn, ctx.catalogue, [(s.payload, s.body) for s in snapshots])
         updated = await store.record_feedback(conn, [(f.agency, f.payload) for f in feedback])
         # Feedback about no notice of that agency is set aside for an operator, not dropped.
         await outbox.enqueue(conn, [
@@ -67,7 +69,8 @@ def parse(messages: Sequence[InboundMessage]
             agency = NOTICE_FEEDBACK.code_of(m.topic)
             if m.topic == SUBJECTS_CHANGED.name:
                 snapshot = read_event(m, SUBJECTS_CHANGED)
-                snapshots.append(Snapshot(snapshot, snapshot.data))
+                body = data_json(m.value) or snapshot.data.model_dump_json().encode()
+                snapshots.append(Snapshot(snapshot, snapshot.data, body))
             elif agency is not None:
                 answer = read_event(m, NOTICE_FEEDBACK.of(agency))
                 uuid.UUID(answer.data.notice_id)
@@ -87,16 +90,21 @@ def _search_fields(snapshot: SubjectChanged) -> tuple[str, list[str]]:
 
 
 async def apply_snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
-                          snapshots: Sequence[SubjectChanged]) -> None:
+                          snapshots: Sequence[SubjectChanged | tuple[SubjectChanged, bytes]]
+                          ) -> None:
+    """Apply snapshots (each with its JSON as received, or the model alone)."""
     if not snapshots:
         return
     latest: dict[str, SubjectChanged] = {}
-    for s in snapshots:
+    bodies: dict[str, bytes] = {}
+    for item in snapshots:
+        s, body = item if isinstance(item, tuple) else (item, None)
         if s.subject.key not in latest or latest[s.subject.key].version < s.version:
             latest[s.subject.key] = s
+            bodies[s.subject.key] = body or s.model_dump_json().encode()
     changed = await store.save_snapshots(conn, [
-        (s, domain.discoverable_until(catalogue, s), *_search_fields(s))
-        for s in latest.values()])
+        (s, bodies[key], domain.discoverable_until(catalogue, s), *_search_fields(s))
+        for key, s in latest.items()])
     if not changed:
         return
     open_entries = await store.lock_open_entries(conn, sorted(changed))
@@ -128,12 +136,17 @@ async def carry_out(conn: asyncpg.Connection, catalogue: Catalogue,
                                                  if not isinstance(a, domain.Enter)]))
     fx = domain.materialize(catalogue, actions, subjects, issued, clock.now(), clock.today(),
                             history)
-    await store.save_effects(conn, fx)
-    events = [OutboundEvent.of(LISTS_CHANGED, SOURCE, c.subject.key, c, event_id=event_id)
-              for c, event_id in zip(fx.list_changes, fx.list_change_ids, strict=True)]
-    events += [OutboundEvent.of(NOTICES.of(agency), SOURCE, n.subject.key, n,
-                                event_id=n.notice_id)
-               for agency, n, _ in fx.notices]
+    # Each change and notice serialized once: the body stored is its event's data.
+    change_bodies = [c.model_dump_json() for c in fx.list_changes]
+    notice_bodies = [n.model_dump_json() for _, n, _ in fx.notices]
+    await store.save_effects(conn, fx, change_bodies, notice_bodies)
+    events = [OutboundEvent.of_json(LISTS_CHANGED, SOURCE, c.subject.key, body.encode(),
+                                    event_id=event_id)
+              for c, body, event_id in zip(fx.list_changes, change_bodies, fx.list_change_ids,
+                                           strict=True)]
+    events += [OutboundEvent.of_json(NOTICES.of(agency), SOURCE, n.subject.key, body.encode(),
+                                     event_id=n.notice_id)
+               for (agency, n, _), body in zip(fx.notices, notice_bodies, strict=True)]
     await outbox.enqueue(conn, events)
 
 

@@ -26,9 +26,9 @@ def _entry(row: asyncpg.Record) -> Entry:
 
 async def save_snapshots(
         conn: asyncpg.Connection,
-        rows: Sequence[tuple[SubjectChanged, date | None, str, list[str]]]) -> set[str]:
-    """Store (snapshot, the last day it may be found, normalized name, grams) where newer than
-    what is stored; returns the subject keys that changed."""
+        rows: Sequence[tuple[SubjectChanged, bytes, date | None, str, list[str]]]) -> set[str]:
+    """Store (snapshot, its JSON as received, the last day it may be found, normalized name,
+    grams) where newer than what is stored; returns the subject keys that changed."""
     if not rows:
         return set()
     applied = await conn.fetch(
@@ -46,8 +46,8 @@ async def save_snapshots(
         " RETURNING subject_key",
         [s.subject.key for s, *_ in rows], [s.subject.type for s, *_ in rows],
         [s.subject.id for s, *_ in rows], [s.subject.name for s, *_ in rows],
-        [s.version for s, *_ in rows], [Json(s.model_dump_json()) for s, *_ in rows],
-        [d for _, d, _, _ in rows], [n for _, _, n, _ in rows],
+        [s.version for s, *_ in rows], [Json(body.decode()) for _, body, *_ in rows],
+        [d for _, _, d, _, _ in rows], [n for *_, n, _ in rows],
         ["\x1f".join(g) for *_, g in rows])  # normalized names hold no control characters
     return {r["subject_key"] for r in applied}
 
@@ -131,32 +131,47 @@ async def change_counts(conn: asyncpg.Connection, entry_ids: Sequence[str]) -> d
     return {r["entry_id"]: r["n"] for r in rows}
 
 
-async def save_effects(conn: asyncpg.Connection, fx: ListEffects) -> None:
+async def save_effects(conn: asyncpg.Connection, fx: ListEffects, change_bodies: Sequence[str],
+                       notice_bodies: Sequence[str]) -> None:
+    """Entries, list changes and notices, a statement each (rows as arrays); the bodies are
+    each change's and notice's one serialization, the same JSON as its event's data."""
     entries = [*fx.new_entries, *fx.changed_entries]
     if entries:
-        await conn.executemany(
+        await conn.execute(
             "INSERT INTO list_entries (entry_id, list, subject_key, status, basis, publish_at,"
-            " since, until, exit_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            " since, until, exit_reason)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[],"
+            "  $6::timestamptz[], $7::date[], $8::date[], $9::text[])"
             " ON CONFLICT (entry_id) DO UPDATE SET status = EXCLUDED.status,"
             " basis = EXCLUDED.basis, publish_at = EXCLUDED.publish_at, since = EXCLUDED.since,"
             " until = EXCLUDED.until, exit_reason = EXCLUDED.exit_reason, updated_at = now()",
-            [(e.entry_id, e.list, e.subject_key, e.status,
-              [b.model_dump() for b in e.basis], e.publish_at, e.since, e.until, e.exit_reason)
-             for e in entries])
+            [e.entry_id for e in entries], [e.list for e in entries],
+            [e.subject_key for e in entries], [e.status for e in entries],
+            [Json("[" + ",".join(b.model_dump_json() for b in e.basis) + "]") for e in entries],
+            [e.publish_at for e in entries], [e.since for e in entries],
+            [e.until for e in entries], [e.exit_reason for e in entries])
     if fx.list_changes:
-        await conn.executemany(
+        # In the order made: `seq` numbers the changes feed.
+        await conn.execute(
             "INSERT INTO list_changes (list, op, entry_id, subject_key, body)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            [(c.list, c.op, c.entry_id, c.subject.key, Json(c.model_dump_json()))
-             for c in fx.list_changes])
+            " SELECT l, o, e, k, b FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[],"
+            "  $5::json[]) WITH ORDINALITY AS u(l, o, e, k, b, n) ORDER BY n",
+            [c.list for c in fx.list_changes], [c.op for c in fx.list_changes],
+            [c.entry_id for c in fx.list_changes], [c.subject.key for c in fx.list_changes],
+            [Json(body) for body in change_bodies])
     if fx.notices:
-        await conn.executemany(
+        notices = [n for _, n, _ in fx.notices]
+        await conn.execute(
             "INSERT INTO notices (notice_id, agency, kind, list, measure, entry_id, subject_key,"
-            " revokes, body, issued_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            " revokes, body, issued_at)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],"
+            "  $6::uuid[], $7::text[], $8::uuid[], $9::json[], $10::timestamptz[])"
             " ON CONFLICT (notice_id) DO NOTHING",
-            [(n.notice_id, agency, n.kind, n.list, n.measure, entry_id, n.subject.key,
-              n.revokes, Json(n.model_dump_json()), n.issued_at)
-             for agency, n, entry_id in fx.notices])
+            [n.notice_id for n in notices], [a for a, _, _ in fx.notices],
+            [n.kind for n in notices], [n.list for n in notices], [n.measure for n in notices],
+            [e for _, _, e in fx.notices], [n.subject.key for n in notices],
+            [n.revokes for n in notices], [Json(body) for body in notice_bodies],
+            [n.issued_at for n in notices])
 
 
 async def feedback_backlog(conn: asyncpg.Connection, closing: Sequence[str],

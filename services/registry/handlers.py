@@ -17,8 +17,9 @@ from shared.context import ServiceContext
 from shared.contract import (
     AcceptedRecord,
     ArchivedRecord,
+    Grade,
     RecordStatusChanged,
-    SubjectChanged,
+    RelatedSubject,
     SubjectRef,
 )
 from shared.envelope import AnyEvent
@@ -53,10 +54,19 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
     async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
         changes, dead = parse_changes(messages)
         await outbox.enqueue(conn, dead)
-        unique = await inbox.only_first_seen(conn, changes, lambda c: c.event)
-        await apply_changes(conn, ctx.catalogue, unique)
+        await apply_changes(conn, ctx.catalogue, await only_new(conn, changes))
 
     return handle
+
+
+async def only_new(conn: asyncpg.Connection, changes: Sequence[Change]) -> list[Change]:
+    """The changes not applied before. An accepted record needs no event-id record: it
+    applies only over a lower revision of its record, so the same event again (a resend, a
+    replay) changes nothing by itself. A status change (a flag, its removal) would apply
+    again: its event id is recorded."""
+    status = [c for c in changes if isinstance(c.payload, RecordStatusChanged)]
+    fresh = {id(c) for c in await inbox.only_first_seen(conn, status, lambda c: c.event)}
+    return [c for c in changes if isinstance(c.payload, AcceptedRecord) or id(c) in fresh]
 
 
 def parse_changes(messages: Sequence[InboundMessage]) -> tuple[list[Change], list[OutboundEvent]]:
@@ -78,10 +88,12 @@ async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
                         changes: Sequence[Change]) -> None:
     if not changes:
         return
-    current = await store.lock_records(conn, sorted({c.record_key for c in changes}))
-    archive = {k: rec for k, (_, rec) in current.items()}
+    batch_keys = sorted({c.record_key for c in changes})
+    current = await store.lock_records(conn, batch_keys)
+    # Each record's state and JSON as the batch leaves it (read once, serialized once).
+    archive = {k: stored for k, (_, stored) in current.items()}
     subject_of = {k: s for k, (s, _) in current.items()}
-    written: list[tuple[str, ArchivedRecord, str, str]] = []
+    written: list[tuple[str, ArchivedRecord, str, str, str]] = []
     touched: dict[str, SubjectRef] = {}
     refused: list[OutboundEvent] = []
     # A subject's version counts the changes to its archive, not the batches that carried
@@ -95,7 +107,7 @@ async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
                 refused.append(outbox.dead_letter("registry", c.message, reason))
                 continue
         before = archive.get(c.record_key)
-        after = _apply(catalogue, before, c)
+        after = _apply(catalogue, before.record if before else None, c)
         if after is None:
             continue
         key = c.subject.key
@@ -105,18 +117,60 @@ async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
             old = subject_of[c.record_key]
             touched.setdefault(old, SubjectRef.model_validate(_subject_from_key(old)))
             changed[old] += 1
-        archive[c.record_key], subject_of[c.record_key] = after, key
+        body = after.model_dump_json()
+        archive[c.record_key], subject_of[c.record_key] = store.StoredRecord(after, body), key
         touched[key] = c.subject if c.subject.name else touched.get(key, c.subject)
         changed[key] += 1
         cause = "submission" if isinstance(c.payload, AcceptedRecord) else c.payload.change
-        written.append((key, after, cause, c.event.id))
+        written.append((key, after, body, cause, c.event.id))
     await outbox.enqueue(conn, refused)
     if not written:
         return
-    versions = await store.upsert_subjects(
+    subjects = await store.upsert_subjects(
         conn, [(subject, changed[key]) for key, subject in touched.items()])
+    # The rest of each touched archive: what the batch did not hold (read before the batch's
+    # records are written, so nothing this transaction writes is read back).
+    others = await store.other_records(conn, list(subjects), batch_keys)
     await store.save_records(conn, written)
-    await outbox.enqueue(conn, await _snapshots(conn, catalogue, versions))
+    held: dict[str, list[tuple[RecordKey, store.StoredRecord]]] = {}
+    for k, stored in archive.items():
+        if subject_of[k] in subjects:
+            held.setdefault(subject_of[k], []).append((k, stored))
+    for key, stored_others in others.items():
+        held.setdefault(key, []).extend(
+            ((r.record.department, r.record.record_id), r) for r in stored_others)
+    await outbox.enqueue(conn, _snapshots(catalogue, subjects, held))
+
+
+RecordKey = tuple[str, str]
+
+
+def _snapshots(catalogue: Catalogue, subjects: dict[str, tuple[SubjectRef, int]],
+               records: dict[str, list[tuple[RecordKey, store.StoredRecord]]]
+               ) -> list[OutboundEvent]:
+    """One snapshot per subject, its records in (department, record_id) order, each record
+    as the JSON already stored for it."""
+    today = clock.today()
+    events = []
+    for key, (subject, version) in subjects.items():
+        held = [r for _, r in sorted(records.get(key, []), key=lambda kr: kr[0])]
+        archived = [r.record for r in held]
+        data = snapshot_json(subject, version, [r.body for r in held],
+                             domain.key_persons(catalogue, archived),
+                             domain.grade(catalogue, subject, archived, today))
+        events.append(OutboundEvent.of_json(SUBJECTS_CHANGED, SOURCE, key, data,
+                                            event_id=domain.snapshot_id(key, version)))
+    return events
+
+
+def snapshot_json(subject: SubjectRef, version: int, record_bodies: Sequence[str],
+                  related: Sequence[RelatedSubject], grade: Grade) -> bytes:
+    """`SubjectChanged(...).model_dump_json()`, around records already serialized (the
+    fields in the model's order; tests/unit/test_registry_snapshot.py holds it to that)."""
+    related_json = ",".join(r.model_dump_json() for r in related)
+    return (f'{{"subject":{subject.model_dump_json()},"version":{version},'
+            f'"records":[{",".join(record_bodies)}],"related_subjects":[{related_json}],'
+            f'"grade":{grade.model_dump_json()}}}').encode()
 
 
 def _apply(catalogue: Catalogue, before: ArchivedRecord | None,
@@ -130,18 +184,3 @@ def _apply(catalogue: Catalogue, before: ArchivedRecord | None,
 def _subject_from_key(key: str) -> dict[str, str]:
     subject_type, _, identifier = key.partition(":")
     return {"type": subject_type, "id": identifier}
-
-
-async def _snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
-                     versions: dict[str, int]) -> list[OutboundEvent]:
-    today = clock.today()
-    archives = await store.subjects_with_records(conn, list(versions))
-    events = []
-    for key, (subject, records) in archives.items():
-        snapshot = SubjectChanged(
-            subject=subject, version=versions[key], records=records,
-            related_subjects=domain.key_persons(catalogue, records),
-            grade=domain.grade(catalogue, subject, records, today))
-        events.append(OutboundEvent.of(SUBJECTS_CHANGED, SOURCE, key, snapshot,
-                                       event_id=domain.snapshot_id(key, versions[key])))
-    return events

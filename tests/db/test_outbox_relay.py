@@ -9,9 +9,11 @@ this tier.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -20,10 +22,11 @@ from prometheus_client import REGISTRY
 
 from deploy import secrets, stack
 from deploy.credentials import admin
-from shared import outbox
+from shared import inbox, outbox
 from shared.access import Principal, username
 from shared.contract import RecordFeedback
 from shared.kafka import client_options
+from shared.messages import OutboundEvent
 from shared.settings import Settings
 from shared.topics import FEEDBACK, Topic
 from tests.db.conftest import OpenTransaction
@@ -144,3 +147,72 @@ async def test_rows_the_broker_refuses_are_set_aside_and_the_rest_sent_in_order(
     assert [r["event_id"] for r in await outbox.set_aside(conn)] == ["e2"]
     assert await read_topic(relay_settings, FEEDBACK_TOPIC, 3) == [b"first", b"fourth",
                                                                    b"fifth"]
+
+
+async def _foreign(conn: Any, topic: str, values: list[bytes]) -> None:
+    """Rows another process of the service committed (the relay holds none of them)."""
+    await conn.executemany("INSERT INTO outbox (event_id, topic, key, value)"
+                           " VALUES ($1, $2, 'one-subject', $3)",
+                           [(f"f-{v.decode()}", topic, v) for v in values])
+
+
+async def _ours(conn: Any, relay: outbox.OutboxRelay, topic: str, values: list[bytes]) -> list[
+        outbox.OutboxRow]:
+    """Rows this process's transaction wrote, handed to the relay as after its commit."""
+    with outbox.collecting() as written:
+        await outbox.enqueue(conn, [OutboundEvent(topic, "one-subject", f"o-{v.decode()}", v)
+                                    for v in values])
+    relay.committed(written)
+    return written
+
+
+async def test_rows_held_in_memory_never_pass_earlier_rows_of_the_table(
+        tx: OpenTransaction, relay_settings: Settings, producer: AIOKafkaProducer) -> None:
+    """The direct path and the table merge in id order: rows another process committed
+    earlier (lower ids) go before this process's rows about the same subject, a late hand-off
+    of rows already read from the table is not sent again, and a round cut short by its
+    limit keeps its own rows back until the earlier ones are out."""
+    conn = await tx("ingest")
+    relay = outbox.OutboxRelay(relay_settings.model_copy(update={"outbox_batch": 2}),
+                               "ingest", producer)
+    relay._leading = True  # as `run` sets it once the relay holds the database's lock
+    await _foreign(conn, FEEDBACK_TOPIC, [b"1", b"2", b"3"])
+    await _ours(conn, relay, FEEDBACK_TOPIC, [b"4", b"5"])
+    relay._poll = False  # only what the hand-off calls for: the gaps below its rows
+
+    sent = await relay._round(conn, [])  # the limit (2) cuts the table's rows: 1, 2
+    assert len(sent) == 2
+    sent = await relay._round(conn, sent)  # then 3, and only then the rows in memory
+    assert len(sent) == 3
+    assert await read_topic(relay_settings, FEEDBACK_TOPIC, 5) == [b"1", b"2", b"3", b"4",
+                                                                   b"5"]
+
+    # Rows committed by this process whose hand-off comes after a round read them from the
+    # table: sent once, in order.
+    relay._poll = True
+    late = await _ours(conn, relay, FEEDBACK_TOPIC, [b"6"])
+    relay._handed.clear()  # the hand-off has not arrived yet
+    sent = await relay._round(conn, sent)
+    assert len(sent) == 1
+    relay.committed(late)  # ... and now it does
+    assert await relay._round(conn, sent) == []
+    assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+    assert await read_topic(relay_settings, FEEDBACK_TOPIC, 6) == [
+        b"1", b"2", b"3", b"4", b"5", b"6"]
+
+
+async def test_a_rolled_back_savepoint_hands_nothing_to_the_relay(tx: OpenTransaction) -> None:
+    """Rows of a savepoint rolled back are not in the table; the worker's last statement
+    tells which collected rows are (and only those go to the relay)."""
+    conn = await tx("ingest")
+    event = OutboundEvent(FEEDBACK_TOPIC, "k", "e-kept", b"kept")
+    with outbox.collecting() as written:
+        await outbox.enqueue(conn, [event])
+        with contextlib.suppress(RuntimeError):
+            async with conn.transaction():
+                await outbox.enqueue(conn, [OutboundEvent(FEEDBACK_TOPIC, "k", "e-undone",
+                                                          b"undone")])
+                raise RuntimeError("the handler's savepoint fails")
+    assert len(written) == 2
+    kept = await inbox.advance(conn, [], outbox_ids=[r.id for r in written])
+    assert [r.value for r in written if r.id in kept] == [b"kept"]
