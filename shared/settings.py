@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     # of the HTTP pool, so profiles are answered whatever the searches (docs/decisions.md,
     # "Public search").
     public_search_concurrency: int = 6
-    public_search_wait_ms: int = 250
+    public_search_wait_ms: int = 1000
     # The public objection and repair forms (JSON and HTML): attempts per client address, and
     # requests that name a record correctly (its real subject), per record; fixed windows
     # counted in the objection database, so every process of the service shares them.

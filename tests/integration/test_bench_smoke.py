@@ -97,6 +97,9 @@ def test_generate_then_queries(settings: Settings, tmp_path: Path) -> None:
         assert set(queries["search_ms_by_class"]) == {"code", "resident_id", "fragment",
                                                       "rare", "broad"}
         assert "max_rate_within_targets" in queries and queries["ramp"]
+        assert queries["publisher_cpu_ms_per_request"] > 0
+        assert 0 <= queries["machine_busy_share"] <= 1
+        assert queries["publisher_runqueue_wait_share"] >= 0
         # The limiter stays in the path, raised: nothing is refused or fails.
         assert set(queries["statuses"]) <= {"200", "404"}, queries["statuses"]
         assert_rss(queries["rss_mib"], ("publisher",))
