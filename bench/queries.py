@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,20 +206,73 @@ def within_targets(summary: dict[str, Any]) -> bool:
                                for k in TARGETS_MS)
 
 
+@dataclass(frozen=True)
+class CpuReading:
+    """A process's CPU time and the time its threads waited, runnable, for a CPU (the
+    scheduler's run queue: /proc/<pid>/task/*/schedstat), with the machine's busy time."""
+
+    at: float
+    cpu_s: float
+    runqueue_s: float
+    machine_busy_s: float
+    machine_s: float
+
+    @staticmethod
+    def of(pid: int | None) -> CpuReading | None:
+        if pid is None:
+            return None
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            waited = 0
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError, ValueError):
+                    waited += int((task / "schedstat").read_text().split()[1])
+            with open("/proc/stat") as f:
+                ticks = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError, IndexError):
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        idle = ticks[3] + ticks[4]  # idle and iowait
+        return CpuReading(time.monotonic(), (int(fields[11]) + int(fields[12])) / tick,
+                          waited / 1e9, (sum(ticks) - idle) / tick, sum(ticks) / tick)
+
+
+def cpu_figures(before: CpuReading | None, after: CpuReading | None,
+                requests: int) -> dict[str, float | None]:
+    """What the publisher spent per request answered, and how starved of CPU it was: the
+    share of the run its threads waited, runnable, for a core (0: never; 1: one thread
+    waiting all along), and how busy the machine's cores were (0 to 1). Seconds of latency
+    with a high wait share are the machine's, not the service's."""
+    if before is None or after is None or requests <= 0:
+        return {"publisher_cpu_ms_per_request": None, "publisher_runqueue_wait_share": None,
+                "machine_busy_share": None}
+    wall = max(after.at - before.at, 1e-9)
+    return {
+        "publisher_cpu_ms_per_request": round(1000 * (after.cpu_s - before.cpu_s) / requests,
+                                              3),
+        "publisher_runqueue_wait_share": round((after.runqueue_s - before.runqueue_s) / wall,
+                                               2),
+        "machine_busy_share": round((after.machine_busy_s - before.machine_busy_s)
+                                    / max(after.machine_s - before.machine_s, 1e-9), 2),
+    }
+
+
 async def _measure(base_url: str, dsn: str, seed: int, rate: float, seconds: float,
                    connections: int, ramp: Sequence[float], step_seconds: float,
-                   sampler: RssSampler) -> dict[str, Any]:
+                   sampler: RssSampler, pid: Callable[[], int | None]) -> dict[str, Any]:
     sampler.start()
     try:
         return await _load_and_ramp(base_url, dsn, seed, rate, seconds, connections, ramp,
-                                    step_seconds)
+                                    step_seconds, pid)
     finally:
         await sampler.stop()
 
 
 async def _load_and_ramp(base_url: str, dsn: str, seed: int, rate: float, seconds: float,
                          connections: int, ramp: Sequence[float],
-                         step_seconds: float) -> dict[str, Any]:
+                         step_seconds: float, pid: Callable[[], int | None]
+                         ) -> dict[str, Any]:
     import aiohttp
 
     rng = random.Random(seed)
@@ -233,8 +287,11 @@ async def _load_and_ramp(base_url: str, dsn: str, seed: int, rate: float, second
         await asyncio.gather(*(touch() for _ in range(connections)))
 
         warmup = min(5.0, seconds / 6)
-        main = summarize(await load(session, base_url, plan(targets, rate, seconds, rng)),
-                         since=warmup)
+        before = CpuReading.of(pid())
+        answers = await load(session, base_url, plan(targets, rate, seconds, rng))
+        cpu = cpu_figures(before, CpuReading.of(pid()),
+                          sum(1 for a in answers if a.status != "unanswered"))
+        main = summarize(answers, since=warmup)
         probe = next(r.path for r in plan(targets, 10, 10, random.Random(0))
                      if r.kind == "profile")
         steps = []
@@ -259,7 +316,7 @@ async def _load_and_ramp(base_url: str, dsn: str, seed: int, rate: float, second
         "individuals_sampled": len(targets.individuals),
         "rate": rate, "seconds": seconds, "warmup_seconds": round(warmup, 2),
         "connections": connections, **main,
-        "achieved_rate": round(main["requests"] / max(seconds - warmup, 1e-9), 1),
+        "achieved_rate": round(main["requests"] / max(seconds - warmup, 1e-9), 1), **cpu,
         "targets_p99_ms": TARGETS_MS, "within_targets": within_targets(main),
         "max_rate_within_targets": best, "ramp": steps,
     }
@@ -294,7 +351,8 @@ def run(subjects: int | None = None, seed: int | None = None, rate: float = 500,
                              own=["publisher"])
         part = report.run_async(_measure(
             publisher.url(), stack.settings.dsn("publisher"), city.seed, rate, seconds,
-            connections, [r for r in RAMP if r <= ramp_max], step_seconds, sampler))
+            connections, [r for r in RAMP if r <= ramp_max], step_seconds, sampler,
+            publisher.pid))
         part["rss_mib"] = sampler.peaks()
     finally:
         publisher.stop()
@@ -315,6 +373,9 @@ def print_part(p: dict[str, Any]) -> None:
         *[(f"  search by {cls}", report.fmt_ms(s) + f" ({s['requests']:,})")
           for cls, s in p["search_ms_by_class"].items()],
         ("overall p50/p95/p99/max", report.fmt_ms(p["overall_ms"])),
+        ("publisher CPU", f"{p['publisher_cpu_ms_per_request']} ms a request; its threads "
+                          f"waited for a core {p['publisher_runqueue_wait_share']} of the "
+                          f"run, the machine's cores were {p['machine_busy_share']} busy"),
         ("targets (p99)", f"profile <= {TARGETS_MS['profile']:g} ms, search <= "
                           f"{TARGETS_MS['search']:g} ms: "
                           + ("held" if p["within_targets"] else "not held")),

@@ -127,6 +127,22 @@ async def migrate(conn: asyncpg.Connection, *migration_dirs: Path) -> list[str]:
 
 
 async def create_pool(settings: Settings, service: str, **kwargs: Any) -> asyncpg.Pool:
-    return await asyncpg.create_pool(
-        settings.dsn(service), min_size=1, max_size=settings.pg_pool_max,
-        init=_init_connection, **kwargs)
+    options = {"min_size": 1, "max_size": settings.pg_pool_max, **kwargs}
+    return await asyncpg.create_pool(settings.dsn(service), init=_init_connection, **options)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to undo when an HTTP request gives its connection back: requests set no
+    session state (no SET, LISTEN, cursors or session advisory locks), and asyncpg itself
+    rolls back a transaction left open before calling this. Its default reset is one more
+    statement per request (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL)."""
+
+
+async def create_http_pool(settings: Settings, service: str) -> asyncpg.Pool:
+    """The pool of a service's HTTP API, apart from its stream worker's: every statement is
+    cancelled past `http_statement_timeout_ms` (asyncpg.QueryCanceledError, answered 503 by
+    shared.http), and the application name tells its connections apart in pg_stat_activity."""
+    return await create_pool(
+        settings, service, max_size=settings.http_pool_max, reset=_keep_session,
+        server_settings={"statement_timeout": str(settings.http_statement_timeout_ms),
+                         "application_name": f"xinyong-{service}-http"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -61,7 +62,36 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return out
 
 
+# Seconds a client is asked to wait when the database cannot answer now.
+RETRY_AFTER_SECONDS = 1
+
+# The database is away or refuses connections: a moment's state, not the request's fault.
+DATABASE_UNAVAILABLE = (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                        asyncpg.TooManyConnectionsError, ConnectionError)
+
+
+def unavailable(exc: Exception) -> Problem:
+    """503 with Retry-After for a statement cancelled past the HTTP pool's timeout
+    (`http_statement_timeout_ms`) or a database that cannot be reached: the request may
+    succeed a moment later, and a 500 would call it a bug."""
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return Problem(503, "query_timeout", "The query took too long and was cancelled",
+                       "Try again in a moment, or narrow the query.", headers=retry)
+    return Problem(503, "database_unavailable", "The database cannot answer now",
+                   headers=retry)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(asyncpg.QueryCanceledError)
+    async def _cancelled(_: Request, exc: asyncpg.QueryCanceledError) -> JSONResponse:
+        return _answer(unavailable(exc))
+
+    for kind in DATABASE_UNAVAILABLE:
+        @app.exception_handler(kind)
+        async def _away(_: Request, exc: Exception) -> JSONResponse:
+            return _answer(unavailable(exc))
+
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.code, exc.title, exc.detail, exc.errors,
@@ -76,6 +106,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem_response(exc.status_code, f"http_{exc.status_code}", str(exc.detail),
                                 headers=getattr(exc, "headers", None))
+
+
+def _answer(p: Problem) -> JSONResponse:
+    return problem_response(p.status, p.code, p.title, p.detail, p.errors, p.headers,
+                            p.extensions)
 
 
 # RFC 9457 problem details as every error is answered (CONTRACT.md, "Errors").

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -29,7 +30,7 @@ from prometheus_client import make_asgi_app
 from shared import clock, credentials, metrics
 from shared.catalogue import Catalogue, load_catalogue
 from shared.context import ServiceContext
-from shared.db import SHARED_MIGRATIONS, TRANSIENT, create_pool, migrate
+from shared.db import SHARED_MIGRATIONS, TRANSIENT, create_http_pool, create_pool, migrate
 from shared.http import RequestMetrics
 from shared.kafka import make_consumer, make_producer
 from shared.logs import configure_logging
@@ -94,6 +95,9 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
         log.info("applied migrations %s", applied)
     metrics.SERVICE_STARTS.labels(spec.name).inc(starts)
     ctx = ServiceContext(spec.name, settings, catalogue, pool)
+    # The HTTP API gets a pool of its own, with a statement timeout: public traffic can
+    # neither starve the stream worker of connections nor hold one for long.
+    http_pool = await create_http_pool(settings, spec.name)
 
     producer = await _started(lambda: make_producer(settings))
     topics = list(spec.consumes(catalogue))
@@ -111,7 +115,7 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     probes = Probes(ctx, [consumer, credentials_consumer], [*topics, CREDENTIALS.name],
                     spec.gauges)
 
-    app = spec.api(ctx)
+    app = spec.api(dataclasses.replace(ctx, pool=http_pool))
     _add_readiness(app, worker)
     app.add_middleware(RequestMetrics, service=spec.name)
     server = uvicorn.Server(uvicorn.Config(
@@ -163,6 +167,7 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
         await _quietly(consumer.stop())
         await _quietly(credentials_consumer.stop())
         await _quietly(producer.stop())
+        await _quietly(http_pool.close())
         await _quietly(pool.close())
         log.info("%s stopped", spec.name)
 

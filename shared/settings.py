@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     pg_admin_user: str = "xinyong_admin"
     pg_admin_password: str = "xinyong"
     pg_pool_max: int = 10
+    # HTTP requests have a pool of their own, so that public traffic cannot take the
+    # connections the stream worker, relay and timers need; each statement an HTTP request
+    # runs is cancelled past the timeout (answered 503 with Retry-After, never a 500).
+    http_pool_max: int = 10
+    http_statement_timeout_ms: int = 2000
 
     # Stream workers take batches and write each batch in one transaction.
     batch_max: int = 1000
@@ -113,6 +118,12 @@ class Settings(BaseSettings):
     subject_key_secret: str = ""
 
     public_rate_limit: str = "120/minute"
+    # Name searches running at once in one publisher process, and how long one waits for a
+    # turn before it is answered 503 with Retry-After: searches never take every connection
+    # of the HTTP pool, so profiles are answered whatever the searches (docs/decisions.md,
+    # "Public search").
+    public_search_concurrency: int = 6
+    public_search_wait_ms: int = 1000
     # The public objection and repair forms (JSON and HTML): attempts per client address, and
     # requests that name a record correctly (its real subject), per record; fixed windows
     # counted in the objection database, so every process of the service shares them.

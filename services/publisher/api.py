@@ -3,10 +3,16 @@ catalogue marks public and only within its disclosure period, individuals masked
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 import uuid
+from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
@@ -27,7 +33,15 @@ from shared.contract import (
     SubjectRef,
     subject_key,
 )
-from shared.http import Problem, base_app, field_errors, problem_response
+from shared.http import (
+    DATABASE_UNAVAILABLE,
+    RETRY_AFTER_SECONDS,
+    Problem,
+    base_app,
+    field_errors,
+    problem_response,
+    unavailable,
+)
 from shared.identifiers import normalize_identifier
 
 PAGE_SIZE = 20
@@ -138,6 +152,9 @@ _WEB_MESSAGES = {
     "bad_cursor": "查询条件有误。",
     "validation": "查询条件有误，请检查后重试。",
     "rate_limited": "查询过于频繁，请稍后再试。",
+    "busy": "查询的人较多，请稍后再试。",
+    "query_timeout": "查询超时，请稍后再试，或缩小查询范围。",
+    "database_unavailable": "服务暂时不可用，请稍后再试。",
     "http_404": "页面不存在。",
 }
 _WEB_FIELDS = {"q": "查询内容", "type": "主体类型", "page": "页码"}
@@ -176,6 +193,12 @@ def _answer_web_pages_in_html(app: FastAPI) -> None:
     async def _limited(request: Request, exc: RateLimitExceeded) -> Response:
         return answer(request, 429, "rate_limited", "Too many requests", str(exc.detail))
 
+    for kind in (asyncpg.QueryCanceledError, *DATABASE_UNAVAILABLE):
+        @app.exception_handler(kind)
+        async def _unavailable(request: Request, exc: Exception) -> Response:
+            p = unavailable(exc)
+            return answer(request, p.status, p.code, p.title, p.detail, headers=p.headers)
+
 
 def _subject_type(value: str | None) -> str | None:
     if value in (None, ""):
@@ -193,12 +216,48 @@ def no_public_subject() -> Problem:
     return Problem(404, "not_found", "No public credit information for this subject")
 
 
+# How long the gram statistics (domain.GramStatistics) and a list's size are kept before
+# they are read again: both move slowly, and reading them is not free.
+STATISTICS_SECONDS = 300.0
+LIST_SIZE_SECONDS = 60.0
+
+
 class PublicViews:
     """The public answers, shared by the JSON API and the web pages."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self.catalogue = ctx.catalogue
+        self._searches = asyncio.Semaphore(ctx.settings.public_search_concurrency)
+        self._statistics = domain.GramStatistics()
+        self._statistics_read = -STATISTICS_SECONDS
+        self._statistics_lock = asyncio.Lock()
+        self._list_sizes: dict[str, tuple[float, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def _search_turn(self) -> AsyncIterator[None]:
+        """A turn among the searches of this process (`public_search_concurrency`), waited
+        for at most `public_search_wait_ms`: beyond, 503 with Retry-After, so that searches
+        never hold every connection and profiles are answered whatever they do."""
+        try:
+            await asyncio.wait_for(self._searches.acquire(),
+                                   self.ctx.settings.public_search_wait_ms / 1000)
+        except TimeoutError as exc:
+            raise Problem(503, "busy", "Too many searches at once",
+                          "Try again in a moment.",
+                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from exc
+        try:
+            yield
+        finally:
+            self._searches.release()
+
+    async def _gram_statistics(self, conn: asyncpg.Connection) -> domain.GramStatistics:
+        if time.monotonic() - self._statistics_read >= STATISTICS_SECONDS:
+            async with self._statistics_lock:
+                if time.monotonic() - self._statistics_read >= STATISTICS_SECONDS:
+                    self._statistics = await store.gram_statistics(conn)
+                    self._statistics_read = time.monotonic()
+        return self._statistics
 
     async def search(self, q: str, subject_type: str | None, page: int) -> dict[str, Any]:
         text = q.strip()
@@ -208,65 +267,91 @@ class PublicViews:
                 {"field": "q", "code": "control_character",
                  "message": f"control characters are not allowed: {', '.join(bad)}"}])
         norm = domain.normalize_name(text)
+        grams = domain.query_grams(norm)
+        code = normalize_identifier(text)
         today = clock.today()
-        async with self.ctx.pool.acquire() as conn:
-            rows = await store.search_subjects(
-                conn, norm, domain.query_grams(norm), normalize_identifier(text), subject_type,
-                today, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
-            # The stored date already filtered; the full rule, checked again here, also
-            # covers rows stored before that date existed (the migration's estimate).
-            found: list[SubjectChanged] = []
-            for r in rows[:PAGE_SIZE]:
-                snapshot = SubjectChanged.model_validate(r["snapshot"])
-                if domain.is_discoverable(self.catalogue, snapshot, today):
-                    found.append(snapshot)
-            lists = await store.active_entries(conn, [s.subject.key for s in found])
-        results = [{**domain.public_subject(s.subject),
-                    "lists": [e.list for e in lists.get(s.subject.key, [])]} for s in found]
+        offset = (page - 1) * PAGE_SIZE
+        rows: list[asyncpg.Record] = []
+        if grams or code is not None:
+            async with self._search_turn(), self.ctx.pool.acquire() as conn:
+                stats = await self._gram_statistics(conn)
+                # One row more than a page says whether another page follows.
+                if domain.search_in_fixed_order(stats, grams, subject_type,
+                                                offset + PAGE_SIZE + 1):
+                    rows = await store.search_in_order(conn, norm, code, subject_type, today,
+                                                       PAGE_SIZE + 1, offset)
+                else:
+                    rows = await store.search_ranked(conn, norm, grams, code, subject_type,
+                                                     today, PAGE_SIZE + 1, offset)
+        results = [{**domain.public_subject(SubjectRef(type=r["type"], id=r["id"],
+                                                       name=r["name"])),
+                    "lists": list(r["lists"])}
+                   for r in rows[:PAGE_SIZE] if self._still_discoverable(r, today)]
         more = len(rows) > PAGE_SIZE and page < MAX_PAGE
         return {"query": q, "page": page, "results": results,
                 "next_page": page + 1 if more else None}
+
+    def _still_discoverable(self, row: asyncpg.Record, today: date) -> bool:
+        """The stored date already filtered; a person's hit is checked again against the full
+        rule, which also covers rows stored before that date existed (the migration's
+        estimate). An organization can always be found."""
+        if row["person_snapshot"] is None:
+            return True
+        snapshot = SubjectChanged.model_validate_json(row["person_snapshot"])
+        return domain.is_discoverable(self.catalogue, snapshot, today)
 
     async def profile(self, subject_type: str, identifier: str) -> dict[str, Any]:
         code = normalize_identifier(identifier)
         if subject_type not in SUBJECT_TYPES or code is None:
             raise no_public_subject()
-        key = subject_key(subject_type, code)
         async with self.ctx.pool.acquire() as conn:
-            snapshot = await store.subject(conn, key)
-            entries = (await store.active_entries(conn, [key])).get(key, [])
+            found = await store.profile(conn, subject_key(subject_type, code))
+        if found is None:
+            raise no_public_subject()
+        snapshot = SubjectChanged.model_validate_json(found[0])
         today = clock.today()
-        if snapshot is None or not domain.is_discoverable(self.catalogue, snapshot, today):
+        if not domain.is_discoverable(self.catalogue, snapshot, today):
             raise no_public_subject()
         return {
             "subject": domain.public_subject(snapshot.subject),
             "records": domain.public_records(self.catalogue, snapshot.subject,
                                              snapshot.records, today),
-            "lists": [self._membership(e) for e in entries],
+            "lists": [self._membership(*m) for m in found[1]],
             "grade": snapshot.grade.model_dump(),
         }
 
-    def _membership(self, entry: domain.Entry) -> dict[str, Any]:
-        lst = self.catalogue.lists[entry.list]
-        return {"list": entry.list, "name": lst.name, "kind": lst.kind,
-                "since": entry.since, "until": entry.until}
+    def _membership(self, list_name: str, since: date | None,
+                    until: date | None) -> dict[str, Any]:
+        lst = self.catalogue.lists[list_name]
+        return {"list": list_name, "name": lst.name, "kind": lst.kind,
+                "since": since, "until": until}
 
     def _list(self, list_name: str) -> Any:
         if list_name not in self.catalogue.lists:
             raise Problem(404, "unknown_list", f"No list named {list_name}")
         return self.catalogue.lists[list_name]
 
+    async def _list_size(self, conn: asyncpg.Connection, list_name: str) -> int:
+        """The number of a list's active members, counted at most once a minute per process:
+        a page shows it, and counting the whole list on every page cost more than the page."""
+        counted = self._list_sizes.get(list_name)
+        if counted is None or time.monotonic() - counted[0] >= LIST_SIZE_SECONDS:
+            counted = (time.monotonic(), await store.list_size(conn, list_name))
+            self._list_sizes[list_name] = counted
+        return counted[1]
+
     async def list_members(self, list_name: str, page: int) -> dict[str, Any]:
         lst = self._list(list_name)
         async with self.ctx.pool.acquire() as conn:
-            total, rows = await store.list_members(conn, list_name, PAGE_SIZE,
-                                                   (page - 1) * PAGE_SIZE)
+            rows = await store.list_members(conn, list_name, PAGE_SIZE + 1,
+                                            (page - 1) * PAGE_SIZE)
+            total = await self._list_size(conn, list_name)
         members = [{"subject": domain.public_subject(
-                        SubjectChanged.model_validate(r["snapshot"]).subject),
-                    "since": r["since"], "until": r["until"]} for r in rows]
+                        SubjectRef(type=r["type"], id=r["id"], name=r["name"])),
+                    "since": r["since"], "until": r["until"]} for r in rows[:PAGE_SIZE]]
         return {"list": list_name, "name": lst.name, "kind": lst.kind, "basis": lst.basis,
                 "exit": lst.exit, "total": total, "page": page, "members": members,
-                "next_page": page + 1 if page * PAGE_SIZE < total and page < MAX_PAGE
+                "next_page": page + 1 if len(rows) > PAGE_SIZE and page < MAX_PAGE
                 else None}
 
     async def list_changes(self, list_name: str, since: str | None) -> dict[str, Any]:

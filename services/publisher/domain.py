@@ -5,6 +5,7 @@ sends, and what the public may see (信用珠海网). Pure functions."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import unicodedata
 import uuid
@@ -429,3 +430,57 @@ def query_grams(normalized_query: str) -> list[str]:
     if len(normalized_query) <= 1:
         return list(normalized_query)
     return sorted({normalized_query[i:i + 2] for i in range(len(normalized_query) - 1)})
+
+
+# --- choosing how to search -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GramStatistics:
+    """What the database's statistics say about names (services/publisher/store.py
+    `gram_statistics`, from pg_stats): about how many subjects may be found, the share of
+    them whose normalized name holds each common gram, and the share of each type."""
+
+    subjects: float = 0.0
+    gram_shares: Mapping[str, float] = field(default_factory=dict)
+    type_shares: Mapping[str, float] = field(default_factory=dict)
+
+
+# What visiting one entry of the ordered index costs against fetching, checking and
+# sorting one match found by the bigram index (docs/performance.md, "Choosing the path":
+# measured on a 200,000-subject city).
+ORDERED_ENTRY_COST = 0.1
+
+
+def estimated_matches(stats: GramStatistics, grams: Sequence[str],
+                      subject_type: str | None) -> float:
+    """An upper bound of how many subjects a name query matches: as many as bear its rarest
+    gram (a name holding the query holds each of its grams). A gram the statistics do not
+    list is rarer than every listed one, so counted as none: such a query is rare, and the
+    bigram index serves it."""
+    if not grams or stats.subjects <= 0:
+        return 0.0
+    share = min(stats.gram_shares.get(g, 0.0) for g in grams)
+    if subject_type is not None:
+        share *= stats.type_shares.get(subject_type, 0.0)
+    return stats.subjects * share
+
+
+def search_in_fixed_order(stats: GramStatistics, grams: Sequence[str],
+                          subject_type: str | None, rows_needed: int) -> bool:
+    """Whether a name query is broad enough to be served by walking the fixed order
+    (stopping once `rows_needed` matches are found) rather than ranking every match found by
+    the bigram index. Matches are spread evenly over the fixed order (an MD5), so the walk
+    visits about rows_needed * subjects / matches entries, the index path touches every
+    match: walk when that is cheaper."""
+    matches = estimated_matches(stats, grams, subject_type)
+    if matches <= 0:
+        return False
+    visited = rows_needed * stats.subjects / matches
+    return ORDERED_ENTRY_COST * visited < matches
+
+
+def search_order_key(subject_key: str) -> str:
+    """The fixed order of a broad search's other matches (migration 040's index): the first
+    8 hex digits of the MD5 of the subject key, then the key."""
+    return hashlib.md5(subject_key.encode()).hexdigest()[:8] + subject_key

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from services.publisher.domain import Entry, ListEffects
+from services.publisher.domain import Entry, GramStatistics, ListEffects
 from shared.contract import BasisRecord, Notice, NoticeFeedback, SubjectChanged
 from shared.db import Json
 
@@ -205,24 +205,84 @@ async def record_feedback(conn: asyncpg.Connection,
 # --- public queries ------------------------------------------------------------------------
 
 
-async def search_subjects(conn: asyncpg.Connection, query_norm: str, grams: list[str],
+# What a search or list page shows of a subject: the columns, not the snapshot. A person's
+# snapshot is read too, for the full discoverability rule (api.py); an organization is
+# always discoverable.
+_FOUND_COLUMNS = (
+    "s.subject_key, s.type, s.id, s.name,"
+    " array(SELECT e.list FROM list_entries e WHERE e.subject_key = s.subject_key"
+    "       AND e.status = 'active' ORDER BY e.since, e.list) AS lists,"
+    " CASE WHEN s.type = 'individual' THEN s.snapshot::text END AS person_snapshot")
+
+
+
+def _findable(subject_type: str, today: str) -> str:
+    """Who may be found at all, of the type in parameter `subject_type` (NULL: any), on the
+    day in parameter `today`."""
+    return (f"discoverable AND discoverable_until >= {today}::date"
+            f" AND ({subject_type}::text IS NULL OR type = {subject_type}::text)")
+
+
+async def search_ranked(conn: asyncpg.Connection, query_norm: str, grams: Sequence[str],
+                        exact_id: str | None, subject_type: str | None, today: date,
+                        limit: int, offset: int) -> list[asyncpg.Record]:
+    """Every match ranked, for a query that few names match (the bigram GIN index finds
+    them): the subject whose code is the query, then names by where the query starts in
+    them, shorter names first, then subject key."""
+    return await conn.fetch(  # type: ignore[no-any-return]
+        f"SELECT {_FOUND_COLUMNS} FROM ("
+        "  SELECT subject_key, id = $3 AS code, strpos(name_norm, $1) AS at,"
+        "         length(name_norm) AS size FROM subjects"
+        f"  WHERE {_findable('$4', '$5')}"
+        "   AND ((cardinality($2::text[]) > 0 AND name_grams @> $2::text[]"
+        "         AND strpos(name_norm, $1) > 0) OR id = $3)"
+        "  ORDER BY code DESC NULLS LAST, at, size, subject_key LIMIT $6 OFFSET $7) h"
+        " JOIN subjects s USING (subject_key)"
+        " ORDER BY h.code DESC NULLS LAST, h.at, h.size, h.subject_key",
+        query_norm, list(grams), exact_id, subject_type, today, limit, offset)
+
+
+async def search_in_order(conn: asyncpg.Connection, query_norm: str,
                           exact_id: str | None, subject_type: str | None, today: date,
                           limit: int, offset: int) -> list[asyncpg.Record]:
+    """A query that many names match, without ranking them all: the subject whose code is
+    the query, then the names equal to it (by subject key), then the other names holding it
+    in a fixed order (domain.search_order_key; migration 040's index), read until the page
+    is full."""
+    needed = limit + offset
+    findable = _findable("$3", "$4")
     return await conn.fetch(  # type: ignore[no-any-return]
-        "SELECT subject_key, type, id, name, snapshot FROM subjects"
-        " WHERE discoverable AND discoverable_until >= $7"
-        "  AND ($5::text IS NULL OR type = $5)"
-        "  AND ((cardinality($2::text[]) > 0 AND name_grams @> $2::text[]"
-        "        AND strpos(name_norm, $1) > 0)"
-        "       OR id = $3)"
-        " ORDER BY (id = $3) DESC, strpos(name_norm, $1), length(name_norm), subject_key"
-        " LIMIT $4 OFFSET $6",
-        query_norm, grams, exact_id, limit, subject_type, offset, today)
+        f"SELECT {_FOUND_COLUMNS} FROM ("
+        f"  (SELECT subject_key, 0 AS class, '' COLLATE \"C\" AS k FROM subjects"
+        f"   WHERE id = $2 AND {findable})"
+        "  UNION ALL"
+        "  (SELECT subject_key, 1, subject_key COLLATE \"C\" AS k FROM subjects"
+        "   WHERE name_norm = $1"
+        f"   AND id IS DISTINCT FROM $2 AND {findable} ORDER BY subject_key LIMIT $5)"
+        "  UNION ALL"
+        "  (SELECT subject_key, 2, left(md5(subject_key), 8) || subject_key COLLATE \"C\" AS k"
+        f"   FROM subjects WHERE {findable} AND strpos(name_norm, $1) > 0"
+        "   AND name_norm <> $1 AND id IS DISTINCT FROM $2"
+        "   ORDER BY left(md5(subject_key), 8) COLLATE \"C\", subject_key LIMIT $5)"
+        "  ORDER BY class, k LIMIT $6 OFFSET $7) h"
+        " JOIN subjects s USING (subject_key)"
+        " ORDER BY h.class, h.k",
+        query_norm, exact_id, subject_type, today, needed, limit, offset)
 
 
-async def subject(conn: asyncpg.Connection, key: str) -> SubjectChanged | None:
-    row = await conn.fetchrow("SELECT snapshot FROM subjects WHERE subject_key = $1", key)
-    return SubjectChanged.model_validate(row["snapshot"]) if row else None
+async def profile(conn: asyncpg.Connection, key: str
+                  ) -> tuple[str, list[tuple[str, date | None, date | None]]] | None:
+    """A subject's snapshot (JSON text, parsed once by the caller) and its active list
+    memberships (list, since, until), in one statement."""
+    row = await conn.fetchrow(
+        "SELECT s.snapshot::text AS snapshot,"
+        " array(SELECT row(e.list, e.since, e.until) FROM list_entries e"
+        "       WHERE e.subject_key = s.subject_key AND e.status = 'active'"
+        "       ORDER BY e.since, e.list) AS lists"
+        " FROM subjects s WHERE s.subject_key = $1", key)
+    if row is None:
+        return None
+    return row["snapshot"], [(m[0], m[1], m[2]) for m in row["lists"]]
 
 
 async def active_entries(conn: asyncpg.Connection,
@@ -237,14 +297,52 @@ async def active_entries(conn: asyncpg.Connection,
 
 
 async def list_members(conn: asyncpg.Connection, list_name: str, limit: int,
-                       offset: int) -> tuple[int, list[asyncpg.Record]]:
-    total = await conn.fetchval(
+                       offset: int) -> list[asyncpg.Record]:
+    """A page of a list's active members, newest first (migration 040's index), with the
+    columns a page shows; the caller asks for one row more than it shows to know whether
+    another page follows."""
+    return await conn.fetch(  # type: ignore[no-any-return]
+        "SELECT e.since, e.until, s.type, s.id, s.name FROM ("
+        "  SELECT subject_key, since, until, entry_id FROM list_entries"
+        "  WHERE list = $1 AND status = 'active'"
+        "  ORDER BY since DESC, entry_id LIMIT $2 OFFSET $3) e"
+        " JOIN subjects s USING (subject_key) ORDER BY e.since DESC, e.entry_id",
+        list_name, limit, offset)
+
+
+async def list_size(conn: asyncpg.Connection, list_name: str) -> int:
+    return await conn.fetchval(  # type: ignore[no-any-return]
         "SELECT count(*) FROM list_entries WHERE list = $1 AND status = 'active'", list_name)
-    rows = await conn.fetch(
-        "SELECT e.entry_id::text, e.since, e.until, s.snapshot FROM list_entries e"
-        " JOIN subjects s USING (subject_key) WHERE e.list = $1 AND e.status = 'active'"
-        " ORDER BY e.since DESC, e.entry_id LIMIT $2 OFFSET $3", list_name, limit, offset)
-    return total, rows
+
+
+async def gram_statistics(conn: asyncpg.Connection) -> GramStatistics:
+    """What the planner's statistics say about names (ANALYZE, by autovacuum or migration
+    040): the findable subjects, each common gram's share of names, each type's share. A
+    table never analyzed gives none, and every query then takes the bigram index."""
+    row = await conn.fetchrow(
+        "SELECT greatest(c.reltuples, 0) AS rows,"
+        " (SELECT most_common_elems::text::text[] FROM pg_stats WHERE schemaname = n.nspname"
+        "   AND tablename = 'subjects' AND attname = 'name_grams') AS grams,"
+        " (SELECT most_common_elem_freqs FROM pg_stats WHERE schemaname = n.nspname"
+        "   AND tablename = 'subjects' AND attname = 'name_grams') AS gram_freqs,"
+        " (SELECT most_common_vals::text::text[] FROM pg_stats WHERE schemaname = n.nspname"
+        "   AND tablename = 'subjects' AND attname = 'type') AS types,"
+        " (SELECT most_common_freqs FROM pg_stats WHERE schemaname = n.nspname"
+        "   AND tablename = 'subjects' AND attname = 'type') AS type_freqs,"
+        " (SELECT most_common_freqs[array_position(most_common_vals::text::text[], 't')]"
+        "   FROM pg_stats WHERE schemaname = n.nspname AND tablename = 'subjects'"
+        "   AND attname = 'discoverable') AS discoverable"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.oid = 'subjects'::regclass")
+    if row is None or not row["grams"]:
+        return GramStatistics()
+    # most_common_elem_freqs ends with the minimum and maximum of the frequencies and the
+    # share of empty arrays; the first ones go with most_common_elems.
+    shares = dict(zip(row["grams"], row["gram_freqs"], strict=False))
+    types = dict(zip(row["types"] or [], row["type_freqs"] or [], strict=False))
+    findable = row["discoverable"] if row["discoverable"] is not None else 1.0
+    return GramStatistics(subjects=float(row["rows"]) * findable, gram_shares=shares,
+                          type_shares=types)
 
 
 async def list_changes(conn: asyncpg.Connection, list_name: str, after_seq: int,

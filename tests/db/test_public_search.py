@@ -27,9 +27,12 @@ LAST_DAY = date(2027, 8, 1)
 
 
 async def found(conn: asyncpg.Connection, q: str, today: date) -> list[str]:
+    """What both search paths find (every match ranked; the fixed order): the same."""
     norm = domain.normalize_name(q)
-    rows = await store.search_subjects(conn, norm, domain.query_grams(norm), q.upper(), None,
-                                       today, 21, 0)
+    rows = await store.search_ranked(conn, norm, domain.query_grams(norm), q.upper(), None,
+                                     today, 21, 0)
+    in_order = await store.search_in_order(conn, norm, q.upper(), None, today, 21, 0)
+    assert sorted(r["subject_key"] for r in in_order) == sorted(r["subject_key"] for r in rows)
     return [r["subject_key"] for r in rows]
 
 

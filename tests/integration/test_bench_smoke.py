@@ -89,18 +89,25 @@ def test_generate_then_queries(settings: Settings, tmp_path: Path) -> None:
         assert reused["reused"] and reused["submissions"] == generated["submissions"]
 
         queries = bench(settings, tmp_path, "queries", "--subjects", "2000", "--seed",
-                        str(SEED), "--seconds", "5", "--ramp-max", "50", "--step-seconds",
-                        "2")["queries"]
+                        str(SEED), "--rate", "100", "--seconds", "5", "--ramp-max", "50",
+                        "--step-seconds", "2")["queries"]
         assert queries["subjects"] == 2000 and queries["requests"] > 0
         for key in ("profile_ms", "search_ms", "overall_ms"):
             assert_latency(queries[key])
         assert set(queries["search_ms_by_class"]) == {"code", "resident_id", "fragment",
                                                       "rare", "broad"}
         assert "max_rate_within_targets" in queries and queries["ramp"]
-        # The limiter stays in the path, raised: nothing is refused or fails. (A request the
-        # bench gave up on is a matter of how busy the machine is, not an answer.)
-        answered = {k: v for k, v in queries["statuses"].items() if k != "TimeoutError"}
-        assert set(answered) <= {"200", "404"} and answered.get("200"), queries["statuses"]
+        assert queries["publisher_cpu_ms_per_request"] > 0
+        assert 0 <= queries["machine_busy_share"] <= 1
+        assert queries["publisher_runqueue_wait_share"] >= 0
+        # The limiter stays in the path, raised: nothing is refused by it (429), nothing
+        # fails (5xx). A machine too busy to keep up may time requests out or see searches
+        # past their turn refused (503 busy, docs/decisions.md "Public search"): load, not
+        # a fault, and this test asserts nothing about time.
+        statuses = set(queries["statuses"])
+        assert "429" not in statuses, queries["statuses"]
+        assert not {s for s in statuses if s.startswith("5")} - {"503"}, queries["statuses"]
+        assert "200" in statuses, queries["statuses"]
         assert_rss(queries["rss_mib"], ("publisher",))
     finally:
         subprocess.run([sys.executable, "-m", "deploy.cli", "bench", "clean", "--subjects",
