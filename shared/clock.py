@@ -1,9 +1,31 @@
-"""Dates are Zhuhai's: a decision "today" means today in China Standard Time."""
+"""Dates are Zhuhai's: a decision "today" means today in China Standard Time.
 
-from datetime import UTC, date, datetime
+Also the project's one working-day calendar (工作日), for every deadline counted in working
+days (notice feedback, 双公示 delays, objections and complaints): the State Council's yearly
+holiday schedule (国务院办公厅关于部分节假日安排的通知), its make-up working days (调休, often a
+Saturday) counted as working days and its holidays not, from the chinese-calendar package.
+The schedule is published each year for the next (usually in November): for a year the
+package has no data for, and that `calendar_supplement.yaml` beside this file does not give
+either, a working day is Monday to Friday, and a date computed on it is `provisional`
+(counted in `xinyong_calendar_provisional_total`; `xinyong_calendar_covered_until` says how
+far the data goes, and an alert fires a month before it ends).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import yaml
+from chinese_calendar import constants as _schedule
+
+from shared import metrics
+
 ZHUHAI = ZoneInfo("Asia/Shanghai")
+SUPPLEMENT = Path(__file__).with_name("calendar_supplement.yaml")
 
 
 def now() -> datetime:
@@ -12,3 +34,100 @@ def now() -> datetime:
 
 def today() -> date:
     return datetime.now(ZHUHAI).date()
+
+
+# --- working days ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Holidays and make-up working days by year, and which years are known."""
+
+    holidays: frozenset[date]
+    workdays: frozenset[date]
+    years: frozenset[int]
+
+    @property
+    def covered_until(self) -> date:
+        """The last day the schedule knows (31 December of its last year)."""
+        return date(max(self.years), 12, 31)
+
+
+@cache
+def schedule(supplement: Path = SUPPLEMENT) -> Schedule:
+    """The package's schedule plus the project's supplement: the year a new schedule is
+    published, an operator may add it there (`years: {2027: {holidays: [...], workdays:
+    [...]}}`) without waiting for a release of the package."""
+    holidays = set(_schedule.holidays)
+    workdays = set(_schedule.workdays)
+    years = {d.year for d in holidays}
+    extra = yaml.safe_load(supplement.read_text(encoding="utf-8")) if supplement.exists() else {}
+    for year, days in ((extra or {}).get("years") or {}).items():
+        years.add(int(year))
+        holidays.update(date.fromisoformat(str(d)) for d in days.get("holidays") or ())
+        workdays.update(date.fromisoformat(str(d)) for d in days.get("workdays") or ())
+    last = max(years)
+    metrics.CALENDAR_COVERED_UNTIL.set(
+        datetime.combine(date(last, 12, 31), datetime.min.time(), ZHUHAI).timestamp())
+    return Schedule(frozenset(holidays), frozenset(workdays), frozenset(years))
+
+
+def is_covered(day: date) -> bool:
+    """Whether the published schedule covers the day's year."""
+    return day.year in schedule().years
+
+
+def is_working_day(day: date) -> bool:
+    """A make-up working day (调休, even a Saturday) is one; a public holiday is not; past the
+    published schedule, Monday to Friday."""
+    s = schedule()
+    if day.year not in s.years:
+        return day.weekday() < 5
+    return day in s.workdays or (day.weekday() < 5 and day not in s.holidays)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A date counted in working days; `provisional` when a day it counted on lies past the
+    published schedule (Monday to Friday assumed there: a holiday announced later may move
+    it)."""
+
+    day: date
+    provisional: bool
+
+
+def add_working_days(start: date, working_days: int) -> Deadline:
+    """The day `working_days` working days after `start` (`start` itself not counted: a
+    notice issued on a Friday with 1 working day is due the next working day)."""
+    day, counted, provisional = start, 0, False
+    while counted < working_days:
+        day += timedelta(days=1)
+        provisional |= not is_covered(day)
+        if is_working_day(day):
+            counted += 1
+    if provisional:
+        metrics.CALENDAR_PROVISIONAL.inc()
+    return Deadline(day, provisional)
+
+
+def next_working_day(day: date) -> Deadline:
+    """The day itself if it is a working day, else the next one (a deadline that falls on a
+    holiday moves: CONTRACT.md, "Objections and repair")."""
+    provisional = not is_covered(day)
+    while not is_working_day(day):
+        day += timedelta(days=1)
+        provisional |= not is_covered(day)
+    if provisional:
+        metrics.CALENDAR_PROVISIONAL.inc()
+    return Deadline(day, provisional)
+
+
+def working_days_between(start: date, end: date) -> int:
+    """Working days after `start` up to and including `end` (0 when `end` <= `start`): the
+    delay of something decided on `start` and received on `end`."""
+    count, day = 0, start
+    while day < end:
+        day += timedelta(days=1)
+        if is_working_day(day):
+            count += 1
+    return count

@@ -79,7 +79,17 @@ NOTICES_AWAITING_FEEDBACK = Gauge(
     "xinyong_notices_awaiting_feedback",
     "Notices without `applied` or `not_applicable` feedback from their agency",
     ["service", "agency"])
-NOTICES_FEEDBACK_OVERDUE = Gauge(
-    "xinyong_notices_feedback_overdue",
-    "Notices still awaiting `applied` or `not_applicable` feedback past their deadline",
-    ["service", "agency"])
+NOTICES_OVERDUE = Gauge(
+    "xinyong_notices_overdue",
+    "Notices without `applied` or `not_applicable` feedback past their measure's deadline "
+    "(`feedback_within` working days of the catalogue's measure)",
+    ["service", "agency", "measure"])
+
+# --- the working-day calendar (shared/clock.py) ------------------------------------------
+CALENDAR_COVERED_UNTIL = Gauge(
+    "xinyong_calendar_covered_until",
+    "The last day (Unix time, midnight CST) the published holiday schedule covers: past it, "
+    "working days are Monday to Friday and deadlines are provisional")
+CALENDAR_PROVISIONAL = Counter(
+    "xinyong_calendar_provisional_total",
+    "Dates counted in working days past the published holiday schedule (provisional)")

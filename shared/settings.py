@@ -87,8 +87,9 @@ class Settings(BaseSettings):
     # (shared/probes.py).
     probe_interval_seconds: float = 15.0
 
-    # Agencies report what they did with a notice within this many working days (Monday to
-    # Friday) of its issue, or it counts as overdue (docs/decisions.md, "Operations").
+    # Agencies report what they did with a notice within its measure's `feedback_within`
+    # working days (the catalogue); a notice of a measure the catalogue no longer has (a
+    # revocation after the measure was removed) takes this many.
     notice_feedback_working_days: int = 10
 
     # Lifetimes of credentials when `credentials issue` is given no --expires-in

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import zhconv
 
+from shared import clock
 from shared.catalogue import Catalogue
 from shared.contract import (
     ArchivedRecord,
@@ -175,30 +176,38 @@ def add_years(day: date, years: int) -> date:
 # --- the agencies' feedback (closed loop) -------------------------------------------------
 
 # CONTRACT.md ("Agencies over HTTP"): a notice is overdue while it has no `applied` or
-# `not_applicable` feedback past its measure's deadline. The catalogue gives measures no
-# deadline yet (issue 10): until it does, one deadline for every notice, a number of working
-# days after its issue (`notice_feedback_working_days`). Working days are Monday to Friday:
-# the State Council's yearly holiday and make-up-day schedule is not modelled here.
+# `not_applicable` feedback past its measure's deadline: `feedback_within` working days of
+# the catalogue's measure (revocations too), on the project's one calendar (shared/clock.py:
+# the State Council's holidays and 调休 working days).
 FEEDBACK_CLOSING = ("applied", "not_applicable")
 
-
-def add_working_days(day: date, working_days: int) -> date:
-    """The day `working_days` working days after `day` (a Saturday plus one is Monday)."""
-    counted = 0
-    while counted < working_days:
-        day += timedelta(days=1)
-        if day.weekday() < 5:
-            counted += 1
-    return day
+FeedbackOutcome = Literal["applied", "repeated", "refused"]
 
 
-def feedback_overdue_through(today: date, working_days: int) -> date:
-    """The last issue day whose feedback deadline is behind `today`: a notice issued on or
-    before it (Zhuhai time) and still awaiting feedback is overdue."""
-    day = today - timedelta(days=1)
-    while add_working_days(day, working_days) >= today:
-        day -= timedelta(days=1)
-    return day
+def feedback_outcome(current: str | None, answer: str) -> FeedbackOutcome:
+    """Feedback only moves forward: `received` -> `applied` | `not_applicable`, both final.
+    The same answer again changes nothing (`repeated`); a backward or other final one is
+    `refused` (kept in the history, 409 over HTTP)."""
+    if current == answer:
+        return "repeated"
+    if current in FEEDBACK_CLOSING:
+        return "refused"
+    return "applied"
+
+
+def feedback_due(catalogue: Catalogue, measure: str, issued_at: datetime,
+                 fallback_working_days: int) -> clock.Deadline:
+    """The day by which the agency reports on a notice issued at `issued_at`: its measure's
+    `feedback_within` working days after the issue day in Zhuhai; a measure the catalogue no
+    longer has (a revocation after its removal) takes the fallback."""
+    known = catalogue.measures.get(measure)
+    days = known.feedback_within if known is not None else fallback_working_days
+    return clock.add_working_days(issued_at.astimezone(clock.ZHUHAI).date(), days)
+
+
+def is_overdue(feedback_status: str | None, due_by: date | None, today: date) -> bool:
+    return (due_by is not None and due_by < today
+            and feedback_status not in FEEDBACK_CLOSING)
 
 
 def entry_id_for(list_name: str, subject_key: str, ordinal: int) -> str:
@@ -368,15 +377,19 @@ def is_discoverable(catalogue: Catalogue, snapshot: SubjectChanged, today: date)
 # database, where it would fail as out of range.
 MAX_SEQ = 2**63 - 1
 _CURSOR_VERSION = "v1"
+# An agency's notices (GET /api/v1/agencies/<agency>/notices and .../overdue).
+NOTICES_CURSOR = "n1"
 _MAX_CURSOR_CHARS = 64
 
 
-def encode_cursor(seq: int) -> str:
-    """The opaque `next` of the changes feed: base64 of a version and a sequence number."""
-    return base64.urlsafe_b64encode(f"{_CURSOR_VERSION}:{seq}".encode()).decode().rstrip("=")
+def encode_cursor(seq: int, version: str = _CURSOR_VERSION) -> str:
+    """The opaque `next` of a feed: base64 of a version and a sequence number. Each feed has
+    its version (the list changes `v1`, an agency's notices `n1`), so that one feed's cursor
+    is not another's."""
+    return base64.urlsafe_b64encode(f"{version}:{seq}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> int:
+def decode_cursor(cursor: str | None, version: str = _CURSOR_VERSION) -> int:
     """The sequence number inside a cursor this API gave (0 for none); ValueError for
     anything else: another version, a number that is not plain ASCII digits, or one outside
     0..MAX_SEQ."""
@@ -385,9 +398,9 @@ def decode_cursor(cursor: str | None) -> int:
     if len(cursor) > _MAX_CURSOR_CHARS:
         raise ValueError("cursor too long")
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    version, _, seq = raw.partition(":")
-    if version != _CURSOR_VERSION:
-        raise ValueError(f"unknown cursor version {version!r}")
+    found, _, seq = raw.partition(":")
+    if found != version:
+        raise ValueError(f"unknown cursor version {found!r}")
     # int() alone would take "+5", " 5", "1_0" and non-ASCII digits.
     if not (seq.isascii() and seq.isdigit()) or int(seq) > MAX_SEQ:
         raise ValueError("cursor position out of range")

@@ -49,7 +49,8 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
         snapshots = await inbox.only_first_seen(conn, snapshots, lambda s: s.event)
         feedback = await inbox.only_first_seen(conn, feedback, lambda f: f.event)
         await apply_snapshots(conn, ctx.catalogue, [s.payload for s in snapshots])
-        updated = await store.record_feedback(conn, [(f.agency, f.payload) for f in feedback])
+        updated = await store.record_feedback(conn, [(f.agency, f.payload) for f in feedback],
+                                              "kafka", [f.event.id for f in feedback])
         # Feedback about no notice of that agency is set aside for an operator, not dropped.
         await outbox.enqueue(conn, [
             outbox.dead_letter("publisher", f.message,
