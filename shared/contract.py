@@ -152,6 +152,9 @@ class Notice(_Open):
     basis: _Basis
     issued_at: datetime
     revokes: str | None = None
+    # A notice that replaces an earlier one (a legal representative changed, a list
+    # extended) names it (CONTRACT.md, "Xinyong -> agencies").
+    supersedes: str | None = None
 
 
 class NoticeFeedback(_Open):

@@ -16,12 +16,13 @@ from typing import Any, Literal
 import zhconv
 
 from shared import clock
-from shared.catalogue import Catalogue
+from shared.catalogue import Catalogue, Measure
 from shared.contract import (
     ArchivedRecord,
     BasisRecord,
     ListChanged,
     Notice,
+    RelatedSubject,
     SubjectChanged,
     SubjectRef,
 )
@@ -266,17 +267,12 @@ def _publish(catalogue: Catalogue, fx: ListEffects, entry: Entry,
                      until=add_years(today, lst.validity_years))
     _add_change(fx, _list_change(active, "ADD", subjects))
     snapshot = subjects[entry.subject_key]
-    # The registry links no key person who was a minor on the record's decision date; one
-    # who is a minor today was one then too, so a link that slipped through stops here.
-    named = [r for r in snapshot.related_subjects
-             if not (r.type == "individual" and is_minor_on(r.id, today))]
     for measure_name, measure in catalogue.measures_for(entry.list):
-        related = [r for r in named if r.role in measure.extends_to]
         notice = Notice(
             notice_id=notice_id_for(entry.entry_id, measure_name, measure.kind),
             kind=measure.kind, list=entry.list, measure=measure_name, subject=snapshot.subject,
-            related_subjects=related, effective_from=today, effective_until=active.until,
-            basis=list(entry.basis), issued_at=now)
+            related_subjects=related_for(measure, snapshot, today), effective_from=today,
+            effective_until=active.until, basis=list(entry.basis), issued_at=now)
         fx.notices.append((measure.agency, notice, entry.entry_id))
     return active
 
@@ -290,12 +286,101 @@ def _withdraw(fx: ListEffects, entry: Entry, reason: str,
     exited = replace(entry, status="exited", until=today, exit_reason=reason)
     _add_change(fx, _list_change(exited, "DEL", subjects))
     for agency, original in issued.get(entry.entry_id, ()):
-        revocation = original.model_copy(update={
-            "notice_id": notice_id_for(entry.entry_id, original.measure, "revocation"),
-            "kind": "revocation", "revokes": original.notice_id, "effective_from": today,
-            "effective_until": None, "issued_at": now})
-        fx.notices.append((agency, revocation, entry.entry_id))
+        fx.notices.append((agency, revocation_of(entry.entry_id, original, now, today),
+                           entry.entry_id))
     return exited
+
+
+def related_for(measure: Measure, snapshot: SubjectChanged, today: date) -> list[RelatedSubject]:
+    """The persons a notice of this measure also names (its `extends_to` roles). The
+    registry links no key person who was a minor on the record's decision date; one who is
+    a minor today was one then too, so a link that slipped through stops here."""
+    return [r for r in snapshot.related_subjects
+            if r.role in measure.extends_to
+            and not (r.type == "individual" and is_minor_on(r.id, today))]
+
+
+def revocation_of(entry_id: str, original: Notice, now: datetime, today: date) -> Notice:
+    """The revocation of a notice: its own id, naming the original in `revokes`. The first
+    notice of an entry and measure keeps the id its revocation always had; a later one (a
+    replacement, a notice the catalogue added) is revoked under an id of its own."""
+    if original.notice_id == notice_id_for(entry_id, original.measure, original.kind):
+        revocation_id = notice_id_for(entry_id, original.measure, "revocation")
+    else:
+        revocation_id = notice_id_for(original.notice_id, original.measure, "revocation")
+    return original.model_copy(update={
+        "notice_id": revocation_id, "kind": "revocation", "revokes": original.notice_id,
+        "supersedes": None, "effective_from": today, "effective_until": None,
+        "issued_at": now})
+
+
+# --- notices follow the catalogue and the archive --------------------------------------------
+
+Sent = tuple[str, Notice, str]  # agency, notice, entry id
+
+
+def follow_catalogue(catalogue: Catalogue, entries: Sequence[Entry],
+                     issued: Mapping[str, Sequence[tuple[str, Notice]]],
+                     subjects: Mapping[str, SubjectChanged], taken: set[str],
+                     now: datetime, today: date) -> list[Sent]:
+    """What the active entries' notices must become under the catalogue: a notice for each
+    measure of the entry's list not yet sent to its agency (a measure or agency added), a
+    revocation for each notice whose measure, list or agency the catalogue no longer pairs
+    (removed). `taken` holds the notice ids already used (a measure removed then added
+    again gets a new one); ids given here are added to it."""
+    out: list[Sent] = []
+    for entry in entries:
+        wanted = {(name, m.agency): m for name, m in catalogue.measures_for(entry.list)}
+        have = {(n.measure, agency): n for agency, n in issued.get(entry.entry_id, ())}
+        for (name, agency), original in sorted(have.items()):
+            if (name, agency) not in wanted:
+                out.append((agency, revocation_of(entry.entry_id, original, now, today),
+                            entry.entry_id))
+        snapshot = subjects.get(entry.subject_key)
+        for (name, agency), measure in sorted(wanted.items()):
+            if (name, agency) in have or snapshot is None or entry.until is None:
+                continue
+            notice_id = notice_id_for(entry.entry_id, name, measure.kind)
+            ordinal = 0
+            while notice_id in taken:
+                ordinal += 1
+                notice_id = notice_id_for(entry.entry_id, name,
+                                          f"{measure.kind}|{agency}|{ordinal}")
+            taken.add(notice_id)
+            out.append((agency, Notice(
+                notice_id=notice_id, kind=measure.kind, list=entry.list, measure=name,
+                subject=snapshot.subject, related_subjects=related_for(measure, snapshot, today),
+                effective_from=today, effective_until=entry.until, basis=list(entry.basis),
+                issued_at=now), entry.entry_id))
+    return out
+
+
+def replace_related(catalogue: Catalogue,
+                    issued: Mapping[str, Sequence[tuple[str, Notice]]],
+                    subject_of: Mapping[str, SubjectChanged], now: datetime,
+                    today: date) -> list[Sent]:
+    """Notices whose `related_subjects` no longer match the subject's archive (its legal
+    representative changed): each is revoked, then replaced by a notice of its own id that
+    names it in `supersedes`; revocation first. `subject_of` maps entry ids to snapshots."""
+    out: list[Sent] = []
+    for entry_id, notices in sorted(issued.items()):
+        snapshot = subject_of.get(entry_id)
+        if snapshot is None:
+            continue
+        for agency, original in notices:
+            measure = catalogue.measures.get(original.measure)
+            if measure is None or not measure.extends_to:
+                continue
+            related = related_for(measure, snapshot, today)
+            if [r.model_dump() for r in related] == [r.model_dump()
+                                                     for r in original.related_subjects]:
+                continue
+            out.append((agency, revocation_of(entry_id, original, now, today), entry_id))
+            out.append((agency, original.model_copy(update={
+                "notice_id": notice_id_for(original.notice_id, original.measure, "replacement"),
+                "related_subjects": related, "supersedes": original.notice_id,
+                "revokes": None, "effective_from": today, "issued_at": now}), entry_id))
+    return out
 
 
 def _add_change(fx: ListEffects, change: ListChanged) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from services.publisher import domain, store
+from services.publisher import domain, follow, store
 from shared import clock, inbox, outbox
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
@@ -108,6 +108,7 @@ async def apply_snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
         actions += domain.plan_for_subject(key, open_entries.get(key, {}), qualifying,
                                            served.get(key, {}))
     await carry_out(conn, catalogue, actions, latest)
+    await follow.replace_changed_related(conn, catalogue, {k: latest[k] for k in changed})
 
 
 async def carry_out(conn: asyncpg.Connection, catalogue: Catalogue,

@@ -117,6 +117,38 @@ async def unrevoked_notices(conn: asyncpg.Connection,
     return out
 
 
+def entry_of(row: asyncpg.Record) -> Entry:
+    return _entry(row)
+
+
+async def notice_ids_of_entries(conn: asyncpg.Connection, entry_ids: Sequence[str]) -> set[str]:
+    """Every notice id the entries ever used (revoked ones too)."""
+    rows = await conn.fetch("SELECT notice_id::text FROM notices WHERE entry_id = ANY($1::uuid[])",
+                            list(entry_ids))
+    return {r["notice_id"] for r in rows}
+
+
+async def unrevoked_notices_naming(
+        conn: asyncpg.Connection, subject_keys: Sequence[str], measures: Sequence[str]
+        ) -> tuple[dict[str, list[tuple[str, Notice]]], dict[str, str]]:
+    """The unrevoked notices of these measures sent for the subjects' active entries, by
+    entry; and each such entry's subject key."""
+    rows = await conn.fetch(
+        "SELECT n.entry_id::text, e.subject_key, n.agency, n.body FROM notices n"
+        " JOIN list_entries e ON e.entry_id = n.entry_id"
+        " WHERE e.subject_key = ANY($1::text[]) AND e.status = 'active'"
+        " AND n.measure = ANY($2::text[]) AND n.kind <> 'revocation'"
+        " AND NOT EXISTS (SELECT 1 FROM notices r WHERE r.revokes = n.notice_id)"
+        " ORDER BY n.written", list(subject_keys), list(measures))
+    issued: dict[str, list[tuple[str, Notice]]] = {}
+    subject_of: dict[str, str] = {}
+    for r in rows:
+        issued.setdefault(r["entry_id"], []).append((r["agency"],
+                                                     Notice.model_validate(r["body"])))
+        subject_of[r["entry_id"]] = r["subject_key"]
+    return issued, subject_of
+
+
 async def entry_counts(conn: asyncpg.Connection,
                        keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """How many entries, of any status, each (list, subject key) has had."""
