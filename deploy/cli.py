@@ -41,7 +41,7 @@ outbox_cli = typer.Typer(help="Events the broker refused, set aside from a servi
                          no_args_is_help=True)
 app.add_typer(outbox_cli, name="outbox")
 
-ServiceName = Annotated[str, typer.Argument(help=f"one of {', '.join(SERVICES)}")]
+ServiceName = Annotated[str, typer.Argument(help=f"one of {', '.join(stack.PROCESSES)}")]
 T = TypeVar("T")
 
 
@@ -77,9 +77,12 @@ def up(demo_data: Annotated[bool, typer.Option("--demo/--no-demo")] = True,
         typer.echo(f"demo data: {sent} records sent by the departments on their inbound topics")
     publisher = stack.services(settings, ["publisher"])[0].url()
     objection = stack.services(settings, ["objection"])[0].url()
+    stats = stack.services(settings, ["stats"])[0].url()
     typer.echo(f"\n信用珠海 public site: {publisher}/\npublic API:           "
                f"{publisher}/api/v1/subjects?q=珠海  (OpenAPI: {publisher}/docs)\n"
-               f"objections:           {objection}/objections/new")
+               f"objections:           {objection}/objections/new\n"
+               f"statistics:           {stats}/api/v1/stats/districts?from=2026-01-01&to="
+               f"2026-12-31  (OpenAPI: {stats}/docs)")
     if observe:
         prometheus = Prometheus(settings)
         prometheus.start()
@@ -125,7 +128,12 @@ def status() -> None:
         pid = proc.pid()
         typer.echo(f"{proc.name:<10} " + (f"running (pid {pid}) at {proc.url()}" if pid
                                           else "stopped"))
-        typer.echo(_positions_line(asyncio.run(stack.position_report(settings, proc.name))))
+        if proc.name in SERVICES:
+            typer.echo(_positions_line(asyncio.run(stack.position_report(settings,
+                                                                         proc.name))))
+        else:  # a faust worker: its positions are its group's committed offsets
+            typer.echo(f"{'':<10} positions: its consumer group's (faust); readiness "
+                       f"{proc.url()}/readyz")
     sweeper = stack.credential_sweeper(settings)
     typer.echo(f"{sweeper.name:<10} " + (f"running (pid {sweeper.pid()})" if sweeper.pid()
                                          else "stopped"))

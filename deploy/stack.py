@@ -35,7 +35,7 @@ from shared.envelope import submission_json
 from shared.kafka import make_producer
 from shared.positions import Resolution
 from shared.settings import REPO_ROOT, Settings
-from shared.topics import INBOUND, SERVICES, all_topics
+from shared.topics import INBOUND, SERVICES, STREAM_APPS, all_topics
 
 DEPLOY = REPO_ROOT / "deploy"
 
@@ -88,7 +88,7 @@ async def provision(settings: Settings) -> list[str]:
 def _provision_kafka(settings: Settings) -> list[str]:
     kafka = admin(settings)
     created = kafka.create_topics(all_topics(load_catalogue(settings.catalogue_path)))
-    for service in SERVICES:
+    for service in (*SERVICES, *STREAM_APPS):
         kafka.create_principal(service_principal(settings, service),
                                secrets.service_password(settings, service))
     return created
@@ -160,6 +160,13 @@ class ServiceProcess:
     run_dir: Path
     # What `python` runs; a service by default (`-m services.<name>`).
     command: tuple[str, ...] = ()
+    # The Kafka principal it runs as (its own user, made by provision): the service's by
+    # default; none for a command that brings its own (the credential sweeper).
+    runs_as: str | None = None
+
+    @property
+    def principal(self) -> str | None:
+        return self.runs_as or (None if self.command else self.name)
 
     @property
     def pid_file(self) -> Path:
@@ -189,9 +196,11 @@ class ServiceProcess:
         if (pid := self.pid()) is not None:
             return pid
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        principal = {} if self.command else {  # the service's own Kafka user (provision)
-            "XINYONG_KAFKA_SASL_USERNAME": service_principal(self.settings, self.name).username,
-            "XINYONG_KAFKA_SASL_PASSWORD": secrets.service_password(self.settings, self.name)}
+        principal = {} if self.principal is None else {  # its own Kafka user (provision)
+            "XINYONG_KAFKA_SASL_USERNAME": service_principal(self.settings,
+                                                             self.principal).username,
+            "XINYONG_KAFKA_SASL_PASSWORD": secrets.service_password(self.settings,
+                                                                    self.principal)}
         command = self.command or ("-m", f"services.{self.name}")
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
@@ -282,8 +291,17 @@ def _run_dir(settings: Settings) -> Path:
     return settings.home / "run" / (settings.topic_namespace.strip(".") or "stack")
 
 
-def services(settings: Settings, names: Iterable[str] = SERVICES) -> list[ServiceProcess]:
-    return [ServiceProcess(n, settings, _run_dir(settings)) for n in names]
+# Processes that are not services of the common layout: what they run.
+STREAM_APP_COMMANDS = {"stats-windows": ("-m", "services.stats.windows")}
+PROCESSES = (*SERVICES, *STREAM_APPS)
+
+
+def services(settings: Settings, names: Iterable[str] = PROCESSES) -> list[ServiceProcess]:
+    """The processes of the stack: the services, and the stream apps (stats-windows) with
+    their own command and principal."""
+    return [ServiceProcess(n, settings, _run_dir(settings),
+                           command=STREAM_APP_COMMANDS.get(n, ()),
+                           runs_as=n if n in STREAM_APP_COMMANDS else None) for n in names]
 
 
 async def send_submissions(producer: AIOKafkaProducer, settings: Settings,
@@ -341,10 +359,14 @@ class IsolatedStack:
             "XINYONG_INGEST_HTTP_PORT": str(port_base + 1),
             "XINYONG_REGISTRY_HTTP_PORT": str(port_base + 2),
             "XINYONG_OBJECTION_HTTP_PORT": str(port_base + 3),
+            "XINYONG_STATS_HTTP_PORT": str(port_base + 4),
             "XINYONG_PUBLISHER_METRICS_PORT": str(port_base + 50),
             "XINYONG_INGEST_METRICS_PORT": str(port_base + 51),
             "XINYONG_REGISTRY_METRICS_PORT": str(port_base + 52),
             "XINYONG_OBJECTION_METRICS_PORT": str(port_base + 53),
+            "XINYONG_STATS_METRICS_PORT": str(port_base + 54),
+            "XINYONG_STATS_WINDOWS_METRICS_PORT": str(port_base + 55),
+            "XINYONG_STATS_WINDOWS_HTTP_PORT": str(port_base + 55),
             # The broker's minimum: a killed worker's partitions move on quickly.
             "XINYONG_KAFKA_SESSION_TIMEOUT_MS": "6000",
             **extra_env,

@@ -190,6 +190,9 @@ def _reference_problems(cat: Catalogue) -> list[str]:
             elif (cat.lists[list_name].kind == "black") != (measure.kind == "penalty"):
                 problems.append(f"measures.{name}: a {measure.kind} cannot apply to a "
                                 f"{cat.lists[list_name].kind} list '{list_name}'")
+    if len({(w.window_days, w.step_days) for w in cat.early_warnings.values()}) > 1:
+        # One windowed table holds every rule's counts (services/stats/windows.py).
+        problems.append("early_warnings: every rule has the same window_days and step_days")
     for name, warning in cat.early_warnings.items():
         for item_name in warning.items:
             if item_name not in cat.items:

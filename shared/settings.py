@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     registry_http_port: int = 8002
     publisher_http_port: int = 8000
     objection_http_port: int = 8003
+    stats_http_port: int = 8004
+    # stats-windows (faust) serves only its readiness and metrics, on an internal port.
+    stats_windows_http_port: int = 9405
     http_host: str = "127.0.0.1"
 
     # Prometheus metrics on their own ports, never on the public ones.
@@ -83,6 +86,8 @@ class Settings(BaseSettings):
     registry_metrics_port: int = 9402
     publisher_metrics_port: int = 9400
     objection_metrics_port: int = 9403
+    stats_metrics_port: int = 9404
+    stats_windows_metrics_port: int = 9405
     # How often a service probes its database and Kafka and refreshes its gauges
     # (shared/probes.py).
     probe_interval_seconds: float = 15.0
@@ -146,10 +151,10 @@ class Settings(BaseSettings):
                 f"{self.pg_host}:{self.pg_port}/{database}")
 
     def http_port(self, service: str) -> int:
-        return int(getattr(self, f"{service}_http_port"))
+        return int(getattr(self, f"{service.replace('-', '_')}_http_port"))
 
     def metrics_port(self, service: str) -> int:
-        return int(getattr(self, f"{service}_metrics_port"))
+        return int(getattr(self, f"{service.replace('-', '_')}_metrics_port"))
 
     @property
     def secrets_dir(self) -> Path:

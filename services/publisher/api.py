@@ -16,7 +16,7 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.publisher import agencies, domain, store
+from services.publisher import agencies, domain, store, whatif
 from services.publisher.contracts import FeedbackRequest
 from shared import clock, credentials
 from shared.context import ServiceContext
@@ -103,6 +103,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         return {"notice_id": feedback.notice_id, "status": feedback.status}
 
     agencies.add_routes(app, ctx)
+    whatif.add_routes(app, ctx)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     @limiter.limit(ctx.settings.public_rate_limit)

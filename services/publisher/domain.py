@@ -395,7 +395,7 @@ def _list_change(entry: Entry, op: Literal["ADD", "MOD", "DEL"],
     assert entry.since is not None
     return ListChanged(list=entry.list, op=op, entry_id=entry.entry_id,
                        subject=subjects[entry.subject_key].subject, since=entry.since,
-                       until=entry.until)
+                       until=entry.until, basis=list(entry.basis))
 
 
 # --- what the public sees -------------------------------------------------------------------

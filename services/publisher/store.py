@@ -117,6 +117,32 @@ async def unrevoked_notices(conn: asyncpg.Connection,
     return out
 
 
+async def open_entries(conn: asyncpg.Connection,
+                       subject_keys: Sequence[str]) -> dict[str, dict[str, Entry]]:
+    """As `lock_open_entries`, without locking (what-if reads in a read-only transaction)."""
+    rows = await conn.fetch(
+        f"SELECT {_ENTRY_COLUMNS} FROM list_entries WHERE subject_key = ANY($1::text[])"
+        " AND status IN ('pending', 'active')", list(subject_keys))
+    out: dict[str, dict[str, Entry]] = {}
+    for r in rows:
+        out.setdefault(r["subject_key"], {})[r["list"]] = _entry(r)
+    return out
+
+
+async def subjects_for_what_if(conn: asyncpg.Connection, lists: Sequence[str],
+                               items: Sequence[str]) -> list[str]:
+    """Subjects a change of these lists could move: those on them now, and those with an
+    active record of an item that feeds them (a scan of the snapshots: an operator's tool)."""
+    rows = await conn.fetch(
+        "SELECT subject_key FROM list_entries WHERE list = ANY($1::text[])"
+        " AND status IN ('pending', 'active')"
+        " UNION SELECT s.subject_key FROM subjects s WHERE EXISTS ("
+        "  SELECT 1 FROM json_array_elements(s.snapshot -> 'records') r"
+        "  WHERE r ->> 'catalogue_item' = ANY($2::text[]) AND r ->> 'status' = 'active')"
+        " ORDER BY 1", list(lists), list(items))
+    return [r["subject_key"] for r in rows]
+
+
 def entry_of(row: asyncpg.Record) -> Entry:
     return _entry(row)
 
