@@ -153,6 +153,7 @@ def build(settings: Settings, catalogue: Catalogue) -> faust.App:
         ranges = list(raw._window_ranges(delta.on.timestamp()))
         before = {r: raw._get_key((key, r)) for r in ranges}
         table[key].apply(operator.add, delta.delta, cast(Any, placed))
+        await _changelog_handed_over()
         metrics.STATS_DELTAS.labels(NAME).inc()
         for r in ranges:
             after = raw._get_key((key, r))
@@ -171,6 +172,16 @@ def build(settings: Settings, catalogue: Catalogue) -> faust.App:
                                                      count=after, threshold=rule.threshold,
                                                      status=status))
                 await warnings_out.send(key=snapshot_key, value=value)
+
+    async def _changelog_handed_over() -> None:
+        """The table's changelog records wait in faust's send buffer; its commit flushes that
+        buffer only for 0.1 s (ProducerBuffer.flush_atmost), so an offset could be committed
+        while the changelog record of its event was still buffered, and lost by a stop
+        (measured: a window one short after a worker stopped). The event is acked only once
+        its changelog records are with the Kafka producer, whose flush the commit awaits."""
+        buffer = app.producer.buffer
+        while buffer.size:
+            await buffer.flush_atmost(buffer.size)
 
     async def _dead_letter(event: Any, reason: str) -> None:
         message = event.message
@@ -218,11 +229,19 @@ def _at(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, clock.ZHUHAI)
 
 
+class Worker(faust.Worker):
+    """faust's worker, keeping its command line: the stack knows its processes by it
+    (deploy/stack.py::ServiceProcess.pid), and faust would retitle the process."""
+
+    def _setproctitle(self, info: str, *, ident: str = "") -> None:
+        pass
+
+
 def main() -> None:
     settings = get_settings()
     configure_logging(NAME, settings.log_level)
     app = build(settings, load_catalogue(settings.catalogue_path))
-    worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
+    worker = Worker(app, loglevel=settings.log_level, override_logging=False)
     worker.execute_from_commandline()
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
