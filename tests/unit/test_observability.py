@@ -1,4 +1,5 @@
-"""The pure parts of what services report: consumer lag and the HTTP request metrics (an in-process ASGI app, no socket)."""
+"""The pure parts of what services report: consumer lag and the HTTP request metrics (an
+in-process ASGI app, no socket)."""
 
 from __future__ import annotations
 
