@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
 from fastapi import Depends, FastAPI, Query
@@ -74,10 +74,9 @@ def _after(since: str | None, last: int) -> int:
 
 def add_routes(app: FastAPI, ctx: ServiceContext) -> None:
     agency_of = credentials.bearer(ctx.pool, "agency")
-    Agency = Annotated[str, Depends(agency_of)]
-    Since = Annotated[str | None, Query(max_length=_CURSOR_CHARS,
-                                        description="the `next` of the previous answer")]
-    Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+    since_query = Query(None, max_length=_CURSOR_CHARS,
+                        description="the `next` of the previous answer")
+    limit_query = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
     def own(agency: str, caller: str) -> None:
         if agency != caller:
@@ -85,8 +84,9 @@ def add_routes(app: FastAPI, ctx: ServiceContext) -> None:
                           detail=f"the token is {caller}'s")
 
     @app.get("/api/v1/agencies/{agency}/notices")
-    async def agency_notices(agency: str, caller: Agency, since: Since = None,
-                             limit: Limit = DEFAULT_LIMIT) -> dict[str, Any]:
+    async def agency_notices(agency: str, caller: str = Depends(agency_of),
+                             since: str | None = since_query,
+                             limit: int = limit_query) -> dict[str, Any]:
         """Every notice sent to the agency, in the order sent, each exactly as sent with its
         current feedback and deadline; `next` resumes after the last one."""
         own(agency, caller)
@@ -96,8 +96,9 @@ def add_routes(app: FastAPI, ctx: ServiceContext) -> None:
         return _page(agency, rows, after)
 
     @app.get("/api/v1/agencies/{agency}/overdue")
-    async def agency_overdue(agency: str, caller: Agency, since: Since = None,
-                             limit: Limit = DEFAULT_LIMIT) -> dict[str, Any]:
+    async def agency_overdue(agency: str, caller: str = Depends(agency_of),
+                             since: str | None = since_query,
+                             limit: int = limit_query) -> dict[str, Any]:
         """The agency's notices without `applied` or `not_applicable` feedback past their
         measure's deadline, in the order sent."""
         own(agency, caller)

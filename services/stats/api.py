@@ -4,7 +4,7 @@ warnings (public, rate-limited), the departments' scorecards (operators)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
@@ -18,7 +18,6 @@ from shared.context import ServiceContext
 from shared.contract import SUBJECT_TYPES
 from shared.http import Problem, base_app, problem_response
 
-DateText = Annotated[str | None, Query(max_length=32, description="YYYY-MM-DD")]
 FIGURES = ("negative_records", "black_list_entries", "red_list_entries")
 
 
@@ -38,8 +37,11 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     @app.get("/api/v1/stats/districts")
     @limiter.limit(ctx.settings.public_rate_limit)
-    async def districts(request: Request, from_: Annotated[DateText, Query(alias="from")] = None,
-                        to: DateText = None) -> dict[str, Any]:
+    async def districts(request: Request,
+                        from_: str | None = Query(None, alias="from", max_length=32,
+                                                  description="YYYY-MM-DD"),
+                        to: str | None = Query(None, max_length=32, description="YYYY-MM-DD")
+                        ) -> dict[str, Any]:
         """Per district of the catalogue (zeros included) and subject type: negative
         records (once per record, not withdrawn, decided in the period), black- and red-list
         entries whose `since` is in it (in their basis record's district)."""
@@ -68,10 +70,9 @@ def create_app(ctx: ServiceContext) -> FastAPI:
              "count": r["count"], "threshold": r["threshold"]} for r in rows]}
 
     @app.get("/api/v1/scorecards/departments")
-    async def scorecards(_: Annotated[str, Depends(operator)],
-                         month: Annotated[str | None, Query(max_length=16,
-                                                            description="YYYY-MM")] = None
-                         ) -> dict[str, Any]:
+    async def scorecards(_: str = Depends(operator),
+                         month: str | None = Query(None, max_length=16,
+                                                   description="YYYY-MM")) -> dict[str, Any]:
         """Per department, the month's reporting (CST): submissions, verdicts, rejections
         by error code, the delay from decision to first accepted delivery in working days,
         objections received, upheld and decided late."""
