@@ -1,9 +1,10 @@
 """Notices follow the catalogue and the archive.
 
-- A measure or agency added to the catalogue: on start with a new catalogue, every active
-  entry of the lists it names gets its notice; a measure removed: its notices are revoked.
-  In batches of entries, each its own transaction, resumable (`catalogue_sync` records how
-  far each catalogue got), so a second start with the same catalogue sends nothing.
+- A measure or agency added to the catalogue: on start with a catalogue other than the one
+  last followed, every active entry of the lists it names gets its notice; a measure
+  removed: its notices are revoked. In batches of entries, each its own transaction,
+  resumable (`catalogue_sync` records how far the run got), so a second start with the same
+  catalogue sends nothing.
 - A listed enterprise's legal representative changed: every notice whose
   `related_subjects` differ is replaced in the snapshot's own transaction, revocation first.
 """
@@ -79,8 +80,16 @@ async def follow_catalogue_once(pool: asyncpg.Pool, catalogue: Catalogue, versio
 async def follow_catalogue_batch(conn: asyncpg.Connection, catalogue: Catalogue,
                                  version: str, batch: int = BATCH) -> bool:
     """One batch of entries, in the caller's transaction; False when the version is done."""
-    await conn.execute(
-        "INSERT INTO catalogue_sync (version) VALUES ($1) ON CONFLICT DO NOTHING", version)
+    # A catalogue followed before and since replaced (a measure added, then removed) is
+    # followed again: what counts is whether the latest run was this catalogue's.
+    await conn.execute("LOCK TABLE catalogue_sync IN SHARE ROW EXCLUSIVE MODE")
+    latest = await conn.fetchval(
+        "SELECT version FROM catalogue_sync ORDER BY started_at DESC LIMIT 1")
+    if latest != version:
+        await conn.execute(
+            "INSERT INTO catalogue_sync (version) VALUES ($1) ON CONFLICT (version) DO UPDATE"
+            " SET after_entry = NULL, sent = 0, revoked = 0, started_at = clock_timestamp(),"
+            " finished_at = NULL", version)
     progress = await conn.fetchrow(
         "SELECT after_entry::text, finished_at FROM catalogue_sync WHERE version = $1"
         " FOR UPDATE", version)

@@ -49,6 +49,6 @@ CREATE TABLE catalogue_sync (
     after_entry  uuid,
     sent         int         NOT NULL DEFAULT 0,
     revoked      int         NOT NULL DEFAULT 0,
-    started_at   timestamptz NOT NULL DEFAULT now(),
+    started_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
     finished_at  timestamptz
 );
