@@ -47,7 +47,7 @@ outbox_cli = typer.Typer(help="Events the broker refused, set aside from a servi
                          no_args_is_help=True)
 app.add_typer(outbox_cli, name="outbox")
 
-ServiceName = Annotated[str, typer.Argument(help=f"one of {', '.join(SERVICES)}")]
+ServiceName = Annotated[str, typer.Argument(help=f"one of {', '.join(stack.PROCESSES)}")]
 Instance = Annotated[int, typer.Option(
     "--instance", min=1, help="which process of the service (N >= 2: its HTTP and metrics "
     f"ports + {stack.INSTANCE_PORT_STEP}*(N-1))")]
@@ -145,6 +145,8 @@ def up(demo_data: Annotated[bool, typer.Option("--demo/--no-demo")] = True,
                f"(API: {urls['public']}/api/v1/subjects?q=珠海, OpenAPI: {urls['public']}/docs)\n"
                f"objections and repairs:      {urls['objection']}/objections/new  "
                f"(API: {urls['objection']}/docs)\n"
+               f"statistics:                  {urls['public']}/api/v1/stats/districts?"
+               f"from=2026-01-01&to=2026-12-31\n"
                f"ingest gateway:              {urls['ingest']}/docs\n"
                f"operators' API:              {urls['operator']}/docs")
     if observe:
@@ -434,9 +436,11 @@ def infra_down() -> None:
 
 
 def _instance(name: str, instance: int) -> stack.ServiceProcess:
-    settings = get_settings()
-    return stack.ServiceProcess(_service_name(name), settings, stack.run_dir(settings),
-                                instance=instance)
+    if name not in stack.PROCESSES:
+        raise typer.BadParameter(f"{name} is not one of {', '.join(stack.PROCESSES)}")
+    if instance > 1 and name in stack.STREAM_APP_COMMANDS:
+        raise typer.BadParameter(f"{name} runs as one process")
+    return stack.process(get_settings(), name, instance)
 
 
 @service.command("start")

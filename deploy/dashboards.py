@@ -230,10 +230,11 @@ def _notice_panels() -> list[Panel]:
         series("Notices awaiting feedback by agency",
                ("max by (agency) (xinyong_notices_awaiting_feedback)", "{{agency}}"),
                stack=True),
-        series("Notices past their feedback deadline by agency",
-               ("max by (agency) (xinyong_notices_feedback_overdue) > 0", "{{agency}}"),
+        series("Notices past their feedback deadline by agency and measure",
+               ("max by (agency, measure) (xinyong_notices_overdue) > 0",
+                "{{agency}} {{measure}}"),
                stack=True, description="No `applied` or `not_applicable` feedback "
-               "notice_feedback_working_days working days after issue."),
+               "within the measure's `feedback_within` working days."),
         series("Feedback received per hour by agency topic",
                ('sum by (topic) (increase(xinyong_messages_total{service="publisher", '
                 'topic=~"credit.notice-feedback.*"}[1h]))', "{{topic}}")),

@@ -84,7 +84,7 @@ DOORS: tuple[Door, ...] = (
     Door("operator", "operators' API", "frontdoor_operator_port", "registry",
          lambda s: 1024 * 1024, 60,
          (Route("~ ^/api/v1/records/[^/]+/[^/]+/submissions$", "ingest"),
-          Route("/api/v1/scorecards", "stats"), Route("/api/v1/what-if", "stats")),
+          Route("/api/v1/scorecards", "stats"), Route("/api/v1/what-if", "publisher")),
          host="ops.xinyong.zhuhai.gov.cn"),
 )
 

@@ -37,6 +37,7 @@ from services.ingest import contracts as ingest
 from services.objection import contracts as objection
 from services.publisher import contracts as publisher
 from services.registry import contracts as registry
+from services.stats import contracts as stats
 from shared.access import Declared, Grant, Principal, grants_for
 from shared.kafka import admin_config
 from shared.settings import Settings
@@ -50,6 +51,10 @@ SERVICE_TOPICS: dict[str, tuple[Sequence[Declared], Sequence[Declared]]] = {
     "registry": (registry.CONSUMES, registry.PRODUCES),
     "publisher": (publisher.CONSUMES, publisher.PRODUCES),
     "objection": (objection.CONSUMES, objection.PRODUCES),
+    "stats": (stats.CONSUMES, stats.PRODUCES),
+    # The faust worker of the early warning: a principal of its own (its group and
+    # changelog are named by its app id, `xinyong-stats-windows`).
+    "stats-windows": (stats.WINDOWS_CONSUMES, stats.WINDOWS_PRODUCES),
 }
 
 _RESOURCE = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP,

@@ -32,7 +32,7 @@ from deploy.kafka_admin import SERVICE_TOPICS
 from shared.access import Grant, service_grants, username
 from shared.catalogue import load_catalogue
 from shared.settings import REPO_ROOT, Settings
-from shared.topics import SERVICES, all_topics
+from shared.topics import SERVICES, STREAM_APPS, all_topics
 
 K8S = REPO_ROOT / "deploy" / "k8s"
 NAMESPACE = "xinyong"
@@ -151,7 +151,7 @@ def grant_of(acl: dict[str, Any]) -> Grant:
 def users() -> list[Manifest]:
     cluster = {"strimzi.io/cluster": KAFKA_CLUSTER}
     out: list[Manifest] = []
-    for service in SERVICES:
+    for service in (*SERVICES, *STREAM_APPS):
         consumes, produces = SERVICE_TOPICS[service]
         out.append({
             "apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaUser",
@@ -198,7 +198,8 @@ def postgres(settings: Settings) -> list[Manifest]:
 
 # --- the services ----------------------------------------------------------------------------
 
-PUBLIC_SERVICES = ("publisher", "ingest", "objection")  # behind the ingress: site, gateways
+# Behind the ingress: the site (statistics under the public base URL), the gateways.
+PUBLIC_SERVICES = ("publisher", "ingest", "objection", "stats")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -286,6 +287,26 @@ def deployment(service: str, settings: Settings) -> Manifest:
             },
         },
     }
+
+
+def stream_app(name: str, settings: Settings) -> Manifest:
+    """A faust worker (stats-windows): its own Kafka user, no database, readiness and
+    metrics on its metrics port; one replica (its windows are rebuilt from the changelog
+    by whichever pod holds a partition)."""
+    manifest = deployment(name, settings)
+    spec = manifest["spec"]
+    spec["replicas"] = 1
+    pod = spec["template"]["spec"]
+    [container] = pod["containers"]
+    container["command"] = ["python", "-m", "services.stats.windows"]
+    container["ports"] = [{"name": "metrics", "containerPort": settings.metrics_port(name),
+                           "protocol": "TCP"}]
+    container["env"] = [e for e in container["env"]
+                        if e["name"] not in ("XINYONG_PG_PASSWORD", "XINYONG_SUBJECT_KEY_SECRET")]
+    for probe in ("startupProbe", "livenessProbe"):
+        container[probe]["httpGet"] = {"path": "/healthz", "port": "metrics"}
+    container["readinessProbe"]["httpGet"] = {"path": "/readyz", "port": "metrics"}
+    return manifest
 
 
 def service_object(service: str, settings: Settings) -> Manifest:
@@ -443,6 +464,7 @@ def services(settings: Settings) -> list[Manifest]:
     for service in SERVICES:
         out += [deployment(service, settings), service_object(service, settings),
                 disruption_budget(service)]
+    out.append(stream_app("stats-windows", settings))
     return [*out, *network_policies(settings), credential_sweep(), *ingresses(settings)]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from shared.settings import REPO_ROOT, Settings
-from shared.topics import SERVICES
+from shared.topics import SERVICES, STREAM_APPS
 
 PROMETHEUS = REPO_ROOT / "deploy" / "prometheus"
 ALERTS = PROMETHEUS / "alerts.yml"
@@ -44,8 +44,8 @@ def prometheus_config(settings: Settings, scrape_interval: str = "15s",
         "scrape_configs": [
             {"job_name": "xinyong", "honor_labels": True, "static_configs": [
                 {"targets": [f"{host(s)}:{settings.metrics_port(s) + INSTANCE_PORT_STEP * i}"
-                             for i in range(replicas)],
-                 "labels": {"service": s}} for s in SERVICES]},
+                             for i in range(1 if s in STREAM_APPS else replicas)],
+                 "labels": {"service": s}} for s in (*SERVICES, *STREAM_APPS)]},
         ],
     }
 

@@ -40,7 +40,7 @@ from shared.envelope import submission_json
 from shared.kafka import make_producer
 from shared.positions import Resolution
 from shared.settings import REPO_ROOT, Settings
-from shared.topics import INBOUND, SERVICES, all_topics
+from shared.topics import INBOUND, SERVICES, STREAM_APPS, all_topics
 
 DEPLOY = REPO_ROOT / "deploy"
 
@@ -96,7 +96,7 @@ async def provision(settings: Settings) -> list[str]:
 def _provision_kafka(settings: Settings) -> list[str]:
     kafka = admin(settings)
     created = kafka.create_topics(all_topics(load_catalogue(settings.catalogue_path)))
-    for service in SERVICES:
+    for service in (*SERVICES, *STREAM_APPS):
         kafka.create_principal(service_principal(settings, service),
                                secrets.service_password(settings, service))
     return created
@@ -178,10 +178,17 @@ class ServiceProcess:
     # What `python` runs; a service by default (`-m services.<name>`).
     command: tuple[str, ...] = ()
     instance: int = 1
+    # The Kafka principal it runs as (its own user, made by provision): the service's by
+    # default; none for a command that brings its own (the credential sweeper).
+    runs_as: str | None = None
 
     @property
     def label(self) -> str:
         return self.name if self.instance == 1 else f"{self.name}-{self.instance}"
+
+    @property
+    def principal(self) -> str | None:
+        return self.runs_as or (None if self.command else self.name)
 
     @property
     def pid_file(self) -> Path:
@@ -249,15 +256,18 @@ class ServiceProcess:
     def _want(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.want_file.write_text(json.dumps({"name": self.name, "instance": self.instance,
-                                              "command": list(self.command)}))
+                                              "command": list(self.command),
+                                              "runs_as": self.runs_as}))
         self.given_up_file.unlink(missing_ok=True)
 
     def _spawn(self, env: Mapping[str, str] | None = None) -> int:
         """Start the process (the caller holds the supervision lock and knows it is not
         running)."""
-        principal = {} if self.command else {  # the service's own Kafka user (provision)
-            "XINYONG_KAFKA_SASL_USERNAME": service_principal(self.settings, self.name).username,
-            "XINYONG_KAFKA_SASL_PASSWORD": secrets.service_password(self.settings, self.name)}
+        principal = {} if self.principal is None else {  # its own Kafka user (provision)
+            "XINYONG_KAFKA_SASL_USERNAME": service_principal(self.settings,
+                                                             self.principal).username,
+            "XINYONG_KAFKA_SASL_PASSWORD": secrets.service_password(self.settings,
+                                                                    self.principal)}
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, *self._argv()], cwd=REPO_ROOT,
@@ -366,14 +376,28 @@ def run_dir(settings: Settings) -> Path:
     return settings.home / "run" / (settings.topic_namespace.strip(".") or "stack")
 
 
-def services(settings: Settings, names: Iterable[str] = SERVICES,
+# Processes that are not services of the common layout: what they run. One process each:
+# `--replicas` scales the services only.
+STREAM_APP_COMMANDS = {"stats-windows": ("-m", "services.stats.windows")}
+PROCESSES = (*SERVICES, *STREAM_APPS)
+
+
+def process(settings: Settings, name: str, instance: int = 1) -> ServiceProcess:
+    """Instance N of a service, or a stream app (stats-windows) with its own command and
+    principal."""
+    return ServiceProcess(name, settings, run_dir(settings),
+                          command=STREAM_APP_COMMANDS.get(name, ()), instance=instance,
+                          runs_as=name if name in STREAM_APP_COMMANDS else None)
+
+
+def services(settings: Settings, names: Iterable[str] = PROCESSES,
              replicas: int = 1) -> list[ServiceProcess]:
-    """Instances 1..replicas of each service named."""
-    return [ServiceProcess(n, settings, run_dir(settings), instance=i)
-            for n in names for i in range(1, replicas + 1)]
+    """Instances 1..replicas of each service named (a stream app: its one process)."""
+    return [process(settings, n, i) for n in names
+            for i in range(1, (1 if n in STREAM_APP_COMMANDS else replicas) + 1)]
 
 
-def instances(settings: Settings, names: Iterable[str] = SERVICES) -> list[ServiceProcess]:
+def instances(settings: Settings, names: Iterable[str] = PROCESSES) -> list[ServiceProcess]:
     """Every instance of each service that is wanted or has a pid file (instance 1 always):
     what `status` shows and `down` stops."""
     folder = run_dir(settings)
@@ -384,7 +408,7 @@ def instances(settings: Settings, names: Iterable[str] = SERVICES) -> list[Servi
             suffix = path.stem.removeprefix(f"{name}-")
             if suffix.isdigit():
                 numbers.add(int(suffix))
-        found += [ServiceProcess(name, settings, folder, instance=i) for i in sorted(numbers)]
+        found += [process(settings, name, i) for i in sorted(numbers)]
     return found
 
 
@@ -397,7 +421,7 @@ def wanted(settings: Settings) -> list[ServiceProcess]:
             spec = json.loads(path.read_text())
             out.append(ServiceProcess(spec["name"], settings, folder,
                                       tuple(spec.get("command") or ()),
-                                      int(spec.get("instance", 1))))
+                                      int(spec.get("instance", 1)), spec.get("runs_as")))
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return out
@@ -468,10 +492,14 @@ class IsolatedStack:
             "XINYONG_INGEST_HTTP_PORT": str(port_base + 1),
             "XINYONG_REGISTRY_HTTP_PORT": str(port_base + 2),
             "XINYONG_OBJECTION_HTTP_PORT": str(port_base + 3),
+            "XINYONG_STATS_HTTP_PORT": str(port_base + 8),
             "XINYONG_PUBLISHER_METRICS_PORT": str(port_base + 50),
             "XINYONG_INGEST_METRICS_PORT": str(port_base + 51),
             "XINYONG_REGISTRY_METRICS_PORT": str(port_base + 52),
             "XINYONG_OBJECTION_METRICS_PORT": str(port_base + 53),
+            "XINYONG_STATS_METRICS_PORT": str(port_base + 54),
+            "XINYONG_STATS_WINDOWS_METRICS_PORT": str(port_base + 55),
+            "XINYONG_STATS_WINDOWS_HTTP_PORT": str(port_base + 55),
             "XINYONG_FRONTDOOR_PUBLIC_PORT": str(port_base + 4),
             "XINYONG_FRONTDOOR_INGEST_PORT": str(port_base + 5),
             "XINYONG_FRONTDOOR_OPERATOR_PORT": str(port_base + 6),

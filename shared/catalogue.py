@@ -56,6 +56,9 @@ class CatalogueItem(_Frozen):
     disclosure: Literal["public", "internal"]
     minimum_age: int | None = None
     key_person_role: str | None = None
+    # 双公示: administrative licensing and penalty decisions are published within 7 working
+    # days of the decision (DOMAIN.md); the department scorecards measure it.
+    double_publicity: bool = False
 
     @model_validator(mode="after")
     def _negative_needs_severity(self) -> CatalogueItem:
@@ -84,6 +87,28 @@ class Measure(_Frozen):
     kind: Literal["penalty", "reward"]
     lists: tuple[str, ...]
     extends_to: tuple[str, ...] = ()
+    # Working days (shared/clock.py) the agency has to report `applied` or `not_applicable`
+    # on a notice of this measure, revocations included (CONTRACT.md, "Agencies over HTTP").
+    feedback_within: int = Field(ge=1, le=250)
+
+
+class EarlyWarning(_Frozen):
+    """A rule of the early warning on high-incidence districts (高发地区信用风险预警, the seed
+    work plan): `threshold` cases or more in a district within a rolling window of
+    `window_days`, moving by `step_days`. Cases are the negative records of `items` (every
+    negative item when empty) decided in the district; a withdrawn record stops counting."""
+
+    name: str
+    items: tuple[str, ...] = ()
+    window_days: int = Field(ge=1, le=366)
+    step_days: int = Field(ge=1, le=366)
+    threshold: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _step_divides_window(self) -> EarlyWarning:
+        if self.step_days > self.window_days or self.window_days % self.step_days:
+            raise ValueError("step_days must divide window_days")
+        return self
 
 
 class District(_Frozen):
@@ -113,6 +138,7 @@ class Catalogue(_Frozen):
     districts: dict[str, District]
     zones: dict[str, Zone]
     legacy_uscc: frozenset[str] = frozenset()
+    early_warnings: dict[str, EarlyWarning] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Catalogue:
@@ -155,6 +181,13 @@ class Catalogue(_Frozen):
                 found.setdefault(list_name, []).append((name, m))
         return found
 
+    def warnings_counting(self, item: str) -> list[str]:
+        """The early-warning rules a negative record of `item` counts for."""
+        if item not in self.items or self.items[item].polarity != "negative":
+            return []
+        return [name for name, rule in self.early_warnings.items()
+                if not rule.items or item in rule.items]
+
 
 def _reference_problems(cat: Catalogue) -> list[str]:
     problems = []
@@ -180,6 +213,15 @@ def _reference_problems(cat: Catalogue) -> list[str]:
             elif (cat.lists[list_name].kind == "black") != (measure.kind == "penalty"):
                 problems.append(f"measures.{name}: a {measure.kind} cannot apply to a "
                                 f"{cat.lists[list_name].kind} list '{list_name}'")
+    if len({(w.window_days, w.step_days) for w in cat.early_warnings.values()}) > 1:
+        # One windowed table holds every rule's counts (services/stats/windows.py).
+        problems.append("early_warnings: every rule has the same window_days and step_days")
+    for name, warning in cat.early_warnings.items():
+        for item_name in warning.items:
+            if item_name not in cat.items:
+                problems.append(f"early_warnings.{name}.items: unknown item '{item_name}'")
+            elif cat.items[item_name].polarity != "negative":
+                problems.append(f"early_warnings.{name}.items: '{item_name}' is not negative")
     if not cat.disclosure_rules:
         problems.append("disclosure_rules: at least one rule is needed")
     return problems

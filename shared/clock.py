@@ -9,7 +9,7 @@ The schedule is published each year for the next (usually in November): for a ye
 package has no data for, and that `calendar_supplement.yaml` beside this file does not give
 either, a working day is Monday to Friday, and a date computed on it is `provisional`
 (counted in `xinyong_calendar_provisional_total`; `xinyong_calendar_covered_until` says how
-far the data goes).
+far the data goes, and an alert fires a month before it ends).
 
 Time can be moved forward for tests only: a process configured with a test clock file
 (setting `test_clock_file`) adds the seconds written in that file to the real time, read

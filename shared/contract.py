@@ -152,6 +152,9 @@ class Notice(_Open):
     basis: _Basis
     issued_at: datetime
     revokes: str | None = None
+    # A notice that replaces an earlier one (a legal representative changed, a list
+    # extended) names it (CONTRACT.md, "Xinyong -> agencies").
+    supersedes: str | None = None
 
 
 class NoticeFeedback(_Open):
@@ -239,6 +242,66 @@ class ListChanged(_Open):
     subject: SubjectRef
     since: date
     until: date | None
+    # The records the entry rests on (the statistics count an entry in its basis record's
+    # district).
+    basis: _Basis = Field(default_factory=lambda: [])
+
+
+class ObjectionClosed(_Open):
+    """objection -> stats on credit.objections.closed: a department decided an objection or
+    repair request (the scorecards count decisions and those after `due_by`)."""
+
+    objection_id: str
+    kind: Literal["objection", "repair"]
+    department: str
+    record: RecordRef
+    decision: Literal["upheld", "rejected"]
+    received_at: datetime
+    due_by: date
+    decided_at: datetime
+
+
+class StatsDelta(_Open):
+    """stats -> stats-windows on credit.stats.deltas (keyed by district): a case counted
+    (+1) or no longer counted (-1) by an early-warning rule. `on` is when the case happened
+    (its decision day, midnight China Standard Time): faust's windows take a datetime."""
+
+    fact_id: str
+    district: str
+    measure: str  # the early-warning rule (catalogue `early_warnings`)
+    on: datetime
+    delta: Literal[1, -1]
+
+
+class WindowRange(_Open):
+    from_: datetime = Field(alias="from")
+    to: datetime
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True,
+                              serialize_by_alias=True)
+
+
+class StatsWindow(_Open):
+    """stats-windows -> stats on credit.stats.windows (compacted; key district, measure,
+    window start): a window's count after an update, absolute."""
+
+    district: str
+    measure: str
+    window: WindowRange
+    count: int
+    threshold: int
+
+
+class StatsWarning(_Open):
+    """stats-windows -> stats on credit.stats.warnings (compacted, same key): a window's
+    count crossed its rule's threshold, up (`raised`) or down (`cleared`)."""
+
+    district: str
+    measure: str
+    window: WindowRange
+    count: int
+    threshold: int
+    status: Literal["raised", "cleared"]
 
 
 PartyKind = Literal["department", "agency", "subject", "operator"]

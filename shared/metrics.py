@@ -91,10 +91,11 @@ NOTICES_AWAITING_FEEDBACK = Gauge(
     "xinyong_notices_awaiting_feedback",
     "Notices without `applied` or `not_applicable` feedback from their agency",
     ["service", "agency"])
-NOTICES_FEEDBACK_OVERDUE = Gauge(
-    "xinyong_notices_feedback_overdue",
-    "Notices still awaiting `applied` or `not_applicable` feedback past their deadline",
-    ["service", "agency"])
+NOTICES_OVERDUE = Gauge(
+    "xinyong_notices_overdue",
+    "Notices without `applied` or `not_applicable` feedback past their measure's deadline "
+    "(`feedback_within` working days of the catalogue's measure)",
+    ["service", "agency", "measure"])
 
 # --- the working-day calendar (shared/clock.py) ------------------------------------------
 CALENDAR_COVERED_UNTIL = Gauge(
@@ -104,3 +105,15 @@ CALENDAR_COVERED_UNTIL = Gauge(
 CALENDAR_PROVISIONAL = Counter(
     "xinyong_calendar_provisional_total",
     "Dates counted in working days past the published holiday schedule (provisional)")
+
+# --- statistics and early warning (services/stats) ---------------------------------------
+STATS_WINDOW_DRIFT = Gauge(
+    "xinyong_stats_window_drift",
+    "Closed early-warning windows: the sum of |count stats-windows reported - count of the "
+    "window's deltas in SQL|, per rule", ["service", "measure"])
+STATS_DELTAS = Counter("xinyong_stats_deltas_total",
+                       "Deltas stats-windows added to its windows", ["service"])
+STATS_DELTAS_SKIPPED = Counter(
+    "xinyong_stats_deltas_skipped_total",
+    "Deltas older than stats-windows' horizon (its windows' `expires`), not counted",
+    ["service"])

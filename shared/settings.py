@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     registry_http_port: int = 8002
     publisher_http_port: int = 8000
     objection_http_port: int = 8003
+    stats_http_port: int = 8004
+    # stats-windows (faust) serves only its readiness and metrics, on an internal port.
+    stats_windows_http_port: int = 9405
     http_host: str = "127.0.0.1"
 
     # Prometheus metrics on their own ports, never on the public ones.
@@ -99,12 +102,15 @@ class Settings(BaseSettings):
     registry_metrics_port: int = 9402
     publisher_metrics_port: int = 9400
     objection_metrics_port: int = 9403
+    stats_metrics_port: int = 9404
+    stats_windows_metrics_port: int = 9405
     # How often a service probes its database and Kafka and refreshes its gauges
     # (shared/probes.py).
     probe_interval_seconds: float = 15.0
 
-    # Agencies report what they did with a notice within this many working days (Monday to
-    # Friday) of its issue, or it counts as overdue (docs/decisions.md, "Operations").
+    # Agencies report what they did with a notice within its measure's `feedback_within`
+    # working days (the catalogue); a notice of a measure the catalogue no longer has (a
+    # revocation after the measure was removed) takes this many.
     notice_feedback_working_days: int = 10
 
     # Lifetimes of credentials when `credentials issue` is given no --expires-in
@@ -185,10 +191,10 @@ class Settings(BaseSettings):
                 f"{self.pg_host}:{self.pg_port}/{database}")
 
     def http_port(self, service: str) -> int:
-        return int(getattr(self, f"{service}_http_port"))
+        return int(getattr(self, f"{service.replace('-', '_')}_http_port"))
 
     def metrics_port(self, service: str) -> int:
-        return int(getattr(self, f"{service}_metrics_port"))
+        return int(getattr(self, f"{service.replace('-', '_')}_metrics_port"))
 
     @property
     def secrets_dir(self) -> Path:

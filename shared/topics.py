@@ -86,16 +86,42 @@ CREDENTIALS = Topic("credit.credentials", "cn.zhuhai.credit.credential.v1",
                     c.CredentialChanged, 1, False, "xinyong/operator", COMPACTED_FOREVER)
 DEAD_LETTERS = TopicFamily("credit.deadletter", "cn.zhuhai.credit.deadletter.v1",
                            c.DeadLetter, 1, False, "service", "xinyong/{code}")
+OBJECTIONS_CLOSED = Topic("credit.objections.closed", "cn.zhuhai.credit.objection.closed.v1",
+                          c.ObjectionClosed, 3, False, "xinyong/objection")
 
-SERVICES = ("ingest", "registry", "publisher", "objection")
+# Statistics and early warning (issue 10). The stats service writes the deltas its facts
+# cause; the faust worker `stats-windows` sums them in windows and writes each window's
+# count and the warnings; both of its outputs are compacted (key: district, rule, window
+# start), so a window's last count is what stays.
+COMPACTED = {"cleanup.policy": "compact"}
+STATS_DELTAS = Topic("credit.stats.deltas", "cn.zhuhai.credit.stats.delta.v1",
+                     c.StatsDelta, 3, False, "xinyong/stats")
+STATS_WINDOWS = Topic("credit.stats.windows", "cn.zhuhai.credit.stats.window.v1",
+                      c.StatsWindow, 3, False, "xinyong/stats-windows", COMPACTED)
+STATS_WARNINGS = Topic("credit.stats.warnings", "cn.zhuhai.credit.stats.warning.v1",
+                       c.StatsWarning, 3, False, "xinyong/stats-windows", COMPACTED)
+# The changelog of stats-windows' table (faust names it `<app id>-<table>-changelog`; the
+# app id is the worker's group, `xinyong-stats-windows`). Made by provisioning like every
+# topic, so that the worker declares nothing (a worker ignores a source missing at start).
+# Faust writes its own records there, not CloudEvents.
+STATS_WINDOWS_CHANGELOG = Topic("xinyong-stats-windows-counts-changelog", "faust.changelog",
+                                c.StatsWindow, 3, False, "xinyong/stats-windows",
+                                {"cleanup.policy": "compact,delete",
+                                 "retention.ms": str(120 * 86_400_000)})
+
+# Processes with a database of their own, a stream worker, an outbox and an HTTP API.
+SERVICES = ("ingest", "registry", "publisher", "objection", "stats")
+# Stream processors without a database (faust): their own principal, dead letters.
+STREAM_APPS = ("stats-windows",)
 FAMILIES = (INBOUND, FEEDBACK, OBJECTIONS, NOTICES, NOTICE_FEEDBACK)
 SINGLE_TOPICS = (RECORDS_ACCEPTED, RECORDS_STATUS, SUBJECTS_CHANGED, LISTS_CHANGED,
-                 CREDENTIALS)
+                 CREDENTIALS, OBJECTIONS_CLOSED, STATS_DELTAS, STATS_WINDOWS, STATS_WARNINGS,
+                 STATS_WINDOWS_CHANGELOG)
 
 
 def family_members(family: TopicFamily[Any], catalogue: Catalogue) -> list[str]:
     codes = {"department": list(catalogue.departments), "agency": list(catalogue.agencies),
-             "service": list(SERVICES)}
+             "service": [*SERVICES, *STREAM_APPS]}
     return codes[family.owner]
 
 

@@ -10,12 +10,12 @@ from pydantic_core import PydanticCustomError
 
 from shared.catalogue import Catalogue
 from shared.contract import SubjectType
-from shared.topics import INBOUND, OBJECTIONS, RECORDS_ACCEPTED, RECORDS_STATUS
+from shared.topics import INBOUND, OBJECTIONS, OBJECTIONS_CLOSED, RECORDS_ACCEPTED, RECORDS_STATUS
 
 # Inbound: only the departments' objection decisions. Accepted records: the projection that
 # an objection's record and subject are checked against.
 CONSUMES = (INBOUND, RECORDS_ACCEPTED)
-PRODUCES = (OBJECTIONS, RECORDS_STATUS)
+PRODUCES = (OBJECTIONS, RECORDS_STATUS, OBJECTIONS_CLOSED)
 
 
 def consumed_topics(catalogue: Catalogue) -> list[str]:

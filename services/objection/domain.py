@@ -173,3 +173,8 @@ def status_change_id(objection_id: str, change: RecordChange) -> str:
     """The event id of a record-status change an objection causes: each change happens at
     most once per objection (the flag on receipt, the rest on the one decision)."""
     return caused_id("xinyong/objection", "status", objection_id, change)
+
+
+def closed_id(objection_id: str) -> str:
+    """The event id of an objection's decision for the statistics: once per objection."""
+    return caused_id("xinyong/objection", "closed", objection_id)

@@ -20,6 +20,7 @@ from shared import clock, credentials, inbox, metrics, outbox
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import (
+    ObjectionClosed,
     ObjectionDecision,
     ObjectionRouted,
     RecordChange,
@@ -36,6 +37,7 @@ from shared.topics import (
     INBOUND,
     OBJECTION_DECIDED,
     OBJECTIONS,
+    OBJECTIONS_CLOSED,
     RECORDS_ACCEPTED,
     RECORDS_STATUS,
 )
@@ -178,6 +180,14 @@ async def decide(conn: asyncpg.Connection, department: str,
     await outbox.enqueue(conn, [
         _status_event(change, department, row["record_id"], subject, decision.objection_id,
                       decision.reason) for change in changes])
+    # For the departments' scorecards (services/stats): what was decided, and when.
+    closed = ObjectionClosed(
+        objection_id=decision.objection_id, kind=row["kind"], department=department,
+        record=RecordRef(department=department, record_id=row["record_id"]),
+        decision=decision.decision, received_at=row["received_at"], due_by=row["due_by"],
+        decided_at=clock.now())
+    await outbox.enqueue(conn, [OutboundEvent.of(OBJECTIONS_CLOSED, SOURCE, subject.key, closed,
+                                                 event_id=domain.closed_id(decision.objection_id))])
     return decision.decision
 
 

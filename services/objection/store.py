@@ -110,7 +110,8 @@ async def add_event(conn: asyncpg.Connection, objection_id: str, status: str,
 async def lock(conn: asyncpg.Connection, objection_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT objection_id::text, kind, subject, department, record_id, status, due_by,"
-        " token_hash FROM objections WHERE objection_id = $1::uuid FOR UPDATE", objection_id)
+        " token_hash, received_at FROM objections WHERE objection_id = $1::uuid FOR UPDATE",
+        objection_id)
 
 
 async def set_decided(conn: asyncpg.Connection, objection_id: str, status: str,

@@ -22,7 +22,7 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.publisher import domain, store
+from services.publisher import agencies, domain, store, whatif
 from services.publisher.contracts import FeedbackRequest
 from shared import clock, credentials
 from shared.context import ServiceContext
@@ -101,10 +101,23 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         except ValueError as exc:
             raise Problem(404, "not_found", "No notice with this id") from exc
         async with ctx.pool.acquire() as conn, conn.transaction():
-            updated = await store.record_feedback(conn, [(agency, feedback)])
-        if not updated:
+            [(about, outcome)] = await store.answer_notices(conn, [(agency, feedback)], "http")
+            current = await conn.fetchval(
+                "SELECT feedback_status FROM notices WHERE notice_id = $1::uuid",
+                feedback.notice_id) if outcome == "refused" else None
+        if about is None:
             raise Problem(404, "not_found", f"{agency} has no notice {notice_id}")
+        if outcome == "refused":
+            # Feedback only moves forward (received -> applied | not_applicable); the answer
+            # is kept in the notice's feedback history all the same.
+            raise Problem(409, "feedback_final",
+                          f"The notice's feedback is already {current}",
+                          detail=f"{current} is final; {feedback.status} is not taken",
+                          extensions={"feedback_status": current})
         return {"notice_id": feedback.notice_id, "status": feedback.status}
+
+    agencies.add_routes(app, ctx)
+    whatif.add_routes(app, ctx)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     @limiter.limit(ctx.settings.public_rate_limit)
@@ -166,9 +179,10 @@ def _answer_web_pages_in_html(app: FastAPI) -> None:
 
     def answer(request: Request, status: int, code: str, title: str, detail: str | None = None,
                errors: list[dict[str, str]] | None = None,
-               headers: dict[str, str] | None = None) -> Response:
+               headers: dict[str, str] | None = None,
+               extensions: dict[str, Any] | None = None) -> Response:
         if request.url.path.startswith("/api/"):
-            return problem_response(status, code, title, detail, errors, headers)
+            return problem_response(status, code, title, detail, errors, headers, extensions)
         fields = sorted({_WEB_FIELDS.get(e["field"], e["field"]) for e in errors or []})
         return _page(request, "error.html", status_code=status, headers=headers,
                      status=status, message=_WEB_MESSAGES.get(code, "请求未能完成。"),
@@ -177,7 +191,7 @@ def _answer_web_pages_in_html(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
         return answer(request, exc.status, exc.code, exc.title, exc.detail, exc.errors,
-                      exc.headers)
+                      exc.headers, exc.extensions)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

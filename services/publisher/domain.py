@@ -16,12 +16,14 @@ from typing import Any, Literal
 
 import zhconv
 
-from shared.catalogue import Catalogue
+from shared import clock
+from shared.catalogue import Catalogue, Measure
 from shared.contract import (
     ArchivedRecord,
     BasisRecord,
     ListChanged,
     Notice,
+    RelatedSubject,
     SubjectChanged,
     SubjectRef,
 )
@@ -176,30 +178,38 @@ def add_years(day: date, years: int) -> date:
 # --- the agencies' feedback (closed loop) -------------------------------------------------
 
 # CONTRACT.md ("Agencies over HTTP"): a notice is overdue while it has no `applied` or
-# `not_applicable` feedback past its measure's deadline. The catalogue gives measures no
-# deadline yet (issue 10): until it does, one deadline for every notice, a number of working
-# days after its issue (`notice_feedback_working_days`). Working days are Monday to Friday:
-# the State Council's yearly holiday and make-up-day schedule is not modelled here.
+# `not_applicable` feedback past its measure's deadline: `feedback_within` working days of
+# the catalogue's measure (revocations too), on the project's one calendar (shared/clock.py:
+# the State Council's holidays and 调休 working days).
 FEEDBACK_CLOSING = ("applied", "not_applicable")
 
-
-def add_working_days(day: date, working_days: int) -> date:
-    """The day `working_days` working days after `day` (a Saturday plus one is Monday)."""
-    counted = 0
-    while counted < working_days:
-        day += timedelta(days=1)
-        if day.weekday() < 5:
-            counted += 1
-    return day
+FeedbackOutcome = Literal["applied", "repeated", "refused"]
 
 
-def feedback_overdue_through(today: date, working_days: int) -> date:
-    """The last issue day whose feedback deadline is behind `today`: a notice issued on or
-    before it (Zhuhai time) and still awaiting feedback is overdue."""
-    day = today - timedelta(days=1)
-    while add_working_days(day, working_days) >= today:
-        day -= timedelta(days=1)
-    return day
+def feedback_outcome(current: str | None, answer: str) -> FeedbackOutcome:
+    """Feedback only moves forward: `received` -> `applied` | `not_applicable`, both final.
+    The same answer again changes nothing (`repeated`); a backward or other final one is
+    `refused` (kept in the history, 409 over HTTP)."""
+    if current == answer:
+        return "repeated"
+    if current in FEEDBACK_CLOSING:
+        return "refused"
+    return "applied"
+
+
+def feedback_due(catalogue: Catalogue, measure: str, issued_at: datetime,
+                 fallback_working_days: int) -> clock.Deadline:
+    """The day by which the agency reports on a notice issued at `issued_at`: its measure's
+    `feedback_within` working days after the issue day in Zhuhai; a measure the catalogue no
+    longer has (a revocation after its removal) takes the fallback."""
+    known = catalogue.measures.get(measure)
+    days = known.feedback_within if known is not None else fallback_working_days
+    return clock.add_working_days(issued_at.astimezone(clock.ZHUHAI).date(), days)
+
+
+def is_overdue(feedback_status: str | None, due_by: date | None, today: date) -> bool:
+    return (due_by is not None and due_by < today
+            and feedback_status not in FEEDBACK_CLOSING)
 
 
 def entry_id_for(list_name: str, subject_key: str, ordinal: int) -> str:
@@ -258,17 +268,12 @@ def _publish(catalogue: Catalogue, fx: ListEffects, entry: Entry,
                      until=add_years(today, lst.validity_years))
     _add_change(fx, _list_change(active, "ADD", subjects))
     snapshot = subjects[entry.subject_key]
-    # The registry links no key person who was a minor on the record's decision date; one
-    # who is a minor today was one then too, so a link that slipped through stops here.
-    named = [r for r in snapshot.related_subjects
-             if not (r.type == "individual" and is_minor_on(r.id, today))]
     for measure_name, measure in catalogue.measures_for(entry.list):
-        related = [r for r in named if r.role in measure.extends_to]
         notice = Notice(
             notice_id=notice_id_for(entry.entry_id, measure_name, measure.kind),
             kind=measure.kind, list=entry.list, measure=measure_name, subject=snapshot.subject,
-            related_subjects=related, effective_from=today, effective_until=active.until,
-            basis=list(entry.basis), issued_at=now)
+            related_subjects=related_for(measure, snapshot, today), effective_from=today,
+            effective_until=active.until, basis=list(entry.basis), issued_at=now)
         fx.notices.append((measure.agency, notice, entry.entry_id))
     return active
 
@@ -282,12 +287,101 @@ def _withdraw(fx: ListEffects, entry: Entry, reason: str,
     exited = replace(entry, status="exited", until=today, exit_reason=reason)
     _add_change(fx, _list_change(exited, "DEL", subjects))
     for agency, original in issued.get(entry.entry_id, ()):
-        revocation = original.model_copy(update={
-            "notice_id": notice_id_for(entry.entry_id, original.measure, "revocation"),
-            "kind": "revocation", "revokes": original.notice_id, "effective_from": today,
-            "effective_until": None, "issued_at": now})
-        fx.notices.append((agency, revocation, entry.entry_id))
+        fx.notices.append((agency, revocation_of(entry.entry_id, original, now, today),
+                           entry.entry_id))
     return exited
+
+
+def related_for(measure: Measure, snapshot: SubjectChanged, today: date) -> list[RelatedSubject]:
+    """The persons a notice of this measure also names (its `extends_to` roles). The
+    registry links no key person who was a minor on the record's decision date; one who is
+    a minor today was one then too, so a link that slipped through stops here."""
+    return [r for r in snapshot.related_subjects
+            if r.role in measure.extends_to
+            and not (r.type == "individual" and is_minor_on(r.id, today))]
+
+
+def revocation_of(entry_id: str, original: Notice, now: datetime, today: date) -> Notice:
+    """The revocation of a notice: its own id, naming the original in `revokes`. The first
+    notice of an entry and measure keeps the id its revocation always had; a later one (a
+    replacement, a notice the catalogue added) is revoked under an id of its own."""
+    if original.notice_id == notice_id_for(entry_id, original.measure, original.kind):
+        revocation_id = notice_id_for(entry_id, original.measure, "revocation")
+    else:
+        revocation_id = notice_id_for(original.notice_id, original.measure, "revocation")
+    return original.model_copy(update={
+        "notice_id": revocation_id, "kind": "revocation", "revokes": original.notice_id,
+        "supersedes": None, "effective_from": today, "effective_until": None,
+        "issued_at": now})
+
+
+# --- notices follow the catalogue and the archive --------------------------------------------
+
+Sent = tuple[str, Notice, str]  # agency, notice, entry id
+
+
+def follow_catalogue(catalogue: Catalogue, entries: Sequence[Entry],
+                     issued: Mapping[str, Sequence[tuple[str, Notice]]],
+                     subjects: Mapping[str, SubjectChanged], taken: set[str],
+                     now: datetime, today: date) -> list[Sent]:
+    """What the active entries' notices must become under the catalogue: a notice for each
+    measure of the entry's list not yet sent to its agency (a measure or agency added), a
+    revocation for each notice whose measure, list or agency the catalogue no longer pairs
+    (removed). `taken` holds the notice ids already used (a measure removed then added
+    again gets a new one); ids given here are added to it."""
+    out: list[Sent] = []
+    for entry in entries:
+        wanted = {(name, m.agency): m for name, m in catalogue.measures_for(entry.list)}
+        have = {(n.measure, agency): n for agency, n in issued.get(entry.entry_id, ())}
+        for (name, agency), original in sorted(have.items()):
+            if (name, agency) not in wanted:
+                out.append((agency, revocation_of(entry.entry_id, original, now, today),
+                            entry.entry_id))
+        snapshot = subjects.get(entry.subject_key)
+        for (name, agency), measure in sorted(wanted.items()):
+            if (name, agency) in have or snapshot is None or entry.until is None:
+                continue
+            notice_id = notice_id_for(entry.entry_id, name, measure.kind)
+            ordinal = 0
+            while notice_id in taken:
+                ordinal += 1
+                notice_id = notice_id_for(entry.entry_id, name,
+                                          f"{measure.kind}|{agency}|{ordinal}")
+            taken.add(notice_id)
+            out.append((agency, Notice(
+                notice_id=notice_id, kind=measure.kind, list=entry.list, measure=name,
+                subject=snapshot.subject, related_subjects=related_for(measure, snapshot, today),
+                effective_from=today, effective_until=entry.until, basis=list(entry.basis),
+                issued_at=now), entry.entry_id))
+    return out
+
+
+def replace_related(catalogue: Catalogue,
+                    issued: Mapping[str, Sequence[tuple[str, Notice]]],
+                    subject_of: Mapping[str, SubjectChanged], now: datetime,
+                    today: date) -> list[Sent]:
+    """Notices whose `related_subjects` no longer match the subject's archive (its legal
+    representative changed): each is revoked, then replaced by a notice of its own id that
+    names it in `supersedes`; revocation first. `subject_of` maps entry ids to snapshots."""
+    out: list[Sent] = []
+    for entry_id, notices in sorted(issued.items()):
+        snapshot = subject_of.get(entry_id)
+        if snapshot is None:
+            continue
+        for agency, original in notices:
+            measure = catalogue.measures.get(original.measure)
+            if measure is None or not measure.extends_to:
+                continue
+            related = related_for(measure, snapshot, today)
+            if [r.model_dump() for r in related] == [r.model_dump()
+                                                     for r in original.related_subjects]:
+                continue
+            out.append((agency, revocation_of(entry_id, original, now, today), entry_id))
+            out.append((agency, original.model_copy(update={
+                "notice_id": notice_id_for(original.notice_id, original.measure, "replacement"),
+                "related_subjects": related, "supersedes": original.notice_id,
+                "revokes": None, "effective_from": today, "issued_at": now}), entry_id))
+    return out
 
 
 def _add_change(fx: ListEffects, change: ListChanged) -> None:
@@ -302,7 +396,7 @@ def _list_change(entry: Entry, op: Literal["ADD", "MOD", "DEL"],
     assert entry.since is not None
     return ListChanged(list=entry.list, op=op, entry_id=entry.entry_id,
                        subject=subjects[entry.subject_key].subject, since=entry.since,
-                       until=entry.until)
+                       until=entry.until, basis=list(entry.basis))
 
 
 # --- what the public sees -------------------------------------------------------------------
@@ -369,15 +463,19 @@ def is_discoverable(catalogue: Catalogue, snapshot: SubjectChanged, today: date)
 # database, where it would fail as out of range.
 MAX_SEQ = 2**63 - 1
 _CURSOR_VERSION = "v1"
+# An agency's notices (GET /api/v1/agencies/<agency>/notices and .../overdue).
+NOTICES_CURSOR = "n1"
 _MAX_CURSOR_CHARS = 64
 
 
-def encode_cursor(seq: int) -> str:
-    """The opaque `next` of the changes feed: base64 of a version and a sequence number."""
-    return base64.urlsafe_b64encode(f"{_CURSOR_VERSION}:{seq}".encode()).decode().rstrip("=")
+def encode_cursor(seq: int, version: str = _CURSOR_VERSION) -> str:
+    """The opaque `next` of a feed: base64 of a version and a sequence number. Each feed has
+    its version (the list changes `v1`, an agency's notices `n1`), so that one feed's cursor
+    is not another's."""
+    return base64.urlsafe_b64encode(f"{version}:{seq}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> int:
+def decode_cursor(cursor: str | None, version: str = _CURSOR_VERSION) -> int:
     """The sequence number inside a cursor this API gave (0 for none); ValueError for
     anything else: another version, a number that is not plain ASCII digits, or one outside
     0..MAX_SEQ."""
@@ -386,9 +484,9 @@ def decode_cursor(cursor: str | None) -> int:
     if len(cursor) > _MAX_CURSOR_CHARS:
         raise ValueError("cursor too long")
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    version, _, seq = raw.partition(":")
-    if version != _CURSOR_VERSION:
-        raise ValueError(f"unknown cursor version {version!r}")
+    found, _, seq = raw.partition(":")
+    if found != version:
+        raise ValueError(f"unknown cursor version {found!r}")
     # int() alone would take "+5", " 5", "1_0" and non-ASCII digits.
     if not (seq.isascii() and seq.isdigit()) or int(seq) > MAX_SEQ:
         raise ValueError("cursor position out of range")

@@ -1,9 +1,7 @@
 """What the publisher reports to the operators besides its stream (shared/probes.py runs
-these): the closed loop of notices, per agency."""
+these): the closed loop of notices, per agency and measure."""
 
 from __future__ import annotations
-
-from datetime import datetime, time, timedelta
 
 import asyncpg
 
@@ -13,13 +11,15 @@ from shared.context import ServiceContext
 
 
 async def notice_feedback(ctx: ServiceContext, conn: asyncpg.Connection) -> None:
-    """Notices awaiting their agency's feedback, and those past the deadline."""
-    through = domain.feedback_overdue_through(clock.today(),
-                                              ctx.settings.notice_feedback_working_days)
-    overdue_before = datetime.combine(through + timedelta(days=1), time(), clock.ZHUHAI)
-    backlog = await store.feedback_backlog(conn, domain.FEEDBACK_CLOSING, overdue_before)
-    # Every agency of the catalogue, so that a loop closed since the last probe shows 0.
-    for agency in sorted({*ctx.catalogue.agencies, *backlog}):
-        awaiting, overdue = backlog.get(agency, (0, 0))
-        metrics.NOTICES_AWAITING_FEEDBACK.labels(ctx.name, agency).set(awaiting)
-        metrics.NOTICES_FEEDBACK_OVERDUE.labels(ctx.name, agency).set(overdue)
+    """Notices awaiting their agency's feedback, and those past their measure's deadline
+    (`due_by`, dated by the sequencer: services/publisher/history.py)."""
+    awaiting, overdue = await store.feedback_backlog(conn, domain.FEEDBACK_CLOSING,
+                                                     clock.today())
+    # Every agency and measure of the catalogue, so that a loop closed since the last probe
+    # shows 0.
+    for agency in sorted({*ctx.catalogue.agencies, *awaiting}):
+        metrics.NOTICES_AWAITING_FEEDBACK.labels(ctx.name, agency).set(awaiting.get(agency, 0))
+    pairs = {(m.agency, name) for name, m in ctx.catalogue.measures.items()} | set(overdue)
+    for agency, measure in sorted(pairs):
+        metrics.NOTICES_OVERDUE.labels(ctx.name, agency, measure).set(
+            overdue.get((agency, measure), 0))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from services.publisher import domain, store
+from services.publisher import domain, follow, store
 from shared import clock, inbox, outbox
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
@@ -51,7 +51,8 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
         # subject, so the same one again (a resend, a replay) changes nothing.
         feedback = await inbox.only_first_seen(conn, feedback, lambda f: f.event)
         await apply_snapshots(conn, ctx.catalogue, [(s.payload, s.body) for s in snapshots])
-        updated = await store.record_feedback(conn, [(f.agency, f.payload) for f in feedback])
+        updated = await store.record_feedback(conn, [(f.agency, f.payload) for f in feedback],
+                                              "kafka", [f.event.id for f in feedback])
         # Feedback about no notice of that agency is set aside for an operator, not dropped.
         await outbox.enqueue(conn, [
             outbox.dead_letter("publisher", f.message,
@@ -115,6 +116,7 @@ async def apply_snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
         actions += domain.plan_for_subject(key, open_entries.get(key, {}), qualifying,
                                            served.get(key, {}))
     await carry_out(conn, catalogue, actions, latest)
+    await follow.replace_changed_related(conn, catalogue, {k: latest[k] for k in changed})
 
 
 async def carry_out(conn: asyncpg.Connection, catalogue: Catalogue,

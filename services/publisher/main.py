@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from services.publisher import api, contracts, gauges, handlers
+from services.publisher import agencies, api, contracts, follow, gauges, handlers
 from shared.service import ServiceSpec
 from shared.service import main as run
 
@@ -13,7 +13,7 @@ SPEC = ServiceSpec(
     handler=handlers.make_handler,
     api=api.create_app,
     gauges=(gauges.notice_feedback,),
-    timers=(handlers.list_timer,),
+    timers=(handlers.list_timer, agencies.sequencer, follow.catalogue_follower),
 )
 
 

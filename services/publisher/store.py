@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 
-from services.publisher.domain import Entry, GramStatistics, ListEffects
+from services.publisher.domain import (
+    Entry,
+    FeedbackOutcome,
+    GramStatistics,
+    ListEffects,
+    feedback_due,
+    feedback_outcome,
+)
+from shared.catalogue import Catalogue
 from shared.contract import BasisRecord, Notice, NoticeFeedback, SubjectChanged
 from shared.db import Json
 
@@ -109,6 +118,64 @@ async def unrevoked_notices(conn: asyncpg.Connection,
     return out
 
 
+async def open_entries(conn: asyncpg.Connection,
+                       subject_keys: Sequence[str]) -> dict[str, dict[str, Entry]]:
+    """As `lock_open_entries`, without locking (what-if reads in a read-only transaction)."""
+    rows = await conn.fetch(
+        f"SELECT {_ENTRY_COLUMNS} FROM list_entries WHERE subject_key = ANY($1::text[])"
+        " AND status IN ('pending', 'active')", list(subject_keys))
+    out: dict[str, dict[str, Entry]] = {}
+    for r in rows:
+        out.setdefault(r["subject_key"], {})[r["list"]] = _entry(r)
+    return out
+
+
+async def subjects_for_what_if(conn: asyncpg.Connection, lists: Sequence[str],
+                               items: Sequence[str]) -> list[str]:
+    """Subjects a change of these lists could move: those on them now, and those with an
+    active record of an item that feeds them (a scan of the snapshots: an operator's tool)."""
+    rows = await conn.fetch(
+        "SELECT subject_key FROM list_entries WHERE list = ANY($1::text[])"
+        " AND status IN ('pending', 'active')"
+        " UNION SELECT s.subject_key FROM subjects s WHERE EXISTS ("
+        "  SELECT 1 FROM json_array_elements(s.snapshot -> 'records') r"
+        "  WHERE r ->> 'catalogue_item' = ANY($2::text[]) AND r ->> 'status' = 'active')"
+        " ORDER BY 1", list(lists), list(items))
+    return [r["subject_key"] for r in rows]
+
+
+def entry_of(row: asyncpg.Record) -> Entry:
+    return _entry(row)
+
+
+async def notice_ids_of_entries(conn: asyncpg.Connection, entry_ids: Sequence[str]) -> set[str]:
+    """Every notice id the entries ever used (revoked ones too)."""
+    rows = await conn.fetch("SELECT notice_id::text FROM notices WHERE entry_id = ANY($1::uuid[])",
+                            list(entry_ids))
+    return {r["notice_id"] for r in rows}
+
+
+async def unrevoked_notices_naming(
+        conn: asyncpg.Connection, subject_keys: Sequence[str], measures: Sequence[str]
+        ) -> tuple[dict[str, list[tuple[str, Notice]]], dict[str, str]]:
+    """The unrevoked notices of these measures sent for the subjects' active entries, by
+    entry; and each such entry's subject key."""
+    rows = await conn.fetch(
+        "SELECT n.entry_id::text, e.subject_key, n.agency, n.body FROM notices n"
+        " JOIN list_entries e ON e.entry_id = n.entry_id"
+        " WHERE e.subject_key = ANY($1::text[]) AND e.status = 'active'"
+        " AND n.measure = ANY($2::text[]) AND n.kind <> 'revocation'"
+        " AND NOT EXISTS (SELECT 1 FROM notices r WHERE r.revokes = n.notice_id)"
+        " ORDER BY n.written", list(subject_keys), list(measures))
+    issued: dict[str, list[tuple[str, Notice]]] = {}
+    subject_of: dict[str, str] = {}
+    for r in rows:
+        issued.setdefault(r["entry_id"], []).append((r["agency"],
+                                                     Notice.model_validate(r["body"])))
+        subject_of[r["entry_id"]] = r["subject_key"]
+    return issued, subject_of
+
+
 async def entry_counts(conn: asyncpg.Connection,
                        keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """How many entries, of any status, each (list, subject key) has had."""
@@ -174,32 +241,150 @@ async def save_effects(conn: asyncpg.Connection, fx: ListEffects, change_bodies:
             [n.issued_at for n in notices])
 
 
-async def feedback_backlog(conn: asyncpg.Connection, closing: Sequence[str],
-                           overdue_before: datetime) -> dict[str, tuple[int, int]]:
-    """Per agency: notices without closing feedback, and those of them issued before
-    `overdue_before`."""
-    rows = await conn.fetch(
-        "SELECT agency, count(*) AS awaiting, count(*) FILTER (WHERE issued_at < $2) AS overdue"
-        " FROM notices WHERE feedback_status IS NULL OR feedback_status <> ALL($1::text[])"
-        " GROUP BY agency", list(closing), overdue_before)
-    return {r["agency"]: (r["awaiting"], r["overdue"]) for r in rows}
-
-
 async def record_feedback(conn: asyncpg.Connection,
-                          feedback: Sequence[tuple[str, NoticeFeedback]]) -> set[str]:
-    """Apply (agency, feedback) to the agency's own notices; returns the notice ids updated
-    (feedback about another agency's notice, or an unknown one, changes nothing)."""
+                          feedback: Sequence[tuple[str, NoticeFeedback]],
+                          channel: str = "kafka",
+                          event_ids: Sequence[str | None] | None = None) -> set[str]:
+    """Apply (agency, feedback) to the agency's own notices; returns the ids of the notices
+    it was about (feedback about another agency's notice, or an unknown one, is not
+    recorded). Feedback only moves forward (`answer_notices`)."""
+    outcomes = await answer_notices(conn, feedback, channel, event_ids)
+    return {notice_id for notice_id, _ in outcomes if notice_id is not None}
+
+
+async def answer_notices(conn: asyncpg.Connection,
+                         feedback: Sequence[tuple[str, NoticeFeedback]],
+                         channel: str = "kafka",
+                         event_ids: Sequence[str | None] | None = None,
+                         ) -> list[tuple[str | None, FeedbackOutcome | None]]:
+    """Each answer in order: (the notice id it was about, or None when the agency has no
+    such notice; what it did: applied, repeated or refused). Every answer about a notice of
+    the agency is kept in `notice_feedback_history`; only a forward one changes the notice
+    (services/publisher/domain.py::feedback_outcome)."""
     if not feedback:
-        return set()
+        return []
+    ids = [str(uuid.UUID(f.notice_id)) for _, f in feedback]
     rows = await conn.fetch(
-        "UPDATE notices n SET feedback_status = f.status, feedback_note = f.note,"
-        " feedback_at = now()"
-        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])"
-        "  AS f(id, agency, status, note)"
-        " WHERE n.notice_id = f.id AND n.agency = f.agency RETURNING n.notice_id::text",
-        [f.notice_id for _, f in feedback], [a for a, _ in feedback],
-        [f.status for _, f in feedback], [f.note for _, f in feedback])
-    return {r["notice_id"] for r in rows}
+        "SELECT notice_id::text, agency, feedback_status FROM notices"
+        " WHERE notice_id = ANY($1::uuid[]) ORDER BY notice_id FOR UPDATE", sorted(set(ids)))
+    current = {(r["notice_id"], r["agency"]): r["feedback_status"] for r in rows}
+    outcomes: list[tuple[str | None, FeedbackOutcome | None]] = []
+    history: list[tuple[str, str, str, str | None, str, str | None, str]] = []
+    changed: dict[str, tuple[str, str | None]] = {}
+    for i, ((agency, answer), notice_id) in enumerate(zip(feedback, ids, strict=True)):
+        if (notice_id, agency) not in current:
+            outcomes.append((None, None))
+            continue
+        outcome = feedback_outcome(current[(notice_id, agency)], answer.status)
+        if outcome == "applied":
+            current[(notice_id, agency)] = answer.status
+            changed[notice_id] = (answer.status, answer.note)
+        outcomes.append((notice_id, outcome))
+        history.append((notice_id, agency, answer.status, answer.note, channel,
+                        event_ids[i] if event_ids else None, outcome))
+    if changed:
+        await conn.execute(
+            "UPDATE notices n SET feedback_status = f.status, feedback_note = f.note,"
+            " feedback_at = now()"
+            " FROM unnest($1::uuid[], $2::text[], $3::text[]) AS f(id, status, note)"
+            " WHERE n.notice_id = f.id",
+            list(changed), [s for s, _ in changed.values()], [n for _, n in changed.values()])
+    if history:
+        await conn.executemany(
+            "INSERT INTO notice_feedback_history"
+            " (notice_id, agency, status, note, channel, event_id, outcome)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)", history)
+    return outcomes
+
+
+# --- agencies over HTTP: their notices in order, their deadlines --------------------------
+
+_SEQUENCE_LOCK = 727_060
+
+
+async def sequence_notices(conn: asyncpg.Connection, catalogue: Catalogue,
+                           fallback_working_days: int, limit: int = 2000) -> int:
+    """Number the committed notices that have no place in the agencies' history yet, in the
+    order they were written, and date their feedback deadline; returns how many. One
+    sequencer at a time (a lock held to the commit): a number given here is above every
+    number committed before, so a reader's cursor never passes a notice numbered later."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _SEQUENCE_LOCK)
+        rows = await conn.fetch(
+            "SELECT notice_id, measure, issued_at FROM notices WHERE seq IS NULL"
+            " ORDER BY written LIMIT $1", limit)
+        if not rows:
+            return await _date_older_notices(conn, catalogue, fallback_working_days, limit)
+        base = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM notices")
+        dues = [feedback_due(catalogue, r["measure"], r["issued_at"], fallback_working_days)
+                for r in rows]
+        await conn.execute(
+            "UPDATE notices n SET seq = u.seq, due_by = u.due, due_provisional = u.provisional"
+            " FROM unnest($1::uuid[], $2::bigint[], $3::date[], $4::bool[])"
+            "  AS u(id, seq, due, provisional) WHERE n.notice_id = u.id",
+            [r["notice_id"] for r in rows], [base + i + 1 for i in range(len(rows))],
+            [d.day for d in dues], [d.provisional for d in dues])
+        return len(rows)
+
+
+async def _date_older_notices(conn: asyncpg.Connection, catalogue: Catalogue,
+                              fallback_working_days: int, limit: int) -> int:
+    """Notices numbered by the migration, before deadlines existed: dated once."""
+    rows = await conn.fetch(
+        "SELECT notice_id, measure, issued_at FROM notices WHERE due_by IS NULL"
+        " ORDER BY written LIMIT $1 FOR UPDATE SKIP LOCKED", limit)
+    dues = [feedback_due(catalogue, r["measure"], r["issued_at"], fallback_working_days)
+            for r in rows]
+    if rows:
+        await conn.execute(
+            "UPDATE notices n SET due_by = u.due, due_provisional = u.provisional"
+            " FROM unnest($1::uuid[], $2::date[], $3::bool[]) AS u(id, due, provisional)"
+            " WHERE n.notice_id = u.id",
+            [r["notice_id"] for r in rows], [d.day for d in dues],
+            [d.provisional for d in dues])
+    return len(rows)
+
+
+async def last_notice_seq(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM notices"))
+
+
+_NOTICE_ROW = ("seq, body, feedback_status, feedback_note, feedback_at, due_by,"
+               " due_provisional")
+
+
+async def agency_notices(conn: asyncpg.Connection, agency: str, after_seq: int,
+                         limit: int) -> list[asyncpg.Record]:
+    """The agency's notices after a place in its history, in the order they were sent."""
+    return await conn.fetch(  # type: ignore[no-any-return]
+        f"SELECT {_NOTICE_ROW} FROM notices WHERE agency = $1 AND seq > $2"
+        " ORDER BY seq LIMIT $3", agency, after_seq, limit)
+
+
+async def agency_overdue(conn: asyncpg.Connection, agency: str, today: date, after_seq: int,
+                         limit: int, closing: Sequence[str]) -> list[asyncpg.Record]:
+    """The agency's notices without closing feedback whose deadline is behind `today`."""
+    return await conn.fetch(  # type: ignore[no-any-return]
+        f"SELECT {_NOTICE_ROW} FROM notices WHERE agency = $1 AND seq > $2"
+        " AND due_by < $3 AND (feedback_status IS NULL OR feedback_status <> ALL($5::text[]))"
+        " ORDER BY seq LIMIT $4", agency, after_seq, today, limit, list(closing))
+
+
+async def feedback_backlog(conn: asyncpg.Connection, closing: Sequence[str], today: date
+                           ) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """Notices without closing feedback: per agency, and per (agency, measure) those past
+    their deadline."""
+    rows = await conn.fetch(
+        "SELECT agency, measure, count(*) AS awaiting,"
+        " count(*) FILTER (WHERE due_by < $2) AS overdue"
+        " FROM notices WHERE feedback_status IS NULL OR feedback_status <> ALL($1::text[])"
+        " GROUP BY agency, measure", list(closing), today)
+    awaiting: dict[str, int] = {}
+    overdue: dict[tuple[str, str], int] = {}
+    for r in rows:
+        awaiting[r["agency"]] = awaiting.get(r["agency"], 0) + r["awaiting"]
+        overdue[(r["agency"], r["measure"])] = r["overdue"]
+    return awaiting, overdue
 
 
 # --- public queries ------------------------------------------------------------------------

@@ -241,5 +241,5 @@ async def test_a_decision_names_the_records_subject_as_it_now_is(
     await conn.execute("DELETE FROM outbox")
     await handlers.decide(conn, "amr", ObjectionDecision(
         objection_id=created.objection_id, decision="rejected", reason="无误"))
-    [(_, status)] = await outbox_events(conn)
+    [(_, status)] = [e for e in await outbox_events(conn) if e[0] == "credit.records.status"]
     assert (status["data"]["change"], status["data"]["subject"]["id"]) == ("unflag", FIRM_B)

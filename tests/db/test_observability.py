@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.objection import gauges as objection_gauges
+from services.publisher import agencies as agency_history
 from services.publisher import gauges as publisher_gauges
 from shared import clock
 from shared.context import ServiceContext
@@ -37,6 +38,7 @@ async def test_notices_awaiting_feedback_and_past_its_deadline_per_agency(
     ctx = context_of("publisher")
     agencies = sorted(ctx.catalogue.agencies)
     late, early = agencies[0], agencies[1]
+    measure_of = {m.agency: name for name, m in ctx.catalogue.measures.items()}
     subject = f"enterprise:T{uuid.uuid4().hex[:16].upper()}"
     await conn.execute(
         "INSERT INTO subjects (subject_key, type, id, name, version, snapshot, discoverable)"
@@ -46,7 +48,7 @@ async def test_notices_awaiting_feedback_and_past_its_deadline_per_agency(
         "INSERT INTO list_entries (entry_id, list, subject_key, status, basis)"
         " VALUES ($1, 'court.dishonest_debtor', $2, 'active', '[]'::jsonb)", entry, subject)
     now = clock.now()
-    long_ago = now - timedelta(days=40)  # past any 10 working days
+    long_ago = now - timedelta(days=40)  # past any measure's working days
     notices = [
         (late, long_ago, None),              # overdue
         (late, long_ago, "received"),        # received is not an answer: overdue
@@ -58,18 +60,20 @@ async def test_notices_awaiting_feedback_and_past_its_deadline_per_agency(
     await conn.executemany(
         "INSERT INTO notices (notice_id, agency, kind, list, measure, entry_id, subject_key,"
         " body, issued_at, feedback_status) VALUES ($1, $2, 'penalty',"
-        " 'court.dishonest_debtor', 'm', $3, $4, $5::text::json, $6, $7)",
-        [(uuid.uuid4(), agency, entry, subject, json.dumps({}), issued, status)
-         for agency, issued, status in notices])
+        " 'court.dishonest_debtor', $3, $4, $5, $6::text::json, $7, $8)",
+        [(uuid.uuid4(), agency, measure_of[agency], entry, subject, json.dumps({}), issued,
+          status) for agency, issued, status in notices])
+    # The sequencer dates each notice's deadline from its measure (services/publisher).
+    assert await agency_history.sequence_once(conn, ctx.catalogue, 10) == len(notices)
 
     await publisher_gauges.notice_feedback(ctx, conn)
 
-    def reported(name: str, agency: str) -> float | None:
-        return _gauge(name, service="publisher", agency=agency)
+    def reported(name: str, agency: str, **labels: str) -> float | None:
+        return _gauge(name, service="publisher", agency=agency, **labels)
     assert reported("xinyong_notices_awaiting_feedback", late) == 3
-    assert reported("xinyong_notices_feedback_overdue", late) == 2
+    assert reported("xinyong_notices_overdue", late, measure=measure_of[late]) == 2
     assert reported("xinyong_notices_awaiting_feedback", early) == 1
-    assert reported("xinyong_notices_feedback_overdue", early) == 0
+    assert reported("xinyong_notices_overdue", early, measure=measure_of[early]) == 0
     # Every agency of the catalogue is reported, 0 where nothing waits.
     for agency in agencies[2:]:
         assert reported("xinyong_notices_awaiting_feedback", agency) == 0

@@ -20,7 +20,7 @@ from deploy.kafka_admin import SERVICE_TOPICS
 from shared.access import service_grants, username
 from shared.catalogue import load_catalogue
 from shared.settings import REPO_ROOT, Settings
-from shared.topics import SERVICES, all_topics
+from shared.topics import SERVICES, STREAM_APPS, all_topics
 
 pytestmark = pytest.mark.deploy
 
@@ -131,7 +131,7 @@ def test_every_topic_has_a_kafka_topic_with_replicas_and_min_isr() -> None:
 
 def test_kafka_users_have_the_local_brokers_acls() -> None:
     users = {u["metadata"]["name"]: u for u in of_kind("KafkaUser")}
-    for service in SERVICES:
+    for service in (*SERVICES, *STREAM_APPS):
         user = users.pop(username("service", service, ""))
         consumes, produces = SERVICE_TOPICS[service]
         granted = [manifests.grant_of(a) for a in user["spec"]["authorization"]["acls"]]
@@ -254,6 +254,6 @@ def test_secrets_referenced_are_strimzis_or_documented() -> None:
         for secret in re.findall(r'"secretKeyRef": \{"name": "([^"]+)"', text) + re.findall(
                 r'"secretName": "([^"]+)"', text) + re.findall(
                 r'"passwordSecret": \{"name": "([^"]+)"', text):
-            generic = re.sub(r"-(ingest|registry|publisher|objection)$", "-<service>", secret)
+            generic = re.sub(r"-(ingest|registry|publisher|objection|stats)$", "-<service>", secret)
             assert secret in users or secret.endswith("-cluster-ca-cert") \
                 or f"`{generic}`" in readme, f"{secret}: who creates it? (deploy/k8s/README.md)"

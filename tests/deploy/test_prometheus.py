@@ -140,7 +140,8 @@ def test_the_local_prometheus_configuration_passes_promtool(
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     targets = {c["labels"]["service"]: c["targets"] for c in jobs["xinyong"]["static_configs"]}
     assert targets == {"ingest": ["127.0.0.1:9401"], "registry": ["127.0.0.1:9402"],
-                       "publisher": ["127.0.0.1:9400"], "objection": ["127.0.0.1:9403"]}
+                       "publisher": ["127.0.0.1:9400"], "objection": ["127.0.0.1:9403"],
+                       "stats": ["127.0.0.1:9404"], "stats-windows": ["127.0.0.1:9405"]}
     if promtool is None:
         pytest.skip("promtool could not be installed: configuration not checked by it")
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))

@@ -47,7 +47,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     units = [str(tmp_path / n) for n in (
         *(f"xinyong@{s}.service" for s in SERVICES), "xinyong-kafka.service",
         "xinyong-credentials-sweep.service", "xinyong-credentials-sweep.timer",
-        "xinyong.target")]
+        "xinyong-stats-windows.service", "xinyong.target")]
     done = subprocess.run([analyze, "verify", *units], capture_output=True, text=True,
                           timeout=120)
     # An unknown key or a bad value is only a warning to systemd: any word about our
@@ -75,6 +75,10 @@ def test_units_say_what_the_runbook_promises() -> None:
     target = (UNITS / "xinyong.target").read_text()
     for service_name in SERVICES:
         assert f"xinyong@{service_name}.service" in target
+    assert "xinyong-stats-windows.service" in target
+    windows = _unit("xinyong-stats-windows.service")
+    assert windows["Service"]["ExecStart"].endswith("-m services.stats.windows")
+    assert windows["Service"]["Restart"] == "on-failure"
     # The example environment files name only real settings.
     from shared.settings import Settings
     fields = {f"XINYONG_{n.upper()}" for n in Settings.model_fields}

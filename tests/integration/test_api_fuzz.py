@@ -52,7 +52,11 @@ def _token_for(service: str, path: str) -> str | None:
     if service == "objection":
         return "department" if path.endswith("/decision") else None
     if service == "publisher":
-        return "agency" if path.startswith("/api/v1/notices/") else None
+        if path.startswith(("/api/v1/notices/", "/api/v1/agencies/")):
+            return "agency"
+        return "operator" if path == "/api/v1/what-if" else None
+    if service == "stats":
+        return "operator" if path.startswith("/api/v1/scorecards/") else None
     return None
 
 
@@ -87,7 +91,7 @@ def _fuzz(service: str, services: dict[str, ServiceProcess], tokens: dict[str, s
     return sent
 
 
-@pytest.mark.parametrize("service", ["ingest", "registry", "publisher", "objection"])
+@pytest.mark.parametrize("service", ["ingest", "registry", "publisher", "objection", "stats"])
 def test_no_answer_is_a_server_error_or_off_its_schema(
         service: str, services: dict[str, ServiceProcess], tokens: dict[str, str]) -> None:
     _fuzz(service, services, tokens)

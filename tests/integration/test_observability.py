@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from deploy import dashboards, observe
 from deploy.stack import ServiceProcess
 from shared.settings import Settings
-from shared.topics import SERVICES
+from shared.topics import SERVICES, STREAM_APPS
 from tests.integration.conftest import TopicWatcher
 from tests.integration.helpers import enterprise, key_of, record
 from tests.integration.kit import feedback_for, send, send_raw
@@ -189,8 +189,8 @@ async def test_prometheus_scrapes_the_stack_with_the_rules_loaded(
             async def all_up() -> bool:
                 targets = (await client.get("/api/v1/targets")).json()["data"]["activeTargets"]
                 return sorted(t["labels"]["service"] for t in targets
-                              if t["health"] == "up") == sorted(SERVICES)
-            await until(all_up, "Prometheus scrapes the four services", timeout=30)
+                              if t["health"] == "up") == sorted((*SERVICES, *STREAM_APPS))
+            await until(all_up, "Prometheus scrapes every process", timeout=30)
 
             groups = (await client.get("/api/v1/rules")).json()["data"]["groups"]
             loaded = {r["name"] for g in groups for r in g["rules"]}

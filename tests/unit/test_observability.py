@@ -1,17 +1,14 @@
-"""The pure parts of what services report: consumer lag, the notice feedback deadline, and
-the HTTP request metrics (an in-process ASGI app, no socket)."""
+"""The pure parts of what services report: consumer lag and the HTTP request metrics (an
+in-process ASGI app, no socket)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import date
 
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from services.publisher.domain import add_working_days, feedback_overdue_through
 from shared.http import RequestMetrics, base_app
 from shared.probes import lag_by_topic
 
@@ -32,36 +29,6 @@ def test_lag_is_log_end_minus_stored_position_summed_per_topic() -> None:
 def test_lag_is_never_negative() -> None:
     # A position read after the log end was (the worker moved on between the two reads).
     assert lag_by_topic({("t", 0): 3}, {("t", 0): 5}, ["t"]) == {"t": 0}
-
-
-@pytest.mark.parametrize(("start", "days", "expected"), [
-    (date(2026, 11, 2), 0, date(2026, 11, 2)),     # Monday, nothing to add
-    (date(2026, 11, 2), 4, date(2026, 11, 6)),     # Monday + 4: Friday
-    (date(2026, 11, 6), 1, date(2026, 11, 9)),     # Friday + 1: Monday
-    (date(2026, 11, 7), 1, date(2026, 11, 9)),     # Saturday + 1: Monday
-    (date(2026, 11, 2), 10, date(2026, 11, 16)),   # two whole weeks
-])
-def test_working_days_skip_weekends(start: date, days: int, expected: date) -> None:
-    assert add_working_days(start, days) == expected
-
-
-def test_feedback_is_overdue_the_day_after_its_deadline() -> None:
-    # Issued Monday 2 November, 10 working days: due Monday 16 November, overdue from the 17th.
-    assert feedback_overdue_through(date(2026, 11, 16), 10) < date(2026, 11, 2)
-    assert feedback_overdue_through(date(2026, 11, 17), 10) == date(2026, 11, 2)
-    # A day later, Tuesday 3rd's notices are overdue too.
-    assert feedback_overdue_through(date(2026, 11, 18), 10) == date(2026, 11, 3)
-    # Notices of the weekend share the Friday's deadline (Friday 13th): on Monday 16th they
-    # are overdue, Monday 2nd's are not yet.
-    assert feedback_overdue_through(date(2026, 11, 16), 10) == date(2026, 11, 1)
-
-
-def test_every_issue_day_through_the_cutoff_is_overdue_and_none_after() -> None:
-    today = date(2026, 11, 25)
-    through = feedback_overdue_through(today, 10)
-    assert add_working_days(through, 10) < today
-    day_after = date.fromordinal(through.toordinal() + 1)
-    assert add_working_days(day_after, 10) >= today
 
 
 def _app(service: str) -> FastAPI:

@@ -156,8 +156,14 @@ def test_the_front_door_listens_once_per_group_in_front_of_every_process() -> No
     operator = text.split("listen 127.0.0.1:8082;")[1]
     assert "location ~ ^/api/v1/records/[^/]+/[^/]+/submissions$" in operator
     assert "proxy_pass http://xinyong_registry;" in operator
-    # A route to a service that does not exist yet is left out, upstream and all.
-    assert "xinyong_stats" not in text
+    # City statistics are the stats service's, behind the public and the operators' doors;
+    # what-if is the publisher's.
+    public = text.split("listen 127.0.0.1:8080;")[1].split("server {")[0]
+    assert "location ^~ /api/v1/stats/ {\n            proxy_pass http://xinyong_stats;" in public
+    assert ("location ^~ /api/v1/scorecards {\n            proxy_pass http://xinyong_stats;"
+            in operator)
+    assert ("location ^~ /api/v1/what-if {\n            proxy_pass http://xinyong_publisher;"
+            in operator)
     assert "'{\"type\":\"about:blank\"" in text and "application/problem+json" in text
 
 

@@ -1,0 +1,3 @@
+from services.stats.main import main
+
+main()

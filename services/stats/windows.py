@@ -1,0 +1,249 @@
+"""stats-windows: the early warning's rolling counts, on faust-streaming.
+
+The job faust is built for: windowed counts in a changelogged table, where a rare double
+count after a crash is harmless (the official figures are exact, in SQL: services/stats).
+The consume-transact-commit core of the services stays on aiokafka (docs/decisions.md,
+"Early warning on faust").
+
+- Source: `credit.stats.deltas`, written by the stats service with its facts, keyed by
+  district: `{fact_id, district, measure, on, delta: +1|-1}`. SQL decides what counts (a
+  withdrawal sends -1); this only sums.
+- Table: `Table(default=int).hopping(size, step, expires).relative_to_field(cast(Any, Delta.on))`,
+  keyed by `district|rule`; the catalogue's `early_warnings` give size, step, threshold.
+  Store: memory (the table is rebuilt from its changelog at start: a few hundred windows).
+- Outputs, after each update: the absolute count of every window the delta fell in, to the
+  compacted `credit.stats.windows` (key district|rule|window start); on crossing the
+  threshold, `raised` or `cleared` to the compacted `credit.stats.warnings`. Duplicates are
+  harmless (faust's producer is not idempotent): the last value of a key wins.
+- Expiry: faust expires windows by wall clock, never those recovered from the changelog. A
+  delta older than the horizon (`expires`) is skipped and counted: its window, made again
+  from 0, would overwrite the snapshot with a wrong count.
+- Failures: a delta that cannot be read or counted goes to `credit.deadletter.stats-windows`
+  (awaited) and the loop goes on (faust acks an event whose handler raised: faust-streaming
+  #315, #527). Anything else ends the worker (`CrashingSupervisor`), which its supervisor
+  starts again; at_least_once, `concurrency=1` (#606 commits past an unprocessed message at
+  concurrency > 1), acks=all, no exactly_once (#517, #323, #177), no `on_window_close` (it
+  gets no window data), no PostgreSQL in here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import operator
+import os
+import time
+from datetime import datetime
+from typing import Any, cast
+
+import faust
+import mode
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.stats import domain
+from shared import clock, metrics
+from shared.catalogue import Catalogue, load_catalogue
+from shared.contract import DeadLetter, StatsDelta, StatsWarning, StatsWindow, WindowRange
+from shared.envelope import encode_event, typed
+from shared.kafka import client_options
+from shared.logs import configure_logging
+from shared.messages import check_source
+from shared.settings import Settings, get_settings
+from shared.topics import DEAD_LETTERS, STATS_DELTAS, STATS_WARNINGS, STATS_WINDOWS
+
+NAME = "stats-windows"
+SOURCE = f"xinyong/{NAME}"
+TABLE = "counts"  # its changelog: <app id>-counts-changelog (shared/topics.py)
+log = logging.getLogger(__name__)
+
+
+class Delta(faust.Record, serializer="json"):
+    """A delta as the table reads it: `on` places it in its windows."""
+
+    fact_id: str
+    district: str
+    measure: str
+    on: datetime
+    delta: int
+
+
+class _Placed:
+    """What the windowed table reads a timestamp from (`relative_to_field` reads
+    `event.value`): the delta, parsed from its CloudEvent by the agent."""
+
+    def __init__(self, value: Delta) -> None:
+        self.value = value
+
+
+def credentials(settings: Settings) -> faust.SASLCredentials:
+    options = client_options(settings)
+    return faust.SASLCredentials(username=options["sasl_plain_username"],
+                                 password=options["sasl_plain_password"],
+                                 mechanism=settings.kafka_sasl_mechanism,
+                                 ssl_context=options.get("ssl_context"))
+
+
+def read_delta(value: bytes | None) -> StatsDelta:
+    """The delta of a CloudEvent from the stats service; ValueError otherwise."""
+    event = typed(StatsDelta).model_validate_json(value or b"")
+    if event.data is None or event.type != STATS_DELTAS.event_type:
+        raise ValueError(f"not a {STATS_DELTAS.event_type} event")
+    check_source(event, STATS_DELTAS)
+    return event.data  # type: ignore[no-any-return]
+
+
+def build(settings: Settings, catalogue: Catalogue) -> faust.App:
+    """The faust app: its source, table, outputs, agent, readiness and metrics pages."""
+    shape = domain.window_shape(catalogue)
+    if shape is None:
+        raise SystemExit("the catalogue has no early_warnings: stats-windows has nothing to do")
+    size, step = shape
+    app = faust.App(
+        settings.group_id(NAME),  # the namespaced app id: its group and changelog prefix
+        broker=[f"kafka://{b}" for b in settings.kafka_bootstrap.split(",")],
+        broker_credentials=credentials(settings),
+        store="memory://",
+        processing_guarantee="at_least_once",
+        agent_supervisor=mode.CrashingSupervisor,
+        producer_acks=-1,
+        topic_partitions=STATS_DELTAS.partitions,
+        # Every topic it uses exists before it starts (provisioned); it declares none.
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        # The table's keys (district|rule, window) as JSON in its changelog.
+        key_serializer="json", value_serializer="json",
+        table_cleanup_interval=60.0,
+        web_enabled=True, web_bind=settings.metrics_host,
+        web_port=settings.metrics_port(NAME), web_in_thread=False,
+        datadir=str(settings.home / "stats-windows"),
+    )
+    source = app.topic(settings.topic(STATS_DELTAS.name), value_type=bytes,
+                       value_serializer="raw", key_serializer="raw")
+    windows_out = app.topic(settings.topic(STATS_WINDOWS.name), value_serializer="raw",
+                            key_serializer="raw")
+    warnings_out = app.topic(settings.topic(STATS_WARNINGS.name), value_serializer="raw",
+                             key_serializer="raw")
+    dead_out = app.topic(settings.topic(DEAD_LETTERS.of(NAME).name), value_serializer="raw",
+                         key_serializer="raw")
+    table = app.Table(TABLE, default=int, partitions=STATS_DELTAS.partitions).hopping(
+        size, step, expires=domain.EXPIRES).relative_to_field(cast(Any, Delta.on))
+
+    @app.agent(source, concurrency=1)
+    async def count(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                delta = read_delta(event.value)
+                await _count(delta)
+            except ValueError as exc:
+                await _dead_letter(event, f"{type(exc).__name__}: {exc}")
+
+    async def _count(delta: StatsDelta) -> None:
+        rule = catalogue.early_warnings.get(delta.measure)
+        if rule is None:
+            raise ValueError(f"no early-warning rule {delta.measure!r}")
+        if delta.on.timestamp() < time.time() - domain.EXPIRES.total_seconds():
+            metrics.STATS_DELTAS_SKIPPED.labels(NAME).inc()
+            return
+        key = f"{delta.district}|{delta.measure}"
+        placed = _Placed(Delta(fact_id=delta.fact_id, district=delta.district,
+                               measure=delta.measure, on=delta.on, delta=delta.delta))
+        raw = cast(Any, table.table)  # the windowed table's own ranges and values
+        ranges = list(raw._window_ranges(delta.on.timestamp()))
+        before = {r: raw._get_key((key, r)) for r in ranges}
+        table[key].apply(operator.add, delta.delta, cast(Any, placed))
+        await _changelog_handed_over()
+        metrics.STATS_DELTAS.labels(NAME).inc()
+        for r in ranges:
+            after = raw._get_key((key, r))
+            window = WindowRange(**{"from": _at(r[0]), "to": _at(r[1])})
+            snapshot_key = f"{key}|{window.from_.isoformat()}".encode()
+            _, value = encode_event(STATS_WINDOWS.event_type, SOURCE, delta.district,
+                                    StatsWindow(district=delta.district, measure=delta.measure,
+                                                window=window, count=after,
+                                                threshold=rule.threshold))
+            await windows_out.send(key=snapshot_key, value=value)
+            status = domain.crossing(before[r], after, rule.threshold)
+            if status is not None:
+                _, value = encode_event(STATS_WARNINGS.event_type, SOURCE, delta.district,
+                                        StatsWarning(district=delta.district,
+                                                     measure=delta.measure, window=window,
+                                                     count=after, threshold=rule.threshold,
+                                                     status=status))
+                await warnings_out.send(key=snapshot_key, value=value)
+
+    async def _changelog_handed_over() -> None:
+        """The table's changelog records wait in faust's send buffer; its commit flushes that
+        buffer only for 0.1 s (ProducerBuffer.flush_atmost), so an offset could be committed
+        while the changelog record of its event was still buffered, and lost by a stop
+        (measured: a window one short after a worker stopped). The event is acked only once
+        its changelog records are with the Kafka producer, whose flush the commit awaits."""
+        buffer = app.producer.buffer
+        while buffer.size:
+            await buffer.flush_atmost(buffer.size)
+
+    async def _dead_letter(event: Any, reason: str) -> None:
+        message = event.message
+        value: bytes = message.value or b""
+        log.warning("dead letter from %s[%d]@%d: %s", message.topic, message.partition,
+                    message.offset, reason)
+        letter = DeadLetter(service=NAME, reason=reason[:2000], topic=STATS_DELTAS.name,
+                            partition=message.partition, offset=message.offset,
+                            key=(message.key or b"").decode("utf-8", "replace")[:256] or None,
+                            stored_id=0, size=len(value),
+                            sha256=hashlib.sha256(value).hexdigest(),
+                            preview=value[:256].decode("utf-8", "replace"))
+        _, body = encode_event(DEAD_LETTERS.event_type, SOURCE, None, letter)
+        # Awaited: the event is acked whatever happens next, so its dead letter is sent first.
+        await (await dead_out.send(key=message.key, value=body))
+        metrics.DEAD_LETTERS.labels(NAME).inc()
+
+    @app.page("/readyz")
+    async def readyz(web_view: Any, request: Any) -> Any:
+        consumer = app.consumer if app.started else None
+        assigned = bool(consumer is not None and consumer.assignment())
+        recovered = (cast(Any, app.tables).recovery.completed.is_set() if app.started
+                     else False)
+        ok = assigned and recovered and not app.rebalancing
+        return web_view.json({"ready": ok, "assigned_partitions": len(
+            consumer.assignment()) if consumer is not None else 0, "pid": os.getpid(),
+            "positions": {"unchecked": 0, "paused": []}}, status=200 if ok else 503)
+
+    @app.page("/metrics")
+    async def metrics_page(web_view: Any, request: Any) -> Any:
+        return web.Response(body=generate_latest(), headers={
+            "Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/healthz")
+    async def healthz(web_view: Any, request: Any) -> Any:
+        return web_view.json({"status": "ok"})
+
+    metrics.DEAD_LETTERS.labels(NAME)
+    metrics.STATS_DELTAS.labels(NAME)
+    metrics.STATS_DELTAS_SKIPPED.labels(NAME)
+    return app
+
+
+def _at(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, clock.ZHUHAI)
+
+
+class Worker(faust.Worker):
+    """faust's worker, keeping its command line: the stack knows its processes by it
+    (deploy/stack.py::ServiceProcess.pid), and faust would retitle the process."""
+
+    def _setproctitle(self, info: str, *, ident: str = "") -> None:
+        pass
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(NAME, settings.log_level)
+    app = build(settings, load_catalogue(settings.catalogue_path))
+    worker = Worker(app, loglevel=settings.log_level, override_logging=False)
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Agencies' notices on the real publisher database (rolled back): feedback moves only
+forward with every answer kept; the sequencer numbers and dates notices; notices follow
+the catalogue (measures added and removed) and the archive (a legal representative
+changed, revocation first)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import date
+
+import asyncpg
+import pytest
+
+from services.publisher import agencies, follow, handlers, store
+from shared.catalogue import Catalogue
+from shared.context import ServiceContext
+from shared.contract import NoticeFeedback, RelatedSubject, SubjectRef
+from tests.db.conftest import OpenTransaction
+from tests.unit.factories import archived, resident_id, snapshot, uscc
+
+pytestmark = pytest.mark.db
+
+
+def _firm() -> SubjectRef:
+    return SubjectRef(type="enterprise", id=uscc("91440400" + uuid.uuid4().hex[:9].upper()
+                                                 .replace("I", "1").replace("O", "0")
+                                                 .replace("S", "5").replace("V", "7")
+                                                 .replace("Z", "2")),
+                      name="珠海市测试有限公司")
+
+
+def _rep(sequence: int) -> RelatedSubject:
+    return RelatedSubject(type="individual", id=resident_id(birth=date(1980, 1, 1),
+                                                           sequence=sequence),
+                          name="法人", role="legal_representative")
+
+
+async def _notices(conn: asyncpg.Connection, firm: SubjectRef) -> list[asyncpg.Record]:
+    return await conn.fetch(  # type: ignore[no-any-return]
+        "SELECT notice_id::text, agency, kind, measure, revokes::text, body FROM notices"
+        " WHERE subject_key = $1 ORDER BY written", firm.key)
+
+
+async def _outbox_notices(conn: asyncpg.Connection, firm: SubjectRef) -> list[dict[str, object]]:
+    rows = await conn.fetch("SELECT value FROM outbox WHERE key = $1 AND topic LIKE"
+                            " 'credit.notices.%' ORDER BY id", firm.key)
+    return [json.loads(r["value"])["data"] for r in rows]
+
+
+async def _listed(conn: asyncpg.Connection, catalogue: Catalogue, firm: SubjectRef,
+                  related: list[RelatedSubject] | None = None, version: int = 1) -> None:
+    await handlers.apply_snapshots(conn, catalogue, [snapshot(
+        firm, [archived("court.dishonest_debtor")], related, version)])
+
+
+async def test_feedback_moves_only_forward_and_every_answer_is_kept(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("publisher")
+    firm = _firm()
+    await _listed(conn, catalogue, firm)
+    land = next(r for r in await _notices(conn, firm) if r["agency"] == "land")
+    answers = [("land", "received"), ("land", "applied"), ("land", "received"),
+               ("land", "not_applicable"), ("land", "applied"),
+               ("housing-bidding", "applied")]  # not its notice
+    outcomes = await store.answer_notices(conn, [
+        (agency, NoticeFeedback(notice_id=land["notice_id"], status=status))
+        for agency, status in answers], "http")
+    assert [o for _, o in outcomes] == ["applied", "applied", "refused", "refused",
+                                        "repeated", None]
+    assert await conn.fetchval("SELECT feedback_status FROM notices WHERE notice_id = $1::uuid",
+                               land["notice_id"]) == "applied"
+    history = await conn.fetch(
+        "SELECT status, outcome, channel FROM notice_feedback_history"
+        " WHERE notice_id = $1::uuid ORDER BY id", land["notice_id"])
+    assert [(h["status"], h["outcome"]) for h in history] == [
+        ("received", "applied"), ("applied", "applied"), ("received", "refused"),
+        ("not_applicable", "refused"), ("applied", "repeated")]
+    assert {h["channel"] for h in history} == {"http"}
+
+
+async def test_the_sequencer_numbers_in_written_order_and_dates_by_measure(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("publisher")
+    before = await store.last_notice_seq(conn)
+    firm = _firm()
+    await _listed(conn, catalogue, firm)
+    assert await agencies.sequence_once(conn, catalogue, 10) >= 5
+    rows = await conn.fetch("SELECT seq, measure, issued_at, due_by FROM notices"
+                            " WHERE subject_key = $1 ORDER BY written", firm.key)
+    seqs = [r["seq"] for r in rows]
+    assert seqs == sorted(seqs) and seqs[0] > before
+    for r in rows:
+        due = catalogue.measures[r["measure"]].feedback_within
+        assert r["due_by"] > r["issued_at"].date()
+        assert (r["due_by"] - r["issued_at"].date()).days >= due  # weekends only add days
+    page = await store.agency_notices(conn, "land", before, 1000)
+    assert [json.loads(json.dumps(p["body"]))["subject"]["id"] for p in page
+            ].count(firm.id) == 1
+
+
+async def test_a_measure_added_then_removed_follows_the_catalogue(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("publisher")
+    firm = _firm()
+    await _listed(conn, catalogue, firm)
+    before = {(r["agency"], r["measure"]) for r in await _notices(conn, firm)}
+    assert ("land", "land.notify") not in before
+
+    measures = dict(catalogue.measures)
+    measures["land.notify"] = measures["land.restrict"].model_copy(update={"lists": (
+        "court.dishonest_debtor",)})
+    added = catalogue.model_copy(update={"measures": measures})
+    version = follow.catalogue_version(added) + uuid.uuid4().hex  # a version of this test
+    while await follow.follow_catalogue_batch(conn, added, version, batch=1000):
+        pass
+    after = await _notices(conn, firm)
+    new = [r for r in after if r["measure"] == "land.notify"]
+    assert len(new) == 1 and new[0]["kind"] == "penalty" and new[0]["agency"] == "land"
+    # A second start with the same catalogue sends nothing.
+    assert not await follow.follow_catalogue_batch(conn, added, version)
+    assert len(await _notices(conn, firm)) == len(after)
+
+    removed_version = follow.catalogue_version(catalogue) + uuid.uuid4().hex
+    while await follow.follow_catalogue_batch(conn, catalogue, removed_version, batch=1000):
+        pass
+    revocations = [r for r in await _notices(conn, firm) if r["kind"] == "revocation"]
+    assert [(r["measure"], r["revokes"]) for r in revocations] == [
+        ("land.notify", new[0]["notice_id"])]
+    # Added again: a new notice, under an id of its own.
+    again_version = follow.catalogue_version(added) + uuid.uuid4().hex
+    while await follow.follow_catalogue_batch(conn, added, again_version, batch=1000):
+        pass
+    notify = [r for r in await _notices(conn, firm)
+              if r["measure"] == "land.notify" and r["kind"] == "penalty"]
+    assert len(notify) == 2 and notify[0]["notice_id"] != notify[1]["notice_id"]
+
+
+async def test_a_new_legal_representative_replaces_the_notices_naming_the_old_one(
+        tx: OpenTransaction, catalogue: Catalogue,
+        context_of: Callable[[str], ServiceContext]) -> None:
+    conn = await tx("publisher")
+    firm = _firm()
+    old, new = _rep(101), _rep(203)
+    await _listed(conn, catalogue, firm, [old], version=1)
+    [hiring] = [r for r in await _notices(conn, firm) if r["measure"] == "hiring.restrict"]
+    assert hiring["body"]["related_subjects"][0]["id"] == old.id
+    sent_before = len(await _outbox_notices(conn, firm))
+
+    await _listed(conn, catalogue, firm, [new], version=2)
+    sent = (await _outbox_notices(conn, firm))[sent_before:]
+    assert [(n["kind"], n["measure"]) for n in sent] == [
+        ("revocation", "hiring.restrict"), ("penalty", "hiring.restrict")]  # revocation first
+    revocation, replacement = sent
+    assert revocation["revokes"] == hiring["notice_id"]
+    assert replacement["supersedes"] == hiring["notice_id"]
+    assert replacement["notice_id"] not in (hiring["notice_id"], revocation["notice_id"])
+    assert [r["id"] for r in replacement["related_subjects"]] == [new.id]
+    # The same snapshot again changes nothing; measures without extends_to were not touched.
+    await _listed(conn, catalogue, firm, [new], version=3)
+    assert len(await _outbox_notices(conn, firm)) == sent_before + 2

@@ -1,0 +1,177 @@
+"""The official figures on the real stats database (rolled back), against a hand-computed
+fixture: events as the stats service receives them (feedback with error codes, duplicates
+and stale revisions, accepted revisions and a withdrawal, list entries, objections decided
+late), the figures from SQL, and the deltas the early warning is sent."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime
+from itertools import count
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from services.stats import api, domain, handlers, store
+from shared import clock
+from shared.catalogue import Catalogue
+from shared.contract import (
+    AcceptedRecord,
+    BasisRecord,
+    FieldError,
+    ListChanged,
+    ObjectionClosed,
+    ObjectionRouted,
+    RecordFeedback,
+    RecordRef,
+    RecordSubmission,
+    SubjectRef,
+)
+from shared.envelope import encode_event
+from shared.messages import InboundMessage
+from shared.topics import (
+    FEEDBACK,
+    LISTS_CHANGED,
+    OBJECTIONS,
+    OBJECTIONS_CLOSED,
+    RECORDS_ACCEPTED,
+    Topic,
+)
+from tests.db.conftest import OpenTransaction
+from tests.unit.factories import resident_id, uscc
+
+pytestmark = pytest.mark.db
+_offsets = count()
+DISTRICT = "440404"
+
+
+def _message(topic: Topic[Any], data: BaseModel, key: str = "k",
+             event_id: str | None = None) -> InboundMessage:
+    _, value = encode_event(topic.event_type, topic.writer, key, data, event_id)
+    return InboundMessage(topic=topic.name, partition=0, offset=next(_offsets), key=key,
+                          value=value, timestamp_ms=0)
+
+
+def _accepted(dept: str, record_id: str, revision: int, item: str | None, subject: SubjectRef,
+              decided_on: date | None, at: datetime, action: str = "upsert") -> InboundMessage:
+    data: dict[str, Any] = {"record_id": record_id, "revision": revision, "action": action,
+                            "subject": subject.model_dump()}
+    if action == "upsert":
+        data.update(catalogue_item=item, decided_on=decided_on, district=DISTRICT)
+    accepted = AcceptedRecord(department=dept, submission=RecordSubmission.model_validate(data),
+                              source_event_id=str(uuid.uuid4()), accepted_at=at)
+    return _message(RECORDS_ACCEPTED, accepted, subject.key,
+                    f"{dept}|{record_id}|{revision}")
+
+
+def _feedback(dept: str, status: str, record_id: str, codes: tuple[str, ...] = ()
+              ) -> InboundMessage:
+    fb = RecordFeedback(event_id=str(uuid.uuid4()), record_id=record_id, revision=1,
+                        status=status,  # type: ignore[arg-type]
+                        errors=[FieldError(field="f", code=c, message="m") for c in codes])
+    return _message(FEEDBACK.of(dept), fb)
+
+
+async def test_districts_and_scorecards_equal_the_hand_computed_fixture(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("stats")
+    firm = SubjectRef(type="enterprise", id=uscc("91440400MA4W8KY10"), name="甲")
+    other = SubjectRef(type="enterprise", id=uscc("91440400MA4W8KY20"), name="乙")
+    person = SubjectRef(type="individual", id=resident_id(sequence=321), name="丙")
+    # Accepted on Friday 2026-10-09 in Zhuhai: decided Wednesday 2026-09-30, that is 2
+    # working days (10-8, 10-9) across the National Day holiday; decided 2026-09-18, 10
+    # working days (Sunday 9-20 worked, 9-21..24, the Mid-Autumn 9-25 off, 9-28..30, 10-8,
+    # 10-9): 双公示 within 7 for one of the three amr penalties.
+    at = datetime(2026, 10, 9, 10, 0, tzinfo=clock.ZHUHAI)
+    events = [
+        _accepted("amr", "A-1", 1, "amr.admin_penalty", firm, date(2026, 9, 30), at),
+        _accepted("amr", "A-1", 1, "amr.admin_penalty", firm, date(2026, 9, 30), at),  # again
+        _accepted("amr", "A-2", 1, "amr.admin_penalty", other, date(2026, 9, 18), at),
+        _accepted("amr", "A-3", 1, "amr.admin_penalty", other, date(2026, 9, 18), at),
+        _accepted("amr", "A-3", 2, None, other, None, at, action="withdraw"),  # withdrawn
+        _accepted("hrss", "H-1", 1, "hrss.wage_arrears", person, date(2026, 9, 30), at),
+        _accepted("court", "C-1", 1, "court.dishonest_debtor", firm, date(2026, 9, 30), at),
+        _accepted("tax", "T-1", 1, "tax.a_grade_taxpayer", other, date(2026, 9, 30), at),
+        _feedback("amr", "accepted", "A-1"), _feedback("amr", "duplicate", "A-1"),
+        _feedback("amr", "accepted", "A-2"), _feedback("amr", "stale", "A-2"),
+        _feedback("amr", "rejected", "A-9", ("unknown_district", "checksum")),
+        _feedback("amr", "rejected", "A-8", ("checksum",)),
+        _message(LISTS_CHANGED, ListChanged(
+            list="court.dishonest_debtor", op="ADD", entry_id=str(uuid.uuid4()), subject=firm,
+            since=date(2026, 10, 9), until=None,
+            basis=[BasisRecord(department="court", record_id="C-1", revision=1)])),
+        _message(LISTS_CHANGED, ListChanged(
+            list="tax.a_grade", op="ADD", entry_id=str(uuid.uuid4()), subject=other,
+            since=date(2026, 10, 9), until=None,
+            basis=[BasisRecord(department="tax", record_id="T-1", revision=1)])),
+    ]
+    objection, late = str(uuid.uuid4()), str(uuid.uuid4())
+    for oid, due in ((objection, date(2026, 10, 29)), (late, date(2026, 10, 5))):
+        events.append(_message(OBJECTIONS.of("amr"), ObjectionRouted(
+            objection_id=oid, kind="objection", subject=firm,
+            record=RecordRef(department="amr", record_id="A-1"), reason="r", due_by=due,
+            received_at=datetime(2026, 10, 1, tzinfo=UTC))))
+        events.append(_message(OBJECTIONS_CLOSED, ObjectionClosed(
+            objection_id=oid, kind="objection", department="amr",
+            record=RecordRef(department="amr", record_id="A-1"), decision="upheld",
+            received_at=datetime(2026, 10, 1, tzinfo=UTC), due_by=due,
+            decided_at=datetime(2026, 10, 9, 3, tzinfo=UTC))))
+    # Feedback facts are dated by their event's time: set it in the month.
+    await handlers.apply(conn, catalogue, events)
+    await handlers.apply(conn, catalogue, events[:3])  # delivered again: nothing doubles
+    await conn.execute("UPDATE feedback_facts SET at = $1", at)
+
+    negative = sorted(k for k, v in catalogue.items.items() if v.polarity == "negative")
+    rows = await store.district_counts(conn, date(2026, 9, 1), date(2026, 10, 31), negative)
+    got = {(r["district"], r["subject_type"], r["what"]): r["n"] for r in rows}
+    assert got == {(DISTRICT, "enterprise", "negative_records"): 3,   # A-1, A-2, C-1
+                   (DISTRICT, "individual", "negative_records"): 1,   # H-1
+                   (DISTRICT, "enterprise", "black_list_entries"): 1,
+                   (DISTRICT, "enterprise", "red_list_entries"): 1}
+    # Decided outside the period: not counted.
+    assert not await store.district_counts(conn, date(2026, 1, 1), date(2026, 8, 31), negative)
+
+    month = domain.month("2026-10", date(2026, 11, 29))
+    verdicts = {r["department"]: r for r in
+                await store.feedback_month(conn, month.start, month.end)}
+    codes = await store.rejections_by_code(conn, month.start, month.end)
+    firsts = await store.first_deliveries(conn, month.start, month.end)
+    objections = await store.objections_month(conn, month.start, month.end)
+    card = api._scorecard(catalogue, "amr", verdicts.get("amr"), codes, firsts, objections)
+    assert card["submissions"] == 6 and card["accepted"] == 2 and card["rejected"] == 2
+    assert card["duplicates"] == 1 and card["stale"] == 1
+    assert card["rejected_by_code"] == {"checksum": 2, "unknown_district": 1}
+    # A-1: 2 working days; A-2, A-3: 10 each (A-3 counts: its first delivery was accepted).
+    assert card["delay_working_days"] == {
+        "records": 3, "median": 10, "p95": 10, "double_publicity_records": 3,
+        "double_publicity_within_7": pytest.approx(1 / 3)}
+    assert card["objections"] == {"received": 2, "upheld": 2, "decided_after_due_by": 1}
+    assert not month.partial
+
+    # The early warning's deltas: +1 per negative case counted, -1 for the withdrawal.
+    deltas = await conn.fetch('SELECT measure, district, delta FROM deltas ORDER BY fact_id')
+    by_rule: dict[str, int] = {}
+    for d in deltas:
+        by_rule[d["measure"]] = by_rule.get(d["measure"], 0) + d["delta"]
+    assert by_rule == {"negative.high_incidence": 4, "wage_arrears.high_incidence": 1}
+    sent = await conn.fetch("SELECT value FROM outbox WHERE topic = 'credit.stats.deltas'")
+    assert len(sent) == len(deltas) == 7  # 5 +1 for negative, 1 for wage arrears, 1 -1
+    assert {json.loads(r["value"])["data"]["district"] for r in sent} == {DISTRICT}
+
+
+def test_bad_periods_and_months() -> None:
+    with pytest.raises(domain.Invalid) as bad:
+        domain.period("2026-02-30", "2026-13-01")
+    assert [e["code"] for e in bad.value.errors] == ["date_invalid", "date_invalid"]
+    with pytest.raises(domain.Invalid) as after:
+        domain.period("2026-05-02", "2026-05-01")
+    assert after.value.errors[0]["code"] == "after_to"
+    with pytest.raises(domain.Invalid) as long:
+        domain.period("2020-01-01", "2025-01-01")
+    assert long.value.errors[0]["code"] == "span_too_long"
+    assert domain.period("2020-01-02", "2025-01-01") == (date(2020, 1, 2), date(2025, 1, 1))
+    with pytest.raises(domain.Invalid):
+        domain.month("2026-12", date(2026, 11, 29))  # not begun
+    assert domain.month("2026-11", date(2026, 11, 29)).partial
