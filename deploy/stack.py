@@ -191,7 +191,9 @@ class ServiceProcess:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         principal = {} if self.command else {  # the service's own Kafka user (provision)
             "XINYONG_KAFKA_SASL_USERNAME": service_principal(self.settings, self.name).username,
-            "XINYONG_KAFKA_SASL_PASSWORD": secrets.service_password(self.settings, self.name)}
+            "XINYONG_KAFKA_SASL_PASSWORD": secrets.service_password(self.settings, self.name),
+            # The key of the erasure ledger's hashes (shared/purge.py): made once, here.
+            "XINYONG_SUBJECT_KEY_SECRET": secrets.subject_key_secret(self.settings)}
         command = self.command or ("-m", f"services.{self.name}")
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(

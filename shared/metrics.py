@@ -92,3 +92,13 @@ CALENDAR_COVERED_UNTIL = Gauge(
 CALENDAR_PROVISIONAL = Counter(
     "xinyong_calendar_provisional_total",
     "Dates counted in working days past the published holiday schedule (provisional)")
+
+# --- the lifecycle of credit information (shared/sweeps.py, shared/purge.py) --------------
+SWEEP_ITEMS = Counter(
+    "xinyong_sweep_items_total",
+    "Items the daily sweeps handled, by sweep and outcome (done, deferred, failed)",
+    ["service", "sweep", "outcome"])
+ERASED_DROPPED = Counter(
+    "xinyong_erased_dropped_total",
+    "Events about erased records (a replay, a redelivery) dropped against the erasure ledger",
+    ["service"])

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from services.publisher import api, contracts, gauges, handlers
+from services.publisher import api, contracts, gauges, handlers, sweeps
+from shared import sweeps as shared_sweeps
 from shared.service import ServiceSpec
 from shared.service import main as run
 
@@ -13,7 +14,7 @@ SPEC = ServiceSpec(
     handler=handlers.make_handler,
     api=api.create_app,
     gauges=(gauges.notice_feedback,),
-    timers=(handlers.list_timer,),
+    timers=(handlers.list_timer, shared_sweeps.timer(sweeps.all_sweeps)),
 )
 
 

@@ -70,20 +70,6 @@ async def lock_open_entries(conn: asyncpg.Connection,
     return out
 
 
-async def served_basis(conn: asyncpg.Connection, subject_keys: Sequence[str]
-                       ) -> dict[str, dict[str, set[tuple[str, str, int]]]]:
-    """Per subject and list, the basis records of entries that exited at the end of their
-    term: those records have had their listing."""
-    rows = await conn.fetch(
-        "SELECT subject_key, list, basis FROM list_entries WHERE subject_key = ANY($1::text[])"
-        " AND status = 'exited' AND exit_reason = 'expired'", list(subject_keys))
-    out: dict[str, dict[str, set[tuple[str, str, int]]]] = {}
-    for r in rows:
-        served = out.setdefault(r["subject_key"], {}).setdefault(r["list"], set())
-        served.update((b["department"], b["record_id"], b["revision"]) for b in r["basis"])
-    return out
-
-
 async def lock_due_entries(conn: asyncpg.Connection, now: datetime,
                            today: date, limit: int = 500) -> tuple[list[Entry], list[Entry]]:
     """Pending entries whose notice period is over, and active ones past their validity."""
@@ -102,6 +88,7 @@ async def unrevoked_notices(conn: asyncpg.Connection,
         "SELECT n.entry_id::text, n.agency, n.body FROM notices n"
         " WHERE n.entry_id = ANY($1::uuid[]) AND n.kind <> 'revocation'"
         " AND NOT EXISTS (SELECT 1 FROM notices r WHERE r.revokes = n.notice_id)"
+        " AND NOT EXISTS (SELECT 1 FROM notices s WHERE s.supersedes = n.notice_id)"
         " ORDER BY n.issued_at, n.notice_id", list(entry_ids))
     out: dict[str, list[tuple[str, Notice]]] = {}
     for r in rows:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from services.registry import domain, store
-from shared import clock, inbox, outbox
+from services.registry import domain, lifecycle, store
+from shared import clock, inbox, metrics, outbox, purge
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import (
@@ -23,6 +23,7 @@ from shared.contract import (
 )
 from shared.envelope import AnyEvent
 from shared.messages import InboundMessage, OutboundEvent, read_event
+from shared.settings import get_settings
 from shared.topics import RECORDS_ACCEPTED, RECORDS_STATUS, SUBJECTS_CHANGED
 from shared.worker import BatchHandler
 
@@ -75,10 +76,19 @@ def parse_changes(messages: Sequence[InboundMessage]) -> tuple[list[Change], lis
 
 
 async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
-                        changes: Sequence[Change]) -> None:
+                        changes: Sequence[Change], erasure_key: bytes | None = None) -> None:
     if not changes:
         return
     current = await store.lock_records(conn, sorted({c.record_key for c in changes}))
+    # A replayed or redelivered change about an erased record is dropped, without a dead
+    # letter (which would keep it): looked up once the records are locked, so an erasure
+    # committed meanwhile is seen.
+    erased = await purge.erased_records(
+        conn, erasure_key or purge.erasure_key(get_settings()), {c.record_key for c in changes})
+    if erased:
+        metrics.ERASED_DROPPED.labels("registry").inc(
+            sum(c.record_key in erased for c in changes))
+        changes = [c for c in changes if c.record_key not in erased]
     archive = {k: rec for k, (_, rec) in current.items()}
     subject_of = {k: s for k, (s, _) in current.items()}
     written: list[tuple[str, ArchivedRecord, str, str]] = []
@@ -115,7 +125,10 @@ async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
         return
     versions = await store.upsert_subjects(
         conn, [(subject, changed[key]) for key, subject in touched.items()])
+    versions.update(await lifecycle.continue_erased(
+        conn, versions, changed, erasure_key or purge.erasure_key(get_settings())))
     await store.save_records(conn, written)
+    await lifecycle.after_save(conn, written, clock.today())
     await outbox.enqueue(conn, await _snapshots(conn, catalogue, versions))
 
 
@@ -130,6 +143,12 @@ def _apply(catalogue: Catalogue, before: ArchivedRecord | None,
 def _subject_from_key(key: str) -> dict[str, str]:
     subject_type, _, identifier = key.partition(":")
     return {"type": subject_type, "id": identifier}
+
+
+async def snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
+                    versions: dict[str, int]) -> list[OutboundEvent]:
+    """The snapshot events of these subjects at these versions (also for the sweeps)."""
+    return await _snapshots(conn, catalogue, versions)
 
 
 async def _snapshots(conn: asyncpg.Connection, catalogue: Catalogue,

@@ -109,8 +109,9 @@ async def wait_until_accepted(token: str, url: str, method: str = "GET") -> None
 class TopicWatcher:
     """Reads topics from their beginning in the background; tests wait for events."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, login: dict[str, str] | None = None) -> None:
         self.settings = settings
+        self.login = login  # the observer of another stack (default: this suite's)
         self.events: dict[str, list[dict[str, Any]]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -120,7 +121,8 @@ class TopicWatcher:
     async def start(self) -> None:
         """Assign every partition of every topic once, from the beginning: assigning more
         later would reset the positions of those already assigned."""
-        self._consumer = AIOKafkaConsumer(**client_options(self.settings, **STACK.observer),
+        self._consumer = AIOKafkaConsumer(**client_options(self.settings,
+                                                           **(self.login or STACK.observer)),
                                           enable_auto_commit=False,
                                           auto_offset_reset="earliest")
         await self._consumer.start()
