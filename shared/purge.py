@@ -189,22 +189,21 @@ async def schedule(conn: asyncpg.Connection,
                    rows: Sequence[tuple[str, str, str, date | None]]) -> None:
     """(department, record_id, subject_key, purge_on) as the service now stores each record:
     due on `purge_on`, or kept (None: a record that is no longer a person's negative
-    information drops out)."""
-    due = [r for r in rows if r[3] is not None]
-    kept = [(d, r) for d, r, _, p in rows if p is None]
-    if due:
-        await conn.execute(
-            "INSERT INTO purge_schedule (department, record_id, subject_key, purge_on)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[])"
-            " ON CONFLICT (department, record_id) DO UPDATE SET"
-            "  subject_key = EXCLUDED.subject_key, purge_on = EXCLUDED.purge_on",
-            [r[0] for r in due], [r[1] for r in due], [r[2] for r in due],
-            [r[3] for r in due])
-    if kept:
-        await conn.execute(
-            "DELETE FROM purge_schedule WHERE (department, record_id) IN"
-            " (SELECT * FROM unnest($1::text[], $2::text[]))",
-            [d for d, _ in kept], [r for _, r in kept])
+    information drops out). One statement, whatever the mix."""
+    if not rows:
+        return
+    await conn.execute(
+        "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[])"
+        "  WITH ORDINALITY AS r(department, record_id, subject_key, purge_on, n)),"
+        " kept AS (DELETE FROM purge_schedule p USING r WHERE r.purge_on IS NULL"
+        "  AND p.department = r.department AND p.record_id = r.record_id)"
+        " INSERT INTO purge_schedule (department, record_id, subject_key, purge_on)"
+        # A record twice in one batch (two revisions): the later one.
+        " SELECT DISTINCT ON (department, record_id) department, record_id, subject_key,"
+        "  purge_on FROM r WHERE purge_on IS NOT NULL ORDER BY department, record_id, n DESC"
+        " ON CONFLICT (department, record_id) DO UPDATE SET"
+        "  subject_key = EXCLUDED.subject_key, purge_on = EXCLUDED.purge_on",
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
 
 
 # --- what every service erases -------------------------------------------------------------

@@ -294,3 +294,53 @@ def test_every_plan_declares_its_tables(catalogue: Catalogue,
     assert {"notices", "list_changes", "list_entries", "subjects"} <= set(tables["publisher"])
     assert all(t[-2:] == ["dead_letters", "outbox_set_aside"] for t in tables.values())
     assert publisher_domain.feed_names_subject(None, None, TODAY, 14) is False
+
+
+async def test_a_subject_that_fails_is_dead_lettered_and_the_sweep_goes_on(
+        pools: dict[str, asyncpg.Pool], context_of: Callable[[str], ServiceContext]) -> None:
+    """A whole pass of the sweep (it commits, like the service: the rows are its own and are
+    removed after)."""
+    ctx = context_of("ingest")
+    (_, good), (_, bad) = person(), person()
+
+    async def erase_or_fail(conn: asyncpg.Connection, e: purge.Erasure) -> None:
+        if e.subject_key == bad:
+            raise KeyError("a bug in a target")
+        await conn.execute("DELETE FROM records WHERE subject_key = $1", e.subject_key)
+
+    plan = purge.Plan("ingest", (purge.Target("records", "delete", erase_or_fail),),
+                      holds_more=ingest_sweeps.PLAN.holds_more)
+    async with pools["ingest"].acquire() as conn:
+        for key, record_id in ((good, "SW-GOOD"), (bad, "SW-BAD")):
+            await conn.execute("INSERT INTO purge_schedule VALUES ('hrss', $1, $2, $3)",
+                               record_id, key, TODAY - timedelta(days=1))
+        try:
+            assert await purge.purge_due(ctx, plan, TODAY) == 1
+            left = await conn.fetch("SELECT subject_key FROM purge_schedule"
+                                    " WHERE record_id LIKE 'SW-%'")
+            assert [r["subject_key"] for r in left] == [bad]
+            [letter] = await conn.fetch("SELECT value, reason FROM dead_letters"
+                                        " WHERE topic = 'sweep/purge' AND reason LIKE '%bug%'")
+            assert b"hrss/SW-BAD" in bytes(letter["value"])
+            # The rest of the day it is skipped: the next pass finds nothing to do.
+            assert await purge.purge_due(ctx, plan, TODAY) == 0
+        finally:
+            await conn.execute("DELETE FROM purge_schedule WHERE record_id LIKE 'SW-%'")
+            await conn.execute("DELETE FROM sweep_failures WHERE item LIKE 'hrss/SW-%'")
+            await conn.execute("DELETE FROM dead_letters WHERE topic = 'sweep/purge'")
+            await conn.execute("DELETE FROM erasure_ledger")
+            await conn.execute("DELETE FROM outbox")
+
+
+async def test_the_schedule_takes_the_later_of_two_revisions_in_one_batch(
+        tx: OpenTransaction) -> None:
+    conn = await tx("ingest")
+    _, key = person()
+    await purge.schedule(conn, [("hrss", "TWICE", key, ERASE_ON),
+                                ("hrss", "TWICE", key, ERASE_ON + timedelta(days=9)),
+                                ("amr", "KEPT", "enterprise:x", None)])
+    assert await conn.fetchval("SELECT purge_on FROM purge_schedule WHERE record_id = 'TWICE'") \
+        == ERASE_ON + timedelta(days=9)
+    await purge.schedule(conn, [("hrss", "TWICE", key, None)])  # no longer to erase
+    assert await conn.fetchval("SELECT count(*) FROM purge_schedule WHERE record_id = 'TWICE'") \
+        == 0
