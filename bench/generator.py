@@ -613,8 +613,13 @@ class City:
                 pid, name, _ = self._person(22, 75)
             return {"legal_representative": {"id": pid, "name": name}}
         if item_name == "amr.admin_penalty":
-            return {"penalty": r.choice(("罚款", "警告", "没收违法所得、罚款")),
-                    "amount_yuan": r.choice((500, 2000, 5000, 10000, 30000, 50000, 200000))}
+            penalty = r.choice(("罚款", "警告", "没收违法所得、罚款"))
+            amount = r.choice((500, 2000, 5000, 10000, 30000, 50000, 200000))
+            # The class the department sends (samr-order-45); what counts as a small fine is
+            # the province's, this synthetic city takes 5,000 yuan.
+            penalty_class = ("criticism" if penalty == "警告"
+                             else "small_fine" if amount <= 5000 else "other")
+            return {"penalty": penalty, "amount_yuan": amount, "penalty_class": penalty_class}
         if item_name == "tax.major_violation":
             return {"amount_yuan": r.randrange(1_000_000, 30_000_000, 1000)}
         if item_name == "hrss.wage_arrears":

@@ -100,7 +100,10 @@ def submission(dept: str, item: str, subject: DemoSubject, record_id: str, decid
         "subject": {"type": subject.type, "id": subject.id, "name": subject.name},
         "decided_on": decided_on.isoformat(),
         "document_no": f"{_DOC_PREFIX[dept]}{rng.randrange(1, 999)}号",
-        "summary": "示例数据", "district": rng.choice(DISTRICTS), "attributes": {},
+        "summary": "示例数据", "district": rng.choice(DISTRICTS),
+        # A market regulation penalty carries its class (shared/catalogue.yaml, samr-order-45).
+        "attributes": ({"penalty_class": rng.choice(("criticism", "small_fine", "other"))}
+                       if item == "amr.admin_penalty" else {}),
     }
 
 

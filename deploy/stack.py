@@ -268,6 +268,8 @@ class ServiceProcess:
                                                              self.principal).username,
             "XINYONG_KAFKA_SASL_PASSWORD": secrets.service_password(self.settings,
                                                                     self.principal)}
+        if self.is_service:  # the key of the erasure ledger's hashes (shared/purge.py)
+            principal["XINYONG_SUBJECT_KEY_SECRET"] = secrets.subject_key_secret(self.settings)
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, *self._argv()], cwd=REPO_ROOT,

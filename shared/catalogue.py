@@ -7,10 +7,11 @@ correctly, so a bad edit stops a service at start-up instead of misrouting recor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -47,6 +48,57 @@ class DisclosureRule(_Frozen):
     periods: dict[Severity, DisclosurePeriod]
 
 
+class PenaltyClass(_Frozen):
+    name: str
+    display_months: int = Field(ge=1)
+
+
+class PenaltyField(_Frozen):
+    name: str
+    min_display_months: int = Field(ge=1)
+
+
+class MarketRegulationRegime(_Frozen):
+    """Market regulation's disclosure of administrative penalties (市场监督管理行政处罚信息公示
+    规定): how long a penalty shows depends on its class, which the department sends in the
+    record's attributes (the amount that makes a fine "small" is the province's, so no amount
+    is written here); penalties in some fields show for at least a year."""
+
+    kind: Literal["market_regulation"]
+    basis: str
+    class_attribute: str
+    classes: dict[str, PenaltyClass]
+    field_attribute: str
+    fields: dict[str, PenaltyField] = Field(default_factory=dict)
+
+
+class WhileListedRegime(_Frozen):
+    """A record that shows while its subject is on a list (the court's dishonest debtors,
+    法释〔2017〕7号): for the list's validity from the decision, plus any extension the
+    department sends in the record's attributes."""
+
+    kind: Literal["while_listed"]
+    basis: str
+    list: str
+    extension_attribute: str
+    extension_min_years: int = Field(ge=1)
+    extension_max_years: int = Field(ge=1)
+    removal: str
+
+
+class FixedRegime(_Frozen):
+    """A fixed display period set by the item's own regulation (tax: Order 54)."""
+
+    kind: Literal["fixed"]
+    basis: str
+    display_months: int = Field(ge=1)
+    removal: str
+
+
+Regime = Annotated[MarketRegulationRegime | WhileListedRegime | FixedRegime,
+                   Field(discriminator="kind")]
+
+
 class CatalogueItem(_Frozen):
     name: str
     department: str
@@ -54,6 +106,8 @@ class CatalogueItem(_Frozen):
     polarity: Polarity
     severity: Severity | None = None
     disclosure: Literal["public", "internal"]
+    # A disclosure regime of its own (`disclosure_regimes`), else the NDRC rule versions.
+    regime: str | None = None
     minimum_age: int | None = None
     key_person_role: str | None = None
     # 双公示: administrative licensing and penalty decisions are published within 7 working
@@ -132,6 +186,9 @@ class Catalogue(_Frozen):
     agencies: dict[str, Agency]
     disclosure_rules: tuple[DisclosureRule, ...]
     positive_disclosure_months: int
+    # Why positive records show as long as they do (no regulation sets it).
+    positive_disclosure_basis: str
+    disclosure_regimes: dict[str, Regime] = Field(default_factory=dict)
     items: dict[str, CatalogueItem]
     lists: dict[str, ListType]
     measures: dict[str, Measure]
@@ -153,11 +210,24 @@ class Catalogue(_Frozen):
         applicable = [r for r in rules if r.effective_from <= decided_on]
         return applicable[-1] if applicable else rules[0]
 
+    def regime_of(self, item_name: str) -> Regime | None:
+        regime = self.items[item_name].regime
+        return self.disclosure_regimes[regime] if regime is not None else None
+
     def lists_fed_by(self, item: str) -> list[str]:
         return list(self._lists_by_item.get(item, ()))
 
     def measures_for(self, list_name: str) -> list[tuple[str, Measure]]:
         return list(self._measures_by_list.get(list_name, ()))
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Catalogue:
+        """A copy (what-if, tests) whose indexes are made from its own lists and measures,
+        never the original's."""
+        copy = super().model_copy(update=update, deep=deep)
+        for name in _INDEXES:
+            copy.__dict__.pop(name, None)
+        return copy
 
     # Asked for every record of every snapshot: indexes made once (the catalogue is frozen;
     # a cached_property lives in the instance's __dict__, read at plain attribute speed).
@@ -200,6 +270,15 @@ def _reference_problems(cat: Catalogue) -> list[str]:
             for rule in cat.disclosure_rules:
                 if item.severity not in rule.periods:
                     problems.append(f"disclosure_rules.{rule.id}: no period for '{item.severity}'")
+        if item.regime is not None and item.regime not in cat.disclosure_regimes:
+            problems.append(f"items.{name}.regime: unknown regime '{item.regime}'")
+    for name, regime in cat.disclosure_regimes.items():
+        if isinstance(regime, WhileListedRegime):
+            if regime.list not in cat.lists:
+                problems.append(f"disclosure_regimes.{name}.list: unknown list '{regime.list}'")
+            if regime.extension_min_years > regime.extension_max_years:
+                problems.append(f"disclosure_regimes.{name}: extension_min_years is above "
+                                "extension_max_years")
     for name, lst in cat.lists.items():
         for item_name in lst.items:
             if item_name not in cat.items:
@@ -231,3 +310,7 @@ def load_catalogue(path: Path | str = DEFAULT_CATALOGUE_PATH) -> Catalogue:
     with open(path, encoding="utf-8") as f:
         raw = yaml.safe_load(f)
     return Catalogue.model_validate(raw)
+
+
+_INDEXES = tuple(name for name, value in vars(Catalogue).items()
+                 if isinstance(value, cached_property))

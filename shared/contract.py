@@ -72,6 +72,9 @@ class RecordSubmission(_Open):
     district: str | None = None
     zone: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
+    # When the act or event ended (不良行为或者事件终止之日): a person's negative information
+    # is deleted five years after it (征信业管理条例 art. 16). Absent: `decided_on`.
+    act_ended_on: date | None = None
 
 
 class ObjectionDecision(_Open):
@@ -212,6 +215,10 @@ class ArchivedRecord(_Open):
     repair_from: date | None = None
     public_until: date | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
+    act_ended_on: date | None = None
+    # The day the record is erased (a person's negative information, 5 years after the act
+    # ended: shared/disclosure.py), None when it is kept.
+    purge_on: date | None = None
 
 
 class Grade(_Open):

@@ -117,3 +117,13 @@ STATS_DELTAS_SKIPPED = Counter(
     "xinyong_stats_deltas_skipped_total",
     "Deltas older than stats-windows' horizon (its windows' `expires`), not counted",
     ["service"])
+
+# --- the lifecycle of credit information (shared/sweeps.py, shared/purge.py) --------------
+SWEEP_ITEMS = Counter(
+    "xinyong_sweep_items_total",
+    "Items the daily sweeps handled, by sweep and outcome (done, deferred, failed)",
+    ["service", "sweep", "outcome"])
+ERASED_DROPPED = Counter(
+    "xinyong_erased_dropped_total",
+    "Events about erased records (a replay, a redelivery) dropped against the erasure ledger",
+    ["service"])

@@ -123,6 +123,19 @@ class Settings(BaseSettings):
     # identity number in clear there. Empty: read from the local secrets folder.
     subject_key_secret: str = ""
 
+    # The lifecycle sweeps (shared/sweeps.py): how often they look for what is due (they act
+    # on the Zhuhai date, so this only bounds how soon after midnight), and how many
+    # subjects one pass of the purge takes.
+    sweep_interval_seconds: float = 300.0
+    purge_batch: int = 100
+    # The public changes feed names an entry's subject while the entry is on its list and
+    # this many days after it ends; a cursor older than that is `410 cursor_expired`
+    # (docs/decisions.md, "The changes feed").
+    list_changes_identity_days: int = 14
+    # An objection's contact (phone, e-mail) is erased this many days after it is decided
+    # (docs/decisions.md, "Objections and repair").
+    objection_contact_days: int = 180
+
     public_rate_limit: str = "120/minute"
     # Name searches running at once in one publisher process, and how long one waits for a
     # turn before it is answered 503 with Retry-After: searches never take every connection

@@ -22,8 +22,28 @@ from shared.catalogue import Catalogue
 P = TypeVar("P", bound=BaseModel)
 
 # Compacted, kept for ever: a service rebuilt from nothing still learns every credential
-# (and every revocation) from the topic alone.
+# (and every revocation) from the topic alone. It holds no identity number (a subject's party
+# is a keyed hash: shared/credentials.py), so no erasure needs a tombstone on it.
 COMPACTED_FOREVER = {"cleanup.policy": "compact", "retention.ms": "-1"}
+
+_DAY_MS = 24 * 3600 * 1000
+
+
+def kept_for(days: int) -> dict[str, str]:
+    """Deleted after `days`: every topic that carries personal data (a subject key is every
+    event's key) keeps it no longer than its shortest need (docs/decisions.md, "Retention").
+    The databases keep what must be kept; the log only has to outlast a consumer's outage
+    and a restore from the last backup (`database_behind` replays from it)."""
+    return {"cleanup.policy": "delete", "retention.ms": str(days * _DAY_MS)}
+
+
+# Seven days: a service down over a long weekend, or a database restored from the last
+# nightly backup, still finds in the log what it has not applied; agencies read their
+# notices over HTTP as well (CONTRACT.md, "whatever the topic's retention").
+WEEK = kept_for(7)
+# Departments have no other way to receive an objection than their topic: 30 days, the
+# 20-day answer period (征信业管理条例 art. 25) rolled past a long holiday, with a margin.
+OBJECTION_ROUTING = kept_for(30)
 
 
 @dataclass(frozen=True)
@@ -48,10 +68,11 @@ class TopicFamily(Generic[P]):
     external: bool
     owner: str  # "department", "agency" or "service": whose codes expand the family
     writer: str  # `source` of its events, `{code}` standing for the member's code
+    config: Mapping[str, str] = field(default_factory=dict)
 
     def of(self, code: str) -> Topic[P]:
         return Topic(f"{self.prefix}.{code}", self.event_type, self.payload, self.partitions,
-                     self.external, self.writer.format(code=code))
+                     self.external, self.writer.format(code=code), self.config)
 
     def code_of(self, topic_name: str) -> str | None:
         head = self.prefix + "."
@@ -63,39 +84,41 @@ RECORD_SUBMITTED = "cn.zhuhai.credit.record.submitted.v1"
 OBJECTION_DECIDED = "cn.zhuhai.credit.objection.decided.v1"
 
 INBOUND = TopicFamily("credit.inbound", RECORD_SUBMITTED, c.RecordSubmission, 6, True,
-                      "department", "dept/{code}")
+                      "department", "dept/{code}", WEEK)
 FEEDBACK = TopicFamily("credit.feedback", "cn.zhuhai.credit.record.feedback.v1",
-                       c.RecordFeedback, 3, True, "department", "xinyong/ingest")
+                       c.RecordFeedback, 3, True, "department", "xinyong/ingest", WEEK)
 OBJECTIONS = TopicFamily("credit.objections", "cn.zhuhai.credit.objection.routed.v1",
-                         c.ObjectionRouted, 3, True, "department", "xinyong/objection")
+                         c.ObjectionRouted, 3, True, "department", "xinyong/objection",
+                         OBJECTION_ROUTING)
 NOTICES = TopicFamily("credit.notices", "cn.zhuhai.credit.notice.v1", c.Notice, 3, True,
-                      "agency", "xinyong/publisher")
+                      "agency", "xinyong/publisher", WEEK)
 NOTICE_FEEDBACK = TopicFamily("credit.notice-feedback", "cn.zhuhai.credit.notice.feedback.v1",
-                              c.NoticeFeedback, 3, True, "agency", "agency/{code}")
+                              c.NoticeFeedback, 3, True, "agency", "agency/{code}", WEEK)
 
 # Internal: each has one writer.
 RECORDS_ACCEPTED = Topic("credit.records.accepted", "cn.zhuhai.credit.record.accepted.v1",
-                         c.AcceptedRecord, 6, False, "xinyong/ingest")
+                         c.AcceptedRecord, 6, False, "xinyong/ingest", WEEK)
 RECORDS_STATUS = Topic("credit.records.status", "cn.zhuhai.credit.record.status.v1",
-                       c.RecordStatusChanged, 6, False, "xinyong/objection")
+                       c.RecordStatusChanged, 6, False, "xinyong/objection", WEEK)
 SUBJECTS_CHANGED = Topic("credit.subjects.changed", "cn.zhuhai.credit.subject.changed.v1",
-                         c.SubjectChanged, 6, False, "xinyong/registry")
+                         c.SubjectChanged, 6, False, "xinyong/registry", WEEK)
 LISTS_CHANGED = Topic("credit.lists.changed", "cn.zhuhai.credit.list.changed.v1",
-                      c.ListChanged, 3, False, "xinyong/publisher")
+                      c.ListChanged, 3, False, "xinyong/publisher", WEEK)
 CREDENTIALS = Topic("credit.credentials", "cn.zhuhai.credit.credential.v1",
                     c.CredentialChanged, 1, False, "xinyong/operator", COMPACTED_FOREVER)
 DEAD_LETTERS = TopicFamily("credit.deadletter", "cn.zhuhai.credit.deadletter.v1",
-                           c.DeadLetter, 1, False, "service", "xinyong/{code}")
+                           c.DeadLetter, 1, False, "service", "xinyong/{code}", WEEK)
 OBJECTIONS_CLOSED = Topic("credit.objections.closed", "cn.zhuhai.credit.objection.closed.v1",
-                          c.ObjectionClosed, 3, False, "xinyong/objection")
+                          c.ObjectionClosed, 3, False, "xinyong/objection", WEEK)
 
 # Statistics and early warning (issue 10). The stats service writes the deltas its facts
 # cause; the faust worker `stats-windows` sums them in windows and writes each window's
 # count and the warnings; both of its outputs are compacted (key: district, rule, window
 # start), so a window's last count is what stays.
-COMPACTED = {"cleanup.policy": "compact"}
+# Counts per district carry no personal data: kept as long as compaction keeps them.
+COMPACTED = {"cleanup.policy": "compact", "retention.ms": "-1"}
 STATS_DELTAS = Topic("credit.stats.deltas", "cn.zhuhai.credit.stats.delta.v1",
-                     c.StatsDelta, 3, False, "xinyong/stats")
+                     c.StatsDelta, 3, False, "xinyong/stats", WEEK)
 STATS_WINDOWS = Topic("credit.stats.windows", "cn.zhuhai.credit.stats.window.v1",
                       c.StatsWindow, 3, False, "xinyong/stats-windows", COMPACTED)
 STATS_WARNINGS = Topic("credit.stats.warnings", "cn.zhuhai.credit.stats.warning.v1",
@@ -108,6 +131,9 @@ STATS_WINDOWS_CHANGELOG = Topic("xinyong-stats-windows-counts-changelog", "faust
                                 c.StatsWindow, 3, False, "xinyong/stats-windows",
                                 {"cleanup.policy": "compact,delete",
                                  "retention.ms": str(120 * 86_400_000)})
+
+# Topics of counts per district and rule, never about a subject (no retention limit needed).
+AGGREGATES = (STATS_WINDOWS, STATS_WARNINGS, STATS_WINDOWS_CHANGELOG)
 
 # Processes with a database of their own, a stream worker, an outbox and an HTTP API.
 SERVICES = ("ingest", "registry", "publisher", "objection", "stats")

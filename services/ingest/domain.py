@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from shared import disclosure
 from shared.catalogue import Catalogue, CatalogueItem
 from shared.contract import (
     REVISION_MAX,
@@ -60,6 +61,11 @@ LENIENT_ID_MAX_CHARS = 200
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1  # a PostgreSQL int (the audit's revision column)
 
 _LONG_DIGITS = re.compile(rb"[0-9]{20}")
+# Rejections that say the record is (or would be) erased: their audit line keeps no subject.
+RETENTION_EXPIRED = "retention_expired"
+ERASED = "erased"
+ERASURE_CODES = frozenset({RETENTION_EXPIRED, ERASED})
+
 _SUBMISSION_FIELDS = frozenset(RecordSubmission.model_fields)
 _SUBJECT_FIELDS = frozenset(SubjectRef.model_fields)
 _ENVELOPE_FIELDS = frozenset(CloudEvent.model_fields)
@@ -428,6 +434,29 @@ def check_submission(catalogue: Catalogue, department: str, sub: RecordSubmissio
                           f"{sub.catalogue_item} is not in the catalogue"))
     if item is not None:
         errors += check_item(item, department, sub, today)
+        errors += check_lifecycle(catalogue, sub, today)
+    return errors
+
+
+def check_lifecycle(catalogue: Catalogue, sub: RecordSubmission,
+                    today: date) -> list[FieldError]:
+    """The end of the act (not before the decision, not in the future), what the item's
+    disclosure regime needs in `attributes` (a market regulation penalty's class, a listing's
+    extension: shared/disclosure.py), and a person's negative information already past its
+    erasure date (征信业管理条例 art. 16), which is not taken in at all."""
+    assert sub.catalogue_item is not None
+    errors = [err(*p) for p in disclosure.act_ended_problems(sub.decided_on, sub.act_ended_on,
+                                                              today)]
+    errors += [err(*p) for p in disclosure.attribute_problems(catalogue, sub.catalogue_item,
+                                                               sub.attributes)]
+    ended = sub.act_ended_on or sub.decided_on
+    if ended is not None and not errors:
+        purge_on = disclosure.purge_on(catalogue, sub.subject.type, sub.catalogue_item, ended)
+        if purge_on is not None and purge_on <= today:
+            errors.append(err("act_ended_on" if sub.act_ended_on else "decided_on",
+                              RETENTION_EXPIRED,
+                              f"a person's negative information is erased 5 years after the "
+                              f"act ended (征信业管理条例 art. 16): this one on {purge_on}"))
     return errors
 
 

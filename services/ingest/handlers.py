@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from services.ingest import domain, store
-from shared import clock, inbox, outbox
+from shared import clock, disclosure, inbox, outbox, purge
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import (
@@ -27,6 +27,7 @@ from shared.contract import (
 )
 from shared.db import TRANSIENT
 from shared.messages import InboundMessage, OutboundEvent
+from shared.settings import get_settings
 from shared.topics import FEEDBACK, INBOUND, OBJECTION_DECIDED, RECORDS_ACCEPTED
 from shared.worker import BatchHandler
 
@@ -98,7 +99,8 @@ def delivery_of(message: InboundMessage) -> Delivery | None:
 
 async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
                             deliveries: Sequence[Delivery],
-                            max_event_bytes: int | None = None) -> list[Outcome]:
+                            max_event_bytes: int | None = None,
+                            erasure_key: bytes | None = None) -> list[Outcome]:
     today = clock.today()
     checked = [_checked(catalogue, d, today) for d in deliveries]
     deliveries = [d for d, _ in checked]
@@ -121,6 +123,11 @@ async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
 
     keys = sorted({(d.department, d.parsed.record_id or "") for d in valid})
     current = await store.lock_current_revisions(conn, keys)
+    # Looked up once the records are locked: an erasure committed meanwhile is seen.
+    erased = await purge.erased_records(conn, erasure_key or purge.erasure_key(get_settings()),
+                                        keys)
+    if erased:
+        errors, statuses, valid = _refuse_erased(deliveries, errors, statuses, valid, erased)
     fates = iter(domain.order_revisions(current, [
         (d.department, d.parsed.record_id or "", d.parsed.revision or 0) for d in valid]))
     decided: list[FeedbackStatus] = [s if s is not None else next(fates) for s in statuses]
@@ -128,7 +135,41 @@ async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
     outcomes = [Outcome(d, _feedback(d, s, e))
                 for d, s, e in zip(deliveries, decided, errors, strict=True)]
     await _write(conn, outcomes, max_event_bytes)
+    await _schedule_erasures(conn, catalogue, outcomes)
     return outcomes
+
+
+def _refuse_erased(deliveries: Sequence[Delivery], errors: list[list[FieldError]],
+                   statuses: list[FeedbackStatus | None], valid: list[Delivery],
+                   erased: set[tuple[str, str]]
+                   ) -> tuple[list[list[FieldError]], list[FeedbackStatus | None],
+                              list[Delivery]]:
+    """A record that was erased (征信业管理条例 art. 16) is not taken in again, whatever
+    revision is sent: rejected, naming `record_id`."""
+    errors, statuses = list(errors), list(statuses)
+    for i, d in enumerate(deliveries):
+        if statuses[i] is None and (d.department, d.parsed.record_id or "") in erased:
+            statuses[i] = "rejected"
+            errors[i] = [domain.err("record_id", domain.ERASED,
+                                    "this record was erased (征信业管理条例 art. 16) and cannot "
+                                    "be sent again; a new decision is a new record")]
+    return errors, statuses, [d for d in valid
+                              if (d.department, d.parsed.record_id or "") not in erased]
+
+
+async def _schedule_erasures(conn: asyncpg.Connection, catalogue: Catalogue,
+                             outcomes: Sequence[Outcome]) -> None:
+    """When what ingest keeps of each accepted record (its revision, its audit lines) is
+    erased: a person's negative information, 5 years after the act ended."""
+    rows = []
+    for o in outcomes:
+        sub = o.delivery.parsed.submission
+        if o.feedback.status != "accepted" or sub is None or sub.action != "upsert":
+            continue
+        assert sub.catalogue_item is not None and sub.decided_on is not None
+        rows.append((o.delivery.department, sub.record_id, sub.subject.key, disclosure.purge_on(
+            catalogue, sub.subject.type, sub.catalogue_item, sub.act_ended_on or sub.decided_on)))
+    await purge.schedule(conn, rows)
 
 
 async def not_processed(conn: asyncpg.Connection, d: Delivery, exc: Exception,
@@ -202,13 +243,17 @@ def _kafka_key(d: Delivery) -> str | None:
 
 def _audit_row(d: Delivery, fb: RecordFeedback) -> tuple[Any, ...]:
     """(department, topic, partition, offset, channel, event_id, record_id, revision, status,
-    errors); text as PostgreSQL takes it, whatever the parser let through."""
+    errors, subject_key); text as PostgreSQL takes it, whatever the parser let through. A
+    submission refused because its record is (or would be) erased keeps no subject."""
     def text(value: str | None) -> str | None:
         return outbox.text_for_storage(value, 1000) if value is not None else None
 
+    sub = d.parsed.submission
+    erasure = any(e.code in domain.ERASURE_CODES for e in fb.errors)
     return (d.department, d.source, d.message and d.message.partition,
             d.message and d.message.offset, d.channel, text(fb.event_id),
-            text(fb.record_id), fb.revision, fb.status, [e.model_dump() for e in fb.errors])
+            text(fb.record_id), fb.revision, fb.status, [e.model_dump() for e in fb.errors],
+            text(sub.subject.key) if sub is not None and not erasure else None)
 
 
 async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome],

@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from services.ingest import api, contracts, handlers
+from services.ingest import api, contracts, handlers, sweeps
+from shared import purge
+from shared import sweeps as shared_sweeps
 from shared.service import ServiceSpec
 from shared.service import main as run
 
@@ -12,6 +14,7 @@ SPEC = ServiceSpec(
     consumes=contracts.consumed_topics,
     handler=handlers.make_handler,
     api=api.create_app,
+    timers=(shared_sweeps.timer(purge.sweep(sweeps.PLAN)),),
 )
 
 

@@ -39,13 +39,13 @@ async def save_revisions(conn: asyncpg.Connection,
 
 async def log_submissions(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """(department, topic, partition, offset, channel, event_id, record_id, revision, status,
-    errors)"""
+    errors, subject_key)"""
     if not rows:
         return
     await conn.copy_records_to_table(
         "submissions",
         columns=["department", "topic", "partition", "offset", "channel", "event_id",
-                 "record_id", "revision", "status", "errors"],
+                 "record_id", "revision", "status", "errors", "subject_key"],
         records=rows)
 
 

@@ -19,6 +19,7 @@ import asyncpg
 
 from services.objection import store
 from services.objection.domain import KnownRecord
+from shared import purge
 from shared.contract import SubjectRef
 from shared.settings import Settings, get_settings
 
@@ -31,14 +32,16 @@ async def backfill(registry: asyncpg.Connection, objection: asyncpg.Connection) 
     async with registry.transaction():  # a cursor needs one
         cursor = registry.cursor(
             "SELECT r.department, r.record_id, s.type, s.id, r.revision,"
-            " r.body->>'catalogue_item' AS item, r.body->>'status' AS status"
+            " r.body->>'catalogue_item' AS item, r.body->>'status' AS status,"
+            " (r.body->>'purge_on')::date AS purge_on"
             " FROM records r JOIN subjects s USING (subject_key)")
         batch: list[KnownRecord] = []
         async for row in cursor:
             batch.append(KnownRecord(
                 department=row["department"], record_id=row["record_id"],
                 subject=SubjectRef(type=row["type"], id=row["id"]), revision=row["revision"],
-                catalogue_item=row["item"], withdrawn=row["status"] == "withdrawn"))
+                catalogue_item=row["item"], withdrawn=row["status"] == "withdrawn",
+                purge_on=row["purge_on"]))
             if len(batch) >= _BATCH:
                 read += await _write(objection, batch)
                 batch = []
@@ -49,6 +52,8 @@ async def backfill(registry: asyncpg.Connection, objection: asyncpg.Connection) 
 async def _write(objection: asyncpg.Connection, batch: list[KnownRecord]) -> int:
     async with objection.transaction():
         await store.remember_records(objection, batch)
+        await purge.schedule(objection, [(k.department, k.record_id, k.subject.key, k.purge_on)
+                                         for k in batch if k.purge_on is not None])
     return len(batch)
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from shared import clock, disclosure
+from shared.catalogue import Catalogue
 from shared.contract import AcceptedRecord, RecordChange, SubjectRef, SubjectType
 from shared.identifiers import check_resident_id, check_uscc, normalize_identifier
 from shared.messages import caused_id
@@ -22,7 +24,10 @@ OBJECTION_DAYS = 20
 
 
 def due_by(received_on: date) -> date:
-    return received_on + timedelta(days=OBJECTION_DAYS)
+    """20 days after the day received; a 20th day that is not a working day in mainland China
+    (a weekend, a public holiday) moves to the next working day (CONTRACT.md, "Objections and
+    repair"; shared/clock.py's calendar, 调休 Saturdays counted as working days)."""
+    return clock.next_working_day(received_on + timedelta(days=OBJECTION_DAYS)).day
 
 
 def new_access_token() -> str:
@@ -64,22 +69,30 @@ class KnownRecord:
     revision: int
     catalogue_item: str | None
     withdrawn: bool
+    # When what the service keeps about the record is erased (shared/disclosure.py), if ever.
+    purge_on: date | None = None
 
 
-def latest_known(accepted: Iterable[AcceptedRecord]) -> list[KnownRecord]:
+def latest_known(accepted: Iterable[AcceptedRecord],
+                 catalogue: Catalogue | None = None) -> list[KnownRecord]:
     """One row per record, the highest revision of those given (a batch may hold several
-    revisions of one record; the database keeps the highest of its own and these)."""
+    revisions of one record; the database keeps the highest of its own and these). With the
+    catalogue, each upsert carries its purge date."""
     latest: dict[tuple[str, str], KnownRecord] = {}
     for a in accepted:
         sub = a.submission
         key = (a.department, sub.record_id)
         if key in latest and latest[key].revision >= sub.revision:
             continue
+        purge_on = None
+        if catalogue is not None and sub.catalogue_item in catalogue.items and sub.decided_on:
+            purge_on = disclosure.purge_on(catalogue, sub.subject.type, sub.catalogue_item,
+                                           sub.act_ended_on or sub.decided_on)
         latest[key] = KnownRecord(
             department=a.department, record_id=sub.record_id,
             subject=SubjectRef(type=sub.subject.type, id=sub.subject.id),
             revision=sub.revision, catalogue_item=sub.catalogue_item,
-            withdrawn=sub.action == "withdraw")
+            withdrawn=sub.action == "withdraw", purge_on=purge_on)
     return list(latest.values())
 
 

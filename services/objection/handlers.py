@@ -16,7 +16,7 @@ from prometheus_client import Counter
 
 from services.objection import domain, store
 from services.objection.contracts import ObjectionCreated, ObjectionRequest
-from shared import clock, credentials, inbox, metrics, outbox
+from shared import clock, credentials, inbox, metrics, outbox, purge
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import (
@@ -32,7 +32,7 @@ from shared.db import TRANSIENT
 from shared.envelope import AnyEvent, CloudEvent, typed
 from shared.http import Problem
 from shared.messages import InboundMessage, OutboundEvent, check_source, read_event
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 from shared.topics import (
     INBOUND,
     OBJECTION_DECIDED,
@@ -208,13 +208,27 @@ class Decision:
     payload: ObjectionDecision
 
 
+async def _not_erased(conn: asyncpg.Connection, key: bytes,
+                      decisions: list[Decision]) -> list[Decision]:
+    """A decision about an objection that was erased (a redelivery, a replay) is dropped: a
+    dead letter would keep what was erased."""
+    refs = [purge.objection_reference(key, d.payload.objection_id) for d in decisions]
+    erased = await purge.erased_references(conn, refs)
+    kept = [d for ref, d in zip(refs, decisions, strict=True) if ref not in erased]
+    metrics.ERASED_DROPPED.labels("objection").inc(len(decisions) - len(kept))
+    return kept
+
+
 def make_handler(ctx: ServiceContext) -> BatchHandler:
+    key = purge.erasure_key(ctx.settings)
+
     async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
         accepted = [m for m in messages if m.topic == RECORDS_ACCEPTED.name]
         if accepted:
-            await remember_accepted(conn, accepted)
+            await remember_accepted(conn, accepted, ctx.catalogue, key)
         decisions, dead = parse_decisions(
             [m for m in messages if m.topic != RECORDS_ACCEPTED.name])
+        decisions = await _not_erased(conn, key, decisions)
         for d in await inbox.only_first_seen(conn, decisions, lambda d: d.event):
             try:
                 async with conn.transaction():  # a savepoint: a refused decision undoes itself
@@ -226,9 +240,12 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
     return handle
 
 
-async def remember_accepted(conn: asyncpg.Connection,
-                            messages: Sequence[InboundMessage]) -> None:
-    """Keep the projection of the accepted records that objections are checked against."""
+async def remember_accepted(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
+                            catalogue: Catalogue | None = None,
+                            erasure_key: bytes | None = None) -> None:
+    """Keep the projection of the accepted records that objections are checked against (and,
+    given the catalogue, when each is erased); a record the ledger says was erased is not
+    taken back (a replay of the topic)."""
     events, dead = [], []
     for m in messages:
         try:
@@ -236,7 +253,17 @@ async def remember_accepted(conn: asyncpg.Connection,
         except ValueError as exc:
             dead.append(outbox.dead_letter("objection", m, f"unreadable event: {exc}"))
     fresh = await inbox.only_first_seen(conn, events, lambda e: e)
-    await store.remember_records(conn, domain.latest_known(e.data for e in fresh))
+    known = domain.latest_known((e.data for e in fresh), catalogue)
+    erased = await purge.erased_records(
+        conn, erasure_key or purge.erasure_key(get_settings()),
+        [(k.department, k.record_id) for k in known])
+    if erased:
+        metrics.ERASED_DROPPED.labels("objection").inc(len(erased))
+        known = [k for k in known if (k.department, k.record_id) not in erased]
+    await store.remember_records(conn, known)
+    if catalogue is not None:
+        await purge.schedule(conn, [(k.department, k.record_id, k.subject.key, k.purge_on)
+                                    for k in known if not k.withdrawn])
     await outbox.enqueue(conn, dead)
 
 

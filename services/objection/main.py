@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from services.objection import api, contracts, gauges, handlers
+from services.objection import api, contracts, gauges, handlers, sweeps
+from shared import sweeps as shared_sweeps
 from shared.service import ServiceSpec
 from shared.service import main as run
 
@@ -13,7 +14,8 @@ SPEC = ServiceSpec(
     handler=handlers.make_handler,
     api=api.create_app,
     gauges=(gauges.open_objections,),
-    timers=(handlers.deadline_timer, handlers.rate_window_cleaner),
+    timers=(handlers.deadline_timer, handlers.rate_window_cleaner,
+            shared_sweeps.timer(sweeps.all_sweeps)),
     idle=handlers.needs_no_work,
 )
 

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from services.objection.domain import KnownRecord
+from shared import clock
 from shared.contract import SubjectRef
 
 
@@ -61,19 +62,20 @@ async def remember_records(conn: asyncpg.Connection, records: Sequence[KnownReco
         return
     await conn.execute(
         "INSERT INTO known_records (department, record_id, subject_type, subject_id, revision,"
-        " catalogue_item, withdrawn)"
+        " catalogue_item, withdrawn, purge_on)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],"
-        "   $6::text[], $7::bool[])"
+        "   $6::text[], $7::bool[], $8::date[])"
         " ON CONFLICT (department, record_id) DO UPDATE SET"
         "   subject_type = EXCLUDED.subject_type, subject_id = EXCLUDED.subject_id,"
         "   revision = EXCLUDED.revision,"
         "   catalogue_item = COALESCE(EXCLUDED.catalogue_item, known_records.catalogue_item),"
-        "   withdrawn = EXCLUDED.withdrawn"
+        "   withdrawn = EXCLUDED.withdrawn,"
+        "   purge_on = COALESCE(EXCLUDED.purge_on, known_records.purge_on)"
         " WHERE known_records.revision < EXCLUDED.revision",
         [r.department for r in records], [r.record_id for r in records],
         [r.subject.type for r in records], [r.subject.id for r in records],
         [r.revision for r in records], [r.catalogue_item for r in records],
-        [r.withdrawn for r in records])
+        [r.withdrawn for r in records], [r.purge_on for r in records])
 
 
 async def mark_withdrawn(conn: asyncpg.Connection, department: str, record_id: str) -> None:
@@ -117,8 +119,9 @@ async def lock(conn: asyncpg.Connection, objection_id: str) -> asyncpg.Record | 
 async def set_decided(conn: asyncpg.Connection, objection_id: str, status: str,
                       note: str) -> None:
     await conn.execute(
-        "UPDATE objections SET status = $2, decided_at = now() WHERE objection_id = $1::uuid",
-        objection_id, status)
+        # The service's clock (shared/clock.py): the contact is erased counting from it.
+        "UPDATE objections SET status = $2, decided_at = $3 WHERE objection_id = $1::uuid",
+        objection_id, status, clock.now())
     await add_event(conn, objection_id, status, note)
 
 

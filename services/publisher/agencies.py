@@ -61,7 +61,7 @@ def _after(since: str | None, last: int) -> int:
     """The place a cursor names; 400 `bad_cursor` for one this API never gave: malformed,
     another feed's, or past the last notice numbered (`v1:99999999999999999999` too)."""
     try:
-        after = domain.decode_cursor(since, domain.NOTICES_CURSOR)
+        after = domain.decode_notices_cursor(since)
         if after > last:
             raise ValueError("past the last notice")
     except ValueError as exc:
@@ -113,4 +113,4 @@ def _page(agency: str, rows: list[asyncpg.Record], after: int) -> dict[str, Any]
     today = clock.today()
     last = rows[-1]["seq"] if rows else after
     return {"agency": agency, "notices": [_entry(r, today) for r in rows],
-            "next": domain.encode_cursor(last, domain.NOTICES_CURSOR)}
+            "next": domain.encode_notices_cursor(last)}

@@ -22,7 +22,7 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.publisher import agencies, domain, store, whatif
+from services.publisher import agencies, domain, lifecycle, store, whatif
 from services.publisher.contracts import FeedbackRequest
 from shared import clock, credentials
 from shared.context import ServiceContext
@@ -326,19 +326,19 @@ class PublicViews:
         today = clock.today()
         if not domain.is_discoverable(self.catalogue, snapshot, today):
             raise no_public_subject()
+        listed: set[tuple[str, str]] = set().union(*(m.basis for m in found[1]))
         return {
             "subject": domain.public_subject(snapshot.subject),
             "records": domain.public_records(self.catalogue, snapshot.subject,
-                                             snapshot.records, today),
-            "lists": [self._membership(*m) for m in found[1]],
+                                             snapshot.records, today, listed),
+            "lists": [self._membership(m) for m in found[1]],
             "grade": snapshot.grade.model_dump(),
         }
 
-    def _membership(self, list_name: str, since: date | None,
-                    until: date | None) -> dict[str, Any]:
-        lst = self.catalogue.lists[list_name]
-        return {"list": list_name, "name": lst.name, "kind": lst.kind,
-                "since": since, "until": until}
+    def _membership(self, m: store.Membership) -> dict[str, Any]:
+        lst = self.catalogue.lists[m.list]
+        return {"list": m.list, "name": lst.name, "kind": lst.kind,
+                "since": m.since, "until": m.until}
 
     def _list(self, list_name: str) -> Any:
         if list_name not in self.catalogue.lists:
@@ -371,20 +371,28 @@ class PublicViews:
     async def list_changes(self, list_name: str, since: str | None) -> dict[str, Any]:
         self._list(list_name)
         try:
-            after = domain.decode_cursor(since)
+            cursor = domain.read_cursor(since)
         except ValueError as exc:
             raise Problem(400, "bad_cursor", "`since` is not a cursor this API gave",
                           errors=[{"field": "since", "code": "bad_cursor",
                                    "message": "use the `next` value of a previous answer"}]
                           ) from exc
+        window = self.ctx.settings.list_changes_identity_days
+        now, today = clock.now(), clock.today()
+        if domain.cursor_expired(cursor, now, window):
+            raise Problem(410, "cursor_expired",
+                          f"`since` is older than {window} days: read the list again and "
+                          "start the feed over without `since`")
         async with self.ctx.pool.acquire() as conn:
-            rows = await store.list_changes(conn, list_name, after, 500)
+            rows = await lifecycle.feed(conn, list_name, cursor.seq, 500)
         changes = []
         for r in rows:
             body = r["body"]
-            changes.append({"op": r["op"], "at": r["at"], "since": body["since"],
-                            "until": body["until"],
+            named = body.get("subject") and domain.feed_names_subject(
+                r["status"], r["until"], today, window)
+            changes.append({"op": r["op"], "entry_id": r["entry_id"], "at": r["at"],
+                            "since": body["since"], "until": body["until"],
                             "subject": domain.public_subject(
-                                SubjectRef.model_validate(body["subject"]))})
-        last = rows[-1]["seq"] if rows else after
-        return {"list": list_name, "changes": changes, "next": domain.encode_cursor(last)}
+                                SubjectRef.model_validate(body["subject"])) if named else None})
+        last = rows[-1]["seq"] if rows else cursor.seq
+        return {"list": list_name, "changes": changes, "next": domain.encode_cursor(last, now)}

@@ -11,13 +11,13 @@ import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import zhconv
 
-from shared import clock
-from shared.catalogue import Catalogue, Measure
+from shared import clock, disclosure
+from shared.catalogue import Catalogue, Measure, WhileListedRegime
 from shared.contract import (
     ArchivedRecord,
     BasisRecord,
@@ -92,49 +92,86 @@ def is_about_a_minor(subject: SubjectRef, record: ArchivedRecord) -> bool:
     return subject.type == "individual" and is_minor_on(subject.id, record.decided_on)
 
 
-def qualifying_basis(catalogue: Catalogue,
-                     snapshot: SubjectChanged) -> dict[str, tuple[BasisRecord, ...]]:
+# Per list, the decisions (department, record_id, decided_on) whose listing ran its full
+# term: they do not list the subject again (法释〔2017〕7号: only a new decision does).
+Served = Mapping[str, set[tuple[str, str, date]]]
+
+
+def qualifying_basis(catalogue: Catalogue, snapshot: SubjectChanged,
+                     today: date | None = None, served: Served | None = None,
+                     ) -> dict[str, tuple[BasisRecord, ...]]:
     """The lists the subject's archive puts it on, each with the records that do so. A
     withdrawn or repaired record no longer counts; a disputed one still does until the
     department decides. A record about a minor never counts, whatever its item (ingest
-    refuses some outright; this holds for all)."""
+    refuses some outright; this holds for all). Given `today`, a record past its end of
+    display no longer counts either (an entry lasts no longer than its basis shows), nor a
+    decision whose listing already ran its term (`served`)."""
     found: dict[str, list[BasisRecord]] = {}
     for r in snapshot.records:
         if not is_in_force(r) or is_about_a_minor(snapshot.subject, r):
             continue
+        if today is not None and not disclosure.is_displayed(r, today):
+            continue
         for list_name in catalogue.lists_fed_by(r.catalogue_item):
+            if (r.department, r.record_id, r.decided_on) in (served or {}).get(list_name, ()):
+                continue
             found.setdefault(list_name, []).append(
                 BasisRecord(department=r.department, record_id=r.record_id, revision=r.revision))
     return {name: tuple(sorted(b, key=lambda x: (x.department, x.record_id)))
             for name, b in found.items()}
 
 
+def lapsed_lists(catalogue: Catalogue, snapshot: SubjectChanged, today: date) -> set[str]:
+    """Lists the subject would still be on if its records' display had not ended: an entry
+    leaving for that reason exits `expired`, not `basis_withdrawn`."""
+    ignoring_display = qualifying_basis(catalogue, snapshot)
+    return set(ignoring_display) - set(qualifying_basis(catalogue, snapshot, today))
+
+
 def basis_key(b: BasisRecord) -> tuple[str, str, int]:
     return b.department, b.record_id, b.revision
+
+
+def plan_snapshot(catalogue: Catalogue, subject_key: str, snapshot: SubjectChanged,
+                  open_entries: Mapping[str, Entry], served: Served | None, today: date,
+                  gone: str | None = None) -> list[Action]:
+    """What the subject's snapshot does to its list entries as of `today` (the live path,
+    the sweeps and what-if plan alike)."""
+    return plan_for_subject(subject_key, open_entries,
+                            qualifying_basis(catalogue, snapshot, today, served),
+                            lapsed=lapsed_lists(catalogue, snapshot, today), gone=gone)
 
 
 def plan_for_subject(subject_key: str, open_entries: Mapping[str, Entry],
                      qualifying: Mapping[str, tuple[BasisRecord, ...]],
                      served: Mapping[str, set[tuple[str, str, int]]] | None = None,
-                     ) -> list[Action]:
-    """Enter, rebase or exit the subject's lists. `served` holds, per list, the basis records
-    whose entry already ran its full term (exited as expired): they do not list the subject
-    again. A new revision of the record (an extension, say) is a new decision and does."""
+                     lapsed: Iterable[str] = (), gone: str | None = None) -> list[Action]:
+    """Enter, rebase or exit the subject's lists. `served` holds, per list, basis records
+    (department, record_id, revision) that do not list the subject again (decisions whose
+    listing ran its term are left out of `qualifying` already: `qualifying_basis`). An
+    entry whose basis is gone exits `expired` if its list is among `lapsed` (the basis' end of
+    display passed), with the reason `gone` if given (e.g. `retention_expired`), else
+    `basis_withdrawn`."""
     served = served or {}
+    lapsed = set(lapsed)
+
+    def why(list_name: str) -> str:
+        return gone or ("expired" if list_name in lapsed else "basis_withdrawn")
+
     actions: list[Action] = []
     for list_name, full_basis in qualifying.items():
         basis = tuple(b for b in full_basis if basis_key(b) not in served.get(list_name, set()))
         entry = open_entries.get(list_name)
         if not basis:
             if entry is not None:
-                actions.append(Exit(entry, "basis_withdrawn"))
+                actions.append(Exit(entry, why(list_name)))
         elif entry is None:
             actions.append(Enter(list_name, subject_key, basis))
         elif entry.basis != basis:
             actions.append(Rebase(entry, basis))
     for list_name, entry in open_entries.items():
         if list_name not in qualifying:
-            actions.append(Exit(entry, "basis_withdrawn"))
+            actions.append(Exit(entry, why(list_name)))
     return actions
 
 
@@ -166,6 +203,12 @@ class ListEffects:
     notices: list[tuple[str, Notice, str]] = field(default_factory=list)  # agency, notice, entry
     # The next list change's number, per entry (from `History.changes`).
     next_change: dict[str, int] = field(default_factory=dict)
+    # Decisions whose listing ran its full term: (list, subject key, department, record_id,
+    # decided_on).
+    served: list[tuple[str, str, str, str, date]] = field(default_factory=list)
+    # Per notice naming related persons: the day they are erased from it (5 years after the
+    # basis' acts ended: 征信业管理条例 art. 16).
+    related_until: dict[str, date] = field(default_factory=dict)
 
 
 def add_years(day: date, years: int) -> date:
@@ -173,6 +216,35 @@ def add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years)
     except ValueError:  # 29 February
         return day.replace(year=day.year + years, day=28)
+
+
+def _basis_records(entry: Entry, snapshot: SubjectChanged) -> list[ArchivedRecord]:
+    wanted = {(b.department, b.record_id) for b in entry.basis}
+    return [r for r in snapshot.records if (r.department, r.record_id) in wanted]
+
+
+def entry_until(catalogue: Catalogue, entry: Entry, since: date,
+                snapshot: SubjectChanged) -> date:
+    """The last day of an entry's term: the list's validity from publication, plus an
+    extension its basis carries (延长, 法释〔2017〕7号), and never past the end of display of
+    its basis (an entry does not outlast what puts the subject on the list)."""
+    lst = catalogue.lists[entry.list]
+    records = _basis_records(entry, snapshot)
+    extension = 0
+    for r in records:
+        regime = catalogue.regime_of(r.catalogue_item)
+        if isinstance(regime, WhileListedRegime) and regime.list == entry.list:
+            extension = max(extension, disclosure.extension_years(regime, r.attributes))
+    until = disclosure.add_years(since, lst.validity_years + extension)
+    ends = [r.public_until for r in records if r.public_until is not None]
+    return min(until, max(ends)) if ends else until
+
+
+def related_until(snapshot: SubjectChanged, entry: Entry) -> date | None:
+    """When the persons a notice names beside its subject (a legal representative) are
+    erased from it: 5 years after the last of its basis' acts ended."""
+    ended = [r.act_ended_on or r.decided_on for r in _basis_records(entry, snapshot)]
+    return disclosure.add_years(max(ended), disclosure.RETENTION_YEARS) if ended else None
 
 
 # --- the agencies' feedback (closed loop) -------------------------------------------------
@@ -226,6 +298,12 @@ def notice_id_for(entry_id: str, measure: str, kind: str) -> str:
     return str(uuid.uuid5(_NOTICE_NS, f"{entry_id}|{measure}|{kind}"))
 
 
+def superseding_notice_id(entry_id: str, measure: str, kind: str, until: date) -> str:
+    """The id of a notice that replaces an entry's earlier one for a new term (an extension):
+    one per term, the same whenever the same extension is applied again."""
+    return str(uuid.uuid5(_NOTICE_NS, f"{entry_id}|{measure}|{kind}|until={until}"))
+
+
 def materialize(catalogue: Catalogue, actions: Sequence[Action],
                 subjects: Mapping[str, SubjectChanged],
                 issued: Mapping[str, Sequence[tuple[str, Notice]]],
@@ -252,22 +330,57 @@ def materialize(catalogue: Catalogue, actions: Sequence[Action],
                 fx.changed_entries.append(_publish(catalogue, fx, entry, subjects, now, today))
             case Rebase(entry, basis):
                 rebased = replace(entry, basis=basis)
-                fx.changed_entries.append(rebased)
                 if entry.status == "active":
-                    _add_change(fx, _list_change(rebased, "MOD", subjects))
+                    rebased = _new_term(catalogue, fx, rebased, subjects, issued, now, today)
+                fx.changed_entries.append(rebased)
             case Exit(entry, reason):
                 fx.changed_entries.append(_withdraw(fx, entry, reason, subjects, issued, now,
                                                     today))
     return fx
 
 
+def _new_term(catalogue: Catalogue, fx: ListEffects, entry: Entry,
+              subjects: Mapping[str, SubjectChanged],
+              issued: Mapping[str, Sequence[tuple[str, Notice]]], now: datetime,
+              today: date) -> Entry:
+    """An active entry's new basis: if it moves the end of the term (an extension, 延长), a
+    MOD and, to each agency, a notice for the new term that supersedes the earlier one;
+    otherwise (a corrected document number, say) nothing is published."""
+    assert entry.since is not None
+    snapshot = subjects[entry.subject_key]
+    until = entry_until(catalogue, entry, entry.since, snapshot)
+    if until == entry.until:
+        return entry
+    moved = replace(entry, until=until)
+    _add_change(fx, _list_change(moved, "MOD", subjects))
+    for agency, earlier in issued.get(entry.entry_id, ()):
+        measure = catalogue.measures.get(earlier.measure)
+        notice = earlier.model_copy(update={
+            "notice_id": superseding_notice_id(entry.entry_id, earlier.measure, earlier.kind,
+                                               until),
+            "supersedes": earlier.notice_id, "effective_until": until,
+            "basis": list(entry.basis), "subject": snapshot.subject, "issued_at": now,
+            "related_subjects": [] if measure is None else related_for(measure, snapshot,
+                                                                        today)})
+        fx.notices.append((agency, notice, entry.entry_id))
+        _note_related(fx, notice, snapshot, moved)
+    return moved
+
+
+def _note_related(fx: ListEffects, notice: Notice, snapshot: SubjectChanged,
+                  entry: Entry) -> None:
+    if notice.related_subjects:
+        until = related_until(snapshot, entry)
+        if until is not None:
+            fx.related_until[notice.notice_id] = until
+
+
 def _publish(catalogue: Catalogue, fx: ListEffects, entry: Entry,
              subjects: Mapping[str, SubjectChanged], now: datetime, today: date) -> Entry:
-    lst = catalogue.lists[entry.list]
-    active = replace(entry, status="active", since=today,
-                     until=add_years(today, lst.validity_years))
-    _add_change(fx, _list_change(active, "ADD", subjects))
     snapshot = subjects[entry.subject_key]
+    active = replace(entry, status="active", since=today,
+                     until=entry_until(catalogue, entry, today, snapshot))
+    _add_change(fx, _list_change(active, "ADD", subjects))
     for measure_name, measure in catalogue.measures_for(entry.list):
         notice = Notice(
             notice_id=notice_id_for(entry.entry_id, measure_name, measure.kind),
@@ -275,6 +388,7 @@ def _publish(catalogue: Catalogue, fx: ListEffects, entry: Entry,
             related_subjects=related_for(measure, snapshot, today), effective_from=today,
             effective_until=active.until, basis=list(entry.basis), issued_at=now)
         fx.notices.append((measure.agency, notice, entry.entry_id))
+        _note_related(fx, notice, snapshot, active)
     return active
 
 
@@ -289,6 +403,10 @@ def _withdraw(fx: ListEffects, entry: Entry, reason: str,
     for agency, original in issued.get(entry.entry_id, ()):
         fx.notices.append((agency, revocation_of(entry.entry_id, original, now, today),
                            entry.entry_id))
+    if reason == "expired":
+        snapshot = subjects[entry.subject_key]
+        fx.served += [(entry.list, entry.subject_key, r.department, r.record_id, r.decided_on)
+                      for r in _basis_records(entry, snapshot)]
     return exited
 
 
@@ -417,13 +535,19 @@ def _may_be_public(catalogue: Catalogue, subject: SubjectRef, r: ArchivedRecord)
 
 
 def public_records(catalogue: Catalogue, subject: SubjectRef, records: Iterable[ArchivedRecord],
-                   today: date) -> list[dict[str, Any]]:
+                   today: date, listed: set[tuple[str, str]] | None = None
+                   ) -> list[dict[str, Any]]:
     """Only what the catalogue marks public, in force, within its disclosure period, and not
-    about someone who was a minor on its decision date."""
+    about someone who was a minor on its decision date. Given `listed` (the basis records of
+    the subject's active entries), a record whose item shows while listed (法释〔2017〕7号)
+    shows only while an entry rests on it."""
     shown = []
     for r in records:
         if (r.public_until is None or r.public_until < today
                 or not _may_be_public(catalogue, subject, r)):
+            continue
+        if (listed is not None and (r.department, r.record_id) not in listed
+                and isinstance(catalogue.regime_of(r.catalogue_item), WhileListedRegime)):
             continue
         item = catalogue.items[r.catalogue_item]
         shown.append({"department": r.department, "record_id": r.record_id,
@@ -462,35 +586,98 @@ def is_discoverable(catalogue: Catalogue, snapshot: SubjectChanged, today: date)
 # list_changes.seq is a bigserial: a cursor past it names no position and must not reach the
 # database, where it would fail as out of range.
 MAX_SEQ = 2**63 - 1
-_CURSOR_VERSION = "v1"
-# An agency's notices (GET /api/v1/agencies/<agency>/notices and .../overdue).
+# An agency's notices (GET /api/v1/agencies/<agency>/notices and .../overdue) have cursors
+# of their own version, so that one feed's cursor is not another's.
 NOTICES_CURSOR = "n1"
 _MAX_CURSOR_CHARS = 64
+_MAX_EPOCH = 2**40  # seconds: far past any date a cursor is given on
 
 
-def encode_cursor(seq: int, version: str = _CURSOR_VERSION) -> str:
-    """The opaque `next` of a feed: base64 of a version and a sequence number. Each feed has
-    its version (the list changes `v1`, an agency's notices `n1`), so that one feed's cursor
-    is not another's."""
-    return base64.urlsafe_b64encode(f"{version}:{seq}".encode()).decode().rstrip("=")
+@dataclass(frozen=True)
+class Cursor:
+    """Where a reader of the changes feed stands, and when it was told so (None: a cursor of
+    the first version, given before cursors carried a time)."""
+
+    seq: int
+    issued_at: datetime | None = None
 
 
-def decode_cursor(cursor: str | None, version: str = _CURSOR_VERSION) -> int:
-    """The sequence number inside a cursor this API gave (0 for none); ValueError for
-    anything else: another version, a number that is not plain ASCII digits, or one outside
-    0..MAX_SEQ."""
+def encode_cursor(seq: int, issued_at: datetime | None = None) -> str:
+    """The opaque `next` of the changes feed: base64 of `v2:<sequence>:<issued, Unix
+    seconds>` (`v1:<sequence>` without a time)."""
+    text = (f"v1:{seq}" if issued_at is None
+            else f"v2:{seq}:{int(issued_at.timestamp())}")
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def read_cursor(cursor: str | None) -> Cursor:
+    """The position and time inside a cursor this API gave (position 0 for none);
+    ValueError for anything else: another version, numbers that are not plain ASCII digits,
+    or out of range."""
+    if not cursor:
+        return Cursor(0)
+    if len(cursor) > _MAX_CURSOR_CHARS:
+        raise ValueError("cursor too long")
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    version, _, rest = raw.partition(":")
+    if version == "v1":
+        return Cursor(_number(rest, MAX_SEQ))
+    if version == "v2":
+        seq, _, issued = rest.partition(":")
+        return Cursor(_number(seq, MAX_SEQ),
+                      datetime.fromtimestamp(_number(issued, _MAX_EPOCH), tz=UTC))
+    raise ValueError(f"unknown cursor version {version!r}")
+
+
+def _number(text: str, highest: int) -> int:
+    # int() alone would take "+5", " 5", "1_0" and non-ASCII digits.
+    if not (text.isascii() and text.isdigit()) or int(text) > highest:
+        raise ValueError("cursor position out of range")
+    return int(text)
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """The sequence number inside a cursor (0 for none); ValueError as `read_cursor`."""
+    return read_cursor(cursor).seq
+
+
+def encode_notices_cursor(seq: int) -> str:
+    """The opaque `next` of an agency's notices: base64 of `n1:<sequence>`."""
+    return base64.urlsafe_b64encode(f"{NOTICES_CURSOR}:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_notices_cursor(cursor: str | None) -> int:
+    """The sequence number inside a cursor of an agency's notices (0 for none); ValueError
+    for anything else, a cursor of the changes feed included."""
     if not cursor:
         return 0
     if len(cursor) > _MAX_CURSOR_CHARS:
         raise ValueError("cursor too long")
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    found, _, seq = raw.partition(":")
-    if found != version:
-        raise ValueError(f"unknown cursor version {found!r}")
-    # int() alone would take "+5", " 5", "1_0" and non-ASCII digits.
-    if not (seq.isascii() and seq.isdigit()) or int(seq) > MAX_SEQ:
-        raise ValueError("cursor position out of range")
-    return int(seq)
+    version, _, seq = raw.partition(":")
+    if version != NOTICES_CURSOR:
+        raise ValueError(f"unknown cursor version {version!r}")
+    return _number(seq, MAX_SEQ)
+
+
+def cursor_expired(cursor: Cursor, now: datetime, window_days: int) -> bool:
+    """A reader away longer than the window may have missed whom an entry that has since
+    ended was about (the feed names subjects only that long after an exit): it must read
+    the list again and start over (`410 cursor_expired`). Cursors of the first version,
+    given before this rule, are still taken."""
+    return cursor.issued_at is not None and cursor.issued_at < now - timedelta(days=window_days)
+
+
+def feed_names_subject(status: str | None, ended_on: date | None, today: date,
+                       window_days: int) -> bool:
+    """Whether a row of the changes feed shows whom its entry is about: while the entry is on
+    its list, and `window_days` after it left (its `until`); never for an entry that is gone
+    (erased) or was never published."""
+    if status == "active":
+        return True
+    if status == "exited" and ended_on is not None:
+        return today <= ended_on + timedelta(days=window_days)
+    return False
 
 
 def control_characters(text: str, allowed: str = "") -> list[str]:

@@ -9,17 +9,19 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import asyncpg
 
-from services.publisher import domain, follow, store
-from shared import clock, inbox, outbox
+from services.publisher import domain, follow, lifecycle, store
+from shared import clock, inbox, metrics, outbox, purge
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import NoticeFeedback, SubjectChanged
 from shared.db import TRANSIENT
 from shared.envelope import AnyEvent, data_json
 from shared.messages import InboundMessage, OutboundEvent, read_event
+from shared.settings import get_settings
 from shared.topics import LISTS_CHANGED, NOTICE_FEEDBACK, NOTICES, SUBJECTS_CHANGED
 from shared.worker import BatchHandler
 
@@ -85,43 +87,75 @@ def parse(messages: Sequence[InboundMessage]
     return snapshots, feedback, dead
 
 
-def _search_fields(snapshot: SubjectChanged) -> tuple[str, list[str]]:
+def _search_fields(snapshot: SubjectChanged, findable: bool) -> tuple[str, list[str]]:
+    """The name index: a person who can no longer be found is not in it at all."""
+    if not findable and snapshot.subject.type == "individual":
+        return "", []
     norm = domain.normalize_name(snapshot.subject.name or "")
     return norm, domain.name_grams(norm)
 
 
+def stored_fields(catalogue: Catalogue, snapshot: SubjectChanged,
+                  today: date) -> tuple[SubjectChanged, date | None, str, list[str]]:
+    """What `store.save_snapshots` keeps with a snapshot, as of `today`: the last day it may
+    be found (None once past) and the name index."""
+    until = domain.discoverable_until(catalogue, snapshot)
+    if until is not None and until < today:
+        until = None
+    return (snapshot, until, *_search_fields(snapshot, until is not None))
+
+
 async def apply_snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
-                          snapshots: Sequence[SubjectChanged | tuple[SubjectChanged, bytes]]
-                          ) -> None:
+                          snapshots: Sequence[SubjectChanged | tuple[SubjectChanged, bytes]],
+                          erasure_key: bytes | None = None) -> None:
     """Apply snapshots (each with its JSON as received, or the model alone)."""
     if not snapshots:
         return
+    key = erasure_key or purge.erasure_key(get_settings())
+    received = [item if isinstance(item, tuple) else (item, None) for item in snapshots]
+    body_of = {id(s): body for s, body in received}
+    kept, dropped = await lifecycle.without_erased(conn, key, [s for s, _ in received])
+    metrics.ERASED_DROPPED.labels("publisher").inc(dropped)
     latest: dict[str, SubjectChanged] = {}
-    bodies: dict[str, bytes] = {}
-    for item in snapshots:
-        s, body = item if isinstance(item, tuple) else (item, None)
+    for s in kept:
         if s.subject.key not in latest or latest[s.subject.key].version < s.version:
             latest[s.subject.key] = s
-            bodies[s.subject.key] = body or s.model_dump_json().encode()
-    changed = await store.save_snapshots(conn, [
-        (s, bodies[key], domain.discoverable_until(catalogue, s), *_search_fields(s))
-        for key, s in latest.items()])
+    today = clock.today()
+
+    def row(s: SubjectChanged) -> tuple[SubjectChanged, bytes, date | None, str, list[str]]:
+        # Stored as received, unless erased records were taken out of it.
+        body = body_of.get(id(s)) or s.model_dump_json().encode()
+        return (s, body, *stored_fields(catalogue, s, today)[1:])
+
+    changed = await store.save_snapshots(conn, [row(s) for s in latest.values()])
     if not changed:
         return
-    open_entries = await store.lock_open_entries(conn, sorted(changed))
-    served = await store.served_basis(conn, sorted(changed))
+    await purge.schedule(conn, [(r.department, r.record_id, k, r.purge_on)
+                                for k in sorted(changed) for r in latest[k].records])
+    await replan(conn, catalogue, {k: latest[k] for k in sorted(changed)}, today, key)
+
+
+async def replan(conn: asyncpg.Connection, catalogue: Catalogue,
+                 snapshots: dict[str, SubjectChanged], today: date, erasure_key: bytes,
+                 gone: str | None = None) -> int:
+    """Bring the subjects' list entries in line with their snapshots as of `today`; `gone`
+    names the exit of an entry whose basis left (e.g. `retention_expired`). Returns how many
+    actions were carried out."""
+    open_entries = await store.lock_open_entries(conn, sorted(snapshots))
+    served = await lifecycle.served_decisions(conn, sorted(snapshots))
     actions: list[domain.Action] = []
-    for key in sorted(changed):
-        qualifying = domain.qualifying_basis(catalogue, latest[key])
-        actions += domain.plan_for_subject(key, open_entries.get(key, {}), qualifying,
-                                           served.get(key, {}))
-    await carry_out(conn, catalogue, actions, latest)
-    await follow.replace_changed_related(conn, catalogue, {k: latest[k] for k in changed})
+    for key, snapshot in snapshots.items():
+        actions += domain.plan_snapshot(catalogue, key, snapshot, open_entries.get(key, {}),
+                                        served.get(key), today, gone)
+    await carry_out(conn, catalogue, actions, snapshots, erasure_key)
+    await follow.replace_changed_related(conn, catalogue, snapshots)
+    return len(actions)
 
 
 async def carry_out(conn: asyncpg.Connection, catalogue: Catalogue,
                     actions: Sequence[domain.Action],
-                    subjects: dict[str, SubjectChanged] | None = None) -> None:
+                    subjects: dict[str, SubjectChanged] | None = None,
+                    erasure_key: bytes | None = None) -> None:
     if not actions:
         return
     keys = {_entry_subject(a) for a in actions}
@@ -129,11 +163,17 @@ async def carry_out(conn: asyncpg.Connection, catalogue: Catalogue,
     missing = [k for k in keys if k not in subjects]
     if missing:
         subjects.update(await store.snapshots(conn, missing))
-    exits = [a.entry.entry_id for a in actions if isinstance(a, domain.Exit)]
-    issued = await store.unrevoked_notices(conn, exits) if exits else {}
+    # The notices in force of entries that exit (revoked) or may get a new term (superseded).
+    touched = [a.entry.entry_id for a in actions if isinstance(a, domain.Exit)
+               or (isinstance(a, domain.Rebase) and a.entry.status == "active")]
+    issued = await store.unrevoked_notices(conn, touched) if touched else {}
+    entering = [(a.list, a.subject_key) for a in actions if isinstance(a, domain.Enter)]
+    entries = await store.entry_counts(conn, entering)
+    for k, n in (await lifecycle.erased_counts(
+            conn, erasure_key or purge.erasure_key(get_settings()), entering)).items():
+        entries[k] = entries.get(k, 0) + n
     history = domain.History(
-        entries=await store.entry_counts(conn, [(a.list, a.subject_key) for a in actions
-                                                if isinstance(a, domain.Enter)]),
+        entries=entries,
         changes=await store.change_counts(conn, [a.entry.entry_id for a in actions
                                                  if not isinstance(a, domain.Enter)]))
     fx = domain.materialize(catalogue, actions, subjects, issued, clock.now(), clock.today(),
@@ -142,6 +182,7 @@ async def carry_out(conn: asyncpg.Connection, catalogue: Catalogue,
     change_bodies = [c.model_dump_json() for c in fx.list_changes]
     notice_bodies = [n.model_dump_json() for _, n, _ in fx.notices]
     await store.save_effects(conn, fx, change_bodies, notice_bodies)
+    await lifecycle.save(conn, fx)
     events = [OutboundEvent.of_json(LISTS_CHANGED, SOURCE, c.subject.key, body.encode(),
                                     event_id=event_id)
               for c, body, event_id in zip(fx.list_changes, change_bodies, fx.list_change_ids,

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from services.publisher import agencies, api, contracts, follow, gauges, handlers
+from services.publisher import agencies, api, contracts, follow, gauges, handlers, sweeps
+from shared import sweeps as shared_sweeps
 from shared.service import ServiceSpec
 from shared.service import main as run
 
@@ -13,7 +14,8 @@ SPEC = ServiceSpec(
     handler=handlers.make_handler,
     api=api.create_app,
     gauges=(gauges.notice_feedback,),
-    timers=(handlers.list_timer, agencies.sequencer, follow.catalogue_follower),
+    timers=(handlers.list_timer, agencies.sequencer, follow.catalogue_follower,
+            shared_sweeps.timer(sweeps.all_sweeps)),
 )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -79,20 +81,6 @@ async def lock_open_entries(conn: asyncpg.Connection,
     return out
 
 
-async def served_basis(conn: asyncpg.Connection, subject_keys: Sequence[str]
-                       ) -> dict[str, dict[str, set[tuple[str, str, int]]]]:
-    """Per subject and list, the basis records of entries that exited at the end of their
-    term: those records have had their listing."""
-    rows = await conn.fetch(
-        "SELECT subject_key, list, basis FROM list_entries WHERE subject_key = ANY($1::text[])"
-        " AND status = 'exited' AND exit_reason = 'expired'", list(subject_keys))
-    out: dict[str, dict[str, set[tuple[str, str, int]]]] = {}
-    for r in rows:
-        served = out.setdefault(r["subject_key"], {}).setdefault(r["list"], set())
-        served.update((b["department"], b["record_id"], b["revision"]) for b in r["basis"])
-    return out
-
-
 async def lock_due_entries(conn: asyncpg.Connection, now: datetime,
                            today: date, limit: int = 500) -> tuple[list[Entry], list[Entry]]:
     """Pending entries whose notice period is over, and active ones past their validity."""
@@ -111,6 +99,7 @@ async def unrevoked_notices(conn: asyncpg.Connection,
         "SELECT n.entry_id::text, n.agency, n.body FROM notices n"
         " WHERE n.entry_id = ANY($1::uuid[]) AND n.kind <> 'revocation'"
         " AND NOT EXISTS (SELECT 1 FROM notices r WHERE r.revokes = n.notice_id)"
+        " AND NOT EXISTS (SELECT 1 FROM notices s WHERE s.supersedes = n.notice_id)"
         " ORDER BY n.issued_at, n.notice_id", list(entry_ids))
     out: dict[str, list[tuple[str, Notice]]] = {}
     for r in rows:
@@ -455,19 +444,31 @@ async def search_in_order(conn: asyncpg.Connection, query_norm: str,
         query_norm, exact_id, subject_type, today, needed, limit, offset)
 
 
-async def profile(conn: asyncpg.Connection, key: str
-                  ) -> tuple[str, list[tuple[str, date | None, date | None]]] | None:
+@dataclass(frozen=True)
+class Membership:
+    """An active list entry as a profile shows it, with the records it rests on."""
+
+    list: str
+    since: date | None
+    until: date | None
+    basis: frozenset[tuple[str, str]]  # (department, record_id)
+
+
+async def profile(conn: asyncpg.Connection, key: str) -> tuple[str, list[Membership]] | None:
     """A subject's snapshot (JSON text, parsed once by the caller) and its active list
-    memberships (list, since, until), in one statement."""
+    memberships, in one statement."""
     row = await conn.fetchrow(
         "SELECT s.snapshot::text AS snapshot,"
-        " array(SELECT row(e.list, e.since, e.until) FROM list_entries e"
+        " array(SELECT row(e.list, e.since, e.until, e.basis::text) FROM list_entries e"
         "       WHERE e.subject_key = s.subject_key AND e.status = 'active'"
         "       ORDER BY e.since, e.list) AS lists"
         " FROM subjects s WHERE s.subject_key = $1", key)
     if row is None:
         return None
-    return row["snapshot"], [(m[0], m[1], m[2]) for m in row["lists"]]
+    return row["snapshot"], [
+        Membership(m[0], m[1], m[2],
+                   frozenset((b["department"], b["record_id"]) for b in json.loads(m[3])))
+        for m in row["lists"]]
 
 
 async def active_entries(conn: asyncpg.Connection,

@@ -15,7 +15,7 @@ import yaml
 from fastapi import Depends, FastAPI, Request
 from pydantic import ValidationError
 
-from services.publisher import domain, store
+from services.publisher import domain, lifecycle, store
 from shared import clock, credentials
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
@@ -120,15 +120,14 @@ async def what_if(conn: asyncpg.Connection, live: Catalogue, new: Catalogue) -> 
     for chunk in _chunks(keys, 500):
         snapshots = await store.snapshots(conn, chunk)
         open_entries = await store.open_entries(conn, chunk)
-        served = await store.served_basis(conn, chunk)
+        served = await lifecycle.served_decisions(conn, chunk)
         actions: list[domain.Action] = []
         for key in chunk:
             if key not in snapshots:
                 continue
-            qualifying = domain.qualifying_basis(new, snapshots[key])
             # Entries on lists the new catalogue no longer has leave; others follow the rules.
-            entries = open_entries.get(key, {})
-            actions += domain.plan_for_subject(key, entries, qualifying, served.get(key, {}))
+            actions += domain.plan_snapshot(new, key, snapshots[key], open_entries.get(key, {}),
+                                            served.get(key), today)
         for a in actions:
             target = enters if isinstance(a, domain.Enter) else leaves if isinstance(
                 a, domain.Exit) else None

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
+from typing import Any
 
+from shared import disclosure
 from shared.catalogue import Catalogue
 from shared.contract import (
     AcceptedRecord,
@@ -15,6 +17,7 @@ from shared.contract import (
     RelatedSubject,
     SubjectRef,
 )
+from shared.disclosure import add_months as add_months  # its callers from before
 from shared.identifiers import is_minor_on
 from shared.messages import caused_id
 
@@ -25,35 +28,13 @@ def snapshot_id(subject_key: str, version: int) -> str:
     return caused_id("xinyong/registry", "snapshot", subject_key, version)
 
 
-def add_months(day: date, months: int) -> date:
-    month0 = day.month - 1 + months
-    year, month = day.year + month0 // 12, month0 % 12 + 1
-    for d in (day.day, 30, 29, 28):
-        try:
-            return date(year, month, d)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
-
-
-def disclosure_window(catalogue: Catalogue, item_name: str,
-                      decided_on: date) -> tuple[str | None, date | None, date | None]:
-    """(rule id, earliest repair date, end of public display) for a record.
-
-    Negative items follow the disclosure rule in force on the decision date (NDRC Order 36
-    from 2026-04-01, 发改办财金〔2019〕527号 before): repair may be asked after the minimum,
-    display stops by itself at the maximum. Positive items show for the catalogue's
-    `positive_disclosure_months`; internal items are never shown.
-    """
-    item = catalogue.items[item_name]
-    if item.disclosure != "public":
-        return None, None, None
-    if item.polarity != "negative" or item.severity is None:
-        return None, None, add_months(decided_on, catalogue.positive_disclosure_months)
-    rule = catalogue.disclosure_rule_on(decided_on)
-    period = rule.periods[item.severity]
-    return (rule.id, add_months(decided_on, period.min_months),
-            add_months(decided_on, period.max_months))
+def disclosure_window(catalogue: Catalogue, item_name: str, decided_on: date,
+                      attributes: dict[str, Any] | None = None
+                      ) -> tuple[str | None, date | None, date | None]:
+    """(rule version, earliest repair date, end of public display) for a record: the one
+    implementation of the disclosure rules is shared/disclosure.py."""
+    w = disclosure.window(catalogue, item_name, decided_on, attributes)
+    return w.rule, w.repair_from, w.public_until
 
 
 def archive_accepted(catalogue: Catalogue, existing: ArchivedRecord | None,
@@ -69,7 +50,10 @@ def archive_accepted(catalogue: Catalogue, existing: ArchivedRecord | None,
         return existing.model_copy(update={"revision": sub.revision, "status": "withdrawn"})
     assert sub.catalogue_item is not None and sub.decided_on is not None  # checked by ingest
     rule, repair_from, public_until = disclosure_window(catalogue, sub.catalogue_item,
-                                                        sub.decided_on)
+                                                        sub.decided_on, sub.attributes)
+    # The end of the act, as this revision states it (CONTRACT.md: absent, the decision
+    # date); a later revision may set it.
+    act_ended_on = sub.act_ended_on or sub.decided_on
     return ArchivedRecord(
         department=accepted.department, record_id=sub.record_id, revision=sub.revision,
         catalogue_item=sub.catalogue_item, decided_on=sub.decided_on,
@@ -79,7 +63,9 @@ def archive_accepted(catalogue: Catalogue, existing: ArchivedRecord | None,
         status="repaired" if existing and existing.status == "repaired" else "active",
         disputed=existing.disputed if existing else False,
         disclosure_rule=rule, repair_from=repair_from, public_until=public_until,
-        attributes=sub.attributes)
+        attributes=sub.attributes, act_ended_on=act_ended_on,
+        purge_on=disclosure.purge_on(catalogue, sub.subject.type, sub.catalogue_item,
+                                     act_ended_on))
 
 
 def apply_status_change(existing: ArchivedRecord, change: RecordStatusChanged) -> ArchivedRecord:

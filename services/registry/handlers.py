@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from services.registry import domain, store
-from shared import clock, inbox, outbox
+from services.registry import domain, lifecycle, store
+from shared import clock, inbox, metrics, outbox, purge
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import (
@@ -24,6 +24,7 @@ from shared.contract import (
 )
 from shared.envelope import AnyEvent
 from shared.messages import InboundMessage, OutboundEvent, read_event
+from shared.settings import get_settings
 from shared.topics import RECORDS_ACCEPTED, RECORDS_STATUS, SUBJECTS_CHANGED
 from shared.worker import BatchHandler
 
@@ -85,11 +86,20 @@ def parse_changes(messages: Sequence[InboundMessage]) -> tuple[list[Change], lis
 
 
 async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
-                        changes: Sequence[Change]) -> None:
+                        changes: Sequence[Change], erasure_key: bytes | None = None) -> None:
     if not changes:
         return
     batch_keys = sorted({c.record_key for c in changes})
     current = await store.lock_records(conn, batch_keys)
+    # A replayed or redelivered change about an erased record is dropped, without a dead
+    # letter (which would keep it): looked up once the records are locked, so an erasure
+    # committed meanwhile is seen.
+    erasure_key = erasure_key or purge.erasure_key(get_settings())
+    erased = await purge.erased_records(conn, erasure_key, {c.record_key for c in changes})
+    if erased:
+        metrics.ERASED_DROPPED.labels("registry").inc(
+            sum(c.record_key in erased for c in changes))
+        changes = [c for c in changes if c.record_key not in erased]
     # Each record's state and JSON as the batch leaves it (read once, serialized once).
     archive = {k: stored for k, (_, stored) in current.items()}
     subject_of = {k: s for k, (s, _) in current.items()}
@@ -128,10 +138,14 @@ async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
         return
     subjects = await store.upsert_subjects(
         conn, [(subject, changed[key]) for key, subject in touched.items()])
+    bumped = await lifecycle.continue_erased(
+        conn, {k: v for k, (_, v) in subjects.items()}, changed, erasure_key)
+    subjects.update({k: (subjects[k][0], v) for k, v in bumped.items()})
     # The rest of each touched archive: what the batch did not hold (read before the batch's
     # records are written, so nothing this transaction writes is read back).
     others = await store.other_records(conn, list(subjects), batch_keys)
     await store.save_records(conn, written)
+    await lifecycle.after_save(conn, written, clock.today())
     held: dict[str, list[tuple[RecordKey, store.StoredRecord]]] = {}
     for k, stored in archive.items():
         if subject_of[k] in subjects:
@@ -143,6 +157,16 @@ async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
 
 
 RecordKey = tuple[str, str]
+
+
+async def snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
+                    subjects: dict[str, tuple[SubjectRef, int]]) -> list[OutboundEvent]:
+    """The snapshot events of these subjects at these versions, their records read from the
+    archive (for the sweeps, which change records without a batch holding them)."""
+    stored = await store.other_records(conn, list(subjects), [])
+    return _snapshots(catalogue, subjects, {
+        key: [((r.record.department, r.record.record_id), r) for r in records]
+        for key, records in stored.items()})
 
 
 def _snapshots(catalogue: Catalogue, subjects: dict[str, tuple[SubjectRef, int]],

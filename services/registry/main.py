@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from services.registry import api, contracts, handlers
+from services.registry import api, contracts, handlers, sweeps
+from shared import sweeps as shared_sweeps
 from shared.service import ServiceSpec
 from shared.service import main as run
 
@@ -12,6 +13,7 @@ SPEC = ServiceSpec(
     consumes=contracts.consumed_topics,
     handler=handlers.make_handler,
     api=api.create_app,
+    timers=(shared_sweeps.timer(*sweeps.SWEEPS),),
 )
 
 

@@ -24,7 +24,7 @@ def accepted_message(record_id: str, subject_id: str, revision: int = 1, *,
         "subject": {"type": subject_type, "id": subject_id, "name": "测试"}}
     if action == "upsert":
         data.update(catalogue_item="amr.admin_penalty", decided_on=date(2026, 6, 1),
-                    district="440402")
+                    district="440402", attributes={"penalty_class": "other"})
     payload = AcceptedRecord(department=department,
                              submission=RecordSubmission.model_validate(data),
                              source_event_id=f"ev-{record_id}-{revision}",

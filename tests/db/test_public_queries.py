@@ -159,8 +159,9 @@ async def test_a_profile_is_its_snapshot_and_active_lists_in_one_statement(
     assert found is not None
     text, lists = found
     assert '"珠海档案测试有限公司"' in text
-    assert [(name, until is not None) for name, _, until in lists] == [
-        ("court.dishonest_debtor", True)]
+    assert [(m.list, m.until is not None) for m in lists] == [("court.dishonest_debtor", True)]
+    # With the records it rests on: a profile shows a listed record as long as the listing.
+    assert lists[0].basis == {(r.department, r.record_id) for r in [archived()]}
     assert await store.profile(conn, "enterprise:nobody") is None
 
 

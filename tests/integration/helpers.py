@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from deploy.demo import DemoSubject, make_resident_id, make_uscc
+from tests.unit.factories import default_attributes
 
 _rng = random.Random()
 
@@ -37,7 +38,7 @@ def record(subject: DemoSubject, item: str = "court.dishonest_debtor", *,
             "document_no": "（2026）粤04执123号",
             "summary": "集成测试",
             "district": "440402",
-            "attributes": {},
+            "attributes": default_attributes(item),
         })
     data.update(extra)
     return data

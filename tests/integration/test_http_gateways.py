@@ -70,7 +70,7 @@ async def test_csv_batch_answers_per_row(settings: Settings,
         "record_id,revision,action,catalogue_item,subject.type,subject.id,subject.name,"
         "decided_on,document_no,district,attributes\n"
         f"CSV-{ok.id},1,upsert,amr.admin_penalty,enterprise,{ok.id},{ok.name},2026-10-01,"
-        '珠市监罚〔2026〕1号,440402,"{""amount"": 5000}"\n'
+        '珠市监罚〔2026〕1号,440402,"{""penalty_class"": ""small_fine"", ""amount"": 5000}"\n'
         f"CSV-{bad.id},1,upsert,amr.admin_penalty,enterprise,{bad_id},{bad.name},2026-10-01,"
         "珠市监罚〔2026〕2号,440402,\n"
         f"CSV-X-{ok.id},one,upsert,amr.admin_penalty,enterprise,{ok.id},{ok.name},2026-10-01,"

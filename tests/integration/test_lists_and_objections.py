@@ -133,8 +133,10 @@ async def test_objection_flags_the_record_routes_it_and_a_rejection_lifts_the_fl
         assert r.status_code == 201, r.text
         created = r.json()
         assert created["status"] == "routed"
-        # 20 days from the day received in Zhuhai (China Standard Time), not UTC.
-        assert created["due_by"] == (clock.today() + timedelta(days=20)).isoformat()
+        # 20 days from the day received in Zhuhai (China Standard Time), not UTC, moved to
+        # the next working day when the 20th is none.
+        twentieth = clock.today() + timedelta(days=20)
+        assert created["due_by"] == clock.next_working_day(twentieth).day.isoformat()
 
         [routed] = await watcher.wait_for(
             "credit.objections.hrss",

@@ -110,7 +110,8 @@ async def test_unknown_hidden_expired_and_minor_subjects_get_one_and_the_same_40
     minor, shown = person("少年", adult_now_minor_then()), person("公示")
 
     withdrawn = record(hidden, "hrss.wage_arrears", decided_on=DECIDED)
-    long_ago = record(expired, "hrss.wage_arrears", decided_on=date(2019, 8, 1))  # until 2022
+    # Past its 36 months of display, not yet its 5 years of retention (征信业管理条例 art. 16).
+    long_ago = record(expired, "hrss.wage_arrears", decided_on=DECIDED - timedelta(days=4 * 365))
     young = record(minor, "hrss.wage_arrears", decided_on=DECIDED)
     public = record(shown, "hrss.wage_arrears", decided_on=DECIDED)
     for data in (withdrawn, long_ago, young, public):

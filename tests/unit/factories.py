@@ -69,10 +69,16 @@ def submission(item: str = "court.dishonest_debtor", subject: SubjectRef = ENTER
         "record_id": "R-1", "revision": 1, "action": "upsert", "catalogue_item": item,
         "subject": subject.model_dump(), "decided_on": date(2026, 6, 1),
         "document_no": "（2026）粤04执123号", "summary": "单元测试", "district": "440402",
-        "attributes": {},
+        "attributes": default_attributes(item),
     }
     data.update(overrides)
     return RecordSubmission.model_validate(data)
+
+
+def default_attributes(item: str) -> dict[str, Any]:
+    """What an item's disclosure regime requires in `attributes` (a market regulation
+    penalty's class: shared/catalogue.yaml, samr-order-45)."""
+    return {"penalty_class": "other"} if item == "amr.admin_penalty" else {}
 
 
 def accepted(sub: RecordSubmission, department: str = "court") -> AcceptedRecord:

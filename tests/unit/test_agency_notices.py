@@ -55,9 +55,9 @@ def test_overdue_is_after_the_due_day_without_a_closing_answer() -> None:
 
 
 def test_an_agency_cursor_is_not_a_list_cursor() -> None:
-    cursor = domain.encode_cursor(42, domain.NOTICES_CURSOR)
-    assert domain.decode_cursor(cursor, domain.NOTICES_CURSOR) == 42
+    cursor = domain.encode_notices_cursor(42)
+    assert domain.decode_notices_cursor(cursor) == 42
     with pytest.raises(ValueError):
         domain.decode_cursor(cursor)
     with pytest.raises(ValueError):
-        domain.decode_cursor(domain.encode_cursor(42), domain.NOTICES_CURSOR)
+        domain.decode_notices_cursor(domain.encode_cursor(42))

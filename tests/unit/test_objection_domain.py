@@ -29,9 +29,23 @@ from tests.unit.factories import ENTERPRISE_ID, PERSON_ID, accepted, submission,
 
 def test_objection_is_due_20_days_after_receipt():
     """DOMAIN.md lines 60-61 (征信业管理条例 art. 25): answered within 20 days."""
-    assert due_by(date(2026, 11, 28)) == date(2026, 12, 18)
-    assert due_by(date(2026, 12, 20)) == date(2027, 1, 9)
-    assert due_by(date(2028, 2, 20)) == date(2028, 3, 11)
+    assert due_by(date(2026, 11, 28)) == date(2026, 12, 18)  # a Friday
+
+
+@pytest.mark.parametrize(("received", "due"), [
+    # The 20th day is a Sunday: the Monday after (CONTRACT.md, "Objections and repair").
+    (date(2026, 11, 30), date(2026, 12, 21)),
+    # In the Spring Festival holiday (2026-02-15 to 02-23): the first working day after.
+    (date(2026, 1, 27), date(2026, 2, 24)),
+    # On National Day (2026-10-01 to 10-07): the Thursday the 8th.
+    (date(2026, 9, 11), date(2026, 10, 8)),
+    # A 调休 Saturday is a working day: the deadline stays on it.
+    (date(2026, 1, 25), date(2026, 2, 14)),
+    # Past the published schedule, Monday to Friday: Saturday 2027-01-09 moves to Monday.
+    (date(2026, 12, 20), date(2027, 1, 11)),
+])
+def test_a_20th_day_that_is_no_working_day_moves_to_the_next_one(received, due):
+    assert due_by(received) == due
 
 
 def test_access_tokens_are_unguessable_and_distinct():

@@ -264,20 +264,30 @@ def test_a_later_entry_of_the_same_subject_has_ids_of_its_own(catalogue):
     assert not set(first.list_change_ids) & set(second.list_change_ids)
 
 
+def extended(years: int, revision: int = 2):
+    """The court's revision of R-1 that extends its listing (延长, 法释〔2017〕7号)."""
+    return archived(revision=revision, attributes={"extension_years": years},
+                    public_until=date(2028 + years, 6, 1))
+
+
+def basis_of(*records):
+    return tuple(BasisRecord(department=r.department, record_id=r.record_id,
+                             revision=r.revision) for r in records)
+
+
 def test_each_change_of_an_entry_has_its_own_event_id(catalogue):
-    """ADD, then MOD to another basis, then MOD back: three changes, three ids; the same
-    history gives the same ids again."""
+    """ADD, then MOD to a term extended by a year, then MOD to one extended by two: each
+    change has its own id; the same history gives the same ids again."""
     active = entry()
-    other = (BasisRecord(department="court", record_id="R-2", revision=1),)
 
     def changes(history):
-        return [materialize(catalogue, [Rebase(active, basis)], subjects(archived()), {},
+        return [materialize(catalogue, [Rebase(active, basis_of(r))], subjects(r), {},
                             NOW, TODAY, History(changes={active.entry_id: n})).list_change_ids
-                for n, basis in history]
+                for n, r in history]
 
-    ids = changes([(1, other), (2, COURT_BASIS)])
+    ids = changes([(1, extended(1)), (2, extended(2, 3))])
     assert len({i for batch in ids for i in batch}) == 2
-    assert ids == changes([(1, other), (2, COURT_BASIS)])
+    assert ids == changes([(1, extended(1)), (2, extended(2, 3))])
 
 
 def test_tax_entry_waits_out_the_notice_period(catalogue):
@@ -293,8 +303,8 @@ def test_tax_entry_waits_out_the_notice_period(catalogue):
 
 def test_activate_publishes_a_pending_entry(catalogue):
     pending = entry(TAX, "pending", TAX_BASIS, "e-tax")
-    fx = materialize(catalogue, [Activate(pending)], subjects(archived(TAX, record_id="T-1")),
-                     {}, NOW, TODAY)
+    shown = archived(TAX, record_id="T-1", public_until=date(2030, 1, 1))
+    fx = materialize(catalogue, [Activate(pending)], subjects(shown), {}, NOW, TODAY)
     [active] = fx.changed_entries
     assert active.entry_id == "e-tax"
     assert (active.status, active.since, active.until) == ("active", TODAY, date(2029, 11, 28))
@@ -314,13 +324,15 @@ def test_red_list_entry_sends_rewards(catalogue):
 # --- materialize: rebasing and exiting ----------------------------------------------------
 
 
-def test_rebase_of_an_active_entry_is_a_mod(catalogue):
-    new_basis = (BasisRecord(department="court", record_id="R-1", revision=2),)
-    fx = materialize(catalogue, [Rebase(entry(), new_basis)], subjects(archived()), {},
-                     NOW, TODAY)
+def test_a_corrected_revision_updates_the_entry_and_publishes_nothing(catalogue):
+    """A typo fix (same decision, same term) changes the basis only: no MOD, no notice."""
+    fixed = archived(revision=2, document_no="（2026）粤04执124号")
+    fx = materialize(catalogue, [Rebase(entry(), basis_of(fixed))], subjects(fixed),
+                     issued_for(catalogue, entry()), NOW, TODAY)
     [changed] = fx.changed_entries
-    assert changed.basis == new_basis
-    assert [c.op for c in fx.list_changes] == ["MOD"]
+    assert changed.basis == basis_of(fixed)
+    assert changed.until == entry().until
+    assert fx.list_changes == []
     assert fx.notices == []
 
 

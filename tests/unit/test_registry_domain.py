@@ -54,19 +54,19 @@ def test_add_months_clamps_to_the_month_end(day, months, expected):
 
 def test_serious_item_under_order_36(catalogue):
     """DOMAIN.md lines 44-48: Order 36 from 2026-04-01, serious 1 to 3 years."""
-    assert disclosure_window(catalogue, "court.dishonest_debtor", date(2026, 5, 1)) == (
+    assert disclosure_window(catalogue, "hrss.wage_arrears", date(2026, 5, 1)) == (
         "ndrc-order-36", date(2027, 5, 1), date(2029, 5, 1))
 
 
 def test_serious_item_under_the_2019_rule(catalogue):
     """DOMAIN.md lines 51-52: 发改办财金〔2019〕527号, serious 6 months to 3 years."""
-    assert disclosure_window(catalogue, "tax.major_violation", date(2025, 5, 1)) == (
+    assert disclosure_window(catalogue, "hrss.wage_arrears", date(2025, 5, 1)) == (
         "ndrc-2019-527", date(2025, 11, 1), date(2028, 5, 1))
 
 
 def test_rule_changes_on_2026_04_01(catalogue):
-    before = disclosure_window(catalogue, "court.dishonest_debtor", date(2026, 3, 31))
-    on = disclosure_window(catalogue, "court.dishonest_debtor", date(2026, 4, 1))
+    before = disclosure_window(catalogue, "hrss.wage_arrears", date(2026, 3, 31))
+    on = disclosure_window(catalogue, "hrss.wage_arrears", date(2026, 4, 1))
     assert before[0] == "ndrc-2019-527"
     assert before[1] == date(2026, 9, 30)
     assert on[0] == "ndrc-order-36"
@@ -85,7 +85,7 @@ def test_positive_item_shows_for_the_catalogues_period(catalogue):
     decided_on = date(2026, 5, 1)
     months = catalogue.positive_disclosure_months
     assert disclosure_window(catalogue, "tax.a_grade_taxpayer", decided_on) == (
-        None, None, add_months(decided_on, months))
+        "positive-disclosure", None, add_months(decided_on, months))
     assert months == 36
 
 
@@ -106,8 +106,10 @@ def test_new_record_is_archived_active_with_its_window(catalogue):
     assert (record.department, record.record_id, record.revision) == ("court", "R-1", 1)
     assert record.catalogue_item == "court.dishonest_debtor"
     assert (record.district, record.zone) == ("440402", "hengqin")
-    assert record.disclosure_rule == "ndrc-order-36"
-    assert (record.repair_from, record.public_until) == (date(2027, 5, 1), date(2029, 5, 1))
+    # A court listing shows while listed (法释〔2017〕7号): 2 years, not repairable.
+    assert record.disclosure_rule == "fashi-2017-7"
+    assert (record.repair_from, record.public_until) == (None, date(2028, 5, 1))
+    assert (record.act_ended_on, record.purge_on) == (date(2026, 5, 1), None)  # a firm: kept
 
 
 def test_higher_revision_replaces_and_keeps_the_dispute_flag(catalogue):
@@ -118,8 +120,8 @@ def test_higher_revision_replaces_and_keeps_the_dispute_flag(catalogue):
     assert record.revision == 2
     assert record.document_no == "new"
     assert record.disputed is True
-    assert record.disclosure_rule == "ndrc-2019-527"
-    assert record.public_until == date(2028, 5, 1)
+    assert record.disclosure_rule == "fashi-2017-7"
+    assert record.public_until == date(2027, 5, 1)
 
 
 @pytest.mark.parametrize("revision", [1, 2])
