@@ -82,6 +82,7 @@ async def provision(settings: Settings) -> list[str]:
     with exactly its ACLs; returns the topics created."""
     for service in SERVICES:
         await ensure_database(settings, service)
+    secrets.subject_key_secret(settings)  # made once, before any service reads it
     return await asyncio.to_thread(_provision_kafka, settings)
 
 
@@ -191,7 +192,9 @@ class ServiceProcess:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         principal = {} if self.command else {  # the service's own Kafka user (provision)
             "XINYONG_KAFKA_SASL_USERNAME": service_principal(self.settings, self.name).username,
-            "XINYONG_KAFKA_SASL_PASSWORD": secrets.service_password(self.settings, self.name)}
+            "XINYONG_KAFKA_SASL_PASSWORD": secrets.service_password(self.settings, self.name),
+            # Maps a subject's own token back to its archive (/api/v1/me).
+            "XINYONG_SUBJECT_KEY_SECRET": secrets.subject_key_secret(self.settings)}
         command = self.command or ("-m", f"services.{self.name}")
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
@@ -355,6 +358,8 @@ class IsolatedStack:
             # A clock the run may move forward (shared/clock.py; `move_clock`).
             "XINYONG_ENVIRONMENT": "test",
             "XINYONG_TEST_CLOCK_FILE": str(Settings().home / "run" / run / "clock"),
+            # What the file sender hands over, apart from other runs'.
+            "XINYONG_NOTIFICATION_SPOOL_DIR": str(Settings().home / "run" / run / "notifications"),
             **extra_env,
         }
         self.settings = Settings(**{k.removeprefix("XINYONG_").lower(): v  # type: ignore[arg-type]

@@ -101,6 +101,18 @@ class Settings(BaseSettings):
     # identity number in clear there. Empty: read from the local secrets folder.
     subject_key_secret: str = ""
 
+    # Telling a subject before it is listed (docs/decisions.md, "The subject is told before
+    # listing"): the sender adapter (`file`: one JSON line per message under the spool
+    # folder, `<home>/notifications` by default), and how long deliveries may fail before
+    # the public announcement page serves instead.
+    notification_sender: Literal["file"] = "file"
+    notification_spool_dir: Path | None = None
+    notification_fallback_hours: float = 72.0
+
+    # The subject's own view: /api/v1/me/queries pages (default and most rows).
+    me_page_size: int = 50
+    me_page_max: int = 200
+
     public_rate_limit: str = "120/minute"
     # The public objection and repair forms (JSON and HTML): attempts per client address, and
     # requests that name a record correctly (its real subject), per record; fixed windows

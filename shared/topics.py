@@ -61,6 +61,7 @@ class TopicFamily(Generic[P]):
 # External (CONTRACT.md)
 RECORD_SUBMITTED = "cn.zhuhai.credit.record.submitted.v1"
 OBJECTION_DECIDED = "cn.zhuhai.credit.objection.decided.v1"
+COMPLAINT_ROUTED = "cn.zhuhai.credit.complaint.routed.v1"
 
 INBOUND = TopicFamily("credit.inbound", RECORD_SUBMITTED, c.RecordSubmission, 6, True,
                       "department", "dept/{code}")
@@ -72,6 +73,11 @@ NOTICES = TopicFamily("credit.notices", "cn.zhuhai.credit.notice.v1", c.Notice, 
                       "agency", "xinyong/publisher")
 NOTICE_FEEDBACK = TopicFamily("credit.notice-feedback", "cn.zhuhai.credit.notice.feedback.v1",
                               c.NoticeFeedback, 3, True, "agency", "agency/{code}")
+# Complaints (投诉) reach the department on its objections topic (CONTRACT.md): the same
+# topics and writer as OBJECTIONS, another event type. Not in FAMILIES: OBJECTIONS makes
+# the topics and the grants.
+COMPLAINTS = TopicFamily("credit.objections", COMPLAINT_ROUTED, c.ComplaintRouted, 3, True,
+                         "department", "xinyong/objection")
 
 # Internal: each has one writer.
 RECORDS_ACCEPTED = Topic("credit.records.accepted", "cn.zhuhai.credit.record.accepted.v1",
@@ -82,6 +88,10 @@ SUBJECTS_CHANGED = Topic("credit.subjects.changed", "cn.zhuhai.credit.subject.ch
                          c.SubjectChanged, 6, False, "xinyong/registry")
 LISTS_CHANGED = Topic("credit.lists.changed", "cn.zhuhai.credit.list.changed.v1",
                       c.ListChanged, 3, False, "xinyong/publisher")
+SUBJECTS_NOTIFIED = Topic("credit.subjects.notified", "cn.zhuhai.credit.subject.notified.v1",
+                          c.SubjectNotified, 3, False, "xinyong/publisher")
+REQUESTS_CHANGED = Topic("credit.requests.changed", "cn.zhuhai.credit.request.changed.v1",
+                         c.RequestChanged, 3, False, "xinyong/objection")
 CREDENTIALS = Topic("credit.credentials", "cn.zhuhai.credit.credential.v1",
                     c.CredentialChanged, 1, False, "xinyong/operator", COMPACTED_FOREVER)
 DEAD_LETTERS = TopicFamily("credit.deadletter", "cn.zhuhai.credit.deadletter.v1",
@@ -90,7 +100,7 @@ DEAD_LETTERS = TopicFamily("credit.deadletter", "cn.zhuhai.credit.deadletter.v1"
 SERVICES = ("ingest", "registry", "publisher", "objection")
 FAMILIES = (INBOUND, FEEDBACK, OBJECTIONS, NOTICES, NOTICE_FEEDBACK)
 SINGLE_TOPICS = (RECORDS_ACCEPTED, RECORDS_STATUS, SUBJECTS_CHANGED, LISTS_CHANGED,
-                 CREDENTIALS)
+                 SUBJECTS_NOTIFIED, REQUESTS_CHANGED, CREDENTIALS)
 
 
 def family_members(family: TopicFamily[Any], catalogue: Catalogue) -> list[str]:

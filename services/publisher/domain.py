@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import zhconv
 
+from services.publisher import rights
 from shared.catalogue import Catalogue
 from shared.contract import (
     ArchivedRecord,
@@ -110,29 +111,50 @@ def basis_key(b: BasisRecord) -> tuple[str, str, int]:
     return b.department, b.record_id, b.revision
 
 
+def exit_reason(entry: Entry, repaired: set[tuple[str, str]]) -> str:
+    """`repaired` when every record the entry rested on was repaired (信用修复: display,
+    sharing and measures stop together), else `basis_withdrawn`."""
+    gone = {(b.department, b.record_id) for b in entry.basis}
+    return "repaired" if gone and gone <= repaired else "basis_withdrawn"
+
+
 def plan_for_subject(subject_key: str, open_entries: Mapping[str, Entry],
                      qualifying: Mapping[str, tuple[BasisRecord, ...]],
                      served: Mapping[str, set[tuple[str, str, int]]] | None = None,
-                     ) -> list[Action]:
+                     repaired: set[tuple[str, str]] | None = None) -> list[Action]:
     """Enter, rebase or exit the subject's lists. `served` holds, per list, the basis records
     whose entry already ran its full term (exited as expired): they do not list the subject
-    again. A new revision of the record (an extension, say) is a new decision and does."""
+    again. A new revision of the record (an extension, say) is a new decision and does.
+    `repaired` names the subject's repaired records: an entry that rested only on them exits
+    `repaired`."""
     served = served or {}
+    repaired = repaired or set()
     actions: list[Action] = []
     for list_name, full_basis in qualifying.items():
         basis = tuple(b for b in full_basis if basis_key(b) not in served.get(list_name, set()))
         entry = open_entries.get(list_name)
         if not basis:
             if entry is not None:
-                actions.append(Exit(entry, "basis_withdrawn"))
+                actions.append(Exit(entry, exit_reason(entry, repaired)))
         elif entry is None:
             actions.append(Enter(list_name, subject_key, basis))
         elif entry.basis != basis:
             actions.append(Rebase(entry, basis))
     for list_name, entry in open_entries.items():
         if list_name not in qualifying:
-            actions.append(Exit(entry, "basis_withdrawn"))
+            actions.append(Exit(entry, exit_reason(entry, repaired)))
     return actions
+
+
+def repaired_records(snapshot: SubjectChanged) -> set[tuple[str, str]]:
+    return {(r.department, r.record_id) for r in snapshot.records if r.status == "repaired"}
+
+
+def held(entry: Entry, snapshot: SubjectChanged) -> bool:
+    """An objection about a record the entry rests on holds its publication (异议标注 during
+    the notice period) until the department decides."""
+    disputed = {(r.department, r.record_id) for r in snapshot.records if r.disputed}
+    return any((b.department, b.record_id) in disputed for b in entry.basis)
 
 
 def plan_timers(due: Iterable[Entry], expired: Iterable[Entry]) -> list[Action]:
@@ -161,6 +183,8 @@ class ListEffects:
     list_changes: list[ListChanged] = field(default_factory=list)
     list_change_ids: list[str] = field(default_factory=list)  # one event id per list change
     notices: list[tuple[str, Notice, str]] = field(default_factory=list)  # agency, notice, entry
+    # New entries that wait for Xinyong to tell the subject (国办发〔2020〕49号).
+    to_notify: list[Entry] = field(default_factory=list)
     # The next list change's number, per entry (from `History.changes`).
     next_change: dict[str, int] = field(default_factory=dict)
 
@@ -232,9 +256,16 @@ def materialize(catalogue: Catalogue, actions: Sequence[Action],
                 entered[(list_name, subject_key)] = ordinal + 1
                 entry = Entry(entry_id_for(list_name, subject_key, ordinal), list_name,
                               subject_key, "pending", basis)
-                days = catalogue.lists[list_name].notice_period_days
-                if days:
-                    fx.new_entries.append(replace(entry, publish_at=now + timedelta(days=days)))
+                lst = catalogue.lists[list_name]
+                if lst.notified_by == "xinyong":
+                    # No publication date until the subject has been told: the notice period
+                    # runs from the notification (services/publisher/rights.py).
+                    fx.new_entries.append(entry)
+                    fx.to_notify.append(entry)
+                elif lst.notice_period_days or lst.publish_month_after_service:
+                    publish_at, _ = rights.planned_publication(
+                        lst, now, rights.served_on(subjects[subject_key].records, basis))
+                    fx.new_entries.append(replace(entry, publish_at=publish_at))
                 else:
                     fx.new_entries.append(_publish(catalogue, fx, entry, subjects, now, today))
             case Activate(entry):

@@ -13,7 +13,7 @@ SPEC = ServiceSpec(
     handler=handlers.make_handler,
     api=api.create_app,
     gauges=(gauges.notice_feedback,),
-    timers=(handlers.list_timer,),
+    timers=(handlers.list_timer, handlers.notification_timer, handlers.subject_party_filler),
 )
 
 

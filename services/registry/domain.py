@@ -13,6 +13,7 @@ from shared.contract import (
     Grade,
     RecordStatusChanged,
     RelatedSubject,
+    Repair,
     SubjectRef,
 )
 from shared.identifiers import is_minor_on
@@ -79,10 +80,15 @@ def archive_accepted(catalogue: Catalogue, existing: ArchivedRecord | None,
         status="repaired" if existing and existing.status == "repaired" else "active",
         disputed=existing.disputed if existing else False,
         disclosure_rule=rule, repair_from=repair_from, public_until=public_until,
-        attributes=sub.attributes)
+        attributes=sub.attributes,
+        # The department's contact for the subject (internal): the latest revision's, or the
+        # one it gave before.
+        contact=sub.contact or (existing.contact if existing else None),
+        repair=existing.repair if existing and existing.status == "repaired" else None)
 
 
-def apply_status_change(existing: ArchivedRecord, change: RecordStatusChanged) -> ArchivedRecord:
+def apply_status_change(existing: ArchivedRecord, change: RecordStatusChanged,
+                        today: date | None = None) -> ArchivedRecord:
     """An objection flag (异议标注), its removal, or a decision to withdraw or repair."""
     match change.change:
         case "flag":
@@ -92,7 +98,12 @@ def apply_status_change(existing: ArchivedRecord, change: RecordStatusChanged) -
         case "withdraw":
             return existing.model_copy(update={"status": "withdrawn", "disputed": False})
         case "repair":
-            return existing.model_copy(update={"status": "repaired", "disputed": False})
+            # The request and the commitment signed for it go with the record (the public
+            # profile lists the commitment: NDRC Order 36).
+            repair = Repair(objection_id=change.objection_id, granted_on=today or date.today(),
+                            commitment=change.commitment)
+            return existing.model_copy(update={"status": "repaired", "disputed": False,
+                                               "repair": repair})
 
 
 def key_persons(catalogue: Catalogue, records: Iterable[ArchivedRecord]) -> list[RelatedSubject]:

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from services.objection.domain import (
+    COMPLAINT_DAYS,
     KnownRecord,
     Rate,
     changes_on_decision,
@@ -28,10 +29,23 @@ from tests.unit.factories import ENTERPRISE_ID, PERSON_ID, accepted, submission,
 
 
 def test_objection_is_due_20_days_after_receipt():
-    """DOMAIN.md lines 60-61 (征信业管理条例 art. 25): answered within 20 days."""
-    assert due_by(date(2026, 11, 28)) == date(2026, 12, 18)
-    assert due_by(date(2026, 12, 20)) == date(2027, 1, 9)
-    assert due_by(date(2028, 2, 20)) == date(2028, 3, 11)
+    """DOMAIN.md lines 60-61 (征信业管理条例 art. 25): answered within 20 days; a 20th day
+    that is not a working day moves to the next one (CONTRACT.md)."""
+    assert due_by(date(2026, 11, 28)) == date(2026, 12, 18)  # a Friday
+    # The 20th day a Saturday (past the published schedule: Monday to Friday).
+    assert due_by(date(2026, 12, 20)) == date(2027, 1, 11)
+    # In the National Day holiday (1-7 October 2026).
+    assert due_by(date(2026, 9, 12)) == date(2026, 10, 8)
+    # In the Spring Festival holiday (15-23 February 2026).
+    assert due_by(date(2026, 1, 28)) == date(2026, 2, 24)
+    # A make-up working day (调休): Saturday 10 October 2026 counts.
+    assert due_by(date(2026, 9, 20)) == date(2026, 10, 10)
+
+
+def test_complaint_is_due_30_days_after_receipt_rolled_to_a_working_day():
+    """征信业管理条例 art. 26: complaints within 30 days."""
+    assert due_by(date(2026, 11, 2), COMPLAINT_DAYS) == date(2026, 12, 2)
+    assert due_by(date(2026, 9, 2), COMPLAINT_DAYS) == date(2026, 10, 8)
 
 
 def test_access_tokens_are_unguessable_and_distinct():
