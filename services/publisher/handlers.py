@@ -225,51 +225,56 @@ async def notification_timer(ctx: ServiceContext) -> None:
 
 async def deliver_once(pool: asyncpg.Pool, catalogue: Catalogue, settings: Settings,
                        sender: senders.Sender) -> int:
-    """One round of deliveries; returns how many notifications it took up. A message handed
-    over just before a crash is handed over again after it, under the same notification id
-    (the gateway's idempotency key)."""
-    fallback = timedelta(hours=settings.notification_fallback_hours)
     async with pool.acquire() as conn, conn.transaction():
-        due = await rights_store.lock_due_notifications(conn, clock.now())
-        for n in due:
-            key = n["subject_key"]
-            if n["entry_status"] != "pending":
-                await rights_store.cancel_notifications(conn, [n["entry_id"]])
-                continue
-            snapshot = (await store.snapshots(conn, [key]))[key]
-            basis = [BasisRecord.model_validate(b) for b in n["basis"]]
-            contact = (await rights_store.contact_of_subject(conn, key)
-                       or _department_contact(snapshot, basis))
-            now = clock.now()
-            channel: Literal["contact", "announcement"] = "contact"
-            if contact is not None:
-                made, publish_at = rights.notified(
-                    catalogue, n["notification_id"], n["entry_id"], n["list"], snapshot, basis,
-                    "contact", now, settings.objection_public_url)
-                try:
-                    used = await sender.send(senders.Message(
-                        n["notification_id"], contact, rights.message_text(made)))
-                except senders.DeliveryFailed as exc:
-                    await rights_store.log_delivery(
-                        conn, n["notification_id"], key, rights.channel_of(contact),
-                        rights.mask_contact(contact), "failed", str(exc))
-                    if now - n["created_at"] < fallback:
-                        await rights_store.retry_later(
-                            conn, n["notification_id"],
-                            now + rights.delivery_backoff(n["attempts"] + 1))
-                        continue
-                    channel = "announcement"
-                else:
-                    await rights_store.log_delivery(conn, n["notification_id"], key, used,
-                                                    rights.mask_contact(contact), "delivered",
-                                                    None)
-            if contact is None or channel == "announcement":
-                made, publish_at = rights.notified(
-                    catalogue, n["notification_id"], n["entry_id"], n["list"], snapshot, basis,
-                    "announcement", now, settings.objection_public_url)
-            await rights_store.mark_notified(conn, made, publish_at)
-            await outbox.enqueue(conn, [OutboundEvent.of(
-                SUBJECTS_NOTIFIED, SOURCE, key, made, event_id=made.notification_id)])
+        return await deliver_due(conn, catalogue, settings, sender)
+
+
+async def deliver_due(conn: asyncpg.Connection, catalogue: Catalogue, settings: Settings,
+                      sender: senders.Sender) -> int:
+    """One round of deliveries, in the caller's transaction; returns how many notifications
+    it took up. A message handed over just before a crash is handed over again after it,
+    under the same notification id (the gateway's idempotency key)."""
+    fallback = timedelta(hours=settings.notification_fallback_hours)
+    due = await rights_store.lock_due_notifications(conn, clock.now())
+    for n in due:
+        key = n["subject_key"]
+        if n["entry_status"] != "pending":
+            await rights_store.cancel_notifications(conn, [n["entry_id"]])
+            continue
+        snapshot = (await store.snapshots(conn, [key]))[key]
+        basis = [BasisRecord.model_validate(b) for b in n["basis"]]
+        contact = (await rights_store.contact_of_subject(conn, key)
+                   or _department_contact(snapshot, basis))
+        now = clock.now()
+        channel: Literal["contact", "announcement"] = "contact"
+        if contact is not None:
+            made, publish_at = rights.notified(
+                catalogue, n["notification_id"], n["entry_id"], n["list"], snapshot, basis,
+                "contact", now, settings.objection_public_url)
+            try:
+                used = await sender.send(senders.Message(
+                    n["notification_id"], contact, rights.message_text(made)))
+            except senders.DeliveryFailed as exc:
+                await rights_store.log_delivery(
+                    conn, n["notification_id"], key, rights.channel_of(contact),
+                    rights.mask_contact(contact), "failed", str(exc))
+                if now - n["created_at"] < fallback:
+                    await rights_store.retry_later(
+                        conn, n["notification_id"],
+                        now + rights.delivery_backoff(n["attempts"] + 1))
+                    continue
+                channel = "announcement"
+            else:
+                await rights_store.log_delivery(conn, n["notification_id"], key, used,
+                                                rights.mask_contact(contact), "delivered",
+                                                None)
+        if contact is None or channel == "announcement":
+            made, publish_at = rights.notified(
+                catalogue, n["notification_id"], n["entry_id"], n["list"], snapshot, basis,
+                "announcement", now, settings.objection_public_url)
+        await rights_store.mark_notified(conn, made, publish_at)
+        await outbox.enqueue(conn, [OutboundEvent.of(
+            SUBJECTS_NOTIFIED, SOURCE, key, made, event_id=made.notification_id)])
     return len(due)
 
 
