@@ -96,8 +96,10 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     answerer = credentials.caller(ctx.pool, "department", "operator")
 
     @app.get("/api/v1/complaints")
-    async def open_complaints(caller: Annotated[credentials.Caller, Depends(answerer)],
-                              status: str = Query("routed", pattern="^routed$")
+    async def open_complaints(status: str = Query("routed", pattern="^routed$"),
+                              # Not Annotated: FastAPI reads string annotations in the module's
+                              # globals, where `answerer` is not.
+                              caller: credentials.Caller = Depends(answerer),  # noqa: B008
                               ) -> dict[str, Any]:
         """The open complaints the caller answers: a department's own, or (operators) those
         about the system and its parts no department owns."""
@@ -110,7 +112,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     @app.post("/api/v1/complaints/{complaint_id}/answer")
     async def answer_complaint(complaint_id: str, body: AnswerRequest,
-                               caller: Annotated[credentials.Caller, Depends(answerer)]
+                               caller: credentials.Caller = Depends(answerer),  # noqa: B008
                                ) -> dict[str, str]:
         """The answer of the department the complaint was routed to, or of an operator for
         those routed to the operators."""

@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse
@@ -121,14 +121,16 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
     """/api/v1/me (a subject's bearer token), and the announcements."""
     subject_token = credentials.caller(ctx.pool, "subject")
     settings, catalogue = ctx.settings, ctx.catalogue
-    Subject = Annotated[credentials.Caller, Depends(subject_token)]
+    # Not an Annotated alias: FastAPI reads string annotations in the module's globals, where
+    # a dependency made here is not.
+    token = Depends(subject_token)
 
     async def own_key(caller: credentials.Caller) -> str | None:
         async with ctx.pool.acquire() as conn:
             return await rights_store.subject_of_party(conn, caller.party)
 
     @app.get("/api/v1/me")
-    async def me(caller: Subject) -> dict[str, Any]:
+    async def me(caller: credentials.Caller = token) -> dict[str, Any]:
         """Everything Xinyong holds about the token's subject, public or not (征信业管理条例
         art. 17): records with status, rule version, repair_from, public_until and purge
         date; list entries (pending too); notices about it with their feedback;
@@ -156,7 +158,7 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
         }
 
     @app.get("/api/v1/me/queries")
-    async def my_queries(caller: Subject, cursor: str | None = None,
+    async def my_queries(cursor: str | None = None, caller: credentials.Caller = token,
                          limit: int = Query(settings.me_page_size, ge=1,
                                             le=settings.me_page_max)) -> dict[str, Any]:
         """Who looked at the subject's public profile or took a report, newest first
@@ -179,7 +181,8 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
                 "next": rights.encode_cursor(page[-1]["id"]) if len(rows) > limit else None}
 
     @app.put("/api/v1/me/contact")
-    async def set_contact(caller: Subject, body: ContactRequest) -> dict[str, Any]:
+    async def set_contact(body: ContactRequest,
+                          caller: credentials.Caller = token) -> dict[str, Any]:
         """Where Xinyong tells the subject before listing it; it takes precedence over a
         contact a department gave."""
         key = await own_key(caller)
@@ -188,13 +191,14 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
             return {"contact": _contact(await rights_store.own_contact(conn, caller.party))}
 
     @app.delete("/api/v1/me/contact", status_code=204)
-    async def remove_contact(caller: Subject) -> Response:
+    async def remove_contact(caller: credentials.Caller = token) -> Response:
         async with ctx.pool.acquire() as conn:
             await rights_store.remove_contact(conn, caller.party)
         return Response(status_code=204)
 
     @app.get("/api/v1/me/records/{department}/{record_id}")
-    async def my_record(caller: Subject, department: str, record_id: str) -> dict[str, Any]:
+    async def my_record(department: str, record_id: str,
+                        caller: credentials.Caller = token) -> dict[str, Any]:
         """One record of the subject's, with the notices it is the basis of; another
         subject's record is not found."""
         key = await own_key(caller)
@@ -212,7 +216,8 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
                    for b in n["body"]["basis"])]}
 
     @app.get("/api/v1/me/notifications/{notification_id}")
-    async def my_notification(caller: Subject, notification_id: str) -> dict[str, Any]:
+    async def my_notification(notification_id: str,
+                              caller: credentials.Caller = token) -> dict[str, Any]:
         key = await own_key(caller)
         found = []
         if key is not None and _is_uuid(notification_id):
