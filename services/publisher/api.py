@@ -51,7 +51,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     views = PublicViews(ctx)
     # Every public profile view is logged for the subject (/api/v1/me/queries).
-    query_log = rights_api.QueryLog(ctx)
+    query_log = rights_api.query_log_of(ctx)
     rights_api.install(app, ctx, _page)
 
     @app.get("/api/v1/subjects")

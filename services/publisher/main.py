@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from services.publisher import api, contracts, gauges, handlers
+from services.publisher import api, contracts, gauges, handlers, rights_api
 from shared.service import ServiceSpec
 from shared.service import main as run
 
@@ -13,7 +13,8 @@ SPEC = ServiceSpec(
     handler=handlers.make_handler,
     api=api.create_app,
     gauges=(gauges.notice_feedback,),
-    timers=(handlers.list_timer, handlers.notification_timer, handlers.subject_party_filler),
+    timers=(handlers.list_timer, handlers.notification_timer, handlers.subject_party_filler,
+            rights_api.query_log_writer),
 )
 
 
