@@ -164,26 +164,46 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                           str(exc)) from exc
         return {"objection_id": objection_id, "status": status}
 
+    version, text = max(ctx.catalogue.repair.commitment_texts.items(),
+                        key=lambda kv: kv[1].effective_from)
+    commitment = {"commitment_version": version, "commitment_text": text.text}
+
     @app.get("/objections/new", response_class=HTMLResponse, include_in_schema=False)
     async def form(request: Request, type: str = "", id: str = "", department: str = "",
                    record_id: str = "", kind: str = "objection") -> HTMLResponse:
         return TEMPLATES.TemplateResponse(request, "form.html", {
             "type": type, "id": id, "department": department, "record_id": record_id,
-            "kind": kind, "departments": ctx.catalogue.departments, "errors": []})
+            "kind": kind, "departments": ctx.catalogue.departments, "errors": [],
+            **commitment})
 
     @app.post("/objections/new", response_class=HTMLResponse, include_in_schema=False)
     async def form_post(request: Request, type: Annotated[str, Form()],
                         id: Annotated[str, Form()], department: Annotated[str, Form()],
                         record_id: Annotated[str, Form()], reason: Annotated[str, Form()],
                         contact: Annotated[str, Form()],
-                        kind: Annotated[str, Form()] = "objection") -> HTMLResponse:
+                        kind: Annotated[str, Form()] = "objection",
+                        signer_name: Annotated[str, Form()] = "",
+                        signer_role: Annotated[str, Form()] = "",
+                        declaration: Annotated[str, Form()] = "",
+                        evidence: Annotated[str, Form()] = "") -> HTMLResponse:
         values = {"type": type, "id": id, "department": department, "record_id": record_id,
-                  "kind": kind, "departments": ctx.catalogue.departments}
+                  "kind": kind, "departments": ctx.catalogue.departments, **commitment}
+        fields: dict[str, Any] = {
+            "subject": {"type": type, "id": id},
+            "record": {"department": department, "record_id": record_id},
+            "reason": reason, "contact": contact}
+        if kind == "repair":
+            # A form left blank is a request without them: the answer lists what is missing.
+            if signer_name.strip() or signer_role.strip():
+                fields["commitment"] = {"text_version": commitment["commitment_version"],
+                                        "signer_name": signer_name,
+                                        "signer_role": signer_role}
+            if declaration.strip():
+                fields["obligations"] = {"declaration": declaration, "evidence": [
+                    line.strip() for line in evidence.splitlines() if line.strip()]}
         try:
-            req = ObjectionRequest.model_validate({
-                "subject": {"type": type, "id": id},
-                "record": {"department": department, "record_id": record_id},
-                "reason": reason, "contact": contact})
+            model = RepairRequest if kind == "repair" else ObjectionRequest
+            req = model.model_validate(fields)
             created = await submit("repair" if kind == "repair" else "objection", req, request)
         except ValidationError as exc:
             errors = [".".join(str(p) for p in e["loc"]) + "：" + e["msg"] for e in exc.errors()]

@@ -146,6 +146,10 @@ async def apply_snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
 async def _update_holds(conn: asyncpg.Connection, snapshots: dict[str, SubjectChanged]) -> None:
     """Hold pending entries while a record they rest on is under objection; release them
     once it is decided (the timer then publishes those whose date has come)."""
+    if not any(r.disputed for s in snapshots.values() for r in s.records):
+        # The common case, one statement: nothing disputed, nothing of theirs held.
+        await rights_store.release_holds(conn, sorted(snapshots))
+        return
     pending = await store.pending_entries(conn, sorted(snapshots))
     held = [e.entry_id for e in pending if domain.held(e, snapshots[e.subject_key])]
     await rights_store.set_holds(conn, held,

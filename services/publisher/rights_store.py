@@ -200,6 +200,11 @@ async def set_holds(conn: asyncpg.Connection, held: Sequence[str],
                            " AND held", list(released))
 
 
+async def release_holds(conn: asyncpg.Connection, subject_keys: Sequence[str]) -> None:
+    await conn.execute("UPDATE list_entries SET held = false WHERE subject_key = ANY($1::text[])"
+                       " AND held", list(subject_keys))
+
+
 async def entries_of(conn: asyncpg.Connection, subject_key: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT entry_id::text, list, status, basis, publish_at, since, until, exit_reason, held"
