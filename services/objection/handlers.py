@@ -378,7 +378,7 @@ async def remember_snapshots(conn: asyncpg.Connection,
             if kept is None or (f.revision, f.version) > (kept.revision, kept.version):
                 best[(f.department, f.record_id)] = f
         repaired.update(r.repair.objection_id for r in domain.repaired_in(e.data)
-                        if r.repair is not None)
+                        if r.repair is not None and _is_uuid(r.repair.objection_id))
     await store.remember_facts(conn, list(best.values()))
     passed = await store.repairs_passed_on(conn, sorted(repaired))
     await outbox.enqueue(conn, [*dead, *await request_events(conn, passed)])
