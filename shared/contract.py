@@ -74,7 +74,7 @@ class RecordSubmission(_Open):
     attributes: dict[str, Any] = Field(default_factory=dict)
     # Internal: where Xinyong may tell the subject of a listing before it is published
     # (国办发〔2020〕49号); never shown to the public, only to the subject itself (/me).
-    contact: str | None = Field(default=None, min_length=3, max_length=200)
+    contact: str | None = Field(default=None, max_length=200)
 
 
 class ObjectionDecision(_Open):

@@ -432,6 +432,8 @@ def check_notification_fields(sub: RecordSubmission, today: date) -> list[FieldE
     if sub.contact is not None and any(unicodedata.category(ch) == "Cc" for ch in sub.contact):
         errors.append(err("contact", "control_character",
                           "a contact holds no control characters"))
+    elif sub.contact is not None and len(sub.contact.strip()) < 3:
+        errors.append(err("contact", "too_short", "a phone number or an e-mail address"))
     raw = sub.attributes.get("served_on")
     if raw is None:
         return errors

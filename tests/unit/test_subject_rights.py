@@ -275,3 +275,5 @@ def test_a_contact_holds_no_control_characters():
     assert check_notification_fields(submission(contact="13800000000"), TODAY) == []
     [error] = check_notification_fields(submission(contact="138\x1b00000000"), TODAY)
     assert (error.field, error.code) == ("contact", "control_character")
+    [error] = check_notification_fields(submission(contact=" 1 "), TODAY)
+    assert (error.field, error.code) == ("contact", "too_short")
