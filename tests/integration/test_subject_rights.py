@@ -389,20 +389,25 @@ async def test_no_listing_xinyong_announces_is_published_before_its_notification
                      " AND held", f"enterprise:{told.id}")
     assert not [e for e in watcher.events["credit.notices.land"] if about(told)(e)]
 
-    # Past the notice period and the delivery fallback.
+    # Past the notice period and the delivery fallback; the clock goes back after, so that
+    # later tests (and the calendar's own check) see today again.
     STACK.move_clock(timedelta(days=8))
-    await watcher.wait_for("credit.notices.land", about(silent), timeout=60)
-    [late] = await watcher.wait_for("credit.subjects.notified", about(unreachable), timeout=60)
-    assert late["data"]["channel"] == "announcement"  # deliveries kept failing
-    await asyncio.sleep(6)  # a timer round: the held entry stays unpublished
-    assert not [e for e in watcher.events["credit.notices.land"] if about(told)(e)]
-    assert not [e for e in watcher.events["credit.notices.land"] if about(unreachable)(e)]
+    try:
+        await watcher.wait_for("credit.notices.land", about(silent), timeout=60)
+        [late] = await watcher.wait_for("credit.subjects.notified", about(unreachable),
+                                        timeout=60)
+        assert late["data"]["channel"] == "announcement"  # deliveries kept failing
+        await asyncio.sleep(6)  # a timer round: the held entry stays unpublished
+        assert not [e for e in watcher.events["credit.notices.land"] if about(told)(e)]
+        assert not [e for e in watcher.events["credit.notices.land"] if about(unreachable)(e)]
 
-    # The department decides: the hold is lifted and the entry published.
-    await send_raw(producer, settings, "credit.inbound.hrss",
-                   decision("hrss", f"enterprise:{told.id}", objected["objection_id"],
-                            "rejected"), key_of(told_rec))
-    await watcher.wait_for("credit.notices.land", about(told), timeout=60)
+        # The department decides: the hold is lifted and the entry published.
+        await send_raw(producer, settings, "credit.inbound.hrss",
+                       decision("hrss", f"enterprise:{told.id}", objected["objection_id"],
+                                "rejected"), key_of(told_rec))
+        await watcher.wait_for("credit.notices.land", about(told), timeout=60)
+    finally:
+        STACK.move_clock(-timedelta(days=8))
 
 
 async def _wait_rows(pool: Any, sql: str, *args: Any, timeout: float = 30) -> list[Any]:
