@@ -90,6 +90,7 @@ async def provision(settings: Settings) -> list[str]:
     with exactly its ACLs; returns the topics created."""
     for service in SERVICES:
         await ensure_database(settings, service)
+    secrets.subject_key_secret(settings)  # made once, before any service reads it
     return await asyncio.to_thread(_provision_kafka, settings)
 
 
@@ -512,6 +513,8 @@ class IsolatedStack:
             "XINYONG_ENVIRONMENT": "test",
             "XINYONG_TEST_CLOCK_FILE": str(Settings().home / "run" / run / "clock"),
             **cluster_env,
+            # What the file sender hands over, apart from other runs'.
+            "XINYONG_NOTIFICATION_SPOOL_DIR": str(Settings().home / "run" / run / "notifications"),
             **extra_env,
         }
         self.settings = Settings(**{k.removeprefix("XINYONG_").lower(): v  # type: ignore[arg-type]

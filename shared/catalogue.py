@@ -113,6 +113,10 @@ class CatalogueItem(_Frozen):
     # 双公示: administrative licensing and penalty decisions are published within 7 working
     # days of the decision (DOMAIN.md); the department scorecards measure it.
     double_publicity: bool = False
+    # An item with a removal procedure of its own (a court's deletion on performance, tax
+    # and wage-arrears early removal) is not repaired under NDRC Order 36: a repair request
+    # is told which procedure applies instead.
+    own_removal: str | None = None
 
     @model_validator(mode="after")
     def _negative_needs_severity(self) -> CatalogueItem:
@@ -131,6 +135,32 @@ class ListType(_Frozen):
     validity_years: int = Field(ge=1)
     basis: str
     exit: str
+    # Who tells the subject before it is listed (国办发〔2020〕49号): the department in its
+    # own decision, or Xinyong, whose notice period then runs from the notification.
+    notified_by: Literal["department", "xinyong"] = "department"
+    # 重大税收违法失信主体 are published in the month after the decision is served
+    # (国家税务总局令第54号): the record's `attributes.served_on`.
+    publish_month_after_service: bool = False
+
+
+class CommitmentText(_Frozen):
+    effective_from: date
+    text: str
+
+
+class RepairSteps(_Frozen):
+    """Working days of each step of a repair request."""
+
+    accept: int = Field(ge=0)
+    check: int = Field(ge=0)
+    decide: int = Field(ge=1)
+    pass_on: int = Field(ge=0)
+
+
+class RepairRules(_Frozen):
+    basis: str
+    steps: RepairSteps
+    commitment_texts: dict[str, CommitmentText]
 
 
 class Measure(_Frozen):
@@ -194,6 +224,7 @@ class Catalogue(_Frozen):
     measures: dict[str, Measure]
     districts: dict[str, District]
     zones: dict[str, Zone]
+    repair: RepairRules
     legacy_uscc: frozenset[str] = frozenset()
     early_warnings: dict[str, EarlyWarning] = Field(default_factory=dict)
 

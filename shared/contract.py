@@ -75,6 +75,9 @@ class RecordSubmission(_Open):
     # When the act or event ended (不良行为或者事件终止之日): a person's negative information
     # is deleted five years after it (征信业管理条例 art. 16). Absent: `decided_on`.
     act_ended_on: date | None = None
+    # Internal: where Xinyong may tell the subject of a listing before it is published
+    # (国办发〔2020〕49号); never shown to the public, only to the subject itself (/me).
+    contact: str | None = Field(default=None, max_length=200)
 
 
 class ObjectionDecision(_Open):
@@ -183,6 +186,19 @@ class AcceptedRecord(_Open):
 RecordChange = Literal["flag", "unflag", "withdraw", "repair"]
 
 
+class Commitment(_Open):
+    """A public credit commitment (信用承诺) signed with a repair request (NDRC Order 36): the
+    catalogue's text of that version, who signed it, and when. Published once the repair is
+    granted."""
+
+    commitment_id: str
+    kind: Literal["repair"] = "repair"
+    text_version: str
+    signer_name: str
+    signer_role: str
+    signed_on: date
+
+
 class RecordStatusChanged(_Open):
     """objection -> registry on credit.records.status: a decision about one record."""
 
@@ -192,6 +208,16 @@ class RecordStatusChanged(_Open):
     subject: SubjectRef
     objection_id: str
     reason: str | None = None
+    # With a granted repair: the commitment the subject signed for it.
+    commitment: Commitment | None = None
+
+
+class Repair(_Open):
+    """How a record came to be repaired (信用修复): the request and the commitment."""
+
+    objection_id: str
+    granted_on: date
+    commitment: Commitment | None = None
 
 
 RecordStatus = Literal["active", "withdrawn", "repaired"]
@@ -219,6 +245,8 @@ class ArchivedRecord(_Open):
     # The day the record is erased (a person's negative information, 5 years after the act
     # ended: shared/disclosure.py), None when it is kept.
     purge_on: date | None = None
+    contact: str | None = None  # the department's, from the submission: internal
+    repair: Repair | None = None
 
 
 class Grade(_Open):
@@ -309,6 +337,72 @@ class StatsWarning(_Open):
     count: int
     threshold: int
     status: Literal["raised", "cleared"]
+
+
+class NotifiedReason(_Open):
+    """One record a listing rests on, as the subject is told of it."""
+
+    department: str
+    record_id: str
+    revision: int
+    catalogue_item: str
+    item_name: str
+    document_no: str | None = None
+    decided_on: date
+
+
+_Reasons = list[NotifiedReason]
+
+
+class SubjectNotified(_Open):
+    """publisher -> anyone on credit.subjects.notified: the subject has been told that it is
+    to be listed, why, when, and how to object (国办发〔2020〕49号; 征信业管理条例 art. 15),
+    by a message to its contact or, failing that, by a public announcement."""
+
+    notification_id: str
+    entry_id: str
+    list: str
+    list_name: str
+    subject: SubjectRef
+    reasons: _Reasons
+    channel: Literal["contact", "announcement"]
+    notified_at: datetime
+    planned_publication: date
+    object_by: date
+    how_to_object: str
+    basis: str
+
+
+class RequestChanged(_Open):
+    """objection -> publisher on credit.requests.changed: an objection, repair request or
+    complaint about a subject, as it stands now (a snapshot: the highest `version` wins), for
+    the subject's own view (/api/v1/me). The requester's contact and text are not in it: the
+    requester need not be the subject."""
+
+    request_id: str
+    kind: Literal["objection", "repair", "complaint"]
+    subject: SubjectRef
+    about: dict[str, Any]
+    status: str
+    due_by: date
+    received_at: datetime
+    decided_at: datetime | None = None
+    overdue: bool = False
+    version: int
+    timeline: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ComplaintRouted(_Open):
+    """cn.zhuhai.credit.complaint.routed.v1 on credit.objections.<dept>: a complaint (投诉)
+    about one of the department's records, objections or list entries, to answer by
+    `due_by` (征信业管理条例 art. 26)."""
+
+    complaint_id: str
+    about: dict[str, Any]
+    subject: SubjectRef | None = None
+    text: str
+    due_by: date
+    received_at: datetime
 
 
 PartyKind = Literal["department", "agency", "subject", "operator"]

@@ -27,6 +27,7 @@ from shared import clock, inbox
 from shared.contract import CredentialChanged, PartyKind
 from shared.http import Problem, bearer_token
 from shared.messages import InboundMessage, OutboundEvent, read_event
+from shared.settings import Settings
 from shared.topics import CREDENTIALS
 
 _PREFIX = "xyt_"
@@ -46,6 +47,21 @@ def subject_party(key_secret: str, subject_key: str) -> str:
     """A subject's party on credit.credentials: a keyed hash of its subject key, so the topic
     names no identity number (which a plain hash would not hide: they are guessable)."""
     return hmac.new(key_secret.encode(), subject_key.encode(), hashlib.sha256).hexdigest()
+
+
+def subject_key_secret(settings: Settings) -> str:
+    """The key of `subject_party`: the setting, or the local stack's secret file (made by the
+    command line; a service never makes it). Empty when there is none: no subject's token
+    can then be mapped to its archive."""
+    if settings.subject_key_secret:
+        return settings.subject_key_secret
+    path = settings.secrets_dir / "subject-key.secret"
+    return path.read_text().strip() if path.exists() else ""
+
+
+def key_id(key_secret: str) -> str:
+    """Names a subject key secret without revealing it (rows made with another are stale)."""
+    return hashlib.sha256(b"subject-key|" + key_secret.encode()).hexdigest()[:16]
 
 
 def new_token(party_kind: PartyKind, party: str, expires_at: datetime,

@@ -135,6 +135,17 @@ class Settings(BaseSettings):
     # An objection's contact (phone, e-mail) is erased this many days after it is decided
     # (docs/decisions.md, "Objections and repair").
     objection_contact_days: int = 180
+    # Telling a subject before it is listed (docs/decisions.md, "The subject is told before
+    # listing"): the sender adapter (`file`: one JSON line per message under the spool
+    # folder, `<home>/notifications` by default), and how long deliveries may fail before
+    # the public announcement page serves instead.
+    notification_sender: Literal["file"] = "file"
+    notification_spool_dir: Path | None = None
+    notification_fallback_hours: float = 72.0
+
+    # The subject's own view: /api/v1/me/queries pages (default and most rows).
+    me_page_size: int = 50
+    me_page_max: int = 200
 
     public_rate_limit: str = "120/minute"
     # Name searches running at once in one publisher process, and how long one waits for a

@@ -82,6 +82,7 @@ class TopicFamily(Generic[P]):
 # External (CONTRACT.md)
 RECORD_SUBMITTED = "cn.zhuhai.credit.record.submitted.v1"
 OBJECTION_DECIDED = "cn.zhuhai.credit.objection.decided.v1"
+COMPLAINT_ROUTED = "cn.zhuhai.credit.complaint.routed.v1"
 
 INBOUND = TopicFamily("credit.inbound", RECORD_SUBMITTED, c.RecordSubmission, 6, True,
                       "department", "dept/{code}", WEEK)
@@ -94,6 +95,11 @@ NOTICES = TopicFamily("credit.notices", "cn.zhuhai.credit.notice.v1", c.Notice, 
                       "agency", "xinyong/publisher", WEEK)
 NOTICE_FEEDBACK = TopicFamily("credit.notice-feedback", "cn.zhuhai.credit.notice.feedback.v1",
                               c.NoticeFeedback, 3, True, "agency", "agency/{code}", WEEK)
+# Complaints (投诉) reach the department on its objections topic (CONTRACT.md): the same
+# topics and writer as OBJECTIONS, another event type. Not in FAMILIES: OBJECTIONS makes
+# the topics and the grants.
+COMPLAINTS = TopicFamily("credit.objections", COMPLAINT_ROUTED, c.ComplaintRouted, 3, True,
+                         "department", "xinyong/objection", OBJECTION_ROUTING)
 
 # Internal: each has one writer.
 RECORDS_ACCEPTED = Topic("credit.records.accepted", "cn.zhuhai.credit.record.accepted.v1",
@@ -104,6 +110,10 @@ SUBJECTS_CHANGED = Topic("credit.subjects.changed", "cn.zhuhai.credit.subject.ch
                          c.SubjectChanged, 6, False, "xinyong/registry", WEEK)
 LISTS_CHANGED = Topic("credit.lists.changed", "cn.zhuhai.credit.list.changed.v1",
                       c.ListChanged, 3, False, "xinyong/publisher", WEEK)
+SUBJECTS_NOTIFIED = Topic("credit.subjects.notified", "cn.zhuhai.credit.subject.notified.v1",
+                          c.SubjectNotified, 3, False, "xinyong/publisher", WEEK)
+REQUESTS_CHANGED = Topic("credit.requests.changed", "cn.zhuhai.credit.request.changed.v1",
+                         c.RequestChanged, 3, False, "xinyong/objection", WEEK)
 CREDENTIALS = Topic("credit.credentials", "cn.zhuhai.credit.credential.v1",
                     c.CredentialChanged, 1, False, "xinyong/operator", COMPACTED_FOREVER)
 DEAD_LETTERS = TopicFamily("credit.deadletter", "cn.zhuhai.credit.deadletter.v1",
@@ -141,8 +151,8 @@ SERVICES = ("ingest", "registry", "publisher", "objection", "stats")
 STREAM_APPS = ("stats-windows",)
 FAMILIES = (INBOUND, FEEDBACK, OBJECTIONS, NOTICES, NOTICE_FEEDBACK)
 SINGLE_TOPICS = (RECORDS_ACCEPTED, RECORDS_STATUS, SUBJECTS_CHANGED, LISTS_CHANGED,
-                 CREDENTIALS, OBJECTIONS_CLOSED, STATS_DELTAS, STATS_WINDOWS, STATS_WARNINGS,
-                 STATS_WINDOWS_CHANGELOG)
+                 SUBJECTS_NOTIFIED, REQUESTS_CHANGED, CREDENTIALS, OBJECTIONS_CLOSED,
+                 STATS_DELTAS, STATS_WINDOWS, STATS_WARNINGS, STATS_WINDOWS_CHANGELOG)
 
 
 def family_members(family: TopicFamily[Any], catalogue: Catalogue) -> list[str]:

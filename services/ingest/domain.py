@@ -428,6 +428,7 @@ def check_submission(catalogue: Catalogue, department: str, sub: RecordSubmissio
     if sub.decided_on is not None and sub.decided_on > today:
         errors.append(err("decided_on", "future_date", f"{sub.decided_on} is after {today}"))
     errors += check_place(catalogue, sub)
+    errors += check_notification_fields(sub, today)
     item = catalogue.items.get(sub.catalogue_item or "")
     if sub.catalogue_item is not None and item is None:
         errors.append(err("catalogue_item", "unknown_item",
@@ -466,6 +467,33 @@ def check_subject(catalogue: Catalogue, subject: SubjectRef, today: date) -> lis
     else:
         problems = check_uscc(subject.id, subject.type, catalogue.legacy_uscc)
     return [err("subject.id", p.code, p.message) for p in problems]
+
+
+def check_notification_fields(sub: RecordSubmission, today: date) -> list[FieldError]:
+    """What telling the subject before listing rests on: the internal `contact` (text a
+    sender can hand over), and `attributes.served_on`, the day the decision was served
+    (国家税务总局令第54号: published the month after), a date between the decision and today."""
+    errors = []
+    if sub.contact is not None and any(unicodedata.category(ch) == "Cc" for ch in sub.contact):
+        errors.append(err("contact", "control_character",
+                          "a contact holds no control characters"))
+    elif sub.contact is not None and len(sub.contact.strip()) < 3:
+        errors.append(err("contact", "too_short", "a phone number or an e-mail address"))
+    raw = sub.attributes.get("served_on")
+    if raw is None:
+        return errors
+    try:
+        served = date.fromisoformat(raw) if isinstance(raw, str) and len(raw) == 10 else None
+    except ValueError:
+        served = None
+    if served is None:
+        errors.append(err("attributes.served_on", "date", "a date as YYYY-MM-DD"))
+    elif sub.decided_on is not None and served < sub.decided_on:
+        errors.append(err("attributes.served_on", "before_decision",
+                          f"{served} is before the decision ({sub.decided_on})"))
+    elif served > today:
+        errors.append(err("attributes.served_on", "future_date", f"{served} is after {today}"))
+    return errors
 
 
 def check_place(catalogue: Catalogue, sub: RecordSubmission) -> list[FieldError]:

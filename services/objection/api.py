@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Form, Header, Request
+from fastapi import Depends, FastAPI, Form, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from services.objection import handlers, store
 from services.objection.contracts import (
+    AnswerRequest,
+    ComplaintCreated,
+    ComplaintRequest,
+    ComplaintStatus,
     DecisionRequest,
     ObjectionCreated,
     ObjectionRequest,
     ObjectionStatus,
     RecordInput,
+    RepairRequest,
     TimelineEvent,
 )
 from shared import credentials, guard
@@ -36,19 +41,89 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     limits = handlers.Limits.of(ctx.settings)
     trusted = guard.networks(ctx.settings.trusted_proxies)
 
-    async def submit(kind: str, body: ObjectionRequest, request: Request) -> ObjectionCreated:
-        client = guard.client_address(request.client.host if request.client else None,
-                                      request.headers.getlist("x-forwarded-for"), trusted)
-        async with ctx.pool.acquire() as conn:
-            return await handlers.submit(conn, ctx.catalogue, limits, kind, body, client)
+    def client_of(request: Request) -> str:
+        return guard.client_address(request.client.host if request.client else None,
+                                    request.headers.getlist("x-forwarded-for"), trusted)
 
-    @app.post("/api/v1/objections", status_code=201)
+    async def submit(kind: str, body: ObjectionRequest, request: Request) -> ObjectionCreated:
+        async with ctx.pool.acquire() as conn:
+            return await handlers.submit(conn, ctx.catalogue, limits, kind, body,
+                                         client_of(request))
+
+    @app.post("/api/v1/objections", status_code=201, response_model_exclude_none=True)
     async def create_objection(body: ObjectionRequest, request: Request) -> ObjectionCreated:
         return await submit("objection", body, request)
 
-    @app.post("/api/v1/repairs", status_code=201)
-    async def create_repair(body: ObjectionRequest, request: Request) -> ObjectionCreated:
-        return await submit("repair", body, request)
+    @app.post("/api/v1/repairs", status_code=201, response_model_exclude_none=True)
+    async def create_repair(body: RepairRequest, request: Request,
+                            response: Response) -> ObjectionCreated:
+        """A repair request (信用修复, NDRC Order 36): refused with every failing reason
+        (`too_early` with `eligible_from`, `not_repairable` naming the item's own procedure,
+        `not_published`, `commitment_missing`, `obligations_not_declared`); the same open
+        request again answers 200 with its id."""
+        created = await submit("repair", body, request)
+        if created.access_token is None:
+            response.status_code = 200
+        return created
+
+    @app.post("/api/v1/complaints", status_code=201, response_model_exclude_none=True)
+    async def create_complaint(body: ComplaintRequest, request: Request,
+                               response: Response) -> ComplaintCreated:
+        """A complaint (投诉) about a record, an objection, a list entry or the system,
+        answered within 30 days (征信业管理条例 art. 26); the same open complaint again
+        answers 200 with its id."""
+        async with ctx.pool.acquire() as conn:
+            created, new = await handlers.submit_complaint(conn, ctx.catalogue, limits, body,
+                                                           client_of(request))
+        if not new:
+            response.status_code = 200
+        return created
+
+    @app.get("/api/v1/complaints/{complaint_id}")
+    async def complaint_status(complaint_id: str, authorization: Annotated[
+            str | None, Header()] = None) -> ComplaintStatus:
+        """With the complaint's access token (`Authorization: Bearer`): status and timeline."""
+        given = bearer_token(authorization)
+        found = None
+        if _is_uuid(complaint_id):
+            async with ctx.pool.acquire() as conn:
+                found = await store.complaint(conn, complaint_id)
+        if (found is None or not given
+                or not credentials.secret_matches(given, found["token_hash"])):
+            raise Problem(404, "not_found", "No complaint with this id and token")
+        return _complaint_status(found)
+
+    answerer = credentials.caller(ctx.pool, "department", "operator")
+
+    @app.get("/api/v1/complaints")
+    async def open_complaints(status: str = Query("routed", pattern="^routed$"),
+                              # Not Annotated: FastAPI reads string annotations in the module's
+                              # globals, where `answerer` is not.
+                              caller: credentials.Caller = Depends(answerer),  # noqa: B008
+                              ) -> dict[str, Any]:
+        """The open complaints the caller answers: a department's own, or (operators) those
+        about the system and its parts no department owns."""
+        async with ctx.pool.acquire() as conn:
+            rows = await store.open_complaints(
+                conn, caller.party if caller.kind == "department" else None)
+        return {"complaints": [
+            {**{k: v for k, v in r.items() if k != "overdue_at"},
+             "overdue": r["overdue_at"] is not None} for r in rows]}
+
+    @app.post("/api/v1/complaints/{complaint_id}/answer")
+    async def answer_complaint(complaint_id: str, body: AnswerRequest,
+                               caller: credentials.Caller = Depends(answerer),  # noqa: B008
+                               ) -> dict[str, str]:
+        """The answer of the department the complaint was routed to, or of an operator for
+        those routed to the operators."""
+        try:
+            async with ctx.pool.acquire() as conn, conn.transaction():
+                status = await handlers.answer_complaint(conn, complaint_id, caller.kind,
+                                                         caller.party, body.answer)
+        except handlers.AnswerRefused as exc:
+            raise Problem(404, "not_found", "No complaint of yours with this id",
+                          str(exc)) from exc
+        return {"complaint_id": complaint_id, "status": status}
 
     @app.get("/api/v1/objections/{objection_id}")
     async def status(objection_id: str,
@@ -83,32 +158,52 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                                     reason=decision.reason, withdraw=decision.withdraw)
         try:
             async with ctx.pool.acquire() as conn, conn.transaction():
-                status = await handlers.decide(conn, department, payload)
+                status = await handlers.decide(conn, department, payload, ctx.catalogue)
         except handlers.DecisionRefused as exc:
             raise Problem(404, "not_found", "No objection of this department with this id",
                           str(exc)) from exc
         return {"objection_id": objection_id, "status": status}
+
+    version, text = max(ctx.catalogue.repair.commitment_texts.items(),
+                        key=lambda kv: kv[1].effective_from)
+    commitment = {"commitment_version": version, "commitment_text": text.text}
 
     @app.get("/objections/new", response_class=HTMLResponse, include_in_schema=False)
     async def form(request: Request, type: str = "", id: str = "", department: str = "",
                    record_id: str = "", kind: str = "objection") -> HTMLResponse:
         return TEMPLATES.TemplateResponse(request, "form.html", {
             "type": type, "id": id, "department": department, "record_id": record_id,
-            "kind": kind, "departments": ctx.catalogue.departments, "errors": []})
+            "kind": kind, "departments": ctx.catalogue.departments, "errors": [],
+            **commitment})
 
     @app.post("/objections/new", response_class=HTMLResponse, include_in_schema=False)
     async def form_post(request: Request, type: Annotated[str, Form()],
                         id: Annotated[str, Form()], department: Annotated[str, Form()],
                         record_id: Annotated[str, Form()], reason: Annotated[str, Form()],
                         contact: Annotated[str, Form()],
-                        kind: Annotated[str, Form()] = "objection") -> HTMLResponse:
+                        kind: Annotated[str, Form()] = "objection",
+                        signer_name: Annotated[str, Form()] = "",
+                        signer_role: Annotated[str, Form()] = "",
+                        declaration: Annotated[str, Form()] = "",
+                        evidence: Annotated[str, Form()] = "") -> HTMLResponse:
         values = {"type": type, "id": id, "department": department, "record_id": record_id,
-                  "kind": kind, "departments": ctx.catalogue.departments}
+                  "kind": kind, "departments": ctx.catalogue.departments, **commitment}
+        fields: dict[str, Any] = {
+            "subject": {"type": type, "id": id},
+            "record": {"department": department, "record_id": record_id},
+            "reason": reason, "contact": contact}
+        if kind == "repair":
+            # A form left blank is a request without them: the answer lists what is missing.
+            if signer_name.strip() or signer_role.strip():
+                fields["commitment"] = {"text_version": commitment["commitment_version"],
+                                        "signer_name": signer_name,
+                                        "signer_role": signer_role}
+            if declaration.strip():
+                fields["obligations"] = {"declaration": declaration, "evidence": [
+                    line.strip() for line in evidence.splitlines() if line.strip()]}
         try:
-            req = ObjectionRequest.model_validate({
-                "subject": {"type": type, "id": id},
-                "record": {"department": department, "record_id": record_id},
-                "reason": reason, "contact": contact})
+            model = RepairRequest if kind == "repair" else ObjectionRequest
+            req = model.model_validate(fields)
             created = await submit("repair" if kind == "repair" else "objection", req, request)
         except ValidationError as exc:
             errors = [".".join(str(p) for p in e["loc"]) + "：" + e["msg"] for e in exc.errors()]
@@ -123,6 +218,14 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                                           status_code=201)
 
     return app
+
+
+def _complaint_status(found: dict[str, Any]) -> ComplaintStatus:
+    return ComplaintStatus(
+        complaint_id=found["complaint_id"], status=found["status"],
+        routed_to=found["department"] or "operators", due_by=found["due_by"],
+        about=found["about"], answer=found["answer"],
+        timeline=[TimelineEvent(**e) for e in found["timeline"]])
 
 
 def _is_uuid(value: str) -> bool:

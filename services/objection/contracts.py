@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from shared.catalogue import Catalogue
 from shared.contract import SubjectType
-from shared.topics import INBOUND, OBJECTIONS, OBJECTIONS_CLOSED, RECORDS_ACCEPTED, RECORDS_STATUS
+from shared.topics import (
+    INBOUND,
+    LISTS_CHANGED,
+    OBJECTIONS,
+    OBJECTIONS_CLOSED,
+    RECORDS_ACCEPTED,
+    RECORDS_STATUS,
+    REQUESTS_CHANGED,
+    SUBJECTS_CHANGED,
+)
 
 # Inbound: only the departments' objection decisions. Accepted records: the projection that
-# an objection's record and subject are checked against.
-CONSUMES = (INBOUND, RECORDS_ACCEPTED)
-PRODUCES = (OBJECTIONS, RECORDS_STATUS, OBJECTIONS_CLOSED)
+# an objection's record and subject are checked against. Snapshots: what the registry says
+# of each record (a repair request's eligibility, a granted repair passed on). List changes:
+# the entries a complaint may name.
+CONSUMES = (INBOUND, RECORDS_ACCEPTED, SUBJECTS_CHANGED, LISTS_CHANGED)
+PRODUCES = (OBJECTIONS, RECORDS_STATUS, REQUESTS_CHANGED, OBJECTIONS_CLOSED)
 
 
 def consumed_topics(catalogue: Catalogue) -> list[str]:
-    return [RECORDS_ACCEPTED.name, *(INBOUND.of(dept).name for dept in catalogue.departments)]
+    return [RECORDS_ACCEPTED.name, SUBJECTS_CHANGED.name, LISTS_CHANGED.name,
+            *(INBOUND.of(dept).name for dept in catalogue.departments)]
 
 
 class _Request(BaseModel):
@@ -51,6 +63,96 @@ class ObjectionRequest(_Request):
     contact: str = Field(min_length=3, max_length=200)
 
 
+class TimelineEvent(BaseModel):
+    status: str
+    note: str | None
+    at: datetime
+
+
+class CommitmentInput(_Request):
+    """The public credit commitment (信用承诺) as signed: the catalogue text's version, and
+    who signed it for the subject."""
+
+    text_version: str = Field(min_length=1, max_length=32)
+    signer_name: str = Field(min_length=1, max_length=100)
+    signer_role: str = Field(min_length=1, max_length=100)
+    signed_on: date | None = None  # the day received, if not given
+
+
+class ObligationsInput(_Request):
+    """The legal obligations performed (履行法定义务): a declaration and references to the
+    evidence (payment receipts, rectification reports: document numbers, not files)."""
+
+    declaration: str = Field(min_length=2, max_length=4000)
+    evidence: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=20)
+
+
+class RepairRequest(ObjectionRequest):
+    """An objection's fields, plus the commitment and the obligations (NDRC Order 36). Both
+    may be left out: the answer then lists them among every failing reason."""
+
+    commitment: CommitmentInput | None = None
+    obligations: ObligationsInput | None = None
+
+
+class RecordAbout(_Request):
+    kind: Literal["record"]
+    subject: SubjectInput
+    record: RecordInput
+
+
+class ObjectionAbout(_Request):
+    kind: Literal["objection"]
+    objection_id: str = Field(min_length=1, max_length=64)
+
+
+class EntryAbout(_Request):
+    kind: Literal["list_entry"]
+    subject: SubjectInput
+    list: str = Field(min_length=1, max_length=64)
+    entry_id: str = Field(min_length=1, max_length=64)
+
+
+class SystemAbout(_Request):
+    kind: Literal["system"]
+
+
+About = Annotated[RecordAbout | ObjectionAbout | EntryAbout | SystemAbout,
+                  Field(discriminator="kind")]
+
+
+class ComplaintRequest(_Request):
+    """A complaint (投诉): what it is about, the text, and how to reach the complainant."""
+
+    about: About
+    text: str = Field(min_length=2, max_length=4000)
+    contact: str = Field(min_length=3, max_length=200)
+
+
+class ComplaintCreated(BaseModel):
+    complaint_id: str
+    status: str
+    routed_to: str  # the department's code, or "operators"
+    due_by: date
+    # Shown once, when the complaint is taken (not again for a second identical request).
+    access_token: str | None = None
+
+
+class AnswerRequest(_Request):
+    answer: str = Field(min_length=2, max_length=4000)
+
+
+class ComplaintStatus(BaseModel):
+    complaint_id: str
+    status: str
+    routed_to: str
+    due_by: date
+    about: dict[str, Any]
+    answer: str | None
+    timeline: list[TimelineEvent]
+
+
 class DecisionRequest(_Request):
     decision: Literal["upheld", "rejected"]
     reason: str = Field(min_length=1, max_length=4000)
@@ -62,13 +164,12 @@ class ObjectionCreated(BaseModel):
     kind: Literal["objection", "repair"]
     status: str
     due_by: date
-    access_token: str
-
-
-class TimelineEvent(BaseModel):
-    status: str
-    note: str | None
-    at: datetime
+    # Shown once, when the request is taken; a second identical repair request is answered
+    # with the open one's id and no token (the first holder keeps the only one).
+    access_token: str | None = None
+    # A repair: the day by which its result is passed on (the department's decision plus
+    # the working days to pass it on).
+    result_by: date | None = None
 
 
 class ObjectionStatus(BaseModel):

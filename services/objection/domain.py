@@ -14,20 +14,31 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from shared import clock, disclosure
-from shared.catalogue import Catalogue
-from shared.contract import AcceptedRecord, RecordChange, SubjectRef, SubjectType
+from shared.catalogue import Catalogue, RepairSteps
+from shared.contract import (
+    AcceptedRecord,
+    ArchivedRecord,
+    RecordChange,
+    SubjectChanged,
+    SubjectRef,
+    SubjectType,
+)
 from shared.identifiers import check_resident_id, check_uscc, normalize_identifier
 from shared.messages import caused_id
 
-# 征信业管理条例 (2013) art. 25: an objection is checked and answered within 20 days.
+# 征信业管理条例 (2013) art. 25: an objection is checked and answered within 20 days;
+# art. 26: a complaint within 30. A deadline that is not a working day moves to the next
+# one (CONTRACT.md, "Objections and repair").
 OBJECTION_DAYS = 20
+COMPLAINT_DAYS = 30
 
 
-def due_by(received_on: date) -> date:
-    """20 days after the day received; a 20th day that is not a working day in mainland China
-    (a weekend, a public holiday) moves to the next working day (CONTRACT.md, "Objections and
-    repair"; shared/clock.py's calendar, 调休 Saturdays counted as working days)."""
-    return clock.next_working_day(received_on + timedelta(days=OBJECTION_DAYS)).day
+def due_by(received_on: date, days: int = OBJECTION_DAYS) -> date:
+    """`days` (20) after the day received; a last day that is not a working day in mainland
+    China (a weekend, a public holiday) moves to the next working day (CONTRACT.md,
+    "Objections and repair"; shared/clock.py's calendar, 调休 Saturdays counted as working
+    days)."""
+    return clock.next_working_day(received_on + timedelta(days=days)).day
 
 
 def new_access_token() -> str:
@@ -191,3 +202,143 @@ def status_change_id(objection_id: str, change: RecordChange) -> str:
 def closed_id(objection_id: str) -> str:
     """The event id of an objection's decision for the statistics: once per objection."""
     return caused_id("xinyong/objection", "closed", objection_id)
+def request_changed_id(request_id: str, version: int) -> str:
+    """The event id of a request's state for the subject's own view: once per version."""
+    return caused_id("xinyong/objection", "request", request_id, version)
+
+
+def complaint_routed_id(complaint_id: str) -> str:
+    return caused_id("xinyong/objection", "complaint-routed", complaint_id)
+
+
+# --- what the registry says of a record (its snapshots) -----------------------------------
+
+
+@dataclass(frozen=True)
+class RecordFacts:
+    """A record as the registry's latest snapshot shows it: what a repair request is judged
+    on. The registry sets `repair_from` and `public_until` from the disclosure rule in force
+    on the decision date; nothing here computes them again."""
+
+    department: str
+    record_id: str
+    subject_key: str
+    revision: int
+    version: int  # the subject's snapshot version
+    status: str
+    catalogue_item: str
+    repair_from: date | None
+    public_until: date | None
+
+
+def facts_of(snapshot: SubjectChanged) -> list[RecordFacts]:
+    return [RecordFacts(r.department, r.record_id, snapshot.subject.key, r.revision,
+                        snapshot.version, r.status, r.catalogue_item, r.repair_from,
+                        r.public_until) for r in snapshot.records]
+
+
+def repaired_in(snapshot: SubjectChanged) -> list[ArchivedRecord]:
+    return [r for r in snapshot.records if r.status == "repaired" and r.repair is not None]
+
+
+# --- credit repair (信用修复, NDRC Order 36) ------------------------------------------------
+
+
+def repair_eligibility(catalogue: Catalogue, facts: RecordFacts | None, today: date, *,
+                       commitment_given: bool, obligations_declared: bool
+                       ) -> list[FieldProblem]:
+    """Every reason a repair request cannot be taken (all of them, in one answer): the
+    record must be a negative record now published, of an item repaired under Order 36 (not
+    one with a removal procedure of its own), past its minimum disclosure period (the
+    record's `repair_from`), with the obligations declared performed and a public credit
+    commitment signed."""
+    problems: list[FieldProblem] = []
+    item = catalogue.items.get(facts.catalogue_item) if facts is not None else None
+    published = (facts is not None and item is not None and facts.status == "active"
+                 and item.disclosure == "public" and facts.public_until is not None
+                 and today <= facts.public_until)
+    if not published:
+        problems.append(_problem("record.record_id", "not_published",
+                                 "the record is not publicly disclosed now: there is nothing "
+                                 "to repair"))
+    if item is not None and item.own_removal is not None:
+        problems.append({**_problem("record.record_id", "not_repairable",
+                                    f"{item.name}不适用信用修复：{item.own_removal}"),
+                         "procedure": item.own_removal})
+    elif item is not None and item.polarity != "negative":
+        problems.append(_problem("record.record_id", "not_repairable",
+                                 f"{item.name}不是失信信息，无需修复"))
+    elif facts is not None and item is not None and published:
+        if facts.repair_from is None:
+            problems.append(_problem("record.record_id", "not_repairable",
+                                     "no minimum disclosure period applies to this record"))
+        elif today < facts.repair_from:
+            problems.append({**_problem("record.record_id", "too_early",
+                                        f"repair may be asked from {facts.repair_from}, "
+                                        "after the minimum disclosure period"),
+                             "eligible_from": facts.repair_from.isoformat()})
+    if not commitment_given:
+        problems.append(_problem("commitment", "commitment_missing",
+                                 "a signed public credit commitment (信用承诺) is required"))
+    if not obligations_declared:
+        problems.append(_problem("obligations", "obligations_not_declared",
+                                 "declare the legal obligations performed (履行法定义务), "
+                                 "with evidence references"))
+    return problems
+
+
+def commitment_problems(catalogue: Catalogue, text_version: str, signed_on: date,
+                        today: date) -> list[FieldProblem]:
+    problems = []
+    text = catalogue.repair.commitment_texts.get(text_version)
+    if text is None:
+        problems.append(_problem("commitment.text_version", "unknown_text_version",
+                                 f"one of {', '.join(catalogue.repair.commitment_texts)}"))
+    elif signed_on < text.effective_from:
+        problems.append(_problem("commitment.signed_on", "text_not_in_force",
+                                 f"text {text_version} is in force from "
+                                 f"{text.effective_from}"))
+    if signed_on > today:
+        problems.append(_problem("commitment.signed_on", "future_date",
+                                 f"{signed_on} is after {today}"))
+    return problems
+
+
+@dataclass(frozen=True)
+class RepairDeadlines:
+    """The working-day steps of a repair request (DOMAIN.md): accept or refuse, platform
+    check, the department's decision, the result passed on. Acceptance and the check are
+    made at once, by `repair_eligibility` on the registry's own figures, so the department's
+    days run from the day received."""
+
+    accept_by: date
+    check_by: date
+    decide_by: date  # the department's `due_by`
+    provisional: bool
+
+
+def repair_deadlines(received_on: date, steps: RepairSteps) -> RepairDeadlines:
+    accept = clock.add_working_days(received_on, steps.accept)
+    check = clock.add_working_days(received_on, steps.check)
+    decide = clock.add_working_days(received_on, steps.decide)
+    return RepairDeadlines(accept.day, check.day, decide.day,
+                           accept.provisional or check.provisional or decide.provisional)
+
+
+def pass_on_by(decided_on: date, steps: RepairSteps) -> date:
+    return clock.add_working_days(decided_on, steps.pass_on).day
+
+
+# --- complaints (投诉) -------------------------------------------------------------------
+
+
+def complaint_about_key(kind: str, reference: str | None) -> str:
+    """What a complaint is about, as one text: one open complaint per requester and key."""
+    return kind if reference is None else f"{kind}:{reference}"
+
+
+def list_department(catalogue: Catalogue, list_name: str) -> str | None:
+    """The department whose records put subjects on a list: the one a complaint about an
+    entry goes to (None when the list's items come from several)."""
+    departments = {catalogue.items[i].department for i in catalogue.lists[list_name].items}
+    return departments.pop() if len(departments) == 1 else None

@@ -10,36 +10,53 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import asyncpg
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from services.objection import domain, store
-from services.objection.contracts import ObjectionCreated, ObjectionRequest
+from services.objection.contracts import (
+    ComplaintCreated,
+    ComplaintRequest,
+    EntryAbout,
+    ObjectionAbout,
+    ObjectionCreated,
+    ObjectionRequest,
+    RecordAbout,
+)
 from shared import clock, credentials, inbox, metrics, outbox, purge
-from shared.catalogue import Catalogue
+from shared.catalogue import Catalogue, load_catalogue
 from shared.context import ServiceContext
 from shared.contract import (
+    Commitment,
+    ComplaintRouted,
     ObjectionClosed,
     ObjectionDecision,
     ObjectionRouted,
     RecordChange,
     RecordRef,
     RecordStatusChanged,
+    RequestChanged,
     SubjectRef,
+    SubjectType,
 )
 from shared.db import TRANSIENT
 from shared.envelope import AnyEvent, CloudEvent, typed
 from shared.http import Problem
-from shared.messages import InboundMessage, OutboundEvent, check_source, read_event
+from shared.messages import InboundMessage, OutboundEvent, caused_id, check_source, read_event
 from shared.settings import Settings, get_settings
 from shared.topics import (
+    COMPLAINTS,
     INBOUND,
+    LISTS_CHANGED,
     OBJECTION_DECIDED,
     OBJECTIONS,
     OBJECTIONS_CLOSED,
     RECORDS_ACCEPTED,
     RECORDS_STATUS,
+    REQUESTS_CHANGED,
+    SUBJECTS_CHANGED,
 )
 from shared.worker import BatchHandler
 
@@ -66,6 +83,8 @@ class Limits:
 
 REFUSED = Counter("xinyong_objection_requests_refused_total",
                   "Public objection and repair requests refused, by reason", ["reason"])
+COMPLAINTS_OVERDUE = Gauge("xinyong_complaints_overdue",
+                           "Complaints (投诉) still unanswered after their 30-day deadline")
 
 
 async def submit(conn: asyncpg.Connection, catalogue: Catalogue, limits: Limits, kind: str,
@@ -73,36 +92,15 @@ async def submit(conn: asyncpg.Connection, catalogue: Catalogue, limits: Limits,
     """Take an objection or repair request from the public.
 
     `conn` is not in a transaction: the rate windows are counted on their own, so a request
-    refused later still counts. Nothing else is written unless the request is taken.
+    refused later still counts. Nothing else is written unless the request is taken. A
+    repair request (`RepairRequest`) is judged on the registry's figures and refused with
+    every failing reason at once; a second open one for the same record and requester is
+    answered with the open one (no new token).
     """
     now = clock.now()
-    await _count(conn, f"client:{client}", limits.client, now, "from this address")
-    department = request.record.department
-    if department not in catalogue.departments:
-        raise _refused(Problem(422, "validation", "Unknown department", errors=[{
-            "field": "record.department", "code": "unknown_department",
-            "message": f"one of {', '.join(catalogue.departments)}"}]))
-    subject_id, id_problems = domain.subject_id_problems(
-        request.subject.type, request.subject.id, clock.today(), catalogue.legacy_uscc)
-    if id_problems:
-        raise _refused(Problem(422, "validation", "The subject's identifier is not valid",
-                               errors=id_problems))
-    requester = domain.requester_of(request.contact)
-    if requester is None:
-        raise _refused(Problem(422, "validation", "The contact is not usable", errors=[{
-            "field": "contact", "code": "format",
-            "message": "a phone number or an e-mail address (at least 3 letters or digits)"}]))
-    record_id = request.record.record_id
-    known = await store.known_record(conn, department, record_id)
-    record_problems = domain.record_problems(
-        SubjectRef(type=request.subject.type, id=subject_id), known)
-    if record_problems or known is None:
-        code = record_problems[0]["code"]
-        title = ("No such record" if code == "record_not_found"
-                 else "The record is not about this subject")
-        raise _refused(Problem(422, code, title, errors=record_problems))
-    await _count(conn, f"record:{department}/{record_id}", limits.record, now,
-                 "about this record")
+    known, requester = await _checked_request(conn, catalogue, limits, request, client, now)
+    department, record_id = known.department, known.record_id
+    repair = await _repair_terms(conn, catalogue, request, known) if kind == "repair" else None
 
     # The record's real subject, as the registry keys it, is what every event names.
     subject = known.subject
@@ -110,33 +108,148 @@ async def submit(conn: asyncpg.Connection, catalogue: Catalogue, limits: Limits,
         async with conn.transaction():
             objection_id = str(uuid.uuid4())
             token = domain.new_access_token()
-            due = domain.due_by(clock.today())
+            today = clock.today()
+            deadlines = (domain.repair_deadlines(today, catalogue.repair.steps)
+                         if repair is not None else None)
+            due = deadlines.decide_by if deadlines else domain.due_by(today)
             if await store.create(
                     conn, objection_id=objection_id, kind=kind, subject=subject,
                     department=department, record_id=record_id, revision=known.revision,
                     reason=request.reason, contact=request.contact, requester=requester,
-                    token_hash=credentials.secret_hash(token), due_by=due, received_at=now):
-                await outbox.enqueue(conn, _routing_events(
-                    objection_id, kind, subject, known, request.reason, due, now))
-                return ObjectionCreated(objection_id=objection_id, kind=kind,
-                                        status="routed", due_by=due, access_token=token)
-            existing = await store.open_objection(conn, kind, department, record_id, requester)
+                    token_hash=credentials.secret_hash(token), due_by=due, received_at=now,
+                    commitment=repair.commitment.model_dump(mode="json") if repair else None,
+                    obligations=repair.obligations if repair else None,
+                    steps=_repair_steps(deadlines) if deadlines else ()):
+                await outbox.enqueue(conn, [
+                    *_routing_events(objection_id, kind, subject, known, request.reason, due,
+                                     now, repair),
+                    *await request_events(conn, [objection_id])])
+                return ObjectionCreated(
+                    objection_id=objection_id, kind=kind, status="routed", due_by=due,
+                    access_token=token,
+                    result_by=(domain.pass_on_by(due, catalogue.repair.steps)
+                               if repair is not None else None))
+            existing = await store.open_request(conn, kind, department, record_id, requester)
+        if existing is not None and kind == "repair":
+            # CONTRACT.md's bad input: the same open request again is the same request.
+            return ObjectionCreated(
+                objection_id=existing["objection_id"], kind="repair", status="routed",
+                due_by=existing["due_by"],
+                result_by=domain.pass_on_by(existing["due_by"], catalogue.repair.steps))
         if existing is not None:
             raise _refused(Problem(
                 409, "objection_open",
-                f"You already have an open {kind} about this record", detail=existing,
-                extensions={"objection_id": existing}))
+                f"You already have an open {kind} about this record",
+                detail=existing["objection_id"],
+                extensions={"objection_id": existing["objection_id"]}))
         # The open one was decided between the two statements: try once more.
     raise RuntimeError("an open objection kept appearing and disappearing")
 
 
+async def _checked_request(conn: asyncpg.Connection, catalogue: Catalogue, limits: Limits,
+                           request: ObjectionRequest, client: str,
+                           now: datetime) -> tuple[domain.KnownRecord, str]:
+    """The rate limits, the department, the subject's identifier, the contact and the record
+    (it exists and is about the subject named): the known record and the requester."""
+    await _count(conn, f"client:{client}", limits.client, now, "from this address")
+    known = await _known_record(conn, catalogue, request.record.department,
+                                request.record.record_id, request.subject.type,
+                                request.subject.id)
+    requester = _requester(request.contact)
+    await _count(conn, f"record:{known.department}/{known.record_id}", limits.record, now,
+                 "about this record")
+    return known, requester
+
+
+async def _known_record(conn: asyncpg.Connection, catalogue: Catalogue, department: str,
+                        record_id: str, subject_type: SubjectType, raw_id: str,
+                        field_prefix: str = "") -> domain.KnownRecord:
+    if department not in catalogue.departments:
+        raise _refused(Problem(422, "validation", "Unknown department", errors=[{
+            "field": f"{field_prefix}record.department", "code": "unknown_department",
+            "message": f"one of {', '.join(catalogue.departments)}"}]))
+    subject_id, id_problems = domain.subject_id_problems(
+        subject_type, raw_id, clock.today(), catalogue.legacy_uscc)
+    if id_problems:
+        raise _refused(Problem(422, "validation", "The subject's identifier is not valid",
+                               errors=_prefixed(id_problems, field_prefix)))
+    known = await store.known_record(conn, department, record_id)
+    record_problems = domain.record_problems(SubjectRef(type=subject_type, id=subject_id), known)
+    if record_problems or known is None:
+        code = record_problems[0]["code"]
+        title = ("No such record" if code == "record_not_found"
+                 else "The record is not about this subject")
+        raise _refused(Problem(422, code, title,
+                               errors=_prefixed(record_problems, field_prefix)))
+    return known
+
+
+def _prefixed(problems: list[domain.FieldProblem], prefix: str) -> list[domain.FieldProblem]:
+    return [{**p, "field": prefix + p["field"]} for p in problems]
+
+
+def _requester(contact: str) -> str:
+    requester = domain.requester_of(contact)
+    if requester is None:
+        raise _refused(Problem(422, "validation", "The contact is not usable", errors=[{
+            "field": "contact", "code": "format",
+            "message": "a phone number or an e-mail address (at least 3 letters or digits)"}]))
+    return requester
+
+
+@dataclass(frozen=True)
+class RepairTerms:
+    commitment: Commitment
+    obligations: dict[str, Any]
+
+
+async def _repair_terms(conn: asyncpg.Connection, catalogue: Catalogue,
+                        request: ObjectionRequest, known: domain.KnownRecord) -> RepairTerms:
+    """A repair request's eligibility (NDRC Order 36), on the registry's own figures for the
+    record: every failing reason in one 422."""
+    today = clock.today()
+    commitment = getattr(request, "commitment", None)
+    obligations = getattr(request, "obligations", None)
+    facts = await store.record_facts(conn, known.department, known.record_id)
+    problems = []
+    if commitment is not None:
+        problems += domain.commitment_problems(
+            catalogue, commitment.text_version, commitment.signed_on or today, today)
+    problems += domain.repair_eligibility(
+        catalogue, facts, today, commitment_given=commitment is not None,
+        obligations_declared=obligations is not None)
+    if problems or commitment is None or obligations is None:
+        eligible_from = next((p["eligible_from"] for p in problems if "eligible_from" in p),
+                             None)
+        raise _refused(Problem(
+            422, "repair_not_eligible", "The repair request cannot be taken",
+            "; ".join(p["message"] for p in problems), errors=problems,
+            extensions={"eligible_from": eligible_from} if eligible_from else None))
+    return RepairTerms(
+        Commitment(commitment_id=caused_id("xinyong/objection", "commitment", known.department,
+                                           known.record_id, commitment.signer_name,
+                                           str(uuid.uuid4())),
+                   text_version=commitment.text_version, signer_name=commitment.signer_name,
+                   signer_role=commitment.signer_role, signed_on=commitment.signed_on or today),
+        obligations.model_dump(mode="json"))
+
+
+def _repair_steps(deadlines: domain.RepairDeadlines) -> list[tuple[str, str]]:
+    return [("accepted", f"已受理（受理时限{deadlines.accept_by}）"),
+            ("checked", "平台核查通过：已过最短公示期，已签署信用承诺"
+                        f"（核查时限{deadlines.check_by}）")]
+
+
 def _routing_events(objection_id: str, kind: str, subject: SubjectRef, known: domain.KnownRecord,
-                    reason: str, due: date, received_at: datetime) -> list[OutboundEvent]:
+                    reason: str, due: date, received_at: datetime,
+                    repair: RepairTerms | None = None) -> list[OutboundEvent]:
+    extra: dict[str, Any] = ({"commitment": repair.commitment.model_dump(mode="json"),
+                              "obligations": repair.obligations} if repair else {})
     routed = ObjectionRouted(
         objection_id=objection_id, kind=kind, subject=subject,
         record=RecordRef(department=known.department, record_id=known.record_id,
                          revision=known.revision),
-        reason=reason, due_by=due, received_at=received_at)
+        reason=reason, due_by=due, received_at=received_at, **extra)
     events = [OutboundEvent.of(OBJECTIONS.of(known.department), SOURCE, subject.key, routed,
                                event_id=domain.routed_id(objection_id))]
     if kind == "objection":  # 异议标注: the record shows as disputed at once
@@ -159,8 +272,8 @@ def _refused(problem: Problem) -> Problem:
     return problem
 
 
-async def decide(conn: asyncpg.Connection, department: str,
-                 decision: ObjectionDecision) -> str:
+async def decide(conn: asyncpg.Connection, department: str, decision: ObjectionDecision,
+                 catalogue: Catalogue | None = None) -> str:
     """Apply a department's decision; returns the objection's status after it."""
     row = await store.lock(conn, decision.objection_id)
     if row is None:
@@ -174,12 +287,20 @@ async def decide(conn: asyncpg.Connection, department: str,
     known = await store.known_record(conn, department, row["record_id"])
     subject = known.subject if known else SubjectRef.model_validate(row["subject"])
     changes = domain.changes_on_decision(row["kind"], decision.decision, decision.withdraw)
-    await store.set_decided(conn, decision.objection_id, decision.decision, decision.reason)
+    steps = (catalogue or load_catalogue()).repair.steps
+    result_by = (domain.pass_on_by(clock.today(), steps)
+                 if row["kind"] == "repair" and decision.decision == "upheld" else None)
+    await store.set_decided(conn, decision.objection_id, decision.decision, decision.reason,
+                            result_by)
     if "withdraw" in changes:
         await store.mark_withdrawn(conn, department, row["record_id"])
+    commitment = (Commitment.model_validate(row["commitment"])
+                  if row["commitment"] is not None else None)
     await outbox.enqueue(conn, [
-        _status_event(change, department, row["record_id"], subject, decision.objection_id,
-                      decision.reason) for change in changes])
+        *(_status_event(change, department, row["record_id"], subject, decision.objection_id,
+                        decision.reason, commitment if change == "repair" else None)
+          for change in changes),
+        *await request_events(conn, [decision.objection_id])])
     # For the departments' scorecards (services/stats): what was decided, and when.
     closed = ObjectionClosed(
         objection_id=decision.objection_id, kind=row["kind"], department=department,
@@ -192,10 +313,12 @@ async def decide(conn: asyncpg.Connection, department: str,
 
 
 def _status_event(change: RecordChange, department: str, record_id: str, subject: SubjectRef,
-                  objection_id: str, reason: str | None) -> OutboundEvent:
+                  objection_id: str, reason: str | None,
+                  commitment: Commitment | None = None) -> OutboundEvent:
     payload = RecordStatusChanged(change=change, department=department,
                                   record_id=record_id, subject=subject,
-                                  objection_id=objection_id, reason=reason)
+                                  objection_id=objection_id, reason=reason,
+                                  commitment=commitment)
     return OutboundEvent.of(RECORDS_STATUS, SOURCE, subject.key, payload,
                             event_id=domain.status_change_id(objection_id, change))
 
@@ -226,13 +349,19 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
         accepted = [m for m in messages if m.topic == RECORDS_ACCEPTED.name]
         if accepted:
             await remember_accepted(conn, accepted, ctx.catalogue, key)
-        decisions, dead = parse_decisions(
-            [m for m in messages if m.topic != RECORDS_ACCEPTED.name])
+        snapshots = [m for m in messages if m.topic == SUBJECTS_CHANGED.name]
+        if snapshots:
+            await remember_snapshots(conn, snapshots, key)
+        entries = [m for m in messages if m.topic == LISTS_CHANGED.name]
+        if entries:
+            await remember_entries(conn, entries)
+        own = (RECORDS_ACCEPTED.name, SUBJECTS_CHANGED.name, LISTS_CHANGED.name)
+        decisions, dead = parse_decisions([m for m in messages if m.topic not in own])
         decisions = await _not_erased(conn, key, decisions)
         for d in await inbox.only_first_seen(conn, decisions, lambda d: d.event):
             try:
                 async with conn.transaction():  # a savepoint: a refused decision undoes itself
-                    await decide(conn, d.department, d.payload)
+                    await decide(conn, d.department, d.payload, ctx.catalogue)
             except DecisionRefused as exc:
                 dead.append(outbox.dead_letter("objection", d.message, str(exc)))
         await outbox.enqueue(conn, dead)
@@ -270,7 +399,7 @@ async def remember_accepted(conn: asyncpg.Connection, messages: Sequence[Inbound
 def needs_no_work(message: InboundMessage) -> bool:
     """A department's submission on its inbound topic: ingest's business, nothing for this
     service to do or store (the same test as `parse_decisions`' pre-filter)."""
-    return message.topic != RECORDS_ACCEPTED.name and not _may_be_a_decision(message)
+    return INBOUND.code_of(message.topic) is not None and not _may_be_a_decision(message)
 
 
 _DECIDED = OBJECTION_DECIDED.encode()
@@ -278,6 +407,95 @@ _DECIDED = OBJECTION_DECIDED.encode()
 
 def _may_be_a_decision(message: InboundMessage) -> bool:
     return _DECIDED in message.value
+
+
+async def remember_snapshots(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
+                             erasure_key: bytes | None = None) -> None:
+    """Keep what the registry says of each record (a repair request is judged on it), and
+    mark granted repairs whose result the registry now shows (passed on). A snapshot
+    replayed from before an erasure brings no erased record back."""
+    events, dead = [], []
+    for m in messages:
+        try:
+            events.append(read_event(m, SUBJECTS_CHANGED))
+        except ValueError as exc:
+            dead.append(outbox.dead_letter("objection", m, f"unreadable event: {exc}"))
+    fresh = await inbox.only_first_seen(conn, events, lambda e: e)
+    best: dict[tuple[str, str], domain.RecordFacts] = {}
+    repaired: set[str] = set()
+    for e in fresh:
+        for f in domain.facts_of(e.data):
+            kept = best.get((f.department, f.record_id))
+            if kept is None or (f.revision, f.version) > (kept.revision, kept.version):
+                best[(f.department, f.record_id)] = f
+        repaired.update(r.repair.objection_id for r in domain.repaired_in(e.data)
+                        if r.repair is not None and _is_uuid(r.repair.objection_id))
+    erased = await purge.erased_records(
+        conn, erasure_key or purge.erasure_key(get_settings()), set(best))
+    await store.remember_facts(conn, [f for k, f in best.items() if k not in erased])
+    passed = await store.repairs_passed_on(conn, sorted(repaired))
+    await outbox.enqueue(conn, [*dead, *await request_events(conn, passed)])
+
+
+async def remember_entries(conn: asyncpg.Connection,
+                           messages: Sequence[InboundMessage]) -> None:
+    """Keep the list entries a complaint may name (credit.lists.changed)."""
+    events, dead = [], []
+    for m in messages:
+        try:
+            events.append(read_event(m, LISTS_CHANGED))
+        except ValueError as exc:
+            dead.append(outbox.dead_letter("objection", m, f"unreadable event: {exc}"))
+    await store.remember_entries(conn, [(e.data.entry_id, e.data.list, e.data.subject.key)
+                                        for e in events])
+    await outbox.enqueue(conn, dead)
+
+
+# --- the subject's own view: each request as it stands (credit.requests.changed) ---------
+
+
+async def request_events(conn: asyncpg.Connection,
+                         objection_ids: Sequence[str]) -> list[OutboundEvent]:
+    """The state of objections and repair requests, for the publisher's /api/v1/me."""
+    events = []
+    for objection_id in objection_ids:
+        found = await store.with_timeline(conn, objection_id)
+        if found is None:
+            continue
+        subject = SubjectRef.model_validate(found["subject"])
+        events.append(_request_event(RequestChanged(
+            request_id=objection_id, kind=found["kind"], subject=subject,
+            about={"kind": "record", "department": found["department"],
+                   "record_id": found["record_id"]},
+            status=found["status"], due_by=found["due_by"], received_at=found["received_at"],
+            decided_at=found["decided_at"], overdue=found["overdue_at"] is not None,
+            version=len(found["timeline"]),
+            timeline=[{"status": t["status"], "at": t["at"].isoformat()}
+                      for t in found["timeline"]])))
+    return events
+
+
+async def complaint_events(conn: asyncpg.Connection,
+                           complaint_ids: Sequence[str]) -> list[OutboundEvent]:
+    events = []
+    for complaint_id in complaint_ids:
+        found = await store.complaint(conn, complaint_id)
+        if found is None or found["subject"] is None:
+            continue  # about the system: no subject's view shows it
+        events.append(_request_event(RequestChanged(
+            request_id=complaint_id, kind="complaint",
+            subject=SubjectRef.model_validate(found["subject"]), about=found["about"],
+            status=found["status"], due_by=found["due_by"], received_at=found["received_at"],
+            decided_at=found["answered_at"], overdue=found["overdue_at"] is not None,
+            version=len(found["timeline"]),
+            timeline=[{"status": t["status"], "at": t["at"].isoformat()}
+                      for t in found["timeline"]])))
+    return events
+
+
+def _request_event(state: RequestChanged) -> OutboundEvent:
+    return OutboundEvent.of(REQUESTS_CHANGED, SOURCE, state.subject.key, state,
+                            event_id=domain.request_changed_id(state.request_id, state.version))
 
 
 def parse_decisions(messages: Sequence[InboundMessage]
@@ -309,9 +527,17 @@ async def deadline_timer(ctx: ServiceContext) -> None:
     while True:
         try:
             async with ctx.pool.acquire() as conn, conn.transaction():
-                late = await store.mark_overdue(conn, clock.today())
+                today = clock.today()
+                late = await store.mark_overdue(conn, today)
+                late += await store.passing_on_overdue(conn, today)
+                late_complaints = await store.mark_complaints_overdue(conn, today)
+                await outbox.enqueue(conn, [*await request_events(conn, late),
+                                            *await complaint_events(conn, late_complaints)])
                 metrics.OBJECTIONS_OVERDUE.labels(ctx.name).set(
                     await store.count_overdue(conn))
+                COMPLAINTS_OVERDUE.set(await store.count_complaints_overdue(conn))
+            if late_complaints:
+                log.warning("complaints past their deadline: %s", ", ".join(late_complaints))
             if late:
                 log.warning("objections past their deadline: %s", ", ".join(late))
         except TRANSIENT as exc:
@@ -328,3 +554,140 @@ async def rate_window_cleaner(ctx: ServiceContext) -> None:
         except TRANSIENT as exc:
             log.warning("rate window cleaner: database unavailable (%s)", exc)
         await asyncio.sleep(60)
+
+
+# --- complaints (投诉, 征信业管理条例 art. 26) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComplaintTarget:
+    about: dict[str, Any]
+    about_key: str
+    subject: SubjectRef | None
+    department: str | None  # None: the operators answer
+
+
+async def submit_complaint(conn: asyncpg.Connection, catalogue: Catalogue, limits: Limits,
+                           request: ComplaintRequest, client: str
+                           ) -> tuple[ComplaintCreated, bool]:
+    """Take a complaint: what it is about must exist (and be about the subject named); it
+    goes to the department concerned, or to the operators. Returns (the complaint, whether
+    it is new): the same open complaint again is the same complaint."""
+    now = clock.now()
+    await _count(conn, f"client:{client}", limits.client, now, "from this address")
+    target = await _complaint_target(conn, catalogue, request.about)
+    requester = _requester(request.contact)
+    await _count(conn, f"about:{target.about_key}", limits.record, now, "about this")
+    routed_to = target.department or "operators"
+    for _ in range(2):
+        async with conn.transaction():
+            complaint_id = str(uuid.uuid4())
+            token = domain.new_access_token()
+            due = domain.due_by(clock.today(), domain.COMPLAINT_DAYS)
+            if await store.create_complaint(
+                    conn, complaint_id=complaint_id, about_kind=request.about.kind,
+                    about=target.about, about_key=target.about_key, subject=target.subject,
+                    department=target.department, text=request.text, contact=request.contact,
+                    requester=requester, token_hash=credentials.secret_hash(token),
+                    due_by=due, received_at=now):
+                events = await complaint_events(conn, [complaint_id])
+                if target.department is not None:
+                    routed = ComplaintRouted(complaint_id=complaint_id, about=target.about,
+                                             subject=target.subject, text=request.text,
+                                             due_by=due, received_at=now)
+                    events.append(OutboundEvent.of(
+                        COMPLAINTS.of(target.department), SOURCE,
+                        target.subject.key if target.subject else None, routed,
+                        event_id=domain.complaint_routed_id(complaint_id)))
+                await outbox.enqueue(conn, events)
+                return ComplaintCreated(complaint_id=complaint_id, status="routed",
+                                        routed_to=routed_to, due_by=due,
+                                        access_token=token), True
+            existing = await store.open_complaint(conn, target.about_key, requester)
+        if existing is not None:
+            return ComplaintCreated(complaint_id=existing["complaint_id"], status="routed",
+                                    routed_to=routed_to, due_by=existing["due_by"]), False
+    raise RuntimeError("an open complaint kept appearing and disappearing")
+
+
+async def _complaint_target(conn: asyncpg.Connection, catalogue: Catalogue,
+                            about: Any) -> ComplaintTarget:
+    if isinstance(about, RecordAbout):
+        known = await _known_record(conn, catalogue, about.record.department,
+                                    about.record.record_id, about.subject.type,
+                                    about.subject.id, "about.")
+        return ComplaintTarget(
+            {"kind": "record", "department": known.department, "record_id": known.record_id},
+            domain.complaint_about_key("record", f"{known.department}/{known.record_id}"),
+            known.subject, known.department)
+    if isinstance(about, ObjectionAbout):
+        row = (await store.objection_brief(conn, about.objection_id)
+               if _is_uuid(about.objection_id) else None)
+        if row is None:
+            raise _refused(Problem(422, "objection_not_found", "No such objection", errors=[{
+                "field": "about.objection_id", "code": "objection_not_found",
+                "message": "no objection or repair request with this id"}]))
+        return ComplaintTarget(
+            {"kind": "objection", "objection_id": row["objection_id"]},
+            domain.complaint_about_key("objection", row["objection_id"]),
+            SubjectRef.model_validate(row["subject"]), row["department"])
+    if isinstance(about, EntryAbout):
+        if about.list not in catalogue.lists:
+            raise _refused(Problem(422, "validation", "Unknown list", errors=[{
+                "field": "about.list", "code": "unknown_list",
+                "message": f"one of {', '.join(catalogue.lists)}"}]))
+        subject_id, id_problems = domain.subject_id_problems(
+            about.subject.type, about.subject.id, clock.today(), catalogue.legacy_uscc)
+        if id_problems:
+            raise _refused(Problem(422, "validation", "The subject's identifier is not valid",
+                                   errors=_prefixed(id_problems, "about.")))
+        entry = (await store.known_entry(conn, about.entry_id)
+                 if _is_uuid(about.entry_id) else None)
+        if entry is None or entry["list"] != about.list:
+            raise _refused(Problem(422, "entry_not_found", "No such list entry", errors=[{
+                "field": "about.entry_id", "code": "entry_not_found",
+                "message": "no entry with this id on this list"}]))
+        if entry["subject_key"] != SubjectRef(type=about.subject.type, id=subject_id).key:
+            raise _refused(Problem(422, "entry_subject_mismatch",
+                                   "The entry is not about this subject", errors=[{
+                                       "field": "about.subject.id",
+                                       "code": "entry_subject_mismatch",
+                                       "message": "the entry is not about this subject"}]))
+        subject_type, _, identifier = entry["subject_key"].partition(":")
+        return ComplaintTarget(
+            {"kind": "list_entry", "list": entry["list"], "entry_id": entry["entry_id"]},
+            domain.complaint_about_key("entry", entry["entry_id"]),
+            SubjectRef.model_validate({"type": subject_type, "id": identifier}),
+            domain.list_department(catalogue, entry["list"]))
+    return ComplaintTarget({"kind": "system"}, domain.complaint_about_key("system", None),
+                           None, None)
+
+
+class AnswerRefused(Exception):
+    """An answer that cannot apply: no such complaint for this party."""
+
+
+async def answer_complaint(conn: asyncpg.Connection, complaint_id: str, kind: str, party: str,
+                           answer: str) -> str:
+    """The department the complaint was routed to (or an operator, for those routed to the
+    operators) answers it; returns the status after (a second answer changes nothing)."""
+    found = await store.complaint(conn, complaint_id, lock=True) if _is_uuid(complaint_id) \
+        else None
+    allowed = found is not None and (
+        (kind == "department" and found["department"] == party)
+        or (kind == "operator" and found["department"] is None))
+    if found is None or not allowed:
+        raise AnswerRefused(f"no complaint {complaint_id} for this {kind}")
+    if found["status"] != "routed":
+        return str(found["status"])
+    await store.answer_complaint(conn, complaint_id, f"{kind}:{party}", answer)
+    await outbox.enqueue(conn, await complaint_events(conn, [complaint_id]))
+    return "answered"
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+        return True
+    except ValueError:
+        return False

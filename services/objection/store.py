@@ -9,28 +9,44 @@ from typing import Any
 
 import asyncpg
 
-from services.objection.domain import KnownRecord
+from services.objection.domain import KnownRecord, RecordFacts
 from shared import clock
 from shared.contract import SubjectRef
 
 
 async def create(conn: asyncpg.Connection, *, objection_id: str, kind: str, subject: SubjectRef,
                  department: str, record_id: str, revision: int, reason: str, contact: str,
-                 requester: str, token_hash: str, due_by: date, received_at: datetime) -> bool:
+                 requester: str, token_hash: str, due_by: date, received_at: datetime,
+                 commitment: dict[str, Any] | None = None,
+                 obligations: dict[str, Any] | None = None,
+                 steps: Sequence[tuple[str, str]] = ()) -> bool:
     """Store a new open objection; False (nothing stored) when this requester already has
-    one open of this kind about the record."""
+    one open of this kind about the record. `steps` are timeline entries before the routing
+    (a repair request's acceptance and check)."""
     created = await conn.fetchval(
         "INSERT INTO objections (objection_id, kind, subject_key, subject, department, record_id,"
-        " revision, reason, contact, requester, token_hash, status, due_by, received_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'routed', $12, $13)"
+        " revision, reason, contact, requester, token_hash, status, due_by, received_at,"
+        " commitment, obligations)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'routed', $12, $13, $14, $15)"
         " ON CONFLICT (kind, department, record_id, requester) WHERE status = 'routed'"
         " DO NOTHING RETURNING true",
         objection_id, kind, subject.key, subject.model_dump(mode="json"), department, record_id,
-        revision, reason, contact, requester, token_hash, due_by, received_at)
+        revision, reason, contact, requester, token_hash, due_by, received_at, commitment,
+        obligations)
     if not created:
         return False
-    await add_event(conn, objection_id, "routed", f"已转交{department}核查")
+    for status, note in steps:
+        await add_event(conn, objection_id, status, note, received_at)
+    await add_event(conn, objection_id, "routed", f"已转交{department}核查", received_at)
     return True
+
+
+async def open_request(conn: asyncpg.Connection, kind: str, department: str, record_id: str,
+                       requester: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT objection_id::text, status, due_by, result_by FROM objections WHERE kind = $1"
+        " AND department = $2 AND record_id = $3 AND requester = $4 AND status = 'routed'",
+        kind, department, record_id, requester)
 
 
 async def open_objection(conn: asyncpg.Connection, kind: str, department: str, record_id: str,
@@ -103,31 +119,33 @@ async def forget_windows(conn: asyncpg.Connection, now: datetime) -> int:
 
 
 async def add_event(conn: asyncpg.Connection, objection_id: str, status: str,
-                    note: str | None) -> None:
+                    note: str | None, at: datetime | None = None) -> None:
     await conn.execute(
-        "INSERT INTO objection_events (objection_id, status, note) VALUES ($1, $2, $3)",
-        objection_id, status, note)
+        "INSERT INTO objection_events (objection_id, status, note, at) VALUES ($1, $2, $3, $4)",
+        objection_id, status, note, at or clock.now())
 
 
 async def lock(conn: asyncpg.Connection, objection_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT objection_id::text, kind, subject, department, record_id, status, due_by,"
-        " token_hash, received_at FROM objections WHERE objection_id = $1::uuid FOR UPDATE",
+        " token_hash, received_at, commitment FROM objections"
+        " WHERE objection_id = $1::uuid FOR UPDATE",
         objection_id)
 
 
 async def set_decided(conn: asyncpg.Connection, objection_id: str, status: str,
-                      note: str) -> None:
+                      note: str, result_by: date | None = None) -> None:
     await conn.execute(
         # The service's clock (shared/clock.py): the contact is erased counting from it.
-        "UPDATE objections SET status = $2, decided_at = $3 WHERE objection_id = $1::uuid",
-        objection_id, status, clock.now())
+        "UPDATE objections SET status = $2, decided_at = $3, result_by = $4"
+        " WHERE objection_id = $1::uuid", objection_id, status, clock.now(), result_by)
     await add_event(conn, objection_id, status, note)
 
 
 async def with_timeline(conn: asyncpg.Connection, objection_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(
-        "SELECT objection_id::text, kind, status, due_by, department, record_id, token_hash"
+        "SELECT objection_id::text, kind, status, due_by, department, record_id, token_hash,"
+        " subject, received_at, decided_at, overdue_at, result_by"
         " FROM objections WHERE objection_id = $1::uuid", objection_id)
     if row is None:
         return None
@@ -141,8 +159,8 @@ async def mark_overdue(conn: asyncpg.Connection, today: date) -> list[str]:
     """Objections still undecided after their due date, marked once, with a timeline
     entry; returns their ids."""
     rows = await conn.fetch(
-        "UPDATE objections SET overdue_at = now() WHERE status = 'routed' AND due_by < $1"
-        " AND overdue_at IS NULL RETURNING objection_id::text, department", today)
+        "UPDATE objections SET overdue_at = $2 WHERE status = 'routed' AND due_by < $1"
+        " AND overdue_at IS NULL RETURNING objection_id::text, department", today, clock.now())
     for r in rows:
         await add_event(conn, r["objection_id"], "overdue",
                         f"{r['department']}未在法定期限内答复")
@@ -152,3 +170,178 @@ async def mark_overdue(conn: asyncpg.Connection, today: date) -> list[str]:
 async def count_overdue(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval(
         "SELECT count(*) FROM objections WHERE status = 'routed' AND overdue_at IS NOT NULL"))
+
+
+# --- what the registry says of records (credit.subjects.changed) ---------------------------
+
+
+async def remember_facts(conn: asyncpg.Connection, facts: Sequence[RecordFacts]) -> None:
+    """Upsert each record's facts: a higher revision wins, and at the same revision a later
+    snapshot of the same subject (a flag lifted, a repair granted)."""
+    if not facts:
+        return
+    await conn.execute(
+        "INSERT INTO record_facts (department, record_id, subject_key, revision, version,"
+        " status, catalogue_item, repair_from, public_until)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[],"
+        "   $6::text[], $7::text[], $8::date[], $9::date[])"
+        " ON CONFLICT (department, record_id) DO UPDATE SET"
+        "   subject_key = EXCLUDED.subject_key, revision = EXCLUDED.revision,"
+        "   version = EXCLUDED.version, status = EXCLUDED.status,"
+        "   catalogue_item = EXCLUDED.catalogue_item, repair_from = EXCLUDED.repair_from,"
+        "   public_until = EXCLUDED.public_until"
+        " WHERE record_facts.revision < EXCLUDED.revision"
+        "   OR (record_facts.revision = EXCLUDED.revision"
+        "       AND record_facts.subject_key = EXCLUDED.subject_key"
+        "       AND record_facts.version < EXCLUDED.version)",
+        [f.department for f in facts], [f.record_id for f in facts],
+        [f.subject_key for f in facts], [f.revision for f in facts],
+        [f.version for f in facts], [f.status for f in facts],
+        [f.catalogue_item for f in facts], [f.repair_from for f in facts],
+        [f.public_until for f in facts])
+
+
+async def record_facts(conn: asyncpg.Connection, department: str,
+                       record_id: str) -> RecordFacts | None:
+    row = await conn.fetchrow(
+        "SELECT department, record_id, subject_key, revision, version, status, catalogue_item,"
+        " repair_from, public_until FROM record_facts WHERE department = $1 AND record_id = $2",
+        department, record_id)
+    return RecordFacts(**dict(row)) if row else None
+
+
+async def repairs_passed_on(conn: asyncpg.Connection, objection_ids: Sequence[str]) -> list[str]:
+    """Granted repairs that the registry now shows in force: their result has been passed
+    on. Returns the ids marked now (each once)."""
+    if not objection_ids:
+        return []
+    rows = await conn.fetch(
+        "UPDATE objections SET passed_on_at = $2 WHERE objection_id = ANY($1::uuid[])"
+        " AND kind = 'repair' AND status = 'upheld' AND passed_on_at IS NULL"
+        " RETURNING objection_id::text", list(objection_ids), clock.now())
+    ids = [r["objection_id"] for r in rows]
+    for objection_id in ids:
+        await add_event(conn, objection_id, "passed_on",
+                        "修复结果已反馈：该信息已停止公示、共享和惩戒")
+    return ids
+
+
+async def passing_on_overdue(conn: asyncpg.Connection, today: date) -> list[str]:
+    """Granted repairs whose result was not passed on by `result_by`, marked once."""
+    rows = await conn.fetch(
+        "UPDATE objections SET overdue_at = $2 WHERE kind = 'repair' AND status = 'upheld'"
+        " AND passed_on_at IS NULL AND result_by < $1 AND overdue_at IS NULL"
+        " RETURNING objection_id::text", today, clock.now())
+    for r in rows:
+        await add_event(conn, r["objection_id"], "overdue", "修复结果未在规定期限内反馈")
+    return [r["objection_id"] for r in rows]
+
+
+# --- complaints (投诉) ------------------------------------------------------------------
+
+
+async def create_complaint(conn: asyncpg.Connection, *, complaint_id: str, about_kind: str,
+                           about: dict[str, Any], about_key: str, subject: SubjectRef | None,
+                           department: str | None, text: str, contact: str, requester: str,
+                           token_hash: str, due_by: date, received_at: datetime) -> bool:
+    created = await conn.fetchval(
+        "INSERT INTO complaints (complaint_id, about_kind, about, about_key, subject_key,"
+        " subject, department, text, contact, requester, token_hash, status, due_by,"
+        " received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'routed', $12, $13)"
+        " ON CONFLICT (about_key, requester) WHERE status = 'routed' DO NOTHING RETURNING true",
+        complaint_id, about_kind, about, about_key, subject.key if subject else None,
+        subject.model_dump(mode="json") if subject else None, department, text, contact,
+        requester, token_hash, due_by, received_at)
+    if not created:
+        return False
+    await add_complaint_event(conn, complaint_id, "routed",
+                              f"已转交{department or '平台运营方'}办理", received_at)
+    return True
+
+
+async def open_complaint(conn: asyncpg.Connection, about_key: str,
+                         requester: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT complaint_id::text, department, due_by FROM complaints"
+        " WHERE about_key = $1 AND requester = $2 AND status = 'routed'", about_key, requester)
+
+
+async def add_complaint_event(conn: asyncpg.Connection, complaint_id: str, status: str,
+                              note: str | None, at: datetime | None = None) -> None:
+    await conn.execute(
+        "INSERT INTO complaint_events (complaint_id, status, note, at) VALUES ($1, $2, $3, $4)",
+        complaint_id, status, note, at or clock.now())
+
+
+async def complaint(conn: asyncpg.Connection, complaint_id: str,
+                    lock: bool = False) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT complaint_id::text, about_kind, about, subject, department, status, due_by,"
+        " received_at, answered_at, answer, overdue_at, token_hash FROM complaints"
+        " WHERE complaint_id = $1::uuid" + (" FOR UPDATE" if lock else ""), complaint_id)
+    if row is None:
+        return None
+    events = await conn.fetch(
+        "SELECT status, note, at FROM complaint_events WHERE complaint_id = $1::uuid"
+        " ORDER BY id", complaint_id)
+    return {**dict(row), "timeline": [dict(e) for e in events]}
+
+
+async def answer_complaint(conn: asyncpg.Connection, complaint_id: str, by: str,
+                           answer: str) -> None:
+    await conn.execute(
+        "UPDATE complaints SET status = 'answered', answered_at = $2, answered_by = $3,"
+        " answer = $4 WHERE complaint_id = $1::uuid", complaint_id, clock.now(), by, answer)
+    await add_complaint_event(conn, complaint_id, "answered", answer)
+
+
+async def open_complaints(conn: asyncpg.Connection, department: str | None,
+                          limit: int = 200) -> list[dict[str, Any]]:
+    """Open complaints routed to a department, or to the operators (None), oldest first."""
+    rows = await conn.fetch(
+        "SELECT complaint_id::text, about_kind, about, subject, text, due_by, received_at,"
+        " overdue_at FROM complaints WHERE status = 'routed'"
+        " AND department IS NOT DISTINCT FROM $1 ORDER BY received_at LIMIT $2",
+        department, limit)
+    return [dict(r) for r in rows]
+
+
+async def mark_complaints_overdue(conn: asyncpg.Connection, today: date) -> list[str]:
+    rows = await conn.fetch(
+        "UPDATE complaints SET overdue_at = $2 WHERE status = 'routed' AND due_by < $1"
+        " AND overdue_at IS NULL RETURNING complaint_id::text, department", today, clock.now())
+    for r in rows:
+        await add_complaint_event(conn, r["complaint_id"], "overdue",
+                                  f"{r['department'] or '平台运营方'}未在30日内答复")
+    return [r["complaint_id"] for r in rows]
+
+
+async def count_complaints_overdue(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM complaints WHERE status = 'routed' AND overdue_at IS NOT NULL"))
+
+
+async def objection_brief(conn: asyncpg.Connection, objection_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT objection_id::text, kind, subject, department, record_id FROM objections"
+        " WHERE objection_id = $1::uuid", objection_id)
+
+
+# --- list entries (credit.lists.changed) -------------------------------------------------
+
+
+async def remember_entries(conn: asyncpg.Connection,
+                           entries: Sequence[tuple[str, str, str]]) -> None:
+    """(entry id, list, subject key): an entry keeps its list and subject for life."""
+    if entries:
+        await conn.execute(
+            "INSERT INTO known_entries (entry_id, list, subject_key)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])"
+            " ON CONFLICT (entry_id) DO NOTHING",
+            [e[0] for e in entries], [e[1] for e in entries], [e[2] for e in entries])
+
+
+async def known_entry(conn: asyncpg.Connection, entry_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT entry_id::text, list, subject_key FROM known_entries WHERE entry_id = $1::uuid",
+        entry_id)

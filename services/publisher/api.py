@@ -22,7 +22,7 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.publisher import agencies, domain, lifecycle, store, whatif
+from services.publisher import agencies, domain, lifecycle, rights, rights_api, store, whatif
 from services.publisher.contracts import FeedbackRequest
 from shared import clock, credentials
 from shared.context import ServiceContext
@@ -64,18 +64,27 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     _answer_web_pages_in_html(app)
 
     views = PublicViews(ctx)
+    # Every public profile view is logged for the subject (/api/v1/me/queries).
+    query_log = rights_api.query_log_of(ctx)
+    rights_api.install(app, ctx, _page)
 
     @app.get("/api/v1/subjects")
     @limiter.limit(ctx.settings.public_rate_limit)
     async def search(request: Request, q: str = Query(min_length=1, max_length=100),
                      type: str | None = None, page: int = Query(1, ge=1, le=MAX_PAGE)
                      ) -> dict[str, Any]:
-        return await views.search(q, _subject_type(type), page)
+        result = await views.search(q, _subject_type(type), page)
+        await query_log.search(result, "api", request, q)
+        return result
 
     @app.get("/api/v1/subjects/{subject_type}/{identifier}")
     @limiter.limit(ctx.settings.public_rate_limit)
-    async def profile(request: Request, subject_type: str, identifier: str) -> dict[str, Any]:
-        return await views.profile(subject_type, identifier)
+    async def profile(request: Request, subject_type: str, identifier: str,
+                      purpose: str | None = Query(None, max_length=200)) -> dict[str, Any]:
+        """`purpose` (optional): why the caller looks, shown to the subject with the view."""
+        return await query_log.profile(lambda: views.profile(subject_type, identifier), "api",
+                                       request, subject_type, identifier,
+                                       rights_api.purpose_of(purpose))
 
     @app.get("/api/v1/lists/{list_name}")
     @limiter.limit(ctx.settings.public_rate_limit)
@@ -125,6 +134,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                    type: str | None = None,
                    page: int = Query(1, ge=1, le=MAX_PAGE)) -> HTMLResponse:
         result = await views.search(q, _subject_type(type), page) if q else None
+        if result is not None and q:
+            await query_log.search(result, "web", request, q)
         return _page(request, "search.html", q=q or "", result=result,
                      lists=ctx.catalogue.lists)
 
@@ -133,7 +144,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     @limiter.limit(ctx.settings.public_rate_limit)
     async def subject_page(request: Request, subject_type: str,
                            identifier: str) -> HTMLResponse:
-        data = await views.profile(subject_type, identifier)
+        data = await query_log.profile(lambda: views.profile(subject_type, identifier), "web",
+                                       request, subject_type, identifier, None)
         # The objection form needs the full number, which the visitor typed into this path;
         # the page shows it masked.
         return _page(request, "subject.html", p=data, path_id=normalize_identifier(identifier),
@@ -333,6 +345,7 @@ class PublicViews:
                                              snapshot.records, today, listed),
             "lists": [self._membership(m) for m in found[1]],
             "grade": snapshot.grade.model_dump(),
+            "commitments": rights.public_commitments(self.catalogue, snapshot.records),
         }
 
     def _membership(self, m: store.Membership) -> dict[str, Any]:

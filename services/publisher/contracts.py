@@ -8,14 +8,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.publisher.domain import control_characters
 from shared.catalogue import Catalogue
-from shared.topics import LISTS_CHANGED, NOTICE_FEEDBACK, NOTICES, SUBJECTS_CHANGED
+from shared.topics import (
+    LISTS_CHANGED,
+    NOTICE_FEEDBACK,
+    NOTICES,
+    REQUESTS_CHANGED,
+    SUBJECTS_CHANGED,
+    SUBJECTS_NOTIFIED,
+)
 
-CONSUMES = (SUBJECTS_CHANGED, NOTICE_FEEDBACK)
-PRODUCES = (LISTS_CHANGED, NOTICES)
+# Requests: the subject's objections, repairs and complaints for its own view (/api/v1/me).
+CONSUMES = (SUBJECTS_CHANGED, NOTICE_FEEDBACK, REQUESTS_CHANGED)
+PRODUCES = (LISTS_CHANGED, NOTICES, SUBJECTS_NOTIFIED)
 
 
 def consumed_topics(catalogue: Catalogue) -> list[str]:
-    return [SUBJECTS_CHANGED.name,
+    return [SUBJECTS_CHANGED.name, REQUESTS_CHANGED.name,
             *(NOTICE_FEEDBACK.of(agency).name for agency in catalogue.agencies)]
 
 

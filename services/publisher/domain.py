@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import zhconv
 
+from services.publisher import rights
 from shared import clock, disclosure
 from shared.catalogue import Catalogue, Measure, WhileListedRegime
 from shared.contract import (
@@ -139,24 +140,40 @@ def plan_snapshot(catalogue: Catalogue, subject_key: str, snapshot: SubjectChang
     the sweeps and what-if plan alike)."""
     return plan_for_subject(subject_key, open_entries,
                             qualifying_basis(catalogue, snapshot, today, served),
-                            lapsed=lapsed_lists(catalogue, snapshot, today), gone=gone)
+                            lapsed=lapsed_lists(catalogue, snapshot, today), gone=gone,
+                            repaired=repaired_records(snapshot))
+
+
+def exit_reason(entry: Entry, repaired: set[tuple[str, str]], lapsed: bool = False,
+                gone: str | None = None) -> str:
+    """Why an entry whose basis left exits: `gone` if given (e.g. `retention_expired`);
+    `repaired` when every record it rested on was repaired (信用修复: display, sharing and
+    measures stop together); `expired` when its list is lapsed (the basis' end of display
+    passed); else `basis_withdrawn`."""
+    if gone:
+        return gone
+    basis = {(b.department, b.record_id) for b in entry.basis}
+    if basis and basis <= repaired:
+        return "repaired"
+    return "expired" if lapsed else "basis_withdrawn"
 
 
 def plan_for_subject(subject_key: str, open_entries: Mapping[str, Entry],
                      qualifying: Mapping[str, tuple[BasisRecord, ...]],
                      served: Mapping[str, set[tuple[str, str, int]]] | None = None,
-                     lapsed: Iterable[str] = (), gone: str | None = None) -> list[Action]:
+                     lapsed: Iterable[str] = (), gone: str | None = None,
+                     repaired: set[tuple[str, str]] | None = None) -> list[Action]:
     """Enter, rebase or exit the subject's lists. `served` holds, per list, basis records
     (department, record_id, revision) that do not list the subject again (decisions whose
     listing ran its term are left out of `qualifying` already: `qualifying_basis`). An
-    entry whose basis is gone exits `expired` if its list is among `lapsed` (the basis' end of
-    display passed), with the reason `gone` if given (e.g. `retention_expired`), else
-    `basis_withdrawn`."""
+    entry whose basis is gone exits as `exit_reason` says, from `lapsed` (lists whose
+    basis' end of display passed), `gone` and `repaired` (the subject's repaired records)."""
     served = served or {}
     lapsed = set(lapsed)
+    repaired = repaired or set()
 
-    def why(list_name: str) -> str:
-        return gone or ("expired" if list_name in lapsed else "basis_withdrawn")
+    def why(entry: Entry) -> str:
+        return exit_reason(entry, repaired, entry.list in lapsed, gone)
 
     actions: list[Action] = []
     for list_name, full_basis in qualifying.items():
@@ -164,15 +181,26 @@ def plan_for_subject(subject_key: str, open_entries: Mapping[str, Entry],
         entry = open_entries.get(list_name)
         if not basis:
             if entry is not None:
-                actions.append(Exit(entry, why(list_name)))
+                actions.append(Exit(entry, why(entry)))
         elif entry is None:
             actions.append(Enter(list_name, subject_key, basis))
         elif entry.basis != basis:
             actions.append(Rebase(entry, basis))
     for list_name, entry in open_entries.items():
         if list_name not in qualifying:
-            actions.append(Exit(entry, why(list_name)))
+            actions.append(Exit(entry, why(entry)))
     return actions
+
+
+def repaired_records(snapshot: SubjectChanged) -> set[tuple[str, str]]:
+    return {(r.department, r.record_id) for r in snapshot.records if r.status == "repaired"}
+
+
+def held(entry: Entry, snapshot: SubjectChanged) -> bool:
+    """An objection about a record the entry rests on holds its publication (异议标注 during
+    the notice period) until the department decides."""
+    disputed = {(r.department, r.record_id) for r in snapshot.records if r.disputed}
+    return any((b.department, b.record_id) in disputed for b in entry.basis)
 
 
 def plan_timers(due: Iterable[Entry], expired: Iterable[Entry]) -> list[Action]:
@@ -201,6 +229,8 @@ class ListEffects:
     list_changes: list[ListChanged] = field(default_factory=list)
     list_change_ids: list[str] = field(default_factory=list)  # one event id per list change
     notices: list[tuple[str, Notice, str]] = field(default_factory=list)  # agency, notice, entry
+    # New entries that wait for Xinyong to tell the subject (国办发〔2020〕49号).
+    to_notify: list[Entry] = field(default_factory=list)
     # The next list change's number, per entry (from `History.changes`).
     next_change: dict[str, int] = field(default_factory=dict)
     # Decisions whose listing ran its full term: (list, subject key, department, record_id,
@@ -321,9 +351,16 @@ def materialize(catalogue: Catalogue, actions: Sequence[Action],
                 entered[(list_name, subject_key)] = ordinal + 1
                 entry = Entry(entry_id_for(list_name, subject_key, ordinal), list_name,
                               subject_key, "pending", basis)
-                days = catalogue.lists[list_name].notice_period_days
-                if days:
-                    fx.new_entries.append(replace(entry, publish_at=now + timedelta(days=days)))
+                lst = catalogue.lists[list_name]
+                if lst.notified_by == "xinyong":
+                    # No publication date until the subject has been told: the notice period
+                    # runs from the notification (services/publisher/rights.py).
+                    fx.new_entries.append(entry)
+                    fx.to_notify.append(entry)
+                elif lst.notice_period_days or lst.publish_month_after_service:
+                    publish_at, _ = rights.planned_publication(
+                        lst, now, rights.served_on(subjects[subject_key].records, basis))
+                    fx.new_entries.append(replace(entry, publish_at=publish_at))
                 else:
                     fx.new_entries.append(_publish(catalogue, fx, entry, subjects, now, today))
             case Activate(entry):

@@ -9,20 +9,28 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from typing import Literal
 
 import asyncpg
 
-from services.publisher import domain, follow, lifecycle, store
-from shared import clock, inbox, metrics, outbox, purge
+from services.publisher import domain, follow, lifecycle, rights, rights_store, senders, store
+from shared import clock, credentials, inbox, metrics, outbox, purge
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
-from shared.contract import NoticeFeedback, SubjectChanged
+from shared.contract import BasisRecord, NoticeFeedback, SubjectChanged
 from shared.db import TRANSIENT
 from shared.envelope import AnyEvent, data_json
 from shared.messages import InboundMessage, OutboundEvent, read_event
-from shared.settings import get_settings
-from shared.topics import LISTS_CHANGED, NOTICE_FEEDBACK, NOTICES, SUBJECTS_CHANGED
+from shared.settings import Settings, get_settings
+from shared.topics import (
+    LISTS_CHANGED,
+    NOTICE_FEEDBACK,
+    NOTICES,
+    REQUESTS_CHANGED,
+    SUBJECTS_CHANGED,
+    SUBJECTS_NOTIFIED,
+)
 from shared.worker import BatchHandler
 
 log = logging.getLogger(__name__)
@@ -46,13 +54,20 @@ class Feedback:
 
 
 def make_handler(ctx: ServiceContext) -> BatchHandler:
+    key_secret = credentials.subject_key_secret(ctx.settings)
+
     async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
+        requests = [m for m in messages if m.topic == REQUESTS_CHANGED.name]
+        if requests:
+            await apply_requests(conn, requests)
+            messages = [m for m in messages if m.topic != REQUESTS_CHANGED.name]
         snapshots, feedback, dead = parse(messages)
         await outbox.enqueue(conn, dead)
         # A snapshot needs no event-id record: it applies only over an older version of its
         # subject, so the same one again (a resend, a replay) changes nothing.
         feedback = await inbox.only_first_seen(conn, feedback, lambda f: f.event)
-        await apply_snapshots(conn, ctx.catalogue, [(s.payload, s.body) for s in snapshots])
+        await apply_snapshots(conn, ctx.catalogue, [(s.payload, s.body) for s in snapshots],
+                              key_secret=key_secret)
         updated = await store.record_feedback(conn, [(f.agency, f.payload) for f in feedback],
                                               "kafka", [f.event.id for f in feedback])
         # Feedback about no notice of that agency is set aside for an operator, not dropped.
@@ -105,10 +120,23 @@ def stored_fields(catalogue: Catalogue, snapshot: SubjectChanged,
     return (snapshot, until, *_search_fields(snapshot, until is not None))
 
 
+async def apply_requests(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
+    """The subject's objections, repair requests and complaints, for its own view."""
+    events, dead = [], []
+    for m in messages:
+        try:
+            events.append(read_event(m, REQUESTS_CHANGED))
+        except ValueError as exc:
+            dead.append(outbox.dead_letter("publisher", m, f"unreadable event: {exc}"))
+    await rights_store.save_requests(conn, [e.data for e in events])
+    await outbox.enqueue(conn, dead)
+
+
 async def apply_snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
                           snapshots: Sequence[SubjectChanged | tuple[SubjectChanged, bytes]],
-                          erasure_key: bytes | None = None) -> None:
-    """Apply snapshots (each with its JSON as received, or the model alone)."""
+                          *, erasure_key: bytes | None = None, key_secret: str = "") -> None:
+    """Apply snapshots (each with its JSON as received, or the model alone). `key_secret`:
+    the subject key secret that maps a subject's own token to its archive (/api/v1/me)."""
     if not snapshots:
         return
     key = erasure_key or purge.erasure_key(get_settings())
@@ -132,6 +160,10 @@ async def apply_snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
         return
     await purge.schedule(conn, [(r.department, r.record_id, k, r.purge_on)
                                 for k in sorted(changed) for r in latest[k].records])
+    if key_secret:
+        await rights_store.save_parties(
+            conn, [(credentials.subject_party(key_secret, k), k) for k in sorted(changed)],
+            credentials.key_id(key_secret))
     await replan(conn, catalogue, {k: latest[k] for k in sorted(changed)}, today, key)
 
 
@@ -149,7 +181,21 @@ async def replan(conn: asyncpg.Connection, catalogue: Catalogue,
                                         served.get(key), today, gone)
     await carry_out(conn, catalogue, actions, snapshots, erasure_key)
     await follow.replace_changed_related(conn, catalogue, snapshots)
+    await _update_holds(conn, snapshots)
     return len(actions)
+
+
+async def _update_holds(conn: asyncpg.Connection, snapshots: dict[str, SubjectChanged]) -> None:
+    """Hold pending entries while a record they rest on is under objection; release them
+    once it is decided (the timer then publishes those whose date has come)."""
+    if not any(r.disputed for s in snapshots.values() for r in s.records):
+        # The common case, one statement: nothing disputed, nothing of theirs held.
+        await rights_store.release_holds(conn, sorted(snapshots))
+        return
+    pending = await store.pending_entries(conn, sorted(snapshots))
+    held = [e.entry_id for e in pending if domain.held(e, snapshots[e.subject_key])]
+    await rights_store.set_holds(conn, held,
+                                 [e.entry_id for e in pending if e.entry_id not in held])
 
 
 async def carry_out(conn: asyncpg.Connection, catalogue: Catalogue,
@@ -183,6 +229,11 @@ async def carry_out(conn: asyncpg.Connection, catalogue: Catalogue,
     notice_bodies = [n.model_dump_json() for _, n, _ in fx.notices]
     await store.save_effects(conn, fx, change_bodies, notice_bodies)
     await lifecycle.save(conn, fx)
+    await rights_store.create_notifications(conn, [
+        (rights.notification_id_for(e.entry_id), e.entry_id, e.subject_key, e.list)
+        for e in fx.to_notify])
+    await rights_store.cancel_notifications(
+        conn, [e.entry_id for e in fx.changed_entries if e.status == "cancelled"])
     events = [OutboundEvent.of_json(LISTS_CHANGED, SOURCE, c.subject.key, body.encode(),
                                     event_id=event_id)
               for c, body, event_id in zip(fx.list_changes, change_bodies, fx.list_change_ids,
@@ -213,3 +264,104 @@ async def run_timers_once(pool: asyncpg.Pool, catalogue: Catalogue) -> int:
         due, expired = await store.lock_due_entries(conn, clock.now(), clock.today())
         await carry_out(conn, catalogue, domain.plan_timers(due, expired))
     return len(due) + len(expired)
+
+
+# --- telling the subject before it is listed ----------------------------------------------
+
+
+async def notification_timer(ctx: ServiceContext) -> None:
+    """Deliver the notifications due: to the subject's contact through the sender adapter,
+    or by public announcement when there is no contact or deliveries kept failing."""
+    sender = senders.sender_of(ctx.settings)
+    while True:
+        try:
+            while await deliver_once(ctx.pool, ctx.catalogue, ctx.settings, sender):
+                pass
+        except TRANSIENT as exc:
+            log.warning("notification timer: database unavailable (%s)", exc)
+        await asyncio.sleep(TIMER_SECONDS)
+
+
+async def deliver_once(pool: asyncpg.Pool, catalogue: Catalogue, settings: Settings,
+                       sender: senders.Sender) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        return await deliver_due(conn, catalogue, settings, sender)
+
+
+async def deliver_due(conn: asyncpg.Connection, catalogue: Catalogue, settings: Settings,
+                      sender: senders.Sender) -> int:
+    """One round of deliveries, in the caller's transaction; returns how many notifications
+    it took up. A message handed over just before a crash is handed over again after it,
+    under the same notification id (the gateway's idempotency key)."""
+    fallback = timedelta(hours=settings.notification_fallback_hours)
+    due = await rights_store.lock_due_notifications(conn, clock.now())
+    for n in due:
+        key = n["subject_key"]
+        if n["entry_status"] != "pending":
+            await rights_store.cancel_notifications(conn, [n["entry_id"]])
+            continue
+        snapshot = (await store.snapshots(conn, [key]))[key]
+        basis = [BasisRecord.model_validate(b) for b in n["basis"]]
+        contact = (await rights_store.contact_of_subject(conn, key)
+                   or _department_contact(snapshot, basis))
+        now = clock.now()
+        channel: Literal["contact", "announcement"] = "contact"
+        if contact is not None:
+            made, publish_at = rights.notified(
+                catalogue, n["notification_id"], n["entry_id"], n["list"], snapshot, basis,
+                "contact", now, settings.objection_public_url)
+            try:
+                used = await sender.send(senders.Message(
+                    n["notification_id"], contact, rights.message_text(made)))
+            except senders.DeliveryFailed as exc:
+                await rights_store.log_delivery(
+                    conn, n["notification_id"], key, rights.channel_of(contact),
+                    rights.mask_contact(contact), "failed", str(exc))
+                if now - n["created_at"] < fallback:
+                    await rights_store.retry_later(
+                        conn, n["notification_id"],
+                        now + rights.delivery_backoff(n["attempts"] + 1))
+                    continue
+                channel = "announcement"
+            else:
+                await rights_store.log_delivery(conn, n["notification_id"], key, used,
+                                                rights.mask_contact(contact), "delivered",
+                                                None)
+        if contact is None or channel == "announcement":
+            made, publish_at = rights.notified(
+                catalogue, n["notification_id"], n["entry_id"], n["list"], snapshot, basis,
+                "announcement", now, settings.objection_public_url)
+        await rights_store.mark_notified(conn, made, publish_at)
+        await outbox.enqueue(conn, [OutboundEvent.of(
+            SUBJECTS_NOTIFIED, SOURCE, key, made, event_id=made.notification_id)])
+    return len(due)
+
+
+def _department_contact(snapshot: SubjectChanged, basis: Sequence[BasisRecord]) -> str | None:
+    """The contact a department gave with the records the entry rests on (the latest
+    decision's), else with any of the subject's records."""
+    wanted = {(b.department, b.record_id) for b in basis}
+    ordered = sorted(snapshot.records, key=lambda r: ((r.department, r.record_id) in wanted,
+                                                      r.decided_on), reverse=True)
+    return next((r.contact for r in ordered if r.contact), None)
+
+
+async def subject_party_filler(ctx: ServiceContext) -> None:
+    """Map every known subject to its token party (`subject_parties`): subjects stored
+    before this existed, or under another key; then rests."""
+    key_secret = credentials.subject_key_secret(ctx.settings)
+    if not key_secret:
+        log.warning("no subject key secret: subjects' own tokens cannot be mapped (/api/v1/me)")
+        await asyncio.Event().wait()  # a timer that ends would end the service
+    key_id = credentials.key_id(key_secret)
+    while True:
+        try:
+            async with ctx.pool.acquire() as conn:
+                await rights_store.forget_other_keys(conn, key_id)
+                while keys := await rights_store.subjects_without_party(conn, key_id, 1000):
+                    await rights_store.save_parties(
+                        conn, [(credentials.subject_party(key_secret, k), k) for k in keys],
+                        key_id)
+        except TRANSIENT as exc:
+            log.warning("subject parties: database unavailable (%s)", exc)
+        await asyncio.sleep(600)

@@ -2,7 +2,16 @@
 
 from pathlib import Path
 
-from services.publisher import agencies, api, contracts, follow, gauges, handlers, sweeps
+from services.publisher import (
+    agencies,
+    api,
+    contracts,
+    follow,
+    gauges,
+    handlers,
+    rights_api,
+    sweeps,
+)
 from shared import sweeps as shared_sweeps
 from shared.service import ServiceSpec
 from shared.service import main as run
@@ -15,7 +24,8 @@ SPEC = ServiceSpec(
     api=api.create_app,
     gauges=(gauges.notice_feedback,),
     timers=(handlers.list_timer, agencies.sequencer, follow.catalogue_follower,
-            shared_sweeps.timer(sweeps.all_sweeps)),
+            shared_sweeps.timer(sweeps.all_sweeps), handlers.notification_timer,
+            handlers.subject_party_filler, rights_api.query_log_writer),
 )
 
 

@@ -81,12 +81,22 @@ async def lock_open_entries(conn: asyncpg.Connection,
     return out
 
 
+async def pending_entries(conn: asyncpg.Connection, subject_keys: Sequence[str]) -> list[Entry]:
+    rows = await conn.fetch(
+        f"SELECT {_ENTRY_COLUMNS} FROM list_entries WHERE subject_key = ANY($1::text[])"
+        " AND status = 'pending'", list(subject_keys))
+    return [_entry(r) for r in rows]
+
+
 async def lock_due_entries(conn: asyncpg.Connection, now: datetime,
                            today: date, limit: int = 500) -> tuple[list[Entry], list[Entry]]:
     """Pending entries whose notice period is over, and active ones past their validity."""
+    # A held entry (an objection about its basis) waits; one with no publish_at yet waits
+    # for its notification (services/publisher/rights.py).
     due = await conn.fetch(
         f"SELECT {_ENTRY_COLUMNS} FROM list_entries WHERE status = 'pending'"
-        " AND publish_at <= $1 ORDER BY publish_at LIMIT $2 FOR UPDATE SKIP LOCKED", now, limit)
+        " AND publish_at <= $1 AND NOT held ORDER BY publish_at LIMIT $2"
+        " FOR UPDATE SKIP LOCKED", now, limit)
     expired = await conn.fetch(
         f"SELECT {_ENTRY_COLUMNS} FROM list_entries WHERE status = 'active'"
         " AND until < $1 ORDER BY until LIMIT $2 FOR UPDATE SKIP LOCKED", today, limit)

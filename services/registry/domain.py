@@ -15,6 +15,7 @@ from shared.contract import (
     Grade,
     RecordStatusChanged,
     RelatedSubject,
+    Repair,
     SubjectRef,
 )
 from shared.disclosure import add_months as add_months  # its callers from before
@@ -65,10 +66,15 @@ def archive_accepted(catalogue: Catalogue, existing: ArchivedRecord | None,
         disclosure_rule=rule, repair_from=repair_from, public_until=public_until,
         attributes=sub.attributes, act_ended_on=act_ended_on,
         purge_on=disclosure.purge_on(catalogue, sub.subject.type, sub.catalogue_item,
-                                     act_ended_on))
+                                     act_ended_on),
+        # The department's contact for the subject (internal): the latest revision's, or the
+        # one it gave before.
+        contact=sub.contact or (existing.contact if existing else None),
+        repair=existing.repair if existing and existing.status == "repaired" else None)
 
 
-def apply_status_change(existing: ArchivedRecord, change: RecordStatusChanged) -> ArchivedRecord:
+def apply_status_change(existing: ArchivedRecord, change: RecordStatusChanged,
+                        today: date | None = None) -> ArchivedRecord:
     """An objection flag (异议标注), its removal, or a decision to withdraw or repair."""
     match change.change:
         case "flag":
@@ -78,7 +84,12 @@ def apply_status_change(existing: ArchivedRecord, change: RecordStatusChanged) -
         case "withdraw":
             return existing.model_copy(update={"status": "withdrawn", "disputed": False})
         case "repair":
-            return existing.model_copy(update={"status": "repaired", "disputed": False})
+            # The request and the commitment signed for it go with the record (the public
+            # profile lists the commitment: NDRC Order 36).
+            repair = Repair(objection_id=change.objection_id, granted_on=today or date.today(),
+                            commitment=change.commitment)
+            return existing.model_copy(update={"status": "repaired", "disputed": False,
+                                               "repair": repair})
 
 
 def key_persons(catalogue: Catalogue, records: Iterable[ArchivedRecord]) -> list[RelatedSubject]:

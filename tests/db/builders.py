@@ -6,9 +6,16 @@ from datetime import UTC, date, datetime
 from itertools import count
 from typing import Any
 
-from shared.contract import AcceptedRecord, RecordSubmission
+from shared.contract import (
+    AcceptedRecord,
+    ArchivedRecord,
+    Grade,
+    RecordSubmission,
+    SubjectChanged,
+    SubjectRef,
+)
 from shared.messages import InboundMessage, OutboundEvent
-from shared.topics import RECORDS_ACCEPTED
+from shared.topics import RECORDS_ACCEPTED, SUBJECTS_CHANGED
 from tests.unit.factories import uscc
 
 FIRM_A = uscc("91440400MA4W8KXA0")
@@ -33,3 +40,24 @@ def accepted_message(record_id: str, subject_id: str, revision: int = 1, *,
                              f"{subject_type}:{subject_id}", payload)
     return InboundMessage(topic=RECORDS_ACCEPTED.name, partition=0, offset=next(_offsets),
                           key=event.key, value=event.value, timestamp_ms=0)
+
+
+def snapshot_message(subject_id: str, *records: ArchivedRecord, version: int = 1,
+                     subject_type: str = "enterprise") -> InboundMessage:
+    """A registry snapshot (credit.subjects.changed) as a service reads it."""
+    subject = SubjectRef.model_validate({"type": subject_type, "id": subject_id, "name": "测试"})
+    payload = SubjectChanged(subject=subject, version=version, records=list(records),
+                             grade=Grade(grade="B", explanation=[]))
+    event = OutboundEvent.of(SUBJECTS_CHANGED, "xinyong/registry", subject.key, payload)
+    return InboundMessage(topic=SUBJECTS_CHANGED.name, partition=0, offset=next(_offsets),
+                          key=event.key, value=event.value, timestamp_ms=0)
+
+
+def archived(record_id: str, *, department: str = "amr", item: str = "amr.admin_penalty",
+             revision: int = 1, status: str = "active", decided_on: date = date(2026, 1, 5),
+             repair_from: date | None = date(2026, 4, 5),
+             public_until: date | None = date(2027, 1, 5), **extra: Any) -> ArchivedRecord:
+    return ArchivedRecord.model_validate({
+        "department": department, "record_id": record_id, "revision": revision,
+        "catalogue_item": item, "decided_on": decided_on, "status": status,
+        "repair_from": repair_from, "public_until": public_until, **extra})

@@ -10,13 +10,13 @@ import asyncpg
 import pytest
 
 from services.objection import domain, handlers
-from services.objection.contracts import ObjectionRequest
+from services.objection.contracts import ObjectionRequest, RepairRequest
 from shared.catalogue import Catalogue
 from shared.contract import ObjectionDecision
 from shared.http import Problem
 from shared.messages import InboundMessage
-from shared.topics import RECORDS_ACCEPTED
-from tests.db.builders import FIRM_A, FIRM_B, accepted_message
+from shared.topics import RECORDS_ACCEPTED, REQUESTS_CHANGED
+from tests.db.builders import FIRM_A, FIRM_B, accepted_message, archived, snapshot_message
 from tests.db.conftest import OpenTransaction
 from tests.unit.factories import resident_id
 
@@ -48,7 +48,10 @@ async def refused(conn: asyncpg.Connection, catalogue: Catalogue, req: Objection
 
 
 async def outbox_events(conn: asyncpg.Connection) -> list[tuple[str, dict[str, Any]]]:
-    rows = await conn.fetch("SELECT topic, value FROM outbox ORDER BY id")
+    """The events for other services and departments (not the requests' states for the
+    subject's own view, tested apart)."""
+    rows = await conn.fetch("SELECT topic, value FROM outbox WHERE topic <> $1 ORDER BY id",
+                            REQUESTS_CHANGED.name)
     return [(r["topic"], json.loads(bytes(r["value"]))) for r in rows]
 
 
@@ -171,7 +174,13 @@ async def test_one_open_objection_per_record_and_requester(
 
     # Another requester, or a repair request by the same one, is a request of its own.
     await submit(conn, catalogue, request("D-1", contact="13900000000"))
-    await submit(conn, catalogue, request("D-1", contact="138 0000 0000"), kind="repair")
+    await handlers.remember_snapshots(conn, [snapshot_message(FIRM_A, archived("D-1"))])
+    repair = RepairRequest.model_validate({
+        **request("D-1", contact="138 0000 0000").model_dump(mode="json"),
+        "commitment": {"text_version": "2026-04", "signer_name": "张三",
+                       "signer_role": "法定代表人", "signed_on": "2026-05-01"},
+        "obligations": {"declaration": "罚款已缴清"}})
+    await submit(conn, catalogue, repair, kind="repair")
     assert await conn.fetchval("SELECT count(*) FROM objections") == 3
 
     # Once the department has decided, the requester may object again.

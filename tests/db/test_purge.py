@@ -154,7 +154,7 @@ async def test_the_publisher_exits_first_then_erases_and_scrubs_the_feed(
                       decided_on=DECIDED, public_until=ERASE_ON, purge_on=ERASE_ON,
                       attributes={"extension_years": 3})
     snap = snapshot(record and ENTERPRISE.model_validate(subject), [record])
-    await apply_snapshots(conn, catalogue, [snap], KEY)
+    await apply_snapshots(conn, catalogue, [snap], erasure_key=KEY)
     assert await conn.fetchval(
         "SELECT count(*) FROM list_entries WHERE subject_key = $1 AND status = 'active'",
         key) == 1
@@ -179,7 +179,8 @@ async def test_the_publisher_exits_first_then_erases_and_scrubs_the_feed(
     assert [(r["op"], r["subject_key"]) for r in rows][-2:] == [("ADD", None), ("DEL", None)]
     assert all(r["since"] for r in rows)
     # A replayed snapshot of the erased subject is dropped whole.
-    await apply_snapshots(conn, catalogue, [snap.model_copy(update={"version": 9})], KEY)
+    await apply_snapshots(conn, catalogue, [snap.model_copy(update={"version": 9})],
+                          erasure_key=KEY)
     assert await conn.fetchval("SELECT count(*) FROM subjects WHERE subject_key = $1", key) == 0
     # Listed again later, the person's entry gets an id the erased one never had.
     counts = await publisher_lifecycle.erased_counts(conn, KEY,
@@ -196,7 +197,7 @@ async def test_a_person_named_beside_a_notices_subject_is_erased_from_it_5_years
     record = archived("court.dishonest_debtor", department="court", record_id="C-9",
                       decided_on=DECIDED, public_until=DECIDED + timedelta(days=730))
     firm = snapshot(ENTERPRISE, [record], related=[rep])
-    await apply_snapshots(conn, catalogue, [firm], KEY)
+    await apply_snapshots(conn, catalogue, [firm], erasure_key=KEY)
     [hiring] = await conn.fetch(
         "SELECT notice_id, related_until FROM notices WHERE measure = 'hiring.restrict'"
         " AND subject_key = $1", ENTERPRISE.key)

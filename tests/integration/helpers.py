@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from deploy.demo import DemoSubject, make_resident_id, make_uscc
+from shared import clock
 from tests.unit.factories import default_attributes
 
 _rng = random.Random()
@@ -34,7 +35,7 @@ def record(subject: DemoSubject, item: str = "court.dishonest_debtor", *,
     if action == "upsert":
         data.update({
             "catalogue_item": item,
-            "decided_on": (decided_on or date.today() - timedelta(days=20)).isoformat(),
+            "decided_on": (decided_on or clock.today() - timedelta(days=20)).isoformat(),
             "document_no": "（2026）粤04执123号",
             "summary": "集成测试",
             "district": "440402",

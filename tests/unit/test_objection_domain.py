@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from services.objection.domain import (
+    COMPLAINT_DAYS,
     KnownRecord,
     Rate,
     changes_on_decision,
@@ -46,6 +47,12 @@ def test_objection_is_due_20_days_after_receipt():
 ])
 def test_a_20th_day_that_is_no_working_day_moves_to_the_next_one(received, due):
     assert due_by(received) == due
+
+
+def test_complaint_is_due_30_days_after_receipt_rolled_to_a_working_day():
+    """征信业管理条例 art. 26: complaints within 30 days."""
+    assert due_by(date(2026, 11, 2), COMPLAINT_DAYS) == date(2026, 12, 2)
+    assert due_by(date(2026, 9, 2), COMPLAINT_DAYS) == date(2026, 10, 8)
 
 
 def test_access_tokens_are_unguessable_and_distinct():

@@ -290,12 +290,14 @@ def test_each_change_of_an_entry_has_its_own_event_id(catalogue):
     assert ids == changes([(1, extended(1)), (2, extended(2, 3))])
 
 
-def test_tax_entry_waits_out_the_notice_period(catalogue):
+def test_tax_entry_waits_for_the_subject_to_be_told(catalogue):
+    """Xinyong tells the subject (国办发〔2020〕49号): no publication date until then."""
     fx = materialize(catalogue, [Enter(TAX, ENTERPRISE.key, TAX_BASIS)],
                      subjects(archived(TAX, record_id="T-1")), {}, NOW, TODAY)
     [new] = fx.new_entries
     assert new.status == "pending"
-    assert new.publish_at == NOW + timedelta(days=7)
+    assert new.publish_at is None
+    assert fx.to_notify == [new]
     assert new.since is None
     assert fx.list_changes == []
     assert fx.notices == []
