@@ -8,27 +8,47 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from shared import clock, metrics
 
 # When next year's schedule should be known: the State Council publishes it in the autumn
-# (2025's on 2024-11-12, 2026's in November 2025). A missing year is an operator's matter, not
-# a broken build: deadlines past the data are Monday to Friday and marked provisional, the
-# gauge `xinyong_calendar_covered_until` says how far the data goes and the alert
-# XinyongCalendarDataEnding fires a month before it ends (deploy/prometheus/alerts.yml, with
-# its promtool test); here it is a warning in the test report.
+# (2025's on 2024-11-12, 2026's on 2025-11-04). From this day on a missing next year fails
+# this test (issue 7, item 6), unless the supplement says, with a date, that the year was
+# looked for and is not available yet (`missing:` in shared/calendar_supplement.yaml): a
+# deferral someone signs for and that runs out, not a silent pass. Meanwhile deadlines in
+# that year are provisional, the gauge `xinyong_calendar_covered_until` says where the data
+# ends and the alert XinyongCalendarDataEnding fires (deploy/prometheus/alerts.yml).
 NEXT_YEAR_DUE = (12, 1)
 
 
-def test_this_year_is_covered_and_a_missing_next_year_is_reported() -> None:
+def _deferred_until(year: int) -> date | None:
+    raw = yaml.safe_load(clock.SUPPLEMENT.read_text(encoding="utf-8")) or {}
+    entry = (raw.get("missing") or {}).get(year)
+    return date.fromisoformat(str(entry["until"])) if entry else None
+
+
+def test_next_years_schedule_is_known_in_time() -> None:
     today = clock.today()
     assert clock.is_covered(today), f"no working-day data for {today.year}"
-    if (today.month, today.day) >= NEXT_YEAR_DUE and not clock.is_covered(
-            date(today.year + 1, 1, 1)):
-        warnings.warn(f"no holiday schedule for {today.year + 1}: add it to "
-                      "shared/calendar_supplement.yaml (国务院办公厅关于部分节假日安排的通知) or "
-                      "upgrade chinese-calendar; until then its deadlines are provisional",
-                      stacklevel=1)
+    if (today.month, today.day) < NEXT_YEAR_DUE or clock.is_covered(date(today.year + 1, 1, 1)):
+        return
+    deferred = _deferred_until(today.year + 1)
+    assert deferred is not None and today <= deferred, (
+        f"no holiday schedule for {today.year + 1}: add it to shared/calendar_supplement.yaml "
+        "(国务院办公厅关于部分节假日安排的通知) or upgrade chinese-calendar"
+        + (f"; its deferral ran out on {deferred}" if deferred else ""))
+    warnings.warn(f"no holiday schedule for {today.year + 1} (deferred until {deferred}): "
+                  "its deadlines are provisional", stacklevel=1)
+
+
+def test_a_deferral_names_when_it_was_checked_and_runs_out_within_two_months() -> None:
+    raw = yaml.safe_load(clock.SUPPLEMENT.read_text(encoding="utf-8")) or {}
+    for year, entry in (raw.get("missing") or {}).items():
+        checked = date.fromisoformat(str(entry["checked_on"]))
+        until = date.fromisoformat(str(entry["until"]))
+        assert entry.get("note"), year
+        assert checked <= until <= checked + timedelta(days=62), year
 
 
 def test_past_the_data_a_deadline_is_provisional_and_the_gauge_says_where_it_ends() -> None:
