@@ -22,7 +22,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from deploy.pids import alive
+from deploy.pids import alive, running
 from shared.settings import Settings
 
 NODE_STEP = 10
@@ -54,17 +54,8 @@ class Node:
     def pid(self) -> int | None:
         """The node's JVM while it lives: not a zombie, and its command line names this
         node's configuration (a stale pid file is not taken for another process)."""
-        try:
-            pid = int(self.pid_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        if not alive(pid):
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return None
-        return pid if str(self.server_properties).encode() in cmdline else None
+        config = str(self.server_properties).encode()
+        return running(self.pid_file, lambda cmdline: config in cmdline)
 
     def kill(self) -> int:
         """SIGKILL: the crash a cluster of three must survive. Returns the pid killed."""

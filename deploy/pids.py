@@ -4,6 +4,8 @@ through (services, the supervisor, Kafka nodes)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 
 def alive(pid: int) -> bool:
@@ -22,3 +24,20 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(") ", 1)[1][0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def running(pid_file: Path, ours: Callable[[list[bytes]], bool]) -> int | None:
+    """The pid in `pid_file` while that process lives and its command line (argv, as bytes)
+    is one `ours` recognizes: a stale pid file is never taken for another program that got
+    the number since."""
+    try:
+        pid = int(pid_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    if not alive(pid):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return pid if ours(cmdline) else None

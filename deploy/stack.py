@@ -31,7 +31,7 @@ from deploy import credentials, secrets
 from deploy.brokers import LocalKafka
 from deploy.credentials import admin
 from deploy.kafka_admin import KafkaAdmin
-from deploy.pids import alive
+from deploy.pids import alive, running
 from shared import clock, inbox
 from shared.access import Principal, username
 from shared.catalogue import load_catalogue
@@ -226,18 +226,8 @@ class ServiceProcess:
     def pid(self) -> int | None:
         """The process's pid while it lives: not a zombie (a killed child not yet reaped),
         and not another program that got the number since (its command line tells)."""
-        try:
-            pid = int(self.pid_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        if not alive(pid):
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return None
         wanted = [c.encode() for c in self._argv()]
-        return pid if cmdline[1:1 + len(wanted)] == wanted else None
+        return running(self.pid_file, lambda cmdline: cmdline[1:1 + len(wanted)] == wanted)
 
     def instance_env(self) -> dict[str, str]:
         """The ports of instance N (>= 2) of a service."""
