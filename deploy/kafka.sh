@@ -90,7 +90,9 @@ replication=$((brokers < 3 ? brokers : 3))
 min_insync=$((replication >= 3 ? 2 : 1))
 if ((brokers == 1)); then
     heap_opts=${XINYONG_KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}
-    start_timeout_s=60
+    # After an unclean stop the node checks its log segments first: on a loaded 2-core
+    # machine with a few hundred partitions that took more than a minute.
+    start_timeout_s=180
 else
     # Three JVMs beside PostgreSQL, the services and the test suite on a 2-core machine.
     heap_opts=${XINYONG_KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
