@@ -133,8 +133,10 @@ _LOGS: dict[int, QueryLog] = {}
 
 
 def query_log_of(ctx: ServiceContext) -> QueryLog:
-    """The one query log of a service (its API records, its timer writes)."""
-    return _LOGS.setdefault(id(ctx), QueryLog(ctx))
+    """The one query log of a service (its API records, its timer writes). Found by the
+    settings object: the API's context differs from the timers' by its pool (the HTTP pool,
+    shared/service.py), not by its settings."""
+    return _LOGS.setdefault(id(ctx.settings), QueryLog(ctx))
 
 
 async def query_log_writer(ctx: ServiceContext) -> None:

@@ -268,7 +268,9 @@ async def test_the_subject_sees_its_whole_archive_and_who_looked(
     assert records[internal["record_id"]]["disclosure"] == "internal"
     assert records[internal["record_id"]]["public_now"] is False
     assert records[penalty["record_id"]]["public_now"] is True
-    assert records[penalty["record_id"]]["disclosure_rule"] == "ndrc-order-36"
+    # A market regulation penalty follows SAMR Order 45 by its class (shared/disclosure.py).
+    assert records[penalty["record_id"]]["disclosure_rule"] == (
+        f"samr-order-45/{penalty['attributes']['penalty_class']}")
     assert records[penalty["record_id"]]["repair_from"] and \
         records[penalty["record_id"]]["public_until"]
     assert records[wage["record_id"]]["contact_from_department"] == "138****22"
