@@ -207,7 +207,7 @@ class Delivery(Answer):
 
 class Notification(Answer):
     notification_id: str
-    entry_id: str
+    entry_id: str | None
     list: str
     status: str
     created_at: datetime
@@ -258,7 +258,7 @@ class Me(Answer):
 
 class Query(Answer):
     at: datetime
-    channel: Literal["web", "api", "report"]
+    channel: str  # web | api | report
     purpose: str | None
     address: str | None
 
