@@ -125,3 +125,32 @@ def test_a_payload_schema_refuses_what_its_model_refuses() -> None:
     example["source"] = "dept/tax"  # only ingest writes feedback
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(_resolved(message["payload"])).validate(example)
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [*([node["$ref"]] if isinstance(node.get("$ref"), str) else []),
+                *(r for v in node.values() for r in _refs(v))]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def _resolve(pointer: str) -> Any:
+    node: Any = DOCUMENT
+    for part in pointer.removeprefix("#/").split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def test_every_reference_resolves_in_the_document() -> None:
+    """The JSON Schema does not follow references: an operation naming a channel that is
+    not there, or a message a payload schema that is not, would pass it."""
+    refs = set(_refs(DOCUMENT))
+    assert refs and all(r.startswith("#/") for r in refs)
+    for ref in sorted(refs):
+        _resolve(ref)
+    for operation in DOCUMENT["operations"].values():
+        channel = _resolve(operation["channel"]["$ref"])
+        for message in operation["messages"]:
+            assert _resolve(message["$ref"]) in channel["messages"].values()
