@@ -243,10 +243,10 @@ def parties(topic_names: Sequence[str], operation: str,
     return sorted(found)
 
 
-def build(catalogue: Catalogue | None = None, settings: Settings | None = None
-          ) -> dict[str, Any]:
+def build(catalogue: Catalogue | None = None) -> dict[str, Any]:
     catalogue = catalogue or load_catalogue()
-    settings = settings or Settings(topic_namespace="")
+    # The default, not this machine's environment: the document is the same everywhere.
+    local_bootstrap = Settings.model_fields["kafka_bootstrap"].default
     channels_of: dict[str, list[Topic[Any] | TopicFamily[Any]]] = {}
     for declared in DECLARED:
         channels_of.setdefault(channel_id(declared), []).append(declared)
@@ -340,7 +340,7 @@ def build(catalogue: Catalogue | None = None, settings: Settings | None = None
                                "SASL/SCRAM-SHA-512 over TLS.",
                 "security": [{"$ref": "#/components/securitySchemes/scram"}]},
             "local": {
-                "host": settings.kafka_bootstrap, "protocol": "kafka",
+                "host": local_bootstrap, "protocol": "kafka",
                 "description": "`./xinyong up` on one machine: plain SASL/SCRAM-SHA-512 on "
                                "the loopback interface.",
                 "security": [{"$ref": "#/components/securitySchemes/scram"}]},
