@@ -10,6 +10,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +33,19 @@ class Problem(Exception):
         # RFC 9457 extension members: more fields of the answer (e.g. the objection already
         # open), beside the standard ones.
         self.extensions = extensions or {}
+
+
+class Answer(BaseModel):
+    """A JSON answer's model, for the OpenAPI and to check what a route returns. More fields
+    may be added (CONTRACT.md: 'field lists are the minimum'), so a route's answer keeps
+    every field it has; a route that returns a dict sets `response_model_exclude_unset`
+    (`ANSWERED_AS_RETURNED`) so that a field it leaves out is not added as null."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# For a route that returns a dict: its answer has exactly the fields the dict has.
+ANSWERED_AS_RETURNED: dict[str, Any] = {"response_model_exclude_unset": True}
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -27,6 +27,11 @@ P = TypeVar("P", bound=BaseModel)
 COMPACTED_FOREVER = {"cleanup.policy": "compact", "retention.ms": "-1"}
 
 _DAY_MS = 24 * 3600 * 1000
+
+# What a topic's Kafka key is: the subject key `<type>:<identifier>` (all events of one
+# subject on one partition, in order), a district code, `<district>|<rule>|<window start>`,
+# a credential's token id, faust's table key, or the key of a message set aside.
+KeyKind = Literal["subject", "district", "window", "token", "table", "original"]
 
 
 def kept_for(days: int) -> dict[str, str]:
@@ -55,6 +60,7 @@ class Topic(Generic[P]):
     external: bool
     writer: str  # the envelope `source` of every event on it
     config: Mapping[str, str] = field(default_factory=dict)
+    key: KeyKind = "subject"  # what its Kafka key is (docs/asyncapi.yaml)
 
 
 @dataclass(frozen=True)
@@ -69,10 +75,11 @@ class TopicFamily(Generic[P]):
     owner: str  # "department", "agency" or "service": whose codes expand the family
     writer: str  # `source` of its events, `{code}` standing for the member's code
     config: Mapping[str, str] = field(default_factory=dict)
+    key: KeyKind = "subject"
 
     def of(self, code: str) -> Topic[P]:
         return Topic(f"{self.prefix}.{code}", self.event_type, self.payload, self.partitions,
-                     self.external, self.writer.format(code=code), self.config)
+                     self.external, self.writer.format(code=code), self.config, self.key)
 
     def code_of(self, topic_name: str) -> str | None:
         head = self.prefix + "."
@@ -100,6 +107,10 @@ NOTICE_FEEDBACK = TopicFamily("credit.notice-feedback", "cn.zhuhai.credit.notice
 # the topics and the grants.
 COMPLAINTS = TopicFamily("credit.objections", COMPLAINT_ROUTED, c.ComplaintRouted, 3, True,
                          "department", "xinyong/objection", OBJECTION_ROUTING)
+# A department's decisions about the objections routed to it come on its inbound topic
+# (CONTRACT.md): INBOUND's topics and writer, another event type. Not in FAMILIES either.
+DECISIONS = TopicFamily("credit.inbound", OBJECTION_DECIDED, c.ObjectionDecision, 6, True,
+                        "department", "dept/{code}", WEEK)
 
 # Internal: each has one writer.
 RECORDS_ACCEPTED = Topic("credit.records.accepted", "cn.zhuhai.credit.record.accepted.v1",
@@ -115,9 +126,11 @@ SUBJECTS_NOTIFIED = Topic("credit.subjects.notified", "cn.zhuhai.credit.subject.
 REQUESTS_CHANGED = Topic("credit.requests.changed", "cn.zhuhai.credit.request.changed.v1",
                          c.RequestChanged, 3, False, "xinyong/objection", WEEK)
 CREDENTIALS = Topic("credit.credentials", "cn.zhuhai.credit.credential.v1",
-                    c.CredentialChanged, 1, False, "xinyong/operator", COMPACTED_FOREVER)
+                    c.CredentialChanged, 1, False, "xinyong/operator", COMPACTED_FOREVER,
+                    key="token")
 DEAD_LETTERS = TopicFamily("credit.deadletter", "cn.zhuhai.credit.deadletter.v1",
-                           c.DeadLetter, 1, False, "service", "xinyong/{code}", WEEK)
+                           c.DeadLetter, 1, False, "service", "xinyong/{code}", WEEK,
+                           key="original")
 OBJECTIONS_CLOSED = Topic("credit.objections.closed", "cn.zhuhai.credit.objection.closed.v1",
                           c.ObjectionClosed, 3, False, "xinyong/objection", WEEK)
 
@@ -128,11 +141,13 @@ OBJECTIONS_CLOSED = Topic("credit.objections.closed", "cn.zhuhai.credit.objectio
 # Counts per district carry no personal data: kept as long as compaction keeps them.
 COMPACTED = {"cleanup.policy": "compact", "retention.ms": "-1"}
 STATS_DELTAS = Topic("credit.stats.deltas", "cn.zhuhai.credit.stats.delta.v1",
-                     c.StatsDelta, 3, False, "xinyong/stats", WEEK)
+                     c.StatsDelta, 3, False, "xinyong/stats", WEEK, key="district")
 STATS_WINDOWS = Topic("credit.stats.windows", "cn.zhuhai.credit.stats.window.v1",
-                      c.StatsWindow, 3, False, "xinyong/stats-windows", COMPACTED)
+                      c.StatsWindow, 3, False, "xinyong/stats-windows", COMPACTED,
+                      key="window")
 STATS_WARNINGS = Topic("credit.stats.warnings", "cn.zhuhai.credit.stats.warning.v1",
-                       c.StatsWarning, 3, False, "xinyong/stats-windows", COMPACTED)
+                       c.StatsWarning, 3, False, "xinyong/stats-windows", COMPACTED,
+                       key="window")
 # The changelog of stats-windows' table (faust names it `<app id>-<table>-changelog`; the
 # app id is the worker's group, `xinyong-stats-windows`). Made by provisioning like every
 # topic, so that the worker declares nothing (a worker ignores a source missing at start).
@@ -140,7 +155,7 @@ STATS_WARNINGS = Topic("credit.stats.warnings", "cn.zhuhai.credit.stats.warning.
 STATS_WINDOWS_CHANGELOG = Topic("xinyong-stats-windows-counts-changelog", "faust.changelog",
                                 c.StatsWindow, 3, False, "xinyong/stats-windows",
                                 {"cleanup.policy": "compact,delete",
-                                 "retention.ms": str(120 * 86_400_000)})
+                                 "retention.ms": str(120 * 86_400_000)}, key="table")
 
 # Topics of counts per district and rule, never about a subject (no retention limit needed).
 AGGREGATES = (STATS_WINDOWS, STATS_WARNINGS, STATS_WINDOWS_CHANGELOG)

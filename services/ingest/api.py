@@ -14,9 +14,10 @@ from fastapi import Depends, FastAPI, Header, Request
 
 from services.ingest import domain, handlers, store
 from services.ingest.contracts import RecordResult, SubmissionAnswer
+from services.ingest.responses import Submission
 from shared import credentials, outbox
 from shared.context import ServiceContext
-from shared.http import Problem, base_app
+from shared.http import ANSWERED_AS_RETURNED, Problem, base_app
 
 MAX_BATCH = 10_000
 MAX_BODY = 20 * 1024 * 1024
@@ -79,7 +80,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     operator_or_department = credentials.caller(ctx.pool, "operator", "department")
 
-    @app.get("/api/v1/records/{department}/{record_id}/submissions")
+    @app.get("/api/v1/records/{department}/{record_id}/submissions",
+             response_model=list[Submission], **ANSWERED_AS_RETURNED)
     async def submissions(department: str, record_id: str,
                           caller: credentials.Caller = Depends(  # noqa: B008
                               operator_or_department)) -> list[dict[str, Any]]:

@@ -25,10 +25,11 @@ from services.objection.contracts import (
     RepairRequest,
     TimelineEvent,
 )
+from services.objection.responses import ComplaintAnswered, ObjectionDecided, OpenComplaints
 from shared import credentials, guard
 from shared.context import ServiceContext
 from shared.contract import ObjectionDecision
-from shared.http import Problem, base_app, bearer_token
+from shared.http import ANSWERED_AS_RETURNED, Problem, base_app, bearer_token
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
@@ -54,7 +55,9 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     async def create_objection(body: ObjectionRequest, request: Request) -> ObjectionCreated:
         return await submit("objection", body, request)
 
-    @app.post("/api/v1/repairs", status_code=201, response_model_exclude_none=True)
+    @app.post("/api/v1/repairs", status_code=201, response_model_exclude_none=True,
+              responses={200: {"model": ObjectionCreated,
+                               "description": "The same open request: its id, no token"}})
     async def create_repair(body: RepairRequest, request: Request,
                             response: Response) -> ObjectionCreated:
         """A repair request (信用修复, NDRC Order 36): refused with every failing reason
@@ -66,7 +69,9 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             response.status_code = 200
         return created
 
-    @app.post("/api/v1/complaints", status_code=201, response_model_exclude_none=True)
+    @app.post("/api/v1/complaints", status_code=201, response_model_exclude_none=True,
+              responses={200: {"model": ComplaintCreated,
+                               "description": "The same open complaint: its id, no token"}})
     async def create_complaint(body: ComplaintRequest, request: Request,
                                response: Response) -> ComplaintCreated:
         """A complaint (投诉) about a record, an objection, a list entry or the system,
@@ -95,7 +100,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     answerer = credentials.caller(ctx.pool, "department", "operator")
 
-    @app.get("/api/v1/complaints")
+    @app.get("/api/v1/complaints", response_model=OpenComplaints, **ANSWERED_AS_RETURNED)
     async def open_complaints(status: str = Query("routed", pattern="^routed$"),
                               # Not Annotated: FastAPI reads string annotations in the module's
                               # globals, where `answerer` is not.
@@ -110,7 +115,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             {**{k: v for k, v in r.items() if k != "overdue_at"},
              "overdue": r["overdue_at"] is not None} for r in rows]}
 
-    @app.post("/api/v1/complaints/{complaint_id}/answer")
+    @app.post("/api/v1/complaints/{complaint_id}/answer",
+              response_model=ComplaintAnswered, **ANSWERED_AS_RETURNED)
     async def answer_complaint(complaint_id: str, body: AnswerRequest,
                                caller: credentials.Caller = Depends(answerer),  # noqa: B008
                                ) -> dict[str, str]:
@@ -147,7 +153,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     department_of = credentials.bearer(ctx.pool, "department")
 
-    @app.post("/api/v1/objections/{objection_id}/decision")
+    @app.post("/api/v1/objections/{objection_id}/decision",
+              response_model=ObjectionDecided, **ANSWERED_AS_RETURNED)
     async def decide(objection_id: str, decision: DecisionRequest,
                      department: str = Depends(department_of)) -> dict[str, str]:
         """The owning department's decision (CONTRACT.md). A corrected revision is sent to

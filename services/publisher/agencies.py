@@ -13,11 +13,12 @@ import asyncpg
 from fastapi import Depends, FastAPI, Query
 
 from services.publisher import domain, store
+from services.publisher.responses import AgencyNotices
 from shared import clock, credentials
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.db import TRANSIENT
-from shared.http import Problem
+from shared.http import ANSWERED_AS_RETURNED, Problem
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,8 @@ def add_routes(app: FastAPI, ctx: ServiceContext) -> None:
             raise Problem(403, "forbidden", "A token of this agency is required",
                           detail=f"the token is {caller}'s")
 
-    @app.get("/api/v1/agencies/{agency}/notices")
+    @app.get("/api/v1/agencies/{agency}/notices",
+             response_model=AgencyNotices, **ANSWERED_AS_RETURNED)
     async def agency_notices(agency: str, caller: str = Depends(agency_of),
                              since: str | None = since_query,
                              limit: int = limit_query) -> dict[str, Any]:
@@ -95,7 +97,8 @@ def add_routes(app: FastAPI, ctx: ServiceContext) -> None:
             rows = await store.agency_notices(conn, agency, after, limit)
         return _page(agency, rows, after)
 
-    @app.get("/api/v1/agencies/{agency}/overdue")
+    @app.get("/api/v1/agencies/{agency}/overdue",
+             response_model=AgencyNotices, **ANSWERED_AS_RETURNED)
     async def agency_overdue(agency: str, caller: str = Depends(agency_of),
                              since: str | None = since_query,
                              limit: int = limit_query) -> dict[str, Any]:

@@ -22,7 +22,16 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.publisher import agencies, domain, lifecycle, rights, rights_api, store, whatif
+from services.publisher import (
+    agencies,
+    domain,
+    lifecycle,
+    responses,
+    rights,
+    rights_api,
+    store,
+    whatif,
+)
 from services.publisher.contracts import FeedbackRequest
 from shared import clock, credentials
 from shared.context import ServiceContext
@@ -34,6 +43,7 @@ from shared.contract import (
     subject_key,
 )
 from shared.http import (
+    ANSWERED_AS_RETURNED,
     DATABASE_UNAVAILABLE,
     RETRY_AFTER_SECONDS,
     Problem,
@@ -68,7 +78,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     query_log = rights_api.query_log_of(ctx)
     rights_api.install(app, ctx, _page)
 
-    @app.get("/api/v1/subjects")
+    @app.get("/api/v1/subjects", response_model=responses.SearchAnswer, **ANSWERED_AS_RETURNED)
     @limiter.limit(ctx.settings.public_rate_limit)
     async def search(request: Request, q: str = Query(min_length=1, max_length=100),
                      type: str | None = None, page: int = Query(1, ge=1, le=MAX_PAGE)
@@ -77,7 +87,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         await query_log.search(result, "api", request, q)
         return result
 
-    @app.get("/api/v1/subjects/{subject_type}/{identifier}")
+    @app.get("/api/v1/subjects/{subject_type}/{identifier}",
+             response_model=responses.Profile, **ANSWERED_AS_RETURNED)
     @limiter.limit(ctx.settings.public_rate_limit)
     async def profile(request: Request, subject_type: str, identifier: str,
                       purpose: str | None = Query(None, max_length=200)) -> dict[str, Any]:
@@ -86,13 +97,15 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                                        request, subject_type, identifier,
                                        rights_api.purpose_of(purpose))
 
-    @app.get("/api/v1/lists/{list_name}")
+    @app.get("/api/v1/lists/{list_name}",
+             response_model=responses.ListMembers, **ANSWERED_AS_RETURNED)
     @limiter.limit(ctx.settings.public_rate_limit)
     async def list_members(request: Request, list_name: str,
                            page: int = Query(1, ge=1, le=MAX_PAGE)) -> dict[str, Any]:
         return await views.list_members(list_name, page)
 
-    @app.get("/api/v1/lists/{list_name}/changes")
+    @app.get("/api/v1/lists/{list_name}/changes",
+             response_model=responses.ListChanges, **ANSWERED_AS_RETURNED)
     @limiter.limit(ctx.settings.public_rate_limit)
     async def list_changes(request: Request, list_name: str,
                            since: str | None = None) -> dict[str, Any]:
@@ -100,7 +113,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     agency_of = credentials.bearer(ctx.pool, "agency")
 
-    @app.post("/api/v1/notices/{notice_id}/feedback")
+    @app.post("/api/v1/notices/{notice_id}/feedback",
+              response_model=responses.FeedbackTaken, **ANSWERED_AS_RETURNED)
     async def notice_feedback(notice_id: str, answer: FeedbackRequest,
                               agency: str = Depends(agency_of)) -> dict[str, str]:
         """An agency reports what it did with one of its notices (closed loop)."""

@@ -18,12 +18,12 @@ from fastapi.responses import HTMLResponse
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.publisher import domain, rights, rights_store, store
+from services.publisher import domain, responses, rights, rights_store, store
 from shared import clock, credentials, guard
 from shared.context import ServiceContext
 from shared.contract import subject_key
 from shared.db import TRANSIENT
-from shared.http import Problem
+from shared.http import ANSWERED_AS_RETURNED, Problem
 from shared.identifiers import normalize_identifier
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
         async with ctx.pool.acquire() as conn:
             return await rights_store.subject_of_party(conn, caller.party)
 
-    @app.get("/api/v1/me")
+    @app.get("/api/v1/me", response_model=responses.Me, **ANSWERED_AS_RETURNED)
     async def me(caller: credentials.Caller = token) -> dict[str, Any]:
         """Everything Xinyong holds about the token's subject, public or not (征信业管理条例
         art. 17): records with status, rule version, repair_from, public_until and purge
@@ -208,7 +208,7 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
             "contact": _contact(contact),
         }
 
-    @app.get("/api/v1/me/queries")
+    @app.get("/api/v1/me/queries", response_model=responses.Queries, **ANSWERED_AS_RETURNED)
     async def my_queries(cursor: str | None = None, caller: credentials.Caller = token,
                          limit: int = Query(settings.me_page_size, ge=1,
                                             le=settings.me_page_max)) -> dict[str, Any]:
@@ -231,7 +231,7 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
                              "address": r["address"]} for r in page],
                 "next": rights.encode_cursor(page[-1]["id"]) if len(rows) > limit else None}
 
-    @app.put("/api/v1/me/contact")
+    @app.put("/api/v1/me/contact", response_model=responses.ContactAnswer, **ANSWERED_AS_RETURNED)
     async def set_contact(body: ContactRequest,
                           caller: credentials.Caller = token) -> dict[str, Any]:
         """Where Xinyong tells the subject before listing it; it takes precedence over a
@@ -247,7 +247,8 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
             await rights_store.remove_contact(conn, caller.party)
         return Response(status_code=204)
 
-    @app.get("/api/v1/me/records/{department}/{record_id}")
+    @app.get("/api/v1/me/records/{department}/{record_id}",
+             response_model=responses.OwnRecordWithNotices, **ANSWERED_AS_RETURNED)
     async def my_record(department: str, record_id: str,
                         caller: credentials.Caller = token) -> dict[str, Any]:
         """One record of the subject's, with the notices it is the basis of; another
@@ -266,7 +267,8 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
             if any((b["department"], b["record_id"]) == (department, record_id)
                    for b in n["body"]["basis"])]}
 
-    @app.get("/api/v1/me/notifications/{notification_id}")
+    @app.get("/api/v1/me/notifications/{notification_id}",
+             response_model=responses.Notification, **ANSWERED_AS_RETURNED)
     async def my_notification(notification_id: str,
                               caller: credentials.Caller = token) -> dict[str, Any]:
         key = await own_key(caller)
@@ -295,7 +297,8 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
         return {"basis": rights.ANNOUNCEMENT_BASIS, "page": page, "announcements": shown,
                 "next_page": page + 1 if len(rows) > 20 else None}
 
-    @app.get("/api/v1/announcements")
+    @app.get("/api/v1/announcements",
+             response_model=responses.Announcements, **ANSWERED_AS_RETURNED)
     async def announcements(list: str | None = None,
                             page: int = Query(1, ge=1, le=500)) -> dict[str, Any]:
         """Listings announced publicly because the subject could not be told directly (no

@@ -16,10 +16,11 @@ from fastapi import Depends, FastAPI, Request
 from pydantic import ValidationError
 
 from services.publisher import domain, lifecycle, store
+from services.publisher.responses import WhatIf
 from shared import clock, credentials
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
-from shared.http import Problem
+from shared.http import ANSWERED_AS_RETURNED, Problem
 
 MAX_BYTES = 256 * 1024
 SHOWN = 1000  # subjects listed per list and agency, at most (`truncated` beyond)
@@ -181,7 +182,8 @@ def _chunks(keys: list[str], size: int) -> Iterable[list[str]]:
 def add_routes(app: FastAPI, ctx: ServiceContext) -> None:
     operator = credentials.bearer(ctx.pool, "operator")
 
-    @app.post("/api/v1/what-if", openapi_extra={"requestBody": {
+    @app.post("/api/v1/what-if",
+              response_model=WhatIf, **ANSWERED_AS_RETURNED, openapi_extra={"requestBody": {
         "required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}}})
     async def post_what_if(request: Request, _: str = Depends(operator)) -> dict[str, Any]:
         """A catalogue change (YAML: `lists:` and `measures:`, `null` removes) planned over

@@ -8,10 +8,11 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from services.registry import store
+from services.registry.responses import Archive
 from shared import credentials
 from shared.context import ServiceContext
 from shared.contract import subject_key
-from shared.http import Problem, base_app
+from shared.http import ANSWERED_AS_RETURNED, Problem, base_app
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -19,7 +20,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     operator = credentials.bearer(ctx.pool, "operator")
 
     @app.get("/api/v1/archive/{subject_type}/{identifier}",
-             dependencies=[Depends(operator)])
+             dependencies=[Depends(operator)], response_model=Archive, **ANSWERED_AS_RETURNED)
     async def archive(subject_type: str, identifier: str) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn:
             found = await store.archive(conn, subject_key(subject_type, identifier))

@@ -13,10 +13,11 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 
 from services.stats import domain, store
+from services.stats.responses import Districts, Scorecards, Warnings
 from shared import clock, credentials
 from shared.context import ServiceContext
 from shared.contract import SUBJECT_TYPES
-from shared.http import Problem, base_app, problem_response
+from shared.http import ANSWERED_AS_RETURNED, Problem, base_app, problem_response
 
 FIGURES = ("negative_records", "black_list_entries", "red_list_entries")
 
@@ -35,7 +36,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     negative = sorted(k for k, v in catalogue.items.items() if v.polarity == "negative")
     operator: Callable[..., Any] = credentials.bearer(ctx.pool, "operator")
 
-    @app.get("/api/v1/stats/districts")
+    @app.get("/api/v1/stats/districts", response_model=Districts, **ANSWERED_AS_RETURNED)
     @limiter.limit(ctx.settings.public_rate_limit)
     async def districts(request: Request,
                         from_: str | None = Query(None, alias="from", max_length=32,
@@ -55,7 +56,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                 t: {f: counts.get((code, t, f), 0) for f in FIGURES} for t in SUBJECT_TYPES}}
             for code, d in catalogue.districts.items()]}
 
-    @app.get("/api/v1/stats/warnings")
+    @app.get("/api/v1/stats/warnings", response_model=Warnings, **ANSWERED_AS_RETURNED)
     @limiter.limit(ctx.settings.public_rate_limit)
     async def warnings(request: Request) -> dict[str, Any]:
         """The early warnings now (建立信用风险预警): per district and rule, the raised
@@ -69,7 +70,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
              "window": {"from": r["window_from"], "to": r["window_to"]},
              "count": r["count"], "threshold": r["threshold"]} for r in rows]}
 
-    @app.get("/api/v1/scorecards/departments")
+    @app.get("/api/v1/scorecards/departments", response_model=Scorecards, **ANSWERED_AS_RETURNED)
     async def scorecards(_: str = Depends(operator),
                          month: str | None = Query(None, max_length=16,
                                                    description="YYYY-MM")) -> dict[str, Any]:

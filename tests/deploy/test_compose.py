@@ -1,12 +1,13 @@
 """docker-compose.yml against the code: every XINYONG_* variable is a setting, the ports
-are the settings' ports, the services run modules that exist, and the observability
-profile mounts what deploy/ holds."""
+are the settings' ports, the services run modules that exist, SASL and the topics agree
+with the broker and `provision`, and the observability profile mounts what deploy/ holds."""
 
 from __future__ import annotations
 
 import importlib.util
 import ipaddress
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +15,9 @@ import yaml
 
 from deploy.frontdoor import DOORS, compose_config
 from deploy.observe import prometheus_config
+from shared.access import username
 from shared.settings import REPO_ROOT, Settings
-from shared.topics import SERVICES
+from shared.topics import SERVICES, STREAM_APPS
 
 pytestmark = pytest.mark.deploy
 
@@ -125,3 +127,51 @@ def test_the_services_trust_the_front_doors_address_alone() -> None:
     objection = next(d for d in DOORS if d.group == "objection")
     assert _environment(COMPOSE["services"]["publisher"])["XINYONG_OBJECTION_PUBLIC_URL"] \
         == f"http://localhost:{objection.port(DEFAULTS)}"
+
+
+def _kafka_script_setting(name: str) -> str:
+    """A line `name=value` of the broker configuration deploy/kafka.sh writes."""
+    script = (REPO_ROOT / "deploy" / "kafka.sh").read_text(encoding="utf-8")
+    [value] = re.findall(rf"^{re.escape(name)}=(.*)$", script, re.MULTILINE)
+    return value
+
+
+def test_sasl_agrees_with_the_brokers_client_listener() -> None:
+    """The services speak what the broker's CLIENT listener takes (deploy/kafka.sh, which
+    the kafka container runs), as the user and password file `provision` makes."""
+    protocols = dict(p.split(":") for p in
+                     _kafka_script_setting("listener.security.protocol.map").split(","))
+    mechanisms = _kafka_script_setting("listener.name.client.sasl.enabled.mechanisms")
+    kafka = _environment(COMPOSE["services"]["kafka"])
+    for service in (*SERVICES, *STREAM_APPS):
+        env = _environment(COMPOSE["services"][service])
+        settings = Settings(**{k.removeprefix("XINYONG_").lower(): v  # type: ignore[arg-type]
+                               for k, v in env.items()
+                               if k.startswith("XINYONG_") and not k.endswith("_FILE")})
+        assert settings.kafka_security_protocol == protocols["CLIENT"], service
+        assert settings.kafka_sasl_mechanism in mechanisms.split(","), service
+        assert settings.kafka_bootstrap.rsplit(":", 1)[1] == kafka["XINYONG_KAFKA_PORT"]
+        assert env["XINYONG_KAFKA_SASL_USERNAME"] == username("service", service,
+                                                              settings.topic_namespace)
+        home = Settings(home=Path(env["XINYONG_HOME"]))
+        assert env["XINYONG_KAFKA_SASL_PASSWORD_FILE"] == str(
+            home.secrets_dir / f"kafka-{settings.topic_namespace}svc.{service}.password")
+
+
+def test_topics_are_made_where_the_services_read_them() -> None:
+    """`provision` makes the topics (names, partitions, replication) from the same settings
+    the services read them with: one namespace, and a replication factor one broker holds."""
+    provision = _environment(COMPOSE["services"]["provision"])
+    assert COMPOSE["services"]["provision"]["command"] == ["xinyong", "provision"]
+    for service in (*SERVICES, *STREAM_APPS):
+        env = _environment(COMPOSE["services"][service])
+        for name in ("XINYONG_TOPIC_NAMESPACE", "XINYONG_KAFKA_BOOTSTRAP",
+                     "XINYONG_KAFKA_REPLICATION_FACTOR"):
+            assert env.get(name) == provision.get(name), (service, name)
+    settings = Settings(**{k.removeprefix("XINYONG_").lower(): v  # type: ignore[arg-type]
+                           for k, v in provision.items()
+                           if k.startswith("XINYONG_") and not k.endswith("_FILE")})
+    kafka = _environment(COMPOSE["services"]["kafka"])
+    brokers = int(kafka.get("XINYONG_KAFKA_BROKERS", "1"))
+    assert settings.kafka_min_insync_replicas <= settings.kafka_replication_factor <= brokers
+    assert "kafka" not in COMPOSE["services"]["provision"].get("profiles", [])
