@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The browser the public site's browser tests drive: Debian's Chromium and a CJK font
+# (pages are zh-CN; without one every character renders as a box in the screenshots and
+# text metrics differ). Playwright drives this system browser, never a build of its own
+# (no download at test time; see tests/browser/conftest.py).
+#
+#   deploy/browser.sh install|path
+#
+# apt runs only when something is missing, so a second call costs a few milliseconds.
+set -euo pipefail
+
+log() { printf 'browser: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+chromium_bin() {
+    command -v chromium || { [[ -x /usr/bin/chromium ]] && echo /usr/bin/chromium; }
+}
+
+have_cjk_font() {
+    fc-list :lang=zh 2>/dev/null | grep -q .
+}
+
+cmd_install() {
+    local want=()
+    chromium_bin >/dev/null || want+=(chromium)
+    have_cjk_font || want+=(fonts-wqy-zenhei)
+    if [[ ${#want[@]} -eq 0 ]]; then
+        return
+    fi
+    log "installing ${want[*]} from apt"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null ||
+        die "could not install ${want[*]}"
+    chromium_bin >/dev/null || die "chromium installed but not found"
+}
+
+case ${1:-install} in
+    install) cmd_install ;;
+    path) cmd_install; chromium_bin ;;
+    *) die "usage: $0 install|path" ;;
+esac
