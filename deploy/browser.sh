@@ -16,8 +16,15 @@ chromium_bin() {
     command -v chromium || { [[ -x /usr/bin/chromium ]] && echo /usr/bin/chromium; }
 }
 
+# Either CJK family Debian packages does (the credit report's renderer may have brought
+# fonts-noto-cjk already).
 have_cjk_font() {
-    fc-list :lang=zh 2>/dev/null | grep -q .
+    local pkg
+    for pkg in fonts-wqy-zenhei fonts-noto-cjk; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' &&
+            return 0
+    done
+    return 1
 }
 
 cmd_install() {

@@ -161,15 +161,12 @@ class Visit:
 
 
 _AXE = Axe()
-# Page names already checked with axe at each size: axe takes about a second a page here,
-# and a page visited by several journeys is the same page.
+# Page names already screenshot and checked with axe at each size: axe takes about a second
+# a page here, and a page visited by several journeys is the same page.
 _AXE_DONE: set[tuple[str, str]] = set()
 
 
 async def check_page(page: Page, size: str, name: str, checked: set[str]) -> None:
-    shot = SCREENSHOTS / size / f"{name}.png"
-    shot.parent.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(shot), full_page=True)
     assert await page.get_attribute("html", "lang") == "zh-CN", name
     assert await page.locator("h1").count() == 1, f"{name}: not one h1"
     unlabelled = await page.evaluate("""() => [...document.querySelectorAll(
@@ -183,6 +180,9 @@ async def check_page(page: Page, size: str, name: str, checked: set[str]) -> Non
         assert widths[0] <= widths[1], f"{name}: scrolls sideways on the phone: {widths}"
     if (name, size) not in _AXE_DONE:
         _AXE_DONE.add((name, size))
+        shot = SCREENSHOTS / size / f"{name}.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(shot), full_page=True)
         results = await _AXE.run(page)
         failing = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
                    for v in results.response["violations"] if v["impact"] in FAILING_IMPACTS]

@@ -8,7 +8,9 @@ A journey whose page does not exist yet is written and skipped with the page it 
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 
 import pytest
 from playwright.async_api import Page, expect
@@ -85,6 +87,12 @@ async def test_a_list_page_with_paging(visit: Visit, site: Site) -> None:
     await expect(page.get_by_role("link", name="上一页")).to_be_visible()
 
 
+async def test_the_announcements_page(visit: Visit, site: Site) -> None:
+    page = await visit.open("/announcements", "announcements")
+    await expect(page.locator("h1")).to_have_text("拟列入失信名单公告")
+    assert await page.get_by_role("row").count() >= 2  # a header, and an entry or 暂无公告
+
+
 # --- the objection form (its own port) ----------------------------------------------------
 
 async def object_to(page: Page, visit: Visit, site: Site, journey: str) -> None:
@@ -106,11 +114,17 @@ async def test_the_objection_form_from_the_subject_page(visit: Visit, site: Site
     await page.get_by_role("button", name="提交").click()
     await visit.landed("objection-created")
     await expect(page.locator("h1")).to_have_text("申请已受理")
-    # Back on the subject page the record is under objection.
-    await visit.open(site.subject_path, "subject-disputed")
+    # Back on the subject page the record is under objection (once the flag has gone
+    # through Kafka to the publisher: the page is loaded again until then).
     penalty = site.penalties[("mouse", visit.size)]
-    await expect(page.get_by_role("row").filter(has_text=penalty["document_no"])
-                 ).to_contain_text("异议处理中")
+    row = page.get_by_role("row").filter(has_text=penalty["document_no"])
+    deadline = time.monotonic() + 30
+    while True:
+        await visit.open(site.subject_path, "subject-disputed")
+        if "异议处理中" in await row.inner_text():
+            break
+        assert time.monotonic() < deadline, "the record never showed 异议处理中"
+        await asyncio.sleep(0.3)
 
 
 async def test_objection_errors_are_tied_to_their_field(visit: Visit, site: Site) -> None:
