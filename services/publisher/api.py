@@ -167,6 +167,7 @@ def _page(request: Request, template: str, status_code: int = 200,
     catalogue = request.app.state.catalogue
     return TEMPLATES.TemplateResponse(request, template, {
         "list_names": {k: v.name for k, v in catalogue.lists.items()},
+        "list_kinds": {k: v.kind for k, v in catalogue.lists.items()},
         "departments": {k: v.name for k, v in catalogue.departments.items()}, **context},
         status_code=status_code, headers=headers)
 

@@ -43,6 +43,8 @@ async def search(visit: Visit, text: str, name: str) -> Page:
 
 async def test_search_by_a_fragment_in_simplified_characters(visit: Visit, site: Site) -> None:
     page = await search(visit, SEARCH_SIMPLIFIED, "search-results")
+    await expect(page.get_by_role("row").filter(has_text=FIRM_NAME)
+                 ).to_contain_text("失信被执行人名单（黑名单）")
     await page.get_by_role("link", name=FIRM_NAME).click()
     await visit.landed("subject")
     await expect(page.locator("h1")).to_have_text(FIRM_NAME)

@@ -76,7 +76,7 @@ def test_the_objection_form_labels_every_control() -> None:
 
 def test_the_search_form_ties_its_error_to_the_field() -> None:
     html = publisher_api.TEMPLATES.env.get_template("search.html").render(
-        q="珠海", result=None, lists={}, list_names={}, departments={},
+        q="珠海", result=None, lists={}, list_names={}, list_kinds={}, departments={},
         q_error="查询内容不能超过100个字，请缩短后重试。")
     field = re.search(r'<input[^>]*id="q"[^>]*>', html)
     assert field is not None
