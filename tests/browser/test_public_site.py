@@ -167,14 +167,21 @@ async def tab_to(page: Page, selector: str, most: int = 40) -> None:
     raise AssertionError(f"{selector} never took the focus")
 
 
+async def press_enter(page: Page) -> None:
+    """Enter on a link or in a form: a key press does not wait for the navigation it starts,
+    so the checks would otherwise read the page being left."""
+    async with page.expect_navigation():
+        await page.keyboard.press("Enter")
+
+
 async def test_search_by_keyboard_alone(visit: Visit, site: Site) -> None:
     page = await visit.open("/", "home")
     await tab_to(page, "#q")
     await page.keyboard.type(SEARCH_SIMPLIFIED)
-    await page.keyboard.press("Enter")
+    await press_enter(page)
     await visit.landed("search-results")
     await tab_to(page, f'a[href="{site.subject_path}"]')
-    await page.keyboard.press("Enter")
+    await press_enter(page)
     await visit.landed("subject")
     await expect(page.locator("h1")).to_have_text(FIRM_NAME)
 
@@ -184,14 +191,14 @@ async def test_the_objection_form_by_keyboard_alone(visit: Visit, site: Site) ->
     penalty = site.penalties[("keyboard", visit.size)]
     await visit.open(site.subject_path, "subject")
     await tab_to(page, f'a[href*="{penalty["record_id"]}"]')
-    await page.keyboard.press("Enter")
+    await press_enter(page)
     await visit.landed("objection-form")
     await tab_to(page, "#f-reason")
     await page.keyboard.type("处罚所依据的事实有误。")
     await tab_to(page, "#f-contact")
     await page.keyboard.type("13700000001")
     await tab_to(page, "button[type=submit]")
-    await page.keyboard.press("Enter")
+    await press_enter(page)
     await visit.landed("objection-created")
     await expect(page.locator("h1")).to_have_text("申请已受理")
 
@@ -221,7 +228,7 @@ async def test_search_and_objection_work_without_javascript(visit_without_js: Vi
 async def test_a_subject_page_as_of_a_date(visit: Visit, site: Site) -> None:
     page = await visit.open(site.subject_path, "subject")
     await page.get_by_label(re.compile("日期")).fill("2026-01-01")
-    await page.keyboard.press("Enter")
+    await press_enter(page)
     await visit.landed("subject-as-of")
     assert "as_of=2026-01-01" in page.url
 
