@@ -23,6 +23,7 @@ from tests.browser.conftest import (
     Site,
     Visit,
 )
+from tests.integration.helpers import enterprise
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +88,13 @@ async def test_a_list_page_with_paging(visit: Visit, site: Site) -> None:
     assert re.search(r"[?&]page=2\b", page.url)
     assert await page.get_by_role("row").count() >= 2
     await expect(page.get_by_role("link", name="上一页")).to_be_visible()
+
+
+async def test_an_unknown_subject_has_a_page_too(visit: Visit, site: Site) -> None:
+    page = await visit.open(f"/subjects/enterprise/{enterprise().id}", "subject-unknown",
+                            status=404)
+    await expect(page.locator("h1")).to_contain_text("未找到")
+    await expect(page.get_by_role("link", name="返回查询首页")).to_be_visible()
 
 
 async def test_the_announcements_page(visit: Visit, site: Site) -> None:
