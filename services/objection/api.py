@@ -175,12 +175,16 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                         key=lambda kv: kv[1].effective_from)
     commitment = {"commitment_version": version, "commitment_text": text.text}
 
+    department_options = [(code, d.name) for code, d in ctx.catalogue.departments.items()]
+    blank = {"reason": "", "contact": "", "signer_name": "", "signer_role": "",
+             "declaration": "", "evidence": "", "errors": [], "field_errors": {}}
+
     @app.get("/objections/new", response_class=HTMLResponse, include_in_schema=False)
     async def form(request: Request, type: str = "", id: str = "", department: str = "",
                    record_id: str = "", kind: str = "objection") -> HTMLResponse:
         return TEMPLATES.TemplateResponse(request, "form.html", {
-            "type": type, "id": id, "department": department, "record_id": record_id,
-            "kind": kind, "departments": ctx.catalogue.departments, "errors": [],
+            **blank, "type": type, "id": id, "department": department,
+            "record_id": record_id, "kind": kind, "department_options": department_options,
             **commitment})
 
     @app.post("/objections/new", response_class=HTMLResponse, include_in_schema=False)
@@ -193,8 +197,12 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                         signer_role: Annotated[str, Form()] = "",
                         declaration: Annotated[str, Form()] = "",
                         evidence: Annotated[str, Form()] = "") -> HTMLResponse:
+        # What the person typed comes back with the errors: nothing is typed twice.
         values = {"type": type, "id": id, "department": department, "record_id": record_id,
-                  "kind": kind, "departments": ctx.catalogue.departments, **commitment}
+                  "kind": kind, "reason": reason, "contact": contact,
+                  "signer_name": signer_name, "signer_role": signer_role,
+                  "declaration": declaration, "evidence": evidence,
+                  "department_options": department_options, **commitment}
         fields: dict[str, Any] = {
             "subject": {"type": type, "id": id},
             "record": {"department": department, "record_id": record_id},
@@ -213,18 +221,64 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             req = model.model_validate(fields)
             created = await submit("repair" if kind == "repair" else "objection", req, request)
         except ValidationError as exc:
-            errors = [".".join(str(p) for p in e["loc"]) + "：" + e["msg"] for e in exc.errors()]
-            return TEMPLATES.TemplateResponse(request, "form.html", {**values, "errors": errors},
-                                              status_code=422)
+            problems = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                        for e in exc.errors()]
+            return TEMPLATES.TemplateResponse(request, "form.html", {
+                **values, **form_errors(problems)}, status_code=422)
         except Problem as exc:
-            errors = ([e["message"] for e in exc.errors or []]
-                      or [exc.title + (f"：{exc.detail}" if exc.detail else "")])
-            return TEMPLATES.TemplateResponse(request, "form.html", {**values, "errors": errors},
-                                              status_code=exc.status, headers=exc.headers)
+            problems = ([{"field": e.get("field", ""), "message": e["message"]}
+                         for e in exc.errors or []]
+                        or [{"field": "", "message": exc.title
+                             + (f"：{exc.detail}" if exc.detail else "")}])
+            return TEMPLATES.TemplateResponse(request, "form.html", {
+                **values, **form_errors(problems)}, status_code=exc.status, headers=exc.headers)
         return TEMPLATES.TemplateResponse(request, "created.html", {"created": created},
                                           status_code=201)
 
     return app
+
+
+# The form's field for each path of the request's fields (ObjectionRequest, RepairRequest):
+# an error is shown beside the field the person can change. A path not here is shown in the
+# summary only.
+_FORM_FIELDS = {
+    "kind": "kind", "subject.type": "type", "subject.id": "id", "subject": "id",
+    "record.department": "department", "record.record_id": "record_id", "record": "record_id",
+    "reason": "reason", "contact": "contact",
+    "commitment.signer_name": "signer_name", "commitment.signer_role": "signer_role",
+    "commitment": "signer_name", "obligations.evidence": "evidence",
+    "obligations.declaration": "declaration", "obligations": "declaration",
+}
+_FORM_LABELS = {
+    "kind": "申请类型", "type": "主体类型", "id": "统一社会信用代码或身份证号",
+    "department": "数据提供部门", "record_id": "信息编号", "reason": "理由",
+    "contact": "联系方式", "signer_name": "承诺人姓名", "signer_role": "承诺人职务",
+    "declaration": "已履行法定义务的说明", "evidence": "证明材料编号",
+}
+
+
+def form_field(path: str) -> str | None:
+    """The form field of an error's path: the longest known prefix of it."""
+    parts = path.split(".")
+    for end in range(len(parts), 0, -1):
+        found = _FORM_FIELDS.get(".".join(parts[:end]))
+        if found:
+            return found
+    return None
+
+
+def form_errors(problems: list[dict[str, str]]) -> dict[str, Any]:
+    """The form's errors: a summary (each linked to its field) and, per field, the messages
+    shown under it and tied to it by aria-describedby."""
+    summary: list[dict[str, str]] = []
+    by_field: dict[str, list[str]] = {}
+    for p in problems:
+        name = form_field(p["field"]) if p["field"] else None
+        summary.append({"field": name or "", "label": _FORM_LABELS.get(name or "", ""),
+                        "message": p["message"]})
+        if name:
+            by_field.setdefault(name, []).append(p["message"])
+    return {"errors": summary, "field_errors": by_field}
 
 
 def _complaint_status(found: dict[str, Any]) -> ComplaintStatus:

@@ -55,6 +55,8 @@ from shared.http import (
 from shared.identifiers import normalize_identifier
 
 PAGE_SIZE = 20
+# A refused query is shown back in the form, cut to what the field accepts.
+MAX_QUERY_ECHO = 100
 # Every paged route stops here (10,000 rows at 20 a page): deeper pages only make the
 # database skip rows. A whole list is read through its changes feed instead.
 MAX_PAGE = 500
@@ -179,6 +181,7 @@ def _page(request: Request, template: str, status_code: int = 200,
     catalogue = request.app.state.catalogue
     return TEMPLATES.TemplateResponse(request, template, {
         "list_names": {k: v.name for k, v in catalogue.lists.items()},
+        "list_kinds": {k: v.kind for k, v in catalogue.lists.items()},
         "departments": {k: v.name for k, v in catalogue.departments.items()}, **context},
         status_code=status_code, headers=headers)
 
@@ -197,6 +200,12 @@ _WEB_MESSAGES = {
     "http_404": "页面不存在。",
 }
 _WEB_FIELDS = {"q": "查询内容", "type": "主体类型", "page": "页码"}
+# What the search form says under its field, by the error's code.
+_QUERY_MESSAGES = {
+    "string_too_long": "查询内容不能超过100个字，请缩短后重试。",
+    "string_too_short": "请输入查询内容。",
+    "control_character": "查询内容含有不可见的控制字符，请删除后重试。",
+}
 
 
 def _answer_web_pages_in_html(app: FastAPI) -> None:
@@ -209,6 +218,15 @@ def _answer_web_pages_in_html(app: FastAPI) -> None:
                extensions: dict[str, Any] | None = None) -> Response:
         if request.url.path.startswith("/api/"):
             return problem_response(status, code, title, detail, errors, headers, extensions)
+        query_errors = [e for e in errors or [] if e["field"] == "q"]
+        if request.url.path == "/" and query_errors:
+            # The search form again, the error beside its field (WCAG 2.1 3.3.1).
+            return _page(request, "search.html", status_code=status, headers=headers,
+                         q="".join(c for c in request.query_params.get("q", "")[:MAX_QUERY_ECHO]
+                                   if c.isprintable()), result=None,
+                         lists=request.app.state.catalogue.lists,
+                         q_error=_QUERY_MESSAGES.get(query_errors[0]["code"],
+                                                     _WEB_MESSAGES["validation"]))
         fields = sorted({_WEB_FIELDS.get(e["field"], e["field"]) for e in errors or []})
         return _page(request, "error.html", status_code=status, headers=headers,
                      status=status, message=_WEB_MESSAGES.get(code, "请求未能完成。"),

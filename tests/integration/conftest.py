@@ -32,8 +32,11 @@ from shared.kafka import client_options, make_producer
 from shared.settings import Settings
 from shared.topics import SERVICES, all_topics
 
+PORT_BASE = int(os.environ.get("XINYONG_TEST_PORT_BASE", "18000"))
 STACK = stack.IsolatedStack(
-    "t", int(os.environ.get("XINYONG_TEST_PORT_BASE", "18000")),
+    "t", PORT_BASE,
+    # The subject page links to the objection form of this stack, not the local one's.
+    XINYONG_OBJECTION_PUBLIC_URL=f"http://127.0.0.1:{PORT_BASE + 3}",
     XINYONG_PUBLIC_RATE_LIMIT="100000/minute",
     # Tests pass as clients of their own through X-Forwarded-For (kit.as_client); a budget
     # per client large enough for one test, small enough to be reached by one. The front
@@ -50,13 +53,28 @@ def settings() -> Settings:
     return STACK.settings
 
 
+_stack_users = 0
+
+
 @pytest.fixture(scope="session")
 def services(settings: Settings) -> Iterator[dict[str, stack.ServiceProcess]]:
+    """One stack for the session. Other suites (tests/browser) import this fixture into their
+    own conftest, which makes a second definition of it: the count keeps it one stack,
+    started by the first user and stopped after the last."""
+    global _stack_users
+    if _stack_users == 0:
+        try:
+            STACK.start()
+        except BaseException:
+            STACK.stop()
+            raise
+    _stack_users += 1
     try:
-        STACK.start()
         yield STACK.processes
     finally:
-        STACK.stop()
+        _stack_users -= 1
+        if _stack_users == 0:
+            STACK.stop()
 
 
 @pytest_asyncio.fixture(scope="session")
