@@ -14,10 +14,12 @@ import asyncpg
 import pytest
 
 from services.publisher import domain, store
+from services.publisher import sweeps as publisher_sweeps
 from services.publisher.handlers import apply_snapshots
-from shared import clock
+from shared import clock, grading
 from shared.catalogue import Catalogue
 from shared.contract import Provenance, SubjectChanged
+from shared.purge import Erasure
 from tests.db.conftest import OpenTransaction
 from tests.unit.factories import ENTERPRISE, archived, snapshot
 
@@ -120,3 +122,25 @@ async def test_a_replayed_version_adds_no_history(tx: OpenTransaction,
     at: datetime = await conn.fetchval(
         "SELECT effective_at FROM subject_versions WHERE subject_key = $1", ENTERPRISE.key)
     assert abs(at - clock.now()) < timedelta(minutes=5)
+
+
+async def test_an_erased_record_leaves_every_past_snapshot_and_its_grade(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("publisher")
+    kept, erased = archived("tax.a_grade_taxpayer", record_id="T-1"), archived(record_id="C-1")
+    await apply_snapshots(conn, catalogue, [
+        snapshot(ENTERPRISE, [erased, kept], version=1).model_copy(update={
+            "grade": grading.grade(catalogue, ENTERPRISE, [erased, kept], clock.today())})])
+    await apply_snapshots(conn, catalogue, [snapshot(ENTERPRISE, [erased], version=2)])
+    [target] = [t for t in publisher_sweeps.plan(catalogue).targets
+                if t.table == "subject_versions"]
+    await target.erase(conn, Erasure(ENTERPRISE.key, (("court", "C-1"),), clock.today()))
+    rows = await conn.fetch("SELECT snapshot::text AS s FROM subject_versions"
+                            " WHERE subject_key = $1 ORDER BY version", ENTERPRISE.key)
+    versions = [SubjectChanged.model_validate_json(r["s"]) for r in rows]
+    assert [[r.record_id for r in v.records] for v in versions] == [["T-1"], []]
+    assert all("C-1" not in r["s"] for r in rows)
+    assert [v.grade.grade for v in versions] == ["A", "B"]
+    await target.erase(conn, Erasure(ENTERPRISE.key, (), clock.today(), whole=True))
+    assert await conn.fetchval(
+        "SELECT count(*) FROM subject_versions WHERE subject_key = $1", ENTERPRISE.key) == 0
