@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from services.publisher import domain, rights, rights_store, store
 from shared import clock, credentials, guard
 from shared.context import ServiceContext
-from shared.contract import SubjectChanged, subject_key
+from shared.contract import SUBJECT_TYPES, SubjectChanged, subject_key
 from shared.db import TRANSIENT
 from shared.http import Problem
 from shared.identifiers import normalize_identifier
@@ -249,7 +249,9 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
         today): everything stored then, shown or not since."""
         at = as_of_moment(as_of) or clock.now()
         code = normalize_identifier(identifier)
-        return await full_past_view(subject_key(subject_type, code) if code else None, at)
+        known = code is not None and subject_type in SUBJECT_TYPES
+        return await full_past_view(subject_key(subject_type, code) if known and code else None,
+                                    at)
 
     @app.get("/api/v1/me/queries")
     async def my_queries(cursor: str | None = None, caller: credentials.Caller = token,
