@@ -656,12 +656,13 @@ def as_of_moment(text: str, now: datetime) -> tuple[date, datetime]:
 
 def still_displayed(current: SubjectChanged | None, today: date) -> set[tuple[str, str]]:
     """The records whose display has not stopped: held today, in force (not withdrawn, not
-    repaired) and within their period. A record outside it (repaired, withdrawn, past its
+    repaired) and within their period, if they have one (a record never shown has none; it
+    still counts in the grade, as in the registry's). A record outside it (repaired, withdrawn, past its
     period, erased) is not shown again in a past public profile (docs/decisions.md)."""
     if current is None:
         return set()
     return {(r.department, r.record_id) for r in current.records
-            if is_in_force(r) and r.public_until is not None and r.public_until >= today}
+            if is_in_force(r) and (r.public_until is None or r.public_until >= today)}
 
 
 def public_profile(catalogue: Catalogue, past: SubjectChanged, entries: Sequence[Membership],
@@ -684,7 +685,9 @@ def public_profile(catalogue: Catalogue, past: SubjectChanged, entries: Sequence
         "records": public_records(catalogue, past.subject, records, day, listed),
         "lists": [membership(catalogue, m, by_key) for m in lists],
         "grade": grading.grade(catalogue, past.subject, records, day).model_dump(mode="json"),
-        "commitments": rights.public_commitments(catalogue, records),
+        # A commitment signed for a repair is published once the repair is granted: it
+        # rests on the repaired record, whose own display has stopped.
+        "commitments": rights.public_commitments(catalogue, past.records),
     }
 
 

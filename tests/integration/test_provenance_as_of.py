@@ -1,8 +1,8 @@
 """Provenance and as-of profiles end to end, on the real broker and database with the four
 services (issue 8 items 1 and 2): a Kafka and an HTTP submission carry the department's
 event id and receipt time through to the public profile, /api/v1/me and the department's
-audit; `as_of` answers before and after a correction and a withdrawal after an upheld
-objection, publicly and for the subject (the clock moves: the stack's clock only goes
+audit; `as_of` answers before and after a correction, a withdrawal after an upheld
+objection and a repair, publicly and for the subject (the clock moves: the stack's clock only goes
 forward, and every later test reads the same clock)."""
 
 from __future__ import annotations
@@ -36,8 +36,12 @@ async def test_provenance_reaches_profile_me_and_audit_and_as_of_reads_the_past(
     firm = enterprise("珠海市来源测试有限公司")
     by_kafka = record(firm, "amr.admin_penalty", document_no="珠市监罚〔2026〕1号")
     by_http = record(firm, "amr.admin_penalty", document_no="珠市监罚〔2026〕2号")
+    # Old enough to be repaired later (its minimum disclosure period over).
+    to_repair = record(firm, "amr.admin_penalty", document_no="珠市监罚〔2026〕3号",
+                       decided_on=clock.today() - timedelta(days=130))
     kafka_event = str(uuid.uuid4())
     await send(producer, settings, "amr", by_kafka, kafka_event)
+    await send(producer, settings, "amr", to_repair)
 
     ingest, publisher = services["ingest"].url(), services["publisher"].url()
     # Long enough to outlive the clock moves below.
@@ -56,7 +60,7 @@ async def test_provenance_reaches_profile_me_and_audit_and_as_of_reads_the_past(
 
     profile_url = f"{publisher}/api/v1/subjects/enterprise/{firm.id}"
     profile = (await poll_json(profile_url, lambda r: r.status_code == 200
-                               and len(r.json()["records"]) == 3)).json()
+                               and len(r.json()["records"]) == 4)).json()
     shown = by_id(profile)
     assert shown[by_kafka["record_id"]]["provenance"]["event_id"] == kafka_event
     assert shown[by_http["record_id"]]["provenance"]["event_id"] == key
@@ -81,7 +85,7 @@ async def test_provenance_reaches_profile_me_and_audit_and_as_of_reads_the_past(
     me_url = f"{publisher}/api/v1/me"
     await wait_until_accepted(issued.token, me_url)
     mine = {"Authorization": f"Bearer {issued.token}"}
-    me = (await poll_json(me_url, lambda r: len(r.json()["records"]) == 3, headers=mine)).json()
+    me = (await poll_json(me_url, lambda r: len(r.json()["records"]) == 4, headers=mine)).json()
     assert by_id(me)[by_kafka["record_id"]]["provenance"] == \
         shown[by_kafka["record_id"]]["provenance"]
 
@@ -114,6 +118,24 @@ async def test_provenance_reaches_profile_me_and_audit_and_as_of_reads_the_past(
                                     "withdraw": True})
         assert r.status_code == 200, r.text
     await poll_json(profile_url, lambda r: by_http["record_id"] not in r.text)
+    withdrawn_day = clock.today()
+
+    # A day on, the old penalty is repaired (NDRC Order 36): its display stops.
+    STACK.move_clock(timedelta(days=1))
+    async with httpx.AsyncClient(base_url=objection, headers=as_client()) as client:
+        asked = await once_record_known(lambda: client.post("/api/v1/repairs", json={
+            "subject": {"type": "enterprise", "id": firm.id},
+            "record": {"department": "amr", "record_id": to_repair["record_id"]},
+            "reason": "已履行法定义务，申请信用修复", "contact": "13800000000",
+            "commitment": {"text_version": "2026-04", "signer_name": "张三",
+                           "signer_role": "法定代表人"},
+            "obligations": {"declaration": "罚款已全额缴纳", "evidence": ["缴款书"]}}))
+        assert asked.status_code == 201, asked.text
+    async with httpx.AsyncClient(base_url=objection, headers=department) as client:
+        r = await client.post(f"/api/v1/objections/{asked.json()['objection_id']}/decision",
+                              json={"decision": "upheld", "reason": "已履行"})
+        assert r.status_code == 200, r.text
+    await poll_json(profile_url, lambda r: to_repair["record_id"] not in r.text)
 
     async with httpx.AsyncClient() as client:
         async def as_of(day: Any, url: str = profile_url,
@@ -128,6 +150,9 @@ async def test_provenance_reaches_profile_me_and_audit_and_as_of_reads_the_past(
         assert by_id(then)[by_kafka["record_id"]]["document_no"] == "珠市监罚〔2026〕1号"
         assert by_id(then)[by_kafka["record_id"]]["provenance"]["event_id"] == kafka_event
         assert by_http["record_id"] not in by_id(then)
+        # Repaired since: not shown again for any day before the repair either.
+        for day in (first_day, corrected_day, withdrawn_day):
+            assert to_repair["record_id"] not in by_id((await as_of(day)).json())
         after = by_id((await as_of(corrected_day)).json())[by_kafka["record_id"]]
         assert (after["document_no"], after["provenance"]["event_id"]) == (
             "珠市监罚〔2026〕1号（更正）", corrected_event)
@@ -140,6 +165,10 @@ async def test_provenance_reaches_profile_me_and_audit_and_as_of_reads_the_past(
         own = (await as_of(first_day, me_url, mine)).json()
         assert by_id(own)[by_http["record_id"]]["status"] == "active"
         assert by_id(own)[by_http["record_id"]]["provenance"]["event_id"] == key
+        assert by_id((await as_of(withdrawn_day, me_url, mine)).json())[
+            to_repair["record_id"]]["status"] == "active"
+        assert by_id((await as_of(clock.today(), me_url, mine)).json())[
+            to_repair["record_id"]]["status"] == "repaired"
         assert by_id((await as_of(clock.today(), me_url, mine)).json())[
             by_http["record_id"]]["status"] == "withdrawn"
 

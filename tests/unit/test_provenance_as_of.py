@@ -171,3 +171,26 @@ def test_the_live_profile_is_the_same_function_at_today(catalogue):
     live = view(catalogue, current, current, day=TODAY)
     assert live is not None
     assert [r["record_id"] for r in live["records"]] == ["R-1"]
+
+
+def test_a_repairs_commitment_is_shown_while_the_repaired_record_is_not(catalogue):
+    repaired = archived("amr.admin_penalty", record_id="A-1", status="repaired", repair={
+        "objection_id": "o-1", "granted_on": "2026-09-01", "commitment": {
+            "commitment_id": "c-1", "text_version": "2026-04", "signer_name": "张三",
+            "signer_role": "法定代表人", "signed_on": "2026-08-01"}})
+    current = snapshot(ENTERPRISE, [repaired])
+    live = view(catalogue, current, current, entries=(), current_entries=(), day=TODAY)
+    assert live is not None and live["records"] == []
+    assert [c["commitment_id"] for c in live["commitments"]] == ["c-1"]
+
+
+def test_the_live_grade_is_the_registrys(catalogue):
+    records = [archived("amr.admin_penalty", record_id="A-1", public_until=None),
+               archived("tax.a_grade_taxpayer", record_id="T-1"),
+               archived("amr.admin_penalty", record_id="A-2", public_until=date(2026, 1, 1)),
+               archived(record_id="C-1", status="withdrawn")]
+    current = snapshot(ENTERPRISE, records)
+    live = view(catalogue, current, current, entries=(), current_entries=(), day=TODAY)
+    assert live is not None
+    assert live["grade"] == grade(catalogue, ENTERPRISE, records, TODAY).model_dump(mode="json")
+    assert live["grade"]["grade"] == "C"
