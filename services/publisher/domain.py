@@ -657,8 +657,9 @@ def as_of_moment(text: str, now: datetime) -> tuple[date, datetime]:
 def still_displayed(current: SubjectChanged | None, today: date) -> set[tuple[str, str]]:
     """The records whose display has not stopped: held today, in force (not withdrawn, not
     repaired) and within their period, if they have one (a record never shown has none; it
-    still counts in the grade, as in the registry's). A record outside it (repaired, withdrawn, past its
-    period, erased) is not shown again in a past public profile (docs/decisions.md)."""
+    still counts in the grade, as in the registry's). A record outside it (repaired,
+    withdrawn, past its period, erased) is not shown again in a past public profile
+    (docs/decisions.md)."""
     if current is None:
         return set()
     return {(r.department, r.record_id) for r in current.records
