@@ -218,7 +218,7 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
             "subject": snapshot.subject.model_dump() if snapshot else None,
             "records": rights.own_records(catalogue, snapshot, today) if snapshot else [],
             "grade": snapshot.grade.model_dump() if snapshot else None,
-            "lists": [_entry(catalogue, e) for e in entries],
+            "lists": [_entry(catalogue, e, snapshot) for e in entries],
             "notices": [_notice(n) for n in notices],
             "notifications": notifications,
             **rights.requests_by_kind(requests),
@@ -364,9 +364,16 @@ def _contact(row: Any) -> dict[str, Any] | None:
     return {"contact": row["contact"], "set_at": row["set_at"]} if row else None
 
 
-def _entry(catalogue: Any, e: dict[str, Any]) -> dict[str, Any]:
+def _entry(catalogue: Any, e: dict[str, Any],
+           snapshot: SubjectChanged | None = None) -> dict[str, Any]:
+    """A list entry of the subject's, each basis record with its provenance."""
     lst = catalogue.lists.get(e["list"])
-    return {**e, "name": lst.name if lst else None, "kind": lst.kind if lst else None}
+    records = {(r.department, r.record_id): r for r in snapshot.records} if snapshot else {}
+    basis = [{**b, "provenance": domain.provenance(records[(b["department"], b["record_id"])])
+              if (b["department"], b["record_id"]) in records else None}
+             for b in e["basis"]]
+    return {**e, "basis": basis, "name": lst.name if lst else None,
+            "kind": lst.kind if lst else None}
 
 
 def _notice(n: dict[str, Any]) -> dict[str, Any]:

@@ -194,3 +194,17 @@ def test_the_live_grade_is_the_registrys(catalogue):
     assert live is not None
     assert live["grade"] == grade(catalogue, ENTERPRISE, records, TODAY).model_dump(mode="json")
     assert live["grade"]["grade"] == "C"
+
+
+def test_the_subjects_own_entries_carry_their_basis_with_provenance(catalogue):
+    from services.publisher.rights_api import _entry
+
+    record = archive_accepted(catalogue, None, accepted(submission()))
+    assert record is not None
+    entry = {"entry_id": "e-1", "list": "court.dishonest_debtor", "status": "active",
+             "basis": [{"department": "court", "record_id": "R-1", "revision": 1},
+                       {"department": "court", "record_id": "GONE", "revision": 1}]}
+    shown = _entry(catalogue, entry, snapshot(ENTERPRISE, [record]))
+    assert [b["provenance"] and b["provenance"]["event_id"] for b in shown["basis"]] == [
+        "ev-1", None]
+    assert shown["kind"] == "black"
