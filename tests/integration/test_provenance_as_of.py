@@ -32,7 +32,7 @@ def by_id(profile: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 async def test_provenance_reaches_profile_me_and_audit_and_as_of_reads_the_past(
         settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
-        services: dict[str, ServiceProcess]) -> None:
+        services: dict[str, ServiceProcess], operator_token: str) -> None:
     firm = enterprise("珠海市来源测试有限公司")
     by_kafka = record(firm, "amr.admin_penalty", document_no="珠市监罚〔2026〕1号")
     by_http = record(firm, "amr.admin_penalty", document_no="珠市监罚〔2026〕2号")
@@ -183,6 +183,13 @@ async def test_provenance_reaches_profile_me_and_audit_and_as_of_reads_the_past(
         assert before.status_code == unknown.status_code == 404
         assert before.json() == unknown.json()
         assert (await as_of(first_day - timedelta(days=1), me_url, mine)).status_code == 404
+
+        # Operators see the full past of any subject; nobody else does.
+        operators = f"{publisher}/api/v1/operators/subjects/enterprise/{firm.id}"
+        full = (await as_of(first_day, operators, {"Authorization": f"Bearer {operator_token}"}
+                            )).json()
+        assert by_id(full)[by_http["record_id"]]["status"] == "active"
+        assert (await as_of(first_day, operators, mine)).status_code == 401
 
         # The page: a date field, the past shown.
         page = await client.get(f"{publisher}/subjects/enterprise/{firm.id}",
