@@ -154,7 +154,6 @@ def as_of_moment(as_of: str | None) -> datetime | None:
             {"field": "as_of", "code": exc.code, "message": str(exc)}]) from exc
 
 
-
 def purpose_of(purpose: str | None) -> str | None:
     if purpose is None:
         return None
