@@ -84,7 +84,9 @@ DOORS: tuple[Door, ...] = (
     Door("operator", "operators' API", "frontdoor_operator_port", "registry",
          lambda s: 1024 * 1024, 60,
          (Route("~ ^/api/v1/records/[^/]+/[^/]+/submissions$", "ingest"),
-          Route("/api/v1/scorecards", "stats"), Route("/api/v1/what-if", "publisher")),
+          Route("/api/v1/scorecards", "stats"), Route("/api/v1/what-if", "publisher"),
+          # A subject's full past view (as_of), for operators (issue 8).
+          Route("/api/v1/operators/subjects/", "publisher")),
          host="ops.xinyong.zhuhai.gov.cn"),
 )
 

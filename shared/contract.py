@@ -223,6 +223,20 @@ class Repair(_Open):
 RecordStatus = Literal["active", "withdrawn", "repaired"]
 
 
+class Provenance(_Open):
+    """The department's event that put a revision of a record there (CONTRACT.md, public
+    query site: `provenance`): its CloudEvent `id` (over HTTP the `Idempotency-Key`, or the
+    id ingest generated and answered; a corrected revision in a decision:
+    `<decision id>/corrected`) and when ingest received it. The department finds the same
+    event id and time in its audit (`GET /api/v1/records/<dept>/<record_id>/submissions`)."""
+
+    department: str
+    record_id: str
+    revision: int
+    event_id: str | None
+    received_at: datetime | None
+
+
 class ArchivedRecord(_Open):
     """One record of a subject's credit archive as the registry keeps it."""
 
@@ -247,11 +261,25 @@ class ArchivedRecord(_Open):
     purge_on: date | None = None
     contact: str | None = None  # the department's, from the submission: internal
     repair: Repair | None = None
+    # The department's event behind this revision; None for records archived before
+    # provenance was kept (docs/decisions.md). A flag or a repair never changes it.
+    provenance: Provenance | None = None
+    # When the objection flag (异议标注) now on the record was set.
+    disputed_since: datetime | None = None
+
+
+class GradeBasis(_Open):
+    department: str
+    record_id: str
+    revision: int
 
 
 class Grade(_Open):
     grade: Literal["A", "B", "C", "D"]
     explanation: list[str]
+    # The records the grade rests on, by department and record_id (the explanation names
+    # them too, in words).
+    basis: list[GradeBasis] = Field(default_factory=list)
 
 
 class SubjectChanged(_Open):

@@ -40,7 +40,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         except outbox.EventTooLarge as exc:
             raise Problem(413, "too_large", "A record would make an event over the size "
                           "allowed", str(exc)) from exc
-        results = [RecordResult(index=i, record_id=o.feedback.record_id,
+        results = [RecordResult(index=i, event_id=o.feedback.event_id,
+                                record_id=o.feedback.record_id,
                                 revision=o.feedback.revision, status=o.feedback.status,
                                 errors=o.feedback.errors) for i, o in enumerate(outcomes)]
         return SubmissionAnswer(

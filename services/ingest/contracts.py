@@ -20,6 +20,9 @@ def consumed_topics(catalogue: Catalogue) -> list[str]:
 
 class RecordResult(BaseModel):
     index: int
+    # The submission's event id: the Idempotency-Key (`<key>/<index>` in a batch) or the id
+    # generated for it; the record's `provenance.event_id` and the audit name it too.
+    event_id: str | None
     record_id: str | None
     revision: int | None
     status: Literal["accepted", "rejected", "duplicate", "stale"]

@@ -187,7 +187,7 @@ async def not_processed(conn: asyncpg.Connection, d: Delivery, exc: Exception,
     fb = RecordFeedback(event_id=d.parsed.event.id if d.parsed.event else None,
                         record_id=d.parsed.record_id, revision=d.parsed.revision,
                         status="rejected", errors=[error], raw=_raw_position(d.message))
-    await store.log_submissions(conn, [_audit_row(d, fb)])
+    await store.log_submissions(conn, [_audit_row(d, fb)], clock.now())
     await outbox.enqueue(conn, [
         OutboundEvent.of(FEEDBACK.of(d.department), SOURCE, _kafka_key(d), fb,
                          event_id=domain.feedback_id(d.message)),
@@ -282,5 +282,5 @@ async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome],
                 "ingest", d.message, "; ".join(f"{e.field}: {e.message}" for e in fb.errors)))
         audit.append(_audit_row(d, fb))
     await store.save_revisions(conn, list(revisions.values()))
-    await store.log_submissions(conn, audit)
+    await store.log_submissions(conn, audit, accepted_at)
     await outbox.enqueue(conn, events, max_event_bytes)

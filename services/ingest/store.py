@@ -37,16 +37,18 @@ async def save_revisions(conn: asyncpg.Connection,
         *[list(c) for c in columns])
 
 
-async def log_submissions(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+async def log_submissions(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]],
+                          received_at: datetime) -> None:
     """(department, topic, partition, offset, channel, event_id, record_id, revision, status,
-    errors, subject_key)"""
+    errors, subject_key), received at `received_at`: the time an accepted record's
+    provenance states, so that the department finds the same time in its audit."""
     if not rows:
         return
     await conn.copy_records_to_table(
         "submissions",
         columns=["department", "topic", "partition", "offset", "channel", "event_id",
-                 "record_id", "revision", "status", "errors", "subject_key"],
-        records=rows)
+                 "record_id", "revision", "status", "errors", "subject_key", "received_at"],
+        records=[(*r, received_at) for r in rows])
 
 
 async def submission_history(conn: asyncpg.Connection, department: str,

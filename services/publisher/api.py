@@ -8,7 +8,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ from services.publisher import (
     domain,
     lifecycle,
     responses,
-    rights,
     rights_api,
     store,
     whatif,
@@ -93,10 +92,14 @@ def create_app(ctx: ServiceContext) -> FastAPI:
              response_model=responses.Profile, **ANSWERED_AS_RETURNED)
     @limiter.limit(ctx.settings.public_rate_limit)
     async def profile(request: Request, subject_type: str, identifier: str,
-                      purpose: str | None = Query(None, max_length=200)) -> dict[str, Any]:
-        """`purpose` (optional): why the caller looks, shown to the subject with the view."""
-        return await query_log.profile(lambda: views.profile(subject_type, identifier), "api",
-                                       request, subject_type, identifier,
+                      purpose: str | None = Query(None, max_length=200),
+                      as_of: str | None = None) -> dict[str, Any]:
+        """`purpose` (optional): why the caller looks, shown to the subject with the view.
+        `as_of` (YYYY-MM-DD): the profile as the public saw it at the end of that day (China
+        Standard Time), less what has stopped being shown since (docs/decisions.md)."""
+        at = rights_api.as_of_moment(as_of)
+        return await query_log.profile(lambda: views.profile(subject_type, identifier, at),
+                                       "api", request, subject_type, identifier,
                                        rights_api.purpose_of(purpose))
 
     @app.get("/api/v1/lists/{list_name}",
@@ -158,14 +161,16 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     @app.get("/subjects/{subject_type}/{identifier}", response_class=HTMLResponse,
              include_in_schema=False)
     @limiter.limit(ctx.settings.public_rate_limit)
-    async def subject_page(request: Request, subject_type: str,
-                           identifier: str) -> HTMLResponse:
-        data = await query_log.profile(lambda: views.profile(subject_type, identifier), "web",
-                                       request, subject_type, identifier, None)
+    async def subject_page(request: Request, subject_type: str, identifier: str,
+                           as_of: str | None = None) -> HTMLResponse:
+        at = rights_api.as_of_moment(as_of or None)  # the form's empty date field: today
+        data = await query_log.profile(lambda: views.profile(subject_type, identifier, at),
+                                       "web", request, subject_type, identifier, None)
         # The objection form needs the full number, which the visitor typed into this path;
         # the page shows it masked.
         return _page(request, "subject.html", p=data, path_id=normalize_identifier(identifier),
-                     objection_url=ctx.settings.objection_public_url)
+                     objection_url=ctx.settings.objection_public_url,
+                     as_of=as_of or "", today=clock.today().isoformat())
 
     @app.get("/lists/{list_name}", response_class=HTMLResponse, include_in_schema=False)
     @limiter.limit(ctx.settings.public_rate_limit)
@@ -199,7 +204,7 @@ _WEB_MESSAGES = {
     "database_unavailable": "服务暂时不可用，请稍后再试。",
     "http_404": "页面不存在。",
 }
-_WEB_FIELDS = {"q": "查询内容", "type": "主体类型", "page": "页码"}
+_WEB_FIELDS = {"q": "查询内容", "type": "主体类型", "page": "页码", "as_of": "查询日期"}
 # What the search form says under its field, by the error's code.
 _QUERY_MESSAGES = {
     "string_too_long": "查询内容不能超过100个字，请缩短后重试。",
@@ -358,32 +363,38 @@ class PublicViews:
         snapshot = SubjectChanged.model_validate_json(row["person_snapshot"])
         return domain.is_discoverable(self.catalogue, snapshot, today)
 
-    async def profile(self, subject_type: str, identifier: str) -> dict[str, Any]:
+    async def profile(self, subject_type: str, identifier: str,
+                      at: datetime | None = None) -> dict[str, Any]:
+        """The public profile at `at` (None: now), the one function every public product
+        answers with (the page, the API, `as_of`, the credit report). Live, it reads today's
+        snapshot; in the past, the history the publisher stored (never Kafka)."""
         code = normalize_identifier(identifier)
         if subject_type not in SUBJECT_TYPES or code is None:
             raise no_public_subject()
-        async with self.ctx.pool.acquire() as conn:
-            found = await store.profile(conn, subject_key(subject_type, code))
-        if found is None:
-            raise no_public_subject()
-        snapshot = SubjectChanged.model_validate_json(found[0])
+        key = subject_key(subject_type, code)
         today = clock.today()
-        if not domain.is_discoverable(self.catalogue, snapshot, today):
+        if at is None:
+            async with self.ctx.pool.acquire() as conn:
+                found = await store.profile(conn, key)
+            if found is None:
+                raise no_public_subject()
+            current = SubjectChanged.model_validate_json(found[0])
+            shown = domain.public_profile(self.catalogue, current, found[1], today, current,
+                                          found[1], today)
+            if shown is None:
+                raise no_public_subject()
+            return shown
+        async with self.ctx.pool.acquire() as conn:
+            past = await store.profile_at(conn, key, at)
+        if past.past is None or past.current is None:
             raise no_public_subject()
-        listed: set[tuple[str, str]] = set().union(*(m.basis for m in found[1]))
-        return {
-            "subject": domain.public_subject(snapshot.subject),
-            "records": domain.public_records(self.catalogue, snapshot.subject,
-                                             snapshot.records, today, listed),
-            "lists": [self._membership(m) for m in found[1]],
-            "grade": snapshot.grade.model_dump(),
-            "commitments": rights.public_commitments(self.catalogue, snapshot.records),
-        }
-
-    def _membership(self, m: store.Membership) -> dict[str, Any]:
-        lst = self.catalogue.lists[m.list]
-        return {"list": m.list, "name": lst.name, "kind": lst.kind,
-                "since": m.since, "until": m.until}
+        day = at.astimezone(clock.ZHUHAI).date()
+        shown = domain.public_profile(
+            self.catalogue, SubjectChanged.model_validate_json(past.past), past.past_entries,
+            day, SubjectChanged.model_validate_json(past.current), past.current_entries, today)
+        if shown is None:
+            raise no_public_subject()
+        return {"as_of": day.isoformat(), "history_from": past.history_from, **shown}
 
     def _list(self, list_name: str) -> Any:
         if list_name not in self.catalogue.lists:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import zhconv
 
 from services.publisher import rights
-from shared import clock, disclosure
+from shared import clock, disclosure, grading
 from shared.catalogue import Catalogue, Measure, WhileListedRegime
 from shared.contract import (
     ArchivedRecord,
@@ -591,8 +591,132 @@ def public_records(catalogue: Catalogue, subject: SubjectRef, records: Iterable[
                       "catalogue_item": r.catalogue_item, "item_name": item.name,
                       "polarity": item.polarity, "document_no": r.document_no,
                       "decided_on": r.decided_on.isoformat(), "disputed": r.disputed,
-                      "public_until": r.public_until.isoformat()})
+                      "disputed_since": _iso_time(r.disputed_since),
+                      "public_until": r.public_until.isoformat(),
+                      "provenance": provenance(r)})
     return sorted(shown, key=lambda x: x["decided_on"], reverse=True)
+
+
+def provenance(r: ArchivedRecord) -> dict[str, Any]:
+    """The department's event behind the record's revision (CONTRACT.md: `provenance`).
+    A record archived before provenance was kept names its revision without an event
+    (docs/decisions.md)."""
+    p = r.provenance
+    return {"department": r.department, "record_id": r.record_id, "revision": r.revision,
+            "event_id": p.event_id if p else None,
+            "received_at": _iso_time(p.received_at) if p else None}
+
+
+def _iso_time(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+# --- a profile at a moment (as_of) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A list entry as a profile shows it, with the records it rests on."""
+
+    list: str
+    since: date | None
+    until: date | None
+    basis: frozenset[tuple[str, str]]  # (department, record_id)
+    entry_id: str = ""
+    status: str = "active"
+    basis_records: tuple[BasisRecord, ...] = ()
+
+
+class AsOfRefused(ValueError):
+    """An `as_of` that names no day this API answers for (the caller's 422)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def as_of_moment(text: str, now: datetime) -> tuple[date, datetime]:
+    """`as_of=YYYY-MM-DD`: the day and the last instant of it in China Standard Time
+    (CONTRACT.md), which history is read at. A day after today (in Zhuhai) is refused: its
+    end has not come."""
+    if not _DAY.fullmatch(text):
+        raise AsOfRefused("date_parsing", "a date YYYY-MM-DD")
+    try:
+        day = date.fromisoformat(text)
+    except ValueError as exc:
+        raise AsOfRefused("date_parsing", "a date YYYY-MM-DD that exists") from exc
+    if day > now.astimezone(clock.ZHUHAI).date():
+        raise AsOfRefused("future", "a day that has ended or is today, not a later one")
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), clock.ZHUHAI)
+    return day, end - timedelta(microseconds=1)
+
+
+def still_displayed(current: SubjectChanged | None, today: date) -> set[tuple[str, str]]:
+    """The records whose display has not stopped: held today, in force (not withdrawn, not
+    repaired) and within their period, if they have one (a record never shown has none; it
+    still counts in the grade, as in the registry's). A record outside it (repaired,
+    withdrawn, past its period, erased) is not shown again in a past public profile
+    (docs/decisions.md)."""
+    if current is None:
+        return set()
+    return {(r.department, r.record_id) for r in current.records
+            if is_in_force(r) and (r.public_until is None or r.public_until >= today)}
+
+
+def public_profile(catalogue: Catalogue, past: SubjectChanged, entries: Sequence[Membership],
+                   day: date, current: SubjectChanged, current_entries: Sequence[Membership],
+                   today: date) -> dict[str, Any] | None:
+    """The public profile at the end of `day` from the snapshot in effect then (`past`) and
+    the entries' states then, less what has stopped being shown since (`current`, `today`);
+    None when the public could not see the subject then or cannot now. The live profile is
+    this function with today's snapshot for both."""
+    if not (is_discoverable(catalogue, past, day) and is_discoverable(catalogue, current, today)):
+        return None
+    shown = still_displayed(current, today)
+    active_now = {m.entry_id for m in current_entries}
+    lists = [m for m in entries if m.status == "active" and m.entry_id in active_now]
+    records = [r for r in past.records if (r.department, r.record_id) in shown]
+    listed: set[tuple[str, str]] = set().union(*(m.basis for m in lists))
+    by_key = {(r.department, r.record_id): r for r in past.records}
+    return {
+        "subject": public_subject(past.subject),
+        "records": public_records(catalogue, past.subject, records, day, listed),
+        "lists": [membership(catalogue, m, by_key) for m in lists],
+        "grade": grading.grade(catalogue, past.subject, records, day).model_dump(mode="json"),
+        # A commitment signed for a repair is published once the repair is granted: it
+        # rests on the repaired record, whose own display has stopped.
+        "commitments": rights.public_commitments(catalogue, past.records),
+    }
+
+
+def own_profile(catalogue: Catalogue, past: SubjectChanged, entries: Sequence[Membership],
+                day: date) -> dict[str, Any]:
+    """The full past view (the subject's own, an operator's): every record and entry as
+    they stood at the end of `day`, public or not, the grade as it was given."""
+    by_key = {(r.department, r.record_id): r for r in past.records}
+    return {
+        "subject": past.subject.model_dump(mode="json"),
+        "records": rights.own_records(catalogue, past, day),
+        "lists": [membership(catalogue, m, by_key) | {"status": m.status} for m in entries],
+        "grade": past.grade.model_dump(mode="json"),
+    }
+
+
+def membership(catalogue: Catalogue, m: Membership,
+               records: Mapping[tuple[str, str], ArchivedRecord]) -> dict[str, Any]:
+    """A list membership with its basis, each basis record with its provenance."""
+    lst = catalogue.lists.get(m.list)
+    basis = []
+    for b in m.basis_records:
+        r = records.get((b.department, b.record_id))
+        basis.append({"department": b.department, "record_id": b.record_id,
+                      "revision": b.revision, "provenance": provenance(r) if r else None})
+    return {"list": m.list, "name": lst.name if lst else None,
+            "kind": lst.kind if lst else None, "since": m.since, "until": m.until,
+            "basis": basis}
 
 
 # An organization can be found by name with no end (PostgreSQL takes Python's date.max).

@@ -155,7 +155,7 @@ async def apply_snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
         body = body_of.get(id(s)) or s.model_dump_json().encode()
         return (s, body, *stored_fields(catalogue, s, today)[1:])
 
-    changed = await store.save_snapshots(conn, [row(s) for s in latest.values()])
+    changed = await store.save_snapshots(conn, [row(s) for s in latest.values()], clock.now())
     if not changed:
         return
     await purge.schedule(conn, [(r.department, r.record_id, k, r.purge_on)
@@ -227,7 +227,7 @@ async def carry_out(conn: asyncpg.Connection, catalogue: Catalogue,
     # Each change and notice serialized once: the body stored is its event's data.
     change_bodies = [c.model_dump_json() for c in fx.list_changes]
     notice_bodies = [n.model_dump_json() for _, n, _ in fx.notices]
-    await store.save_effects(conn, fx, change_bodies, notice_bodies)
+    await store.save_effects(conn, fx, change_bodies, notice_bodies, clock.now())
     await lifecycle.save(conn, fx)
     await rights_store.create_notifications(conn, [
         (rights.notification_id_for(e.entry_id), e.entry_id, e.subject_key, e.list)

@@ -234,7 +234,13 @@ def own_records(catalogue: Catalogue, snapshot: SubjectChanged,
             "repair_from": _iso(r.repair_from), "public_until": _iso(r.public_until),
             "purge_on": _iso(purge_on(catalogue, snapshot.subject.type, r)),
             "contact_from_department": mask_contact(r.contact) if r.contact else None,
-            "repair": r.repair.model_dump(mode="json") if r.repair else None})
+            "repair": r.repair.model_dump(mode="json") if r.repair else None,
+            "disputed_since": r.disputed_since.isoformat() if r.disputed_since else None,
+            "provenance": {"department": r.department, "record_id": r.record_id,
+                           "revision": r.revision,
+                           "event_id": r.provenance.event_id if r.provenance else None,
+                           "received_at": r.provenance.received_at.isoformat()
+                           if r.provenance and r.provenance.received_at else None}})
     return sorted(out, key=lambda x: x["decided_on"], reverse=True)
 
 

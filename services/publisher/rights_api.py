@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from services.publisher import domain, responses, rights, rights_store, store
 from shared import clock, credentials, guard
 from shared.context import ServiceContext
-from shared.contract import subject_key
+from shared.contract import SUBJECT_TYPES, SubjectChanged, subject_key
 from shared.db import TRANSIENT
 from shared.http import ANSWERED_AS_RETURNED, Problem
 from shared.identifiers import normalize_identifier
@@ -144,6 +144,18 @@ async def query_log_writer(ctx: ServiceContext) -> None:
     await query_log_of(ctx).run()
 
 
+def as_of_moment(as_of: str | None) -> datetime | None:
+    """The moment `as_of` names (the end of that day, CST), None for now; 422 naming `as_of`
+    for a text that is not a date or a day still to come."""
+    if as_of is None:
+        return None
+    try:
+        return domain.as_of_moment(as_of, clock.now())[1]
+    except domain.AsOfRefused as exc:
+        raise Problem(422, "validation", "The request is not valid", errors=[
+            {"field": "as_of", "code": exc.code, "message": str(exc)}]) from exc
+
+
 def purpose_of(purpose: str | None) -> str | None:
     if purpose is None:
         return None
@@ -181,12 +193,18 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
             return await rights_store.subject_of_party(conn, caller.party)
 
     @app.get("/api/v1/me", response_model=responses.Me, **ANSWERED_AS_RETURNED)
-    async def me(caller: credentials.Caller = token) -> dict[str, Any]:
+    async def me(caller: credentials.Caller = token,
+                 as_of: str | None = None) -> dict[str, Any]:
         """Everything Xinyong holds about the token's subject, public or not (征信业管理条例
         art. 17): records with status, rule version, repair_from, public_until and purge
         date; list entries (pending too); notices about it with their feedback;
-        notifications; objections, repairs and complaints."""
+        notifications; objections, repairs and complaints. With `as_of` (YYYY-MM-DD): the
+        archive and its list entries as they stood at the end of that day (CST), in full,
+        whatever has stopped being shown since."""
+        at = as_of_moment(as_of)
         key = await own_key(caller)
+        if at is not None:
+            return await full_past_view(key, at)
         async with ctx.pool.acquire() as conn:
             contact = await rights_store.own_contact(conn, caller.party)
             if key is None:
@@ -201,12 +219,41 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
             "subject": snapshot.subject.model_dump() if snapshot else None,
             "records": rights.own_records(catalogue, snapshot, today) if snapshot else [],
             "grade": snapshot.grade.model_dump() if snapshot else None,
-            "lists": [_entry(catalogue, e) for e in entries],
+            "lists": [_entry(catalogue, e, snapshot) for e in entries],
             "notices": [_notice(n) for n in notices],
             "notifications": notifications,
             **rights.requests_by_kind(requests),
             "contact": _contact(contact),
         }
+
+    async def full_past_view(key: str | None, at: datetime) -> dict[str, Any]:
+        """The subject's own or an operator's view of a past day; the same 404 as the
+        public's for a subject unknown then."""
+        past = None
+        if key is not None:
+            async with ctx.pool.acquire() as conn:
+                past = await store.profile_at(conn, key, at)
+        if past is None or past.past is None:
+            raise Problem(404, "not_found", "No credit information for this subject then")
+        day = at.astimezone(clock.ZHUHAI).date()
+        return {"as_of": day.isoformat(), "history_from": past.history_from,
+                **domain.own_profile(catalogue, SubjectChanged.model_validate_json(past.past),
+                                     past.past_entries, day)}
+
+    operator = Depends(credentials.caller(ctx.pool, "operator"))
+
+    @app.get("/api/v1/operators/subjects/{subject_type}/{identifier}",
+             response_model=responses.Me, **ANSWERED_AS_RETURNED)
+    async def operator_view(subject_type: str, identifier: str,
+                            as_of: str | None = None,
+                            _: credentials.Caller = operator) -> dict[str, Any]:
+        """An operator's full view of a subject at the end of a day (`as_of`, default
+        today): everything stored then, shown or not since."""
+        at = as_of_moment(as_of) or clock.now()
+        code = normalize_identifier(identifier)
+        known = code is not None and subject_type in SUBJECT_TYPES
+        return await full_past_view(subject_key(subject_type, code) if known and code else None,
+                                    at)
 
     @app.get("/api/v1/me/queries", response_model=responses.Queries, **ANSWERED_AS_RETURNED)
     async def my_queries(cursor: str | None = None, caller: credentials.Caller = token,
@@ -322,9 +369,16 @@ def _contact(row: Any) -> dict[str, Any] | None:
     return {"contact": row["contact"], "set_at": row["set_at"]} if row else None
 
 
-def _entry(catalogue: Any, e: dict[str, Any]) -> dict[str, Any]:
+def _entry(catalogue: Any, e: dict[str, Any],
+           snapshot: SubjectChanged | None = None) -> dict[str, Any]:
+    """A list entry of the subject's, each basis record with its provenance."""
     lst = catalogue.lists.get(e["list"])
-    return {**e, "name": lst.name if lst else None, "kind": lst.kind if lst else None}
+    records = {(r.department, r.record_id): r for r in snapshot.records} if snapshot else {}
+    basis = [{**b, "provenance": domain.provenance(records[(b["department"], b["record_id"])])
+              if (b["department"], b["record_id"]) in records else None}
+             for b in e["basis"]]
+    return {**e, "basis": basis, "name": lst.name if lst else None,
+            "kind": lst.kind if lst else None}
 
 
 def _notice(n: dict[str, Any]) -> dict[str, Any]:

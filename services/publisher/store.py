@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from services.publisher import domain
 from services.publisher.domain import (
     Entry,
     FeedbackOutcome,
@@ -37,12 +38,16 @@ def _entry(row: asyncpg.Record) -> Entry:
 
 async def save_snapshots(
         conn: asyncpg.Connection,
-        rows: Sequence[tuple[SubjectChanged, bytes, date | None, str, list[str]]]) -> set[str]:
+        rows: Sequence[tuple[SubjectChanged, bytes, date | None, str, list[str]]],
+        at: datetime) -> set[str]:
     """Store (snapshot, its JSON as received, the last day it may be found, normalized name,
-    grams) where newer than what is stored; returns the subject keys that changed."""
+    grams) where newer than what is stored; returns the subject keys that changed. Each
+    version stored is kept in `subject_versions` too, as taking effect `at` (the as-of
+    profile's history): in the same statement, the JSON sent once."""
     if not rows:
         return set()
     applied = await conn.fetch(
+        "WITH applied AS ("
         "INSERT INTO subjects (subject_key, type, id, name, version, snapshot, discoverable,"
         " discoverable_until, name_norm, name_grams)"
         " SELECT k, t, i, n, v, s, du IS NOT NULL, du, nn, string_to_array(g, E'\\x1f')"
@@ -54,12 +59,17 @@ async def save_snapshots(
         "  discoverable_until = EXCLUDED.discoverable_until, name_norm = EXCLUDED.name_norm,"
         "  name_grams = EXCLUDED.name_grams, updated_at = now()"
         " WHERE subjects.version < EXCLUDED.version"
-        " RETURNING subject_key",
+        " RETURNING subject_key, version, snapshot),"
+        " kept AS (INSERT INTO subject_versions (subject_key, version, effective_at, snapshot)"
+        "  SELECT subject_key, version, $10, snapshot FROM applied"
+        "  ON CONFLICT (subject_key, version) DO NOTHING)"
+        " SELECT subject_key FROM applied",
         [s.subject.key for s, *_ in rows], [s.subject.type for s, *_ in rows],
         [s.subject.id for s, *_ in rows], [s.subject.name for s, *_ in rows],
         [s.version for s, *_ in rows], [Json(body.decode()) for _, body, *_ in rows],
         [d for _, _, d, _, _ in rows], [n for *_, n, _ in rows],
-        ["\x1f".join(g) for *_, g in rows])  # normalized names hold no control characters
+        ["\x1f".join(g) for *_, g in rows],  # normalized names hold no control characters
+        at)
     return {r["subject_key"] for r in applied}
 
 
@@ -198,24 +208,31 @@ async def change_counts(conn: asyncpg.Connection, entry_ids: Sequence[str]) -> d
 
 
 async def save_effects(conn: asyncpg.Connection, fx: ListEffects, change_bodies: Sequence[str],
-                       notice_bodies: Sequence[str]) -> None:
+                       notice_bodies: Sequence[str], at: datetime | None = None) -> None:
     """Entries, list changes and notices, a statement each (rows as arrays); the bodies are
-    each change's and notice's one serialization, the same JSON as its event's data."""
+    each change's and notice's one serialization, the same JSON as its event's data. Each
+    entry's new state goes to `entry_history` too, as of `at` (the as-of profile's lists)."""
     entries = [*fx.new_entries, *fx.changed_entries]
     if entries:
+        assert at is not None  # entries change only with the time they change at
         await conn.execute(
+            "WITH written AS ("
             "INSERT INTO list_entries (entry_id, list, subject_key, status, basis, publish_at,"
             " since, until, exit_reason)"
             " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[],"
             "  $6::timestamptz[], $7::date[], $8::date[], $9::text[])"
             " ON CONFLICT (entry_id) DO UPDATE SET status = EXCLUDED.status,"
             " basis = EXCLUDED.basis, publish_at = EXCLUDED.publish_at, since = EXCLUDED.since,"
-            " until = EXCLUDED.until, exit_reason = EXCLUDED.exit_reason, updated_at = now()",
+            " until = EXCLUDED.until, exit_reason = EXCLUDED.exit_reason, updated_at = now()"
+            " RETURNING entry_id, subject_key, list, status, since, until, basis)"
+            " INSERT INTO entry_history (entry_id, subject_key, list, status, since, until,"
+            "  basis, at) SELECT entry_id, subject_key, list, status, since, until, basis, $10"
+            " FROM written",
             [e.entry_id for e in entries], [e.list for e in entries],
             [e.subject_key for e in entries], [e.status for e in entries],
             [Json("[" + ",".join(b.model_dump_json() for b in e.basis) + "]") for e in entries],
             [e.publish_at for e in entries], [e.since for e in entries],
-            [e.until for e in entries], [e.exit_reason for e in entries])
+            [e.until for e in entries], [e.exit_reason for e in entries], at)
     if fx.list_changes:
         # In the order made: `seq` numbers the changes feed.
         await conn.execute(
@@ -454,14 +471,19 @@ async def search_in_order(conn: asyncpg.Connection, query_norm: str,
         query_norm, exact_id, subject_type, today, needed, limit, offset)
 
 
-@dataclass(frozen=True)
-class Membership:
-    """An active list entry as a profile shows it, with the records it rests on."""
+Membership = domain.Membership  # where the profile's rules read it
 
-    list: str
-    since: date | None
-    until: date | None
-    basis: frozenset[tuple[str, str]]  # (department, record_id)
+
+def _memberships(rows: Sequence[Any]) -> list[domain.Membership]:
+    """(entry_id, list, status, since, until, basis JSON) rows, as memberships."""
+    out = []
+    for entry_id, list_name, status, since, until, basis_json in rows:
+        basis = tuple(BasisRecord.model_validate(b) for b in json.loads(basis_json))
+        out.append(domain.Membership(
+            list=list_name, since=since, until=until,
+            basis=frozenset((b.department, b.record_id) for b in basis),
+            entry_id=str(entry_id), status=status, basis_records=basis))
+    return out
 
 
 async def profile(conn: asyncpg.Connection, key: str) -> tuple[str, list[Membership]] | None:
@@ -469,16 +491,47 @@ async def profile(conn: asyncpg.Connection, key: str) -> tuple[str, list[Members
     memberships, in one statement."""
     row = await conn.fetchrow(
         "SELECT s.snapshot::text AS snapshot,"
-        " array(SELECT row(e.list, e.since, e.until, e.basis::text) FROM list_entries e"
+        " array(SELECT row(e.entry_id, e.list, e.status, e.since, e.until, e.basis::text)"
+        "       FROM list_entries e"
         "       WHERE e.subject_key = s.subject_key AND e.status = 'active'"
         "       ORDER BY e.since, e.list) AS lists"
         " FROM subjects s WHERE s.subject_key = $1", key)
     if row is None:
         return None
-    return row["snapshot"], [
-        Membership(m[0], m[1], m[2],
-                   frozenset((b["department"], b["record_id"]) for b in json.loads(m[3])))
-        for m in row["lists"]]
+    return row["snapshot"], _memberships(row["lists"])
+
+
+@dataclass(frozen=True)
+class PastProfile:
+    """What the as-of profile needs, read in one statement: the snapshot version in effect at
+    a moment and the entries' states then, beside today's snapshot and active entries."""
+
+    history_from: datetime | None
+    past: str | None  # the snapshot JSON in effect then, None before the subject's history
+    past_entries: list[Membership]  # every entry's state then (any status)
+    current: str | None
+    current_entries: list[Membership]
+
+
+async def profile_at(conn: asyncpg.Connection, key: str, at: datetime) -> PastProfile:
+    """A subject's profile as stored history holds it at `at` (services/publisher/
+    migrations/090_history.sql), with today's for comparison."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT min(effective_at) FROM subject_versions WHERE subject_key = $1)"
+        "  AS history_from,"
+        " (SELECT snapshot::text FROM subject_versions WHERE subject_key = $1"
+        "  AND effective_at <= $2 ORDER BY version DESC LIMIT 1) AS past,"
+        " array(SELECT row(h.entry_id, h.list, h.status, h.since, h.until, h.basis::text)"
+        "  FROM (SELECT DISTINCT ON (entry_id) * FROM entry_history"
+        "        WHERE subject_key = $1 AND at <= $2 ORDER BY entry_id, at DESC, id DESC) h"
+        "  ORDER BY h.since, h.list) AS past_entries,"
+        " (SELECT snapshot::text FROM subjects WHERE subject_key = $1) AS current,"
+        " array(SELECT row(e.entry_id, e.list, e.status, e.since, e.until, e.basis::text)"
+        "  FROM list_entries e WHERE e.subject_key = $1 AND e.status = 'active'"
+        "  ORDER BY e.since, e.list) AS current_entries", key, at)
+    assert row is not None  # a SELECT without FROM always answers one row
+    return PastProfile(row["history_from"], row["past"], _memberships(row["past_entries"]),
+                       row["current"], _memberships(row["current_entries"]))
 
 
 async def active_entries(conn: asyncpg.Connection,

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from services.publisher import handlers, lifecycle, store
-from shared import clock, metrics, purge, sweeps
+from shared import clock, grading, metrics, purge, sweeps
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import SubjectChanged
@@ -68,6 +68,33 @@ def plan(catalogue: Catalogue) -> purge.Plan:
             "  body = (body::jsonb || '{\"subject\": null}'::jsonb)::json"
             f" WHERE entry_id IN ({_ERASED_ENTRIES})", *_args(e))
 
+    async def erase_entry_history(conn: asyncpg.Connection, e: Erasure) -> None:
+        await conn.execute(
+            f"DELETE FROM entry_history WHERE entry_id IN ({_ERASED_ENTRIES})"
+            " OR ($4 AND subject_key = $1)", *_args(e))
+
+    async def erase_versions(conn: asyncpg.Connection, e: Erasure) -> None:
+        if e.whole:
+            await conn.execute("DELETE FROM subject_versions WHERE subject_key = $1",
+                               e.subject_key)
+            return
+        rows = await conn.fetch(
+            "SELECT version, effective_at, snapshot::text AS snapshot FROM subject_versions"
+            " WHERE subject_key = $1 FOR UPDATE", e.subject_key)
+        for r in rows:
+            past = SubjectChanged.model_validate_json(r["snapshot"])
+            kept = _without(past, e)
+            if len(kept.records) == len(past.records):
+                continue
+            # The grade then, given again without the erased records: its explanation
+            # named them.
+            day = r["effective_at"].astimezone(clock.ZHUHAI).date()
+            kept = kept.model_copy(update={"grade": grading.grade(
+                catalogue, kept.subject, kept.records, day)})
+            await conn.execute(
+                "UPDATE subject_versions SET snapshot = $3 WHERE subject_key = $1"
+                " AND version = $2", e.subject_key, r["version"], Json(kept.model_dump_json()))
+
     async def erase_entries(conn: asyncpg.Connection, e: Erasure) -> None:
         await conn.execute(f"DELETE FROM list_entries WHERE entry_id IN ({_ERASED_ENTRIES})",
                            *_args(e))
@@ -111,11 +138,17 @@ def plan(catalogue: Catalogue) -> purge.Plan:
                    "(a whole subject: all its notices)", erase_notices),
             Target("list_changes", "keep op, entry and dates; erase subject and name",
                    scrub_changes),
+            Target("entry_history", "delete the past states of the entries resting only "
+                   "on erased records (a whole subject: all its entries')",
+                   erase_entry_history),
             Target("list_entries", "delete the entries resting only on erased records",
                    erase_entries),
             Target("served_decisions", "delete the erased decisions", erase_served),
             Target("subjects", "delete the snapshot and name index (a whole subject), else "
                    "take the records out of the snapshot", erase_snapshot),
+            Target("subject_versions", "delete the snapshot history (a whole subject), else "
+                   "take the records out of every past snapshot and grade it again",
+                   erase_versions),
         ),
         holds_more=holds_more,
         before=exit_first,

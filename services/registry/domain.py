@@ -4,7 +4,7 @@ and the credit grade. Pure functions."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from shared import disclosure
@@ -12,13 +12,14 @@ from shared.catalogue import Catalogue
 from shared.contract import (
     AcceptedRecord,
     ArchivedRecord,
-    Grade,
+    Provenance,
     RecordStatusChanged,
     RelatedSubject,
     Repair,
-    SubjectRef,
 )
 from shared.disclosure import add_months as add_months  # its callers from before
+from shared.grading import grade as grade  # the one implementation, shared with as_of
+from shared.grading import is_about_a_minor as is_about_a_minor
 from shared.identifiers import is_minor_on
 from shared.messages import caused_id
 
@@ -48,7 +49,8 @@ def archive_accepted(catalogue: Catalogue, existing: ArchivedRecord | None,
     if sub.action == "withdraw":
         if existing is None:
             return None
-        return existing.model_copy(update={"revision": sub.revision, "status": "withdrawn"})
+        return existing.model_copy(update={"revision": sub.revision, "status": "withdrawn",
+                                           "provenance": provenance_of(accepted)})
     assert sub.catalogue_item is not None and sub.decided_on is not None  # checked by ingest
     rule, repair_from, public_until = disclosure_window(catalogue, sub.catalogue_item,
                                                         sub.decided_on, sub.attributes)
@@ -70,26 +72,42 @@ def archive_accepted(catalogue: Catalogue, existing: ArchivedRecord | None,
         # The department's contact for the subject (internal): the latest revision's, or the
         # one it gave before.
         contact=sub.contact or (existing.contact if existing else None),
-        repair=existing.repair if existing and existing.status == "repaired" else None)
+        repair=existing.repair if existing and existing.status == "repaired" else None,
+        provenance=provenance_of(accepted),
+        disputed_since=existing.disputed_since if existing and existing.disputed else None)
+
+
+def provenance_of(accepted: AcceptedRecord) -> Provenance:
+    """The department's event behind a revision: its CloudEvent id and ingest's receipt."""
+    sub = accepted.submission
+    return Provenance(department=accepted.department, record_id=sub.record_id,
+                      revision=sub.revision, event_id=accepted.source_event_id,
+                      received_at=accepted.accepted_at)
 
 
 def apply_status_change(existing: ArchivedRecord, change: RecordStatusChanged,
-                        today: date | None = None) -> ArchivedRecord:
-    """An objection flag (异议标注), its removal, or a decision to withdraw or repair."""
+                        today: date | None = None, at: datetime | None = None
+                        ) -> ArchivedRecord:
+    """An objection flag (异议标注), its removal, or a decision to withdraw or repair. None of
+    them changes the record's provenance: the department's event still stands behind it;
+    a flag keeps when it was first set (`disputed_since`)."""
     match change.change:
         case "flag":
-            return existing.model_copy(update={"disputed": True})
+            return existing.model_copy(update={
+                "disputed": True,
+                "disputed_since": existing.disputed_since if existing.disputed else at})
         case "unflag":
-            return existing.model_copy(update={"disputed": False})
+            return existing.model_copy(update={"disputed": False, "disputed_since": None})
         case "withdraw":
-            return existing.model_copy(update={"status": "withdrawn", "disputed": False})
+            return existing.model_copy(update={"status": "withdrawn", "disputed": False,
+                                               "disputed_since": None})
         case "repair":
             # The request and the commitment signed for it go with the record (the public
             # profile lists the commitment: NDRC Order 36).
             repair = Repair(objection_id=change.objection_id, granted_on=today or date.today(),
                             commitment=change.commitment)
             return existing.model_copy(update={"status": "repaired", "disputed": False,
-                                               "repair": repair})
+                                               "disputed_since": None, "repair": repair})
 
 
 def key_persons(catalogue: Catalogue, records: Iterable[ArchivedRecord]) -> list[RelatedSubject]:
@@ -105,40 +123,6 @@ def key_persons(catalogue: Catalogue, records: Iterable[ArchivedRecord]) -> list
             found[role] = None if is_minor_on(person_id, r.decided_on) else RelatedSubject(
                 type="individual", id=person_id, name=person.get("name"), role=role)
     return [p for p in found.values() if p is not None]
-
-
-def is_about_a_minor(subject: SubjectRef, record: ArchivedRecord) -> bool:
-    """A record about a person under 18 on its decision date: never shown, listed or graded."""
-    return subject.type == "individual" and is_minor_on(subject.id, record.decided_on)
-
-
-def grade(catalogue: Catalogue, subject: SubjectRef, records: Iterable[ArchivedRecord],
-          today: date) -> Grade:
-    """A first, explainable grade: D with a serious negative record in force, C with a general
-    one, A with positive records and no negative ones, B otherwise. Records that were
-    withdrawn, repaired or are past their disclosure period do not count, nor records about a
-    minor: the public grade explains itself with records the public may see."""
-    serious, general, positive = [], [], []
-    for r in records:
-        item = catalogue.items[r.catalogue_item]
-        if r.status != "active" or (r.public_until is not None and r.public_until < today):
-            continue
-        if is_about_a_minor(subject, r):
-            continue
-        label = f"{item.name}（{r.department} {r.record_id}，{r.decided_on}）"
-        if item.polarity == "negative" and item.severity == "serious":
-            serious.append(label)
-        elif item.polarity == "negative" and item.severity == "general":
-            general.append(label)
-        elif item.polarity == "positive":
-            positive.append(label)
-    if serious:
-        return Grade(grade="D", explanation=[f"严重失信记录：{s}" for s in serious])
-    if general:
-        return Grade(grade="C", explanation=[f"一般失信记录：{s}" for s in general])
-    if positive:
-        return Grade(grade="A", explanation=[f"守信激励记录：{s}" for s in positive])
-    return Grade(grade="B", explanation=["无在效的失信或守信记录"])
 
 
 def status_change_refusal(change: RecordStatusChanged,

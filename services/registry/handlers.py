@@ -202,7 +202,7 @@ def _apply(catalogue: Catalogue, before: ArchivedRecord | None,
     if isinstance(c.payload, AcceptedRecord):
         return domain.archive_accepted(catalogue, before, c.payload)
     assert before is not None  # refused before: a status change needs a record
-    return domain.apply_status_change(before, c.payload, clock.today())
+    return domain.apply_status_change(before, c.payload, clock.today(), clock.now())
 
 
 def _subject_from_key(key: str) -> dict[str, str]:

@@ -172,7 +172,9 @@ async def test_the_publisher_exits_first_then_erases_and_scrubs_the_feed(
     assert await erase(ctx, conn, plan, key) == "done"
     assert await holds(conn, pid, {"subjects": "snapshot", "notices": "body",
                                    "list_changes": "body", "list_entries": "subject_key",
-                                   "served_decisions": "subject_key"}) == []
+                                   "served_decisions": "subject_key",
+                                   "subject_versions": "snapshot",
+                                   "entry_history": "subject_key"}) == []
     rows = await conn.fetch("SELECT op, subject_key, body::jsonb ->> 'since' AS since"
                             " FROM list_changes WHERE body::jsonb -> 'subject' = 'null'"
                             " ORDER BY seq")

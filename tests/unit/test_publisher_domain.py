@@ -423,7 +423,10 @@ def test_public_records_show_public_records_in_force(catalogue):
         "department": "court", "record_id": "R-1", "catalogue_item": COURT,
         "item_name": "失信被执行人", "polarity": "negative",
         "document_no": "（2026）粤04执1号", "decided_on": "2026-06-01", "disputed": False,
-        "public_until": "2029-06-01"}
+        "disputed_since": None, "public_until": "2029-06-01",
+        # Archived before provenance was kept: the revision without its event.
+        "provenance": {"department": "court", "record_id": "R-1", "revision": 1,
+                       "event_id": None, "received_at": None}}
 
 
 def test_public_records_hide_internal_items(catalogue):
