@@ -485,7 +485,7 @@ class IsolatedStack:
             "XINYONG_INGEST_HTTP_PORT": str(port_base + 1),
             "XINYONG_REGISTRY_HTTP_PORT": str(port_base + 2),
             "XINYONG_OBJECTION_HTTP_PORT": str(port_base + 3),
-            "XINYONG_STATS_HTTP_PORT": str(port_base + 8),
+            "XINYONG_STATS_HTTP_PORT": str(port_base + 8),  # +9: the tests' Prometheus
             "XINYONG_PUBLISHER_METRICS_PORT": str(port_base + 50),
             "XINYONG_INGEST_METRICS_PORT": str(port_base + 51),
             "XINYONG_REGISTRY_METRICS_PORT": str(port_base + 52),

@@ -354,7 +354,7 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
             await remember_snapshots(conn, snapshots, key)
         entries = [m for m in messages if m.topic == LISTS_CHANGED.name]
         if entries:
-            await remember_entries(conn, entries)
+            await remember_entries(conn, entries, key)
         own = (RECORDS_ACCEPTED.name, SUBJECTS_CHANGED.name, LISTS_CHANGED.name)
         decisions, dead = parse_decisions([m for m in messages if m.topic not in own])
         decisions = await _not_erased(conn, key, decisions)
@@ -437,17 +437,25 @@ async def remember_snapshots(conn: asyncpg.Connection, messages: Sequence[Inboun
     await outbox.enqueue(conn, [*dead, *await request_events(conn, passed)])
 
 
-async def remember_entries(conn: asyncpg.Connection,
-                           messages: Sequence[InboundMessage]) -> None:
-    """Keep the list entries a complaint may name (credit.lists.changed)."""
+async def remember_entries(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
+                           erasure_key: bytes | None = None) -> None:
+    """Keep the list entries a complaint may name (credit.lists.changed). An entry whose
+    every basis record was erased is not kept (its exit, or a replay, may arrive after the
+    erasure)."""
     events, dead = [], []
     for m in messages:
         try:
             events.append(read_event(m, LISTS_CHANGED))
         except ValueError as exc:
             dead.append(outbox.dead_letter("objection", m, f"unreadable event: {exc}"))
+    erased = await purge.erased_records(
+        conn, erasure_key or purge.erasure_key(get_settings()),
+        {(b.department, b.record_id) for e in events for b in e.data.basis})
+    gone = {e.data.entry_id for e in events if e.data.basis
+            and all((b.department, b.record_id) in erased for b in e.data.basis)}
     await store.remember_entries(conn, [(e.data.entry_id, e.data.list, e.data.subject.key)
-                                        for e in events])
+                                        for e in events if e.data.entry_id not in gone])
+    await store.forget_entries(conn, sorted(gone))
     await outbox.enqueue(conn, dead)
 
 

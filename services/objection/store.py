@@ -341,6 +341,12 @@ async def remember_entries(conn: asyncpg.Connection,
             [e[0] for e in entries], [e[1] for e in entries], [e[2] for e in entries])
 
 
+async def forget_entries(conn: asyncpg.Connection, entry_ids: Sequence[str]) -> None:
+    if entry_ids:
+        await conn.execute("DELETE FROM known_entries WHERE entry_id = ANY($1::uuid[])",
+                           list(entry_ids))
+
+
 async def known_entry(conn: asyncpg.Connection, entry_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT entry_id::text, list, subject_key FROM known_entries WHERE entry_id = $1::uuid",

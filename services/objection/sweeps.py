@@ -20,6 +20,12 @@ _OBJECTIONS = (
     " (department, record_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))")
 
 
+_COMPLAINTS = (
+    "SELECT complaint_id FROM complaints WHERE ($3 AND subject_key = $4) OR"
+    " (about_kind = 'record' AND (about ->> 'department', about ->> 'record_id') IN"
+    "  (SELECT * FROM unnest($1::text[], $2::text[])))")
+
+
 def _args(e: Erasure) -> tuple[list[str], list[str], bool, str]:
     return [d for d, _ in e.records], [r for _, r in e.records], e.whole, e.subject_key
 
@@ -48,6 +54,29 @@ def plan(ctx: ServiceContext) -> purge.Plan:
             " OR ($3 AND subject_type = $4 AND subject_id = $5)",
             *_args(e)[:3], subject_type, identifier)
 
+    async def erase_facts(conn: asyncpg.Connection, e: Erasure) -> None:
+        await conn.execute(
+            "DELETE FROM record_facts WHERE (department, record_id) IN"
+            " (SELECT * FROM unnest($1::text[], $2::text[])) OR ($3 AND subject_key = $4)",
+            *_args(e))
+
+    async def erase_complaint_timelines(conn: asyncpg.Connection, e: Erasure) -> None:
+        await conn.execute(
+            f"DELETE FROM complaint_events WHERE complaint_id IN ({_COMPLAINTS})", *_args(e))
+
+    async def erase_complaints(conn: asyncpg.Connection, e: Erasure) -> None:
+        await conn.execute(f"DELETE FROM complaints WHERE complaint_id IN ({_COMPLAINTS})",
+                           *_args(e))
+
+    async def erase_entries(conn: asyncpg.Connection, e: Erasure) -> None:
+        # The entries a complaint may name: gone with the last record the service knows of
+        # the subject (it knows no entry's basis; the publisher erases the entries).
+        subject_type, _, identifier = e.subject_key.partition(":")
+        await conn.execute(
+            "DELETE FROM known_entries WHERE subject_key = $1 AND ($2 OR NOT EXISTS ("
+            " SELECT 1 FROM known_records WHERE subject_type = $3 AND subject_id = $4))",
+            e.subject_key, e.whole, subject_type, identifier)
+
     async def holds_more(conn: asyncpg.Connection, e: Erasure) -> bool:
         subject_type, _, identifier = e.subject_key.partition(":")
         departments, records, _, _ = _args(e)
@@ -68,6 +97,15 @@ def plan(ctx: ServiceContext) -> purge.Plan:
                    "records (a whole subject: all about it); their ids go to the ledger",
                    erase_objections),
             Target("known_records", "delete the service's copy of the record", erase_known),
+            Target("record_facts", "delete what the registry said of the record",
+                   erase_facts),
+            Target("complaint_events", "delete the timelines of the complaints erased",
+                   erase_complaint_timelines),
+            Target("complaints", "delete the complaints about erased records (a whole "
+                   "subject: all about it)", erase_complaints),
+            Target("known_entries", "delete the subject's list entries once no record of it "
+                   "is known",
+                   erase_entries),
         ),
         holds_more=holds_more,
     )

@@ -95,6 +95,33 @@ def plan(catalogue: Catalogue) -> purge.Plan:
                 "UPDATE subject_versions SET snapshot = $3 WHERE subject_key = $1"
                 " AND version = $2", e.subject_key, r["version"], Json(kept.model_dump_json()))
 
+    async def erase_deliveries(conn: asyncpg.Connection, e: Erasure) -> None:
+        await conn.execute(
+            "DELETE FROM notification_deliveries WHERE notification_id IN ("
+            f" SELECT notification_id FROM notifications WHERE entry_id IN ({_ERASED_ENTRIES})"
+            " OR ($4 AND subject_key = $1))", *_args(e))
+
+    async def erase_notifications(conn: asyncpg.Connection, e: Erasure) -> None:
+        await conn.execute(
+            f"DELETE FROM notifications WHERE entry_id IN ({_ERASED_ENTRIES})"
+            " OR ($4 AND subject_key = $1)", *_args(e))
+
+    async def erase_own_view(conn: asyncpg.Connection, e: Erasure) -> None:
+        # What the subject's own view holds: its requests about erased records; for a whole
+        # subject, also the map from its token, the log of who looked and where its
+        # own contact points (kept by its token's party: the subject set it).
+        await conn.execute(
+            "DELETE FROM subject_requests WHERE subject_key = $1 AND ($4 OR"
+            " (body::jsonb -> 'about' ->> 'department', body::jsonb -> 'about' ->> 'record_id')"
+            " IN (SELECT * FROM unnest($2::text[], $3::text[])))", *_args(e))
+        if e.whole:
+            await conn.execute("DELETE FROM query_log WHERE subject_key = $1", e.subject_key)
+            await conn.execute("DELETE FROM subject_parties WHERE subject_key = $1",
+                               e.subject_key)
+            await conn.execute(
+                "UPDATE subject_contacts SET subject_key = NULL WHERE subject_key = $1",
+                e.subject_key)
+
     async def erase_entries(conn: asyncpg.Connection, e: Erasure) -> None:
         await conn.execute(f"DELETE FROM list_entries WHERE entry_id IN ({_ERASED_ENTRIES})",
                            *_args(e))
@@ -141,8 +168,15 @@ def plan(catalogue: Catalogue) -> purge.Plan:
             Target("entry_history", "delete the past states of the entries resting only "
                    "on erased records (a whole subject: all its entries')",
                    erase_entry_history),
+            Target("notification_deliveries", "delete the delivery log of the notifications "
+                   "erased", erase_deliveries),
+            Target("notifications", "delete the notifications of the entries erased (a whole "
+                   "subject: all of its)", erase_notifications),
             Target("list_entries", "delete the entries resting only on erased records",
                    erase_entries),
+            Target("subject_requests", "delete the subject's requests about erased records; "
+                   "a whole subject: also its token map, query log and contact's link",
+                   erase_own_view),
             Target("served_decisions", "delete the erased decisions", erase_served),
             Target("subjects", "delete the snapshot and name index (a whole subject), else "
                    "take the records out of the snapshot", erase_snapshot),

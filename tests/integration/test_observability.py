@@ -181,7 +181,7 @@ async def test_metrics_count_what_happened(
 
 async def test_prometheus_scrapes_the_stack_with_the_rules_loaded(
         settings: Settings, services: dict[str, ServiceProcess], tmp_path: Path) -> None:
-    prometheus = observe.Prometheus(settings, port=settings.publisher_http_port + 8,
+    prometheus = observe.Prometheus(settings, port=settings.publisher_http_port + 9,
                                     directory=tmp_path / "prometheus")
     prometheus.start(scrape_interval="1s")
     try:
