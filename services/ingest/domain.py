@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from shared import disclosure
+from shared import commitments, disclosure
 from shared.catalogue import Catalogue, CatalogueItem
 from shared.contract import (
     REVISION_MAX,
@@ -450,9 +450,12 @@ def check_lifecycle(catalogue: Catalogue, sub: RecordSubmission,
                                                               today)]
     errors += [err(*p) for p in disclosure.attribute_problems(catalogue, sub.catalogue_item,
                                                                sub.attributes)]
+    errors += [err(*p) for p in commitments.submission_problems(
+        catalogue, sub.catalogue_item, sub.decided_on, sub.attributes, today)]
     ended = sub.act_ended_on or sub.decided_on
     if ended is not None and not errors:
-        purge_on = disclosure.purge_on(catalogue, sub.subject.type, sub.catalogue_item, ended)
+        purge_on = disclosure.purge_on(catalogue, sub.subject.type, sub.catalogue_item, ended,
+                                       sub.attributes)
         if purge_on is not None and purge_on <= today:
             errors.append(err("act_ended_on" if sub.act_ended_on else "decided_on",
                               RETENTION_EXPIRED,

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from services.ingest import domain, store
-from shared import clock, disclosure, inbox, outbox, purge
+from shared import clock, commitments, disclosure, inbox, outbox, purge
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import (
@@ -24,6 +24,7 @@ from shared.contract import (
     FieldError,
     RawPosition,
     RecordFeedback,
+    RecordSubmission,
 )
 from shared.db import TRANSIENT
 from shared.messages import InboundMessage, OutboundEvent
@@ -128,13 +129,17 @@ async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
                                         keys)
     if erased:
         errors, statuses, valid = _refuse_erased(deliveries, errors, statuses, valid, erased)
+    if any(_commitment_item(catalogue, d) for d in valid):
+        held = await store.commitment_states(conn, keys)
+        errors, statuses, valid = _refuse_commitment_revisions(
+            catalogue, deliveries, errors, statuses, valid, dict(current), held)
     fates = iter(domain.order_revisions(current, [
         (d.department, d.parsed.record_id or "", d.parsed.revision or 0) for d in valid]))
     decided: list[FeedbackStatus] = [s if s is not None else next(fates) for s in statuses]
 
     outcomes = [Outcome(d, _feedback(d, s, e))
                 for d, s, e in zip(deliveries, decided, errors, strict=True)]
-    await _write(conn, outcomes, max_event_bytes)
+    await _write(conn, catalogue, outcomes, max_event_bytes)
     await _schedule_erasures(conn, catalogue, outcomes)
     return outcomes
 
@@ -157,6 +162,53 @@ def _refuse_erased(deliveries: Sequence[Delivery], errors: list[list[FieldError]
                               if (d.department, d.parsed.record_id or "") not in erased]
 
 
+def _commitment_item(catalogue: Catalogue, d: Delivery) -> bool:
+    sub = d.parsed.submission
+    item = catalogue.items.get(sub.catalogue_item or "") if sub is not None else None
+    return item is not None and item.commitment is not None
+
+
+def _refuse_commitment_revisions(
+        catalogue: Catalogue, deliveries: Sequence[Delivery], errors: list[list[FieldError]],
+        statuses: list[FeedbackStatus | None], valid: list[Delivery],
+        current: dict[tuple[str, str], int], held: dict[tuple[str, str], tuple[str, str | None]]
+) -> tuple[list[list[FieldError]], list[FeedbackStatus | None], list[Delivery]]:
+    """A commitment's revisions against its state, in arrival order (a signing and its
+    breach may come in one batch): a breach needs a signed commitment not already breached
+    (shared/commitments.py). Replayed and older revisions are left to `order_revisions`."""
+    errors, statuses = list(errors), list(statuses)
+    refused: set[int] = set()
+    for i, d in enumerate(deliveries):
+        sub = d.parsed.submission
+        if statuses[i] is not None or sub is None:
+            continue
+        key = (d.department, sub.record_id)
+        if key in current and sub.revision <= current[key]:
+            continue
+        action, state = held.get(key, ("withdraw", None))
+        if sub.action == "upsert" and _commitment_item(catalogue, d):
+            problems = commitments.revision_problems(
+                state if action == "upsert" else None,  # type: ignore[arg-type]
+                action == "upsert", sub.attributes)
+            if problems:
+                statuses[i] = "rejected"
+                errors[i] = [domain.err(*p) for p in problems]
+                refused.add(i)
+                continue
+        current[key] = sub.revision
+        held[key] = (sub.action, _state_of(catalogue, sub))
+    kept = {id(d) for d in valid}
+    return errors, statuses, [d for i, d in enumerate(deliveries)
+                              if id(d) in kept and i not in refused]
+
+
+def _state_of(catalogue: Catalogue, sub: RecordSubmission) -> str | None:
+    item = catalogue.items.get(sub.catalogue_item or "")
+    if sub.action != "upsert" or item is None or item.commitment is None:
+        return None
+    return commitments.state(sub.attributes)
+
+
 async def _schedule_erasures(conn: asyncpg.Connection, catalogue: Catalogue,
                              outcomes: Sequence[Outcome]) -> None:
     """When what ingest keeps of each accepted record (its revision, its audit lines) is
@@ -168,7 +220,8 @@ async def _schedule_erasures(conn: asyncpg.Connection, catalogue: Catalogue,
             continue
         assert sub.catalogue_item is not None and sub.decided_on is not None
         rows.append((o.delivery.department, sub.record_id, sub.subject.key, disclosure.purge_on(
-            catalogue, sub.subject.type, sub.catalogue_item, sub.act_ended_on or sub.decided_on)))
+            catalogue, sub.subject.type, sub.catalogue_item, sub.act_ended_on or sub.decided_on,
+            sub.attributes)))
     await purge.schedule(conn, rows)
 
 
@@ -256,7 +309,7 @@ def _audit_row(d: Delivery, fb: RecordFeedback) -> tuple[Any, ...]:
             text(sub.subject.key) if sub is not None and not erasure else None)
 
 
-async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome],
+async def _write(conn: asyncpg.Connection, catalogue: Catalogue, outcomes: Sequence[Outcome],
                  max_event_bytes: int | None) -> None:
     accepted_at = clock.now()
     events: list[OutboundEvent] = []
@@ -276,7 +329,7 @@ async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome],
             # Later accepted revisions of the same record in this batch are higher.
             revisions[(d.department, sub.record_id)] = (
                 d.department, sub.record_id, sub.revision, sub.subject.key, sub.action,
-                accepted_at)
+                accepted_at, _state_of(catalogue, sub))
         if d.parsed.unparseable and d.message is not None:
             events.append(outbox.dead_letter(
                 "ingest", d.message, "; ".join(f"{e.field}: {e.message}" for e in fb.errors)))

@@ -22,7 +22,8 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.publisher import agencies, domain, lifecycle, rights, rights_api, store, whatif
+from services.publisher import agencies, domain, lifecycle, rights_api, store, whatif
+from services.publisher.commitments import public_commitments
 from services.publisher.contracts import FeedbackRequest
 from shared import clock, credentials
 from shared.context import ServiceContext
@@ -52,7 +53,12 @@ MAX_PAGE = 500
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 TEMPLATES.env.globals["subject_type_names"] = {
-    "enterprise": "企业", "individual": "个人", "institution": "事业单位", "social_org": "社会组织"}
+    "enterprise": "企业", "individual": "个人", "institution": "事业单位", "social_org": "社会组织",
+    "government": "机关"}
+TEMPLATES.env.globals["commitment_kind_names"] = {
+    "enterprise": "企业守信公开承诺", "key_person": "重点涉信人群守信公开承诺",
+    "institution": "事业单位守信公开承诺", "social_org": "社会组织守信公开承诺",
+    "government_service": "政务服务承诺", "conduct": "守信自律承诺", "repair": "信用修复承诺"}
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -345,7 +351,8 @@ class PublicViews:
                                              snapshot.records, today, listed),
             "lists": [self._membership(m) for m in found[1]],
             "grade": snapshot.grade.model_dump(),
-            "commitments": rights.public_commitments(self.catalogue, snapshot.records),
+            "commitments": public_commitments(self.catalogue, snapshot.subject,
+                                              snapshot.records, today),
         }
 
     def _membership(self, m: store.Membership) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from shared import disclosure
+from shared import commitments, disclosure
 from shared.catalogue import Catalogue
 from shared.contract import (
     AcceptedRecord,
@@ -66,7 +66,7 @@ def archive_accepted(catalogue: Catalogue, existing: ArchivedRecord | None,
         disclosure_rule=rule, repair_from=repair_from, public_until=public_until,
         attributes=sub.attributes, act_ended_on=act_ended_on,
         purge_on=disclosure.purge_on(catalogue, sub.subject.type, sub.catalogue_item,
-                                     act_ended_on),
+                                     act_ended_on, sub.attributes),
         # The department's contact for the subject (internal): the latest revision's, or the
         # one it gave before.
         contact=sub.contact or (existing.contact if existing else None),
@@ -125,12 +125,18 @@ def grade(catalogue: Catalogue, subject: SubjectRef, records: Iterable[ArchivedR
             continue
         if is_about_a_minor(subject, r):
             continue
-        label = f"{item.name}（{r.department} {r.record_id}，{r.decided_on}）"
-        if item.polarity == "negative" and item.severity == "serious":
+        # A breached commitment counts as negative information of its item's breach
+        # severity (shared/commitments.py), from its breach date.
+        polarity, severity = commitments.standing(item, r.attributes)
+        on = commitments.decided_for_disclosure(item, r.decided_on, r.attributes)
+        label = f"{item.name}（{r.department} {r.record_id}，{on}）"
+        if item.commitment is not None and polarity == "negative":
+            label = f"违背{label}"
+        if polarity == "negative" and severity == "serious":
             serious.append(label)
-        elif item.polarity == "negative" and item.severity == "general":
+        elif polarity == "negative" and severity == "general":
             general.append(label)
-        elif item.polarity == "positive":
+        elif polarity == "positive":
             positive.append(label)
     if serious:
         return Grade(grade="D", explanation=[f"严重失信记录：{s}" for s in serious])
