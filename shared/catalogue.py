@@ -236,6 +236,9 @@ class District(_Frozen):
     name: str
     valid_from: date | None = None
     valid_until: date | None = None
+    # A retired division's successor (斗门县 -> 斗门区): codes registered under the old one
+    # count in the new one (services/publisher/government.py).
+    succeeded_by: str | None = None
 
     def in_force_on(self, day: date) -> bool:
         return (self.valid_from is None or self.valid_from <= day) and (
@@ -380,6 +383,10 @@ def _reference_problems(cat: Catalogue) -> list[str]:
             elif cat.items[item_name].polarity != "negative":
                 problems.append(f"early_warnings.{name}.items: '{item_name}' is not negative")
     problems += _commitment_problems(cat)
+    for code, district in cat.districts.items():
+        if district.succeeded_by is not None and district.succeeded_by not in cat.districts:
+            problems.append(f"districts.{code}.succeeded_by: unknown district "
+                            f"'{district.succeeded_by}'")
     if not cat.disclosure_rules:
         problems.append("disclosure_rules: at least one rule is needed")
     return problems
