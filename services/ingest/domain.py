@@ -357,13 +357,17 @@ def _label(name: str) -> str:
 
 
 def check_envelope(event: AnyEvent, department: str,
-                   submission: RecordSubmission | None) -> list[FieldError]:
+                   submission: RecordSubmission | None,
+                   source: str | None = None) -> list[FieldError]:
+    """`source`: the topic's writer when it is not the department itself (a subject's own
+    commitment, passed on by the publisher)."""
     errors = []
+    source = source or f"dept/{department}"
     if event.type != RECORD_SUBMITTED:
         errors.append(err("envelope.type", "not_allowed", f"expected {RECORD_SUBMITTED}"))
-    if event.source != f"dept/{department}":
+    if event.source != source:
         errors.append(err("envelope.source", "wrong_department",
-                          f"this topic takes events from dept/{department}, not {event.source}"))
+                          f"this topic takes events from {source}, not {event.source}"))
     if (submission is not None and event.subject is not None
             and _normalized_key(event.subject) != submission.subject.key):
         errors.append(err("envelope.subject", "mismatch",

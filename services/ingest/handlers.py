@@ -29,7 +29,13 @@ from shared.contract import (
 from shared.db import TRANSIENT
 from shared.messages import InboundMessage, OutboundEvent
 from shared.settings import get_settings
-from shared.topics import FEEDBACK, INBOUND, OBJECTION_DECIDED, RECORDS_ACCEPTED
+from shared.topics import (
+    COMMITMENTS_SIGNED,
+    FEEDBACK,
+    INBOUND,
+    OBJECTION_DECIDED,
+    RECORDS_ACCEPTED,
+)
 from shared.worker import BatchHandler
 
 SOURCE = "xinyong/ingest"
@@ -46,6 +52,9 @@ class Delivery:
     department: str
     parsed: domain.ParsedSubmission
     message: InboundMessage | None = None  # None: over HTTP
+    # A subject's own commitment passed on by the publisher (credit.commitments.signed),
+    # recorded under the platform department: its envelope's source is the publisher's.
+    from_platform: bool = False
 
     @property
     def channel(self) -> str:
@@ -64,7 +73,8 @@ class Outcome:
 
 def make_handler(ctx: ServiceContext) -> BatchHandler:
     async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
-        deliveries = [d for d in map(delivery_of, messages) if d is not None]
+        platform = ctx.catalogue.commitments.platform_department
+        deliveries = [d for d in (delivery_of(m, platform) for m in messages) if d is not None]
         limit = ctx.settings.max_event_bytes
         if len(messages) > 1 or not deliveries:
             # A failing batch is retried one message at a time (shared/worker.py).
@@ -85,8 +95,10 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
     return handle
 
 
-def delivery_of(message: InboundMessage) -> Delivery | None:
+def delivery_of(message: InboundMessage, platform: str = "ndrc") -> Delivery | None:
     parsed = domain.parse_message(message.value)
+    if message.topic == COMMITMENTS_SIGNED.name:
+        return Delivery(platform, parsed, message, from_platform=True)
     if parsed.event is not None and parsed.event.type == OBJECTION_DECIDED:
         # The decision itself is the objection service's business; a corrected revision it
         # carries is a submission like any other, and gets its feedback.
@@ -266,8 +278,20 @@ def _checked(catalogue: Catalogue, d: Delivery, today: date
     if refused:
         return d, errors + refused
     d = replace(d, parsed=replace(p, submission=submission))
-    return d, (errors + domain.check_envelope(p.event, d.department, submission)
-               + domain.check_submission(catalogue, d.department, submission, today))
+    return d, (errors + domain.check_envelope(p.event, d.department, submission,
+                                              COMMITMENTS_SIGNED.writer if d.from_platform
+                                              else None)
+               + domain.check_submission(catalogue, d.department, submission, today)
+               + _platform_problems(catalogue, d, submission))
+
+
+def _platform_problems(catalogue: Catalogue, d: Delivery,
+                       submission: RecordSubmission) -> list[FieldError]:
+    """What the publisher passes on is a subject's own commitment, nothing else."""
+    if d.from_platform and submission.catalogue_item != catalogue.platform_commitment_item():
+        return [domain.err("catalogue_item", "not_allowed",
+                           f"a subject signs only {catalogue.platform_commitment_item()}")]
+    return []
 
 
 def _feedback(d: Delivery, status: FeedbackStatus,

@@ -22,7 +22,16 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.publisher import agencies, domain, government, lifecycle, rights_api, store, whatif
+from services.publisher import (
+    agencies,
+    domain,
+    government,
+    lifecycle,
+    me_commitments,
+    rights_api,
+    store,
+    whatif,
+)
 from services.publisher.commitments import public_commitments
 from services.publisher.contracts import FeedbackRequest
 from shared import clock, credentials
@@ -134,6 +143,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     agencies.add_routes(app, ctx)
     whatif.add_routes(app, ctx)
     government.add_routes(app, ctx, limiter, _page)
+    me_commitments.add_routes(app, ctx)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     @limiter.limit(ctx.settings.public_rate_limit)

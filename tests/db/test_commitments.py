@@ -19,9 +19,10 @@ from services.registry import handlers as registry
 from shared import clock
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
-from shared.contract import SubjectChanged, SubjectRef
+from shared.contract import RecordSubmission, SubjectChanged, SubjectRef
 from shared.envelope import submission_json
-from shared.messages import InboundMessage
+from shared.messages import InboundMessage, OutboundEvent
+from shared.topics import COMMITMENTS_SIGNED
 from tests.unit.factories import ENTERPRISE, PERSON, uscc
 
 pytestmark = pytest.mark.db
@@ -150,3 +151,31 @@ async def test_a_government_body_signs_a_service_commitment(
         commitment("SC-1", subject=BODY, item="supervision.service_commitment",
                    kind="government_service")]))
     assert feedback(out) == [("accepted", set())]
+
+
+def from_publisher(record: dict[str, Any], source: str = "xinyong/publisher") -> InboundMessage:
+    event = OutboundEvent.of(COMMITMENTS_SIGNED, source, ENTERPRISE.key,
+                             RecordSubmission.model_validate(record),
+                             event_id=f"me-commitment/{record['record_id']}")
+    return InboundMessage(topic=COMMITMENTS_SIGNED.name, partition=0, offset=0,
+                          key=event.key, value=event.value, timestamp_ms=0)
+
+
+async def test_a_subjects_own_commitment_is_recorded_under_the_platform_department(
+        tx: Callable[[str], Any], context_of: Callable[[str], ServiceContext]) -> None:
+    conn = await tx("ingest")
+    handle = ingest.make_handler(context_of("ingest"))
+    own = commitment("CM-ME-1", item="ndrc.conduct_commitment", kind="conduct")
+    out = await run(conn, handle, [from_publisher(own)])
+    assert feedback(out) == [("accepted", set())]
+    [accepted] = [e for e in out if e["topic"] == "credit.records.accepted"]
+    assert accepted["data"]["department"] == "ndrc"
+    assert [e["topic"] for e in out if e["topic"].startswith("credit.feedback.")] == [
+        "credit.feedback.ndrc"]
+    # Only the publisher passes them on, and only the platform's item.
+    forged = await run(conn, handle, [from_publisher(
+        commitment("CM-ME-2", item="ndrc.conduct_commitment", kind="conduct"),
+        source="dept/ndrc")])
+    assert feedback(forged) == [("rejected", {("envelope.source", "wrong_department")})]
+    other = await run(conn, handle, [from_publisher(commitment("CM-ME-3"))])
+    assert ("catalogue_item", "not_allowed") in feedback(other)[0][1]
