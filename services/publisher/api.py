@@ -72,7 +72,11 @@ TEMPLATES.env.globals["commitment_kind_names"] = {
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     app = base_app("信用珠海 Xinyong public API",
-                   "Public credit information of Zhuhai (CONTRACT.md, public query site).")
+                   "Public credit information of Zhuhai (CONTRACT.md, public query site). "
+                   "Subject types: enterprise, individual, institution, social_org, and "
+                   "government (机关: unified social credit code category 11, and 13 群团组织 "
+                   "as an addition to CONTRACT.md; docs/decisions.md, 'Government "
+                   "integrity').")
     limiter = Limiter(key_func=get_remote_address)
     app.state.limiter = limiter
     app.state.catalogue = ctx.catalogue
