@@ -171,3 +171,12 @@ def test_the_catalogue_names_a_platform_item_and_a_kind_per_seed_owner(catalogue
     assert owners == {"enterprise": "industry", "key_person": "hrss",
                       "institution": "staffing", "social_org": "civil",
                       "government_service": "supervision", "conduct": "ndrc"}
+
+
+def test_me_shows_when_a_persons_breach_is_erased(catalogue):
+    from services.publisher import rights
+    attrs = {**signed(kind="key_person"), "breach": BREACH}
+    r = archived("hrss.key_person_commitment", attributes=attrs, public_until=date(2027, 1, 1))
+    assert rights.purge_on(catalogue, "individual", r) == date(2031, 11, 20)
+    kept = archived("hrss.key_person_commitment", attributes=signed(kind="key_person"))
+    assert rights.purge_on(catalogue, "individual", kept) is None
