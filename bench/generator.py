@@ -86,6 +86,11 @@ ITEM_WEIGHTS: dict[str, dict[str, float]] = {
     "5x": {"civil.activity_abnormal": 85, "court.dishonest_debtor": 15},
 }
 
+# Public credit commitments (守信公开承诺) are not generated: their records carry a signed
+# text and a term, and their breach is a later revision (shared/commitments.py), which the
+# generator's one-revision records do not model. Government bodies are not generated either
+# (the city's CATEGORIES have none), so nor are their defaults and service commitments.
+
 # Withdrawal by the department: (term in years, chance once the term is over, chance within
 # it). Court listings end when the debt is performed or after two years (法释〔2017〕7号);
 # major tax violators after three (国家税务总局令第54号); wage-arrears listings after three
@@ -491,7 +496,7 @@ class City:
             # An individual business (92) has an operator, not a legal representative.
             choice = self._items[(s.type, group)] = Choice({
                 name: weights.get(name, 0.2) for name, item in self.catalogue.items.items()
-                if s.type in item.subject_types
+                if s.type in item.subject_types and item.commitment is None
                 and not (name == "amr.legal_representative" and group == "92")})
         return choice
 

@@ -88,7 +88,8 @@ _ITEMS_BY_TYPE = {
 
 _DOC_PREFIX = {"court": "(2026)粤04执", "tax": "珠税稽罚〔2026〕", "amr": "珠市监罚〔2026〕",
                "hrss": "珠人社监〔2026〕", "customs": "拱关认〔2026〕", "civil": "珠民社〔2026〕",
-               "staffing": "珠编办〔2026〕"}
+               "staffing": "珠编办〔2026〕", "industry": "珠科工贸信〔2026〕",
+               "finance": "珠财〔2026〕", "supervision": "珠监〔2026〕"}
 
 
 def submission(dept: str, item: str, subject: DemoSubject, record_id: str, decided_on: date,
@@ -136,5 +137,79 @@ def demo_records(seed: int = 2026, subjects: int = 300,
             person = individuals[n % len(individuals)]
             yield "amr", legal_representative(subject, person, f"DEMO-AMR-LR-{n:05d}",
                                               today - timedelta(days=400))
+    # A generator of its own: the records above stay what they were for a seed.
+    yield from commitments_and_bodies(random.Random(seed + 1), people, today)
+
+
+_COMMITMENT_ITEMS = {"enterprise": ("industry", "industry.enterprise_commitment", "enterprise"),
+                     "institution": ("staffing", "staffing.institution_commitment",
+                                     "institution"),
+                     "social_org": ("civil", "civil.social_org_commitment", "social_org"),
+                     "government": ("supervision", "supervision.service_commitment",
+                                    "government_service")}
+# The sixth is a 群团组织 (category 13).
+_BODIES = ("发展和改革局", "住房和城乡建设局", "交通运输局", "城市管理和综合执法局", "卫生健康局",
+           "妇女联合会")
+_DISTRICT_NAMES = {"440402": "香洲区", "440403": "斗门区", "440404": "金湾区"}
+_DEFAULTS = (("finance", "finance.unpaid_government_debt", "拖欠中小企业工程款"),
+             ("supervision", "supervision.contract_breach", "未履行招商引资合同约定"),
+             ("court", "court.government_dishonest_debtor", "未履行生效判决"))
+
+
+def commitment_record(dept: str, item: str, kind: str, subject: DemoSubject, record_id: str,
+                      signed_on: date, today: date, rng: random.Random,
+                      breach_on: date | None = None) -> dict[str, Any]:
+    """A signed public credit commitment (shared/commitments.py); with `breach_on`, its
+    breach as revision 2."""
+    data = submission(dept, item, subject, record_id, signed_on, rng,
+                      revision=2 if breach_on else 1)
+    data["attributes"] = {"commitment": {
+        "kind": kind, "text_version": "2026-01",
+        "signer": {"name": "王" + rng.choice(_GIVEN), "role": "法定代表人"
+                   if subject.type == "enterprise" else "主要负责人"},
+        "term_until": (today + timedelta(days=700)).isoformat()}}
+    if breach_on is not None:
+        document_no = f"{_DOC_PREFIX[dept]}{rng.randrange(1, 999)}号"
+        data["attributes"]["breach"] = {"on": breach_on.isoformat(), "document_no": document_no,
+                                        "summary": "未按承诺履行，经核查属实"}
+    return data
+
+
+def commitments_and_bodies(rng: random.Random, people: list[DemoSubject],
+                           today: date) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Public credit commitments (some breached) and government bodies with service
+    commitments and defaults (one resolved), for the commitment and 政务诚信 pages."""
+    signed_on = max(today - timedelta(days=200), date(2026, 1, 1))
+    for n, subject in enumerate(people):
+        if subject.type not in _COMMITMENT_ITEMS or n % 7:
+            continue
+        dept, item, kind = _COMMITMENT_ITEMS[subject.type]
+        record_id = f"DEMO-CM-{n:05d}"
+        yield dept, commitment_record(dept, item, kind, subject, record_id, signed_on, today,
+                                      rng)
+        if n % 3 == 0:
+            yield dept, commitment_record(dept, item, kind, subject, record_id, signed_on,
+                                          today, rng, breach_on=today - timedelta(days=10))
+    for n, name in enumerate(_BODIES):
+        division = DISTRICTS[n % len(DISTRICTS)]
+        body = DemoSubject("government", make_uscc("13" if n == 5 else "11", division, rng),
+                           f"珠海市{_DISTRICT_NAMES[division]}{name}")
+        dept, item, kind = _COMMITMENT_ITEMS["government"]
+        yield dept, commitment_record(dept, item, kind, body, f"DEMO-SC-{n:02d}", signed_on,
+                                      today, rng)
+        if n == 1:
+            yield dept, commitment_record(dept, item, kind, body, f"DEMO-SC-{n:02d}",
+                                          signed_on, today, rng,
+                                          breach_on=today - timedelta(days=20))
+        if n >= 3:
+            continue
+        dept, item, summary = _DEFAULTS[n]
+        default = submission(dept, item, body, f"DEMO-GOV-{n:02d}",
+                             today - timedelta(days=rng.randrange(30, 120)), rng)
+        default.update(summary=summary, district=division)
+        yield dept, default
+        if n == 0:  # the debt paid: withdrawn, so the list shows an exit
+            yield dept, {"record_id": default["record_id"], "revision": 2,
+                         "action": "withdraw", "subject": default["subject"]}
 
 

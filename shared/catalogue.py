@@ -21,7 +21,9 @@ from shared.contract import SubjectType
 DEFAULT_CATALOGUE_PATH = Path(__file__).with_name("catalogue.yaml")
 
 Severity = Literal["minor", "general", "serious"]
-Polarity = Literal["negative", "positive", "neutral"]
+# `commitment`: a public credit commitment (守信公开承诺), kept or breached; a breached one is
+# negative information of its item's `breach_severity` (shared/commitments.py).
+Polarity = Literal["negative", "positive", "neutral", "commitment"]
 
 
 class _Frozen(BaseModel):
@@ -99,6 +101,26 @@ Regime = Annotated[MarketRegulationRegime | WhileListedRegime | FixedRegime,
                    Field(discriminator="kind")]
 
 
+class CommitmentText(_Frozen):
+    effective_from: date
+    text: str
+
+
+# The kind a commitment signed with a credit repair request shows as (NDRC Order 36); no
+# catalogue item may claim it.
+REPAIR_KIND = "repair"
+
+
+class CommitmentItem(_Frozen):
+    """What makes an item a public credit commitment (守信公开承诺): its kind, the seed's basis
+    for it, the standard texts by version, and how serious breaking it is."""
+
+    kind: str = Field(pattern=r"^[a-z_]+$")
+    basis: str
+    breach_severity: Severity
+    texts: dict[str, CommitmentText] = Field(min_length=1)
+
+
 class CatalogueItem(_Frozen):
     name: str
     department: str
@@ -117,11 +139,21 @@ class CatalogueItem(_Frozen):
     # and wage-arrears early removal) is not repaired under NDRC Order 36: a repair request
     # is told which procedure applies instead.
     own_removal: str | None = None
+    # Of a commitment item (polarity `commitment`): kind, texts, breach severity.
+    commitment: CommitmentItem | None = None
+    # Of a government body's default (政务诚信): the kind it is counted under per district.
+    default_kind: str | None = None
 
     @model_validator(mode="after")
     def _negative_needs_severity(self) -> CatalogueItem:
         if self.polarity == "negative" and self.severity is None:
             raise ValueError("a negative item needs a severity")
+        if (self.polarity == "commitment") != (self.commitment is not None):
+            raise ValueError("an item of polarity commitment, and only one, has `commitment`")
+        if self.polarity == "commitment" and self.severity is not None:
+            raise ValueError("a commitment's severity is its `commitment.breach_severity`")
+        if self.commitment is not None and self.commitment.kind == REPAIR_KIND:
+            raise ValueError(f"kind '{REPAIR_KIND}' is the repair commitments' own")
         return self
 
 
@@ -143,9 +175,14 @@ class ListType(_Frozen):
     publish_month_after_service: bool = False
 
 
-class CommitmentText(_Frozen):
-    effective_from: date
-    text: str
+class CommitmentRules(_Frozen):
+    """Public credit commitments as a whole: the platform's department (the city credit
+    office at 市发改局) under which a subject's self-signed commitment is recorded, the source
+    of the breach severity, and the longest term."""
+
+    platform_department: str
+    breach_basis: str
+    max_term_months: int = Field(ge=1, le=240)
 
 
 class RepairSteps(_Frozen):
@@ -199,6 +236,9 @@ class District(_Frozen):
     name: str
     valid_from: date | None = None
     valid_until: date | None = None
+    # A retired division's successor (斗门县 -> 斗门区): codes registered under the old one
+    # count in the new one (services/publisher/government.py).
+    succeeded_by: str | None = None
 
     def in_force_on(self, day: date) -> bool:
         return (self.valid_from is None or self.valid_from <= day) and (
@@ -225,6 +265,7 @@ class Catalogue(_Frozen):
     districts: dict[str, District]
     zones: dict[str, Zone]
     repair: RepairRules
+    commitments: CommitmentRules
     legacy_uscc: frozenset[str] = frozenset()
     early_warnings: dict[str, EarlyWarning] = Field(default_factory=dict)
 
@@ -240,6 +281,15 @@ class Catalogue(_Frozen):
         rules = self._rules_in_order
         applicable = [r for r in rules if r.effective_from <= decided_on]
         return applicable[-1] if applicable else rules[0]
+
+    def commitment_items(self) -> dict[str, CatalogueItem]:
+        return {n: i for n, i in self.items.items() if i.commitment is not None}
+
+    def platform_commitment_item(self) -> str:
+        """The item a subject's self-signed commitment is recorded as: the platform
+        department's commitment item (checked to exist, and to be the only one)."""
+        return next(n for n, i in self.commitment_items().items()
+                    if i.department == self.commitments.platform_department)
 
     def regime_of(self, item_name: str) -> Regime | None:
         regime = self.items[item_name].regime
@@ -332,8 +382,38 @@ def _reference_problems(cat: Catalogue) -> list[str]:
                 problems.append(f"early_warnings.{name}.items: unknown item '{item_name}'")
             elif cat.items[item_name].polarity != "negative":
                 problems.append(f"early_warnings.{name}.items: '{item_name}' is not negative")
+    problems += _commitment_problems(cat)
+    for code, district in cat.districts.items():
+        if district.succeeded_by is not None and district.succeeded_by not in cat.districts:
+            problems.append(f"districts.{code}.succeeded_by: unknown district "
+                            f"'{district.succeeded_by}'")
     if not cat.disclosure_rules:
         problems.append("disclosure_rules: at least one rule is needed")
+    return problems
+
+
+def _commitment_problems(cat: Catalogue) -> list[str]:
+    problems = []
+    kinds: dict[str, str] = {}
+    for name, item in cat.commitment_items().items():
+        assert item.commitment is not None
+        if item.commitment.kind in kinds:
+            problems.append(f"items.{name}.commitment.kind: '{item.commitment.kind}' is "
+                            f"also {kinds[item.commitment.kind]}'s")
+        kinds[item.commitment.kind] = name
+        for rule in cat.disclosure_rules:
+            if item.commitment.breach_severity not in rule.periods:
+                problems.append(f"disclosure_rules.{rule.id}: no period for "
+                                f"'{item.commitment.breach_severity}'")
+        if item.regime is not None:
+            problems.append(f"items.{name}.regime: a commitment follows the NDRC rules")
+    platform = cat.commitments.platform_department
+    if platform not in cat.departments:
+        problems.append(f"commitments.platform_department: unknown department '{platform}'")
+    own = [n for n, i in cat.commitment_items().items() if i.department == platform]
+    if len(own) != 1:
+        problems.append(f"commitments.platform_department: '{platform}' needs exactly one "
+                        f"commitment item, has {len(own)}")
     return problems
 
 

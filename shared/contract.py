@@ -12,8 +12,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SubjectType = Literal["enterprise", "individual", "institution", "social_org"]
-SUBJECT_TYPES: tuple[SubjectType, ...] = ("enterprise", "individual", "institution", "social_org")
+# `government` (机关, USCC category 11; 13 群团组织 too: docs/decisions.md, "Government
+# integrity"): CONTRACT.md's subject type for 政务诚信.
+SubjectType = Literal["enterprise", "individual", "institution", "social_org", "government"]
+SUBJECT_TYPES: tuple[SubjectType, ...] = ("enterprise", "individual", "institution", "social_org",
+                                          "government")
 
 
 class _Open(BaseModel):

@@ -18,6 +18,9 @@ Rule versions (the catalogue's `disclosure_rules` and `disclosure_regimes`):
   "serious" maximum never cuts a listing short.
 - Major tax violations (国家税务总局令第54号): three years.
 - Positive records: the catalogue's `positive_disclosure_months`, for the reason it gives.
+- Public credit commitments (shared/commitments.py): a kept one shows until its term ends; a
+  breached one is negative information of its item's breach severity, under the NDRC rule
+  in force on the breach date, counted from it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from shared import commitments
 from shared.catalogue import (
     Catalogue,
     FixedRegime,
@@ -74,6 +78,15 @@ def window(catalogue: Catalogue, item_name: str, decided_on: date,
     attributes = attributes or {}
     if item.disclosure != "public":
         return Window(None, None, None)
+    polarity, severity = commitments.standing(item, attributes)
+    if polarity == "commitment":
+        return Window(commitments.COMMITMENT_RULE, None, commitments.term_until(attributes))
+    if item.commitment is not None and severity is not None:
+        breached = commitments.decided_for_disclosure(item, decided_on, attributes)
+        rule = catalogue.disclosure_rule_on(breached)
+        period = rule.periods[severity]
+        return Window(rule.id, add_months(breached, period.min_months),
+                      add_months(breached, period.max_months))
     if item.polarity != "negative" or item.severity is None:
         return Window(POSITIVE_RULE, None,
                       add_months(decided_on, catalogue.positive_disclosure_months))
@@ -131,11 +144,17 @@ def is_displayed(record: ArchivedRecord, today: date) -> bool:
 
 
 def purge_on(catalogue: Catalogue, subject_type: str, item_name: str,
-             act_ended_on: date) -> date | None:
+             act_ended_on: date, attributes: dict[str, Any] | None = None) -> date | None:
     """The day a record is erased: a person's negative information five years after the act
-    ended (征信业管理条例 art. 16); None for everything else, which is kept."""
+    ended (征信业管理条例 art. 16), a breached commitment's from its breach; None for
+    everything else, which is kept."""
     item = catalogue.items.get(item_name)
-    if subject_type != "individual" or item is None or item.polarity != "negative":
+    if subject_type != "individual" or item is None:
+        return None
+    if item.commitment is not None:
+        breached = commitments.breached_on(attributes or {})
+        return add_years(max(breached, act_ended_on), RETENTION_YEARS) if breached else None
+    if item.polarity != "negative":
         return None
     return add_years(act_ended_on, RETENTION_YEARS)
 

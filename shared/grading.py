@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
+from shared import commitments
 from shared.catalogue import Catalogue
 from shared.contract import ArchivedRecord, Grade, GradeBasis, SubjectRef
 from shared.identifiers import is_minor_on
@@ -34,18 +35,28 @@ def grade(catalogue: Catalogue, subject: SubjectRef, records: Iterable[ArchivedR
             continue
         if is_about_a_minor(subject, r):
             continue
-        if item.polarity == "negative" and item.severity == "serious":
+        # A breached commitment counts as negative information of its item's breach
+        # severity (shared/commitments.py), from its breach date.
+        polarity, severity = commitments.standing(item, r.attributes)
+        if polarity == "negative" and severity == "serious":
             serious.append(r)
-        elif item.polarity == "negative" and item.severity == "general":
+        elif polarity == "negative" and severity == "general":
             general.append(r)
-        elif item.polarity == "positive":
+        elif polarity == "positive":
             positive.append(r)
+
+    def label(r: ArchivedRecord) -> str:
+        item = catalogue.items[r.catalogue_item]
+        on = commitments.decided_for_disclosure(item, r.decided_on, r.attributes)
+        named = f"{item.name}（{r.department} {r.record_id}，{on}）"
+        breached = (item.commitment is not None
+                    and commitments.standing(item, r.attributes)[0] == "negative")
+        return f"违背{named}" if breached else named
 
     def explained(letter: str, prefix: str, rs: list[ArchivedRecord]) -> Grade:
         return Grade.model_validate({
             "grade": letter,
-            "explanation": [f"{prefix}：{catalogue.items[r.catalogue_item].name}"
-                            f"（{r.department} {r.record_id}，{r.decided_on}）" for r in rs],
+            "explanation": [f"{prefix}：{label(r)}" for r in rs],
             "basis": [GradeBasis(department=r.department, record_id=r.record_id,
                                  revision=r.revision) for r in rs]})
 

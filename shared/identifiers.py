@@ -29,7 +29,9 @@ USCC_CATEGORY_SUBJECT_TYPE = {
     "91": "enterprise",
     "92": "enterprise",
     "93": "enterprise",
+    "11": "government",  # 机关 (政务诚信)
     "12": "institution",
+    "13": "government",  # 群团组织: budget-funded, under the staffing system (decisions.md)
     "51": "social_org",
     "52": "social_org",
     "53": "social_org",

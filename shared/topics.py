@@ -131,6 +131,11 @@ CREDENTIALS = Topic("credit.credentials", "cn.zhuhai.credit.credential.v1",
 DEAD_LETTERS = TopicFamily("credit.deadletter", "cn.zhuhai.credit.deadletter.v1",
                            c.DeadLetter, 1, False, "service", "xinyong/{code}", WEEK,
                            key="original")
+# A subject's own conduct commitment (POST /api/v1/me/commitments): the publisher passes it
+# to ingest, which records it under the catalogue's platform department (the city credit
+# office, `commitments.platform_department`) like any department's submission.
+COMMITMENTS_SIGNED = Topic("credit.commitments.signed", RECORD_SUBMITTED, c.RecordSubmission,
+                           3, False, "xinyong/publisher", WEEK)
 OBJECTIONS_CLOSED = Topic("credit.objections.closed", "cn.zhuhai.credit.objection.closed.v1",
                           c.ObjectionClosed, 3, False, "xinyong/objection", WEEK)
 
@@ -166,6 +171,7 @@ SERVICES = ("ingest", "registry", "publisher", "objection", "stats")
 STREAM_APPS = ("stats-windows",)
 FAMILIES = (INBOUND, FEEDBACK, OBJECTIONS, NOTICES, NOTICE_FEEDBACK)
 SINGLE_TOPICS = (RECORDS_ACCEPTED, RECORDS_STATUS, SUBJECTS_CHANGED, LISTS_CHANGED,
+                 COMMITMENTS_SIGNED,
                  SUBJECTS_NOTIFIED, REQUESTS_CHANGED, CREDENTIALS, OBJECTIONS_CLOSED,
                  STATS_DELTAS, STATS_WINDOWS, STATS_WARNINGS, STATS_WINDOWS_CHANGELOG)
 

@@ -8,14 +8,14 @@ from pydantic import BaseModel
 
 from shared.catalogue import Catalogue
 from shared.contract import FieldError
-from shared.topics import FEEDBACK, INBOUND, RECORDS_ACCEPTED
+from shared.topics import COMMITMENTS_SIGNED, FEEDBACK, INBOUND, RECORDS_ACCEPTED
 
-CONSUMES = (INBOUND,)
+CONSUMES = (INBOUND, COMMITMENTS_SIGNED)
 PRODUCES = (FEEDBACK, RECORDS_ACCEPTED)
 
 
 def consumed_topics(catalogue: Catalogue) -> list[str]:
-    return [INBOUND.of(dept).name for dept in catalogue.departments]
+    return [*(INBOUND.of(dept).name for dept in catalogue.departments), COMMITMENTS_SIGNED.name]
 
 
 class RecordResult(BaseModel):

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from shared import disclosure
+from shared import commitments, disclosure
 from shared.catalogue import Catalogue, CatalogueItem
 from shared.contract import (
     REVISION_MAX,
@@ -357,13 +357,17 @@ def _label(name: str) -> str:
 
 
 def check_envelope(event: AnyEvent, department: str,
-                   submission: RecordSubmission | None) -> list[FieldError]:
+                   submission: RecordSubmission | None,
+                   source: str | None = None) -> list[FieldError]:
+    """`source`: the topic's writer when it is not the department itself (a subject's own
+    commitment, passed on by the publisher)."""
     errors = []
+    source = source or f"dept/{department}"
     if event.type != RECORD_SUBMITTED:
         errors.append(err("envelope.type", "not_allowed", f"expected {RECORD_SUBMITTED}"))
-    if event.source != f"dept/{department}":
+    if event.source != source:
         errors.append(err("envelope.source", "wrong_department",
-                          f"this topic takes events from dept/{department}, not {event.source}"))
+                          f"this topic takes events from {source}, not {event.source}"))
     if (submission is not None and event.subject is not None
             and _normalized_key(event.subject) != submission.subject.key):
         errors.append(err("envelope.subject", "mismatch",
@@ -450,9 +454,12 @@ def check_lifecycle(catalogue: Catalogue, sub: RecordSubmission,
                                                               today)]
     errors += [err(*p) for p in disclosure.attribute_problems(catalogue, sub.catalogue_item,
                                                                sub.attributes)]
+    errors += [err(*p) for p in commitments.submission_problems(
+        catalogue, sub.catalogue_item, sub.decided_on, sub.attributes, today)]
     ended = sub.act_ended_on or sub.decided_on
     if ended is not None and not errors:
-        purge_on = disclosure.purge_on(catalogue, sub.subject.type, sub.catalogue_item, ended)
+        purge_on = disclosure.purge_on(catalogue, sub.subject.type, sub.catalogue_item, ended,
+                                       sub.attributes)
         if purge_on is not None and purge_on <= today:
             errors.append(err("act_ended_on" if sub.act_ended_on else "decided_on",
                               RETENTION_EXPIRED,

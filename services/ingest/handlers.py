@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from services.ingest import domain, store
-from shared import clock, disclosure, inbox, outbox, purge
+from shared import clock, commitments, disclosure, inbox, outbox, purge
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import (
@@ -24,11 +24,18 @@ from shared.contract import (
     FieldError,
     RawPosition,
     RecordFeedback,
+    RecordSubmission,
 )
 from shared.db import TRANSIENT
 from shared.messages import InboundMessage, OutboundEvent
 from shared.settings import get_settings
-from shared.topics import FEEDBACK, INBOUND, OBJECTION_DECIDED, RECORDS_ACCEPTED
+from shared.topics import (
+    COMMITMENTS_SIGNED,
+    FEEDBACK,
+    INBOUND,
+    OBJECTION_DECIDED,
+    RECORDS_ACCEPTED,
+)
 from shared.worker import BatchHandler
 
 SOURCE = "xinyong/ingest"
@@ -45,6 +52,9 @@ class Delivery:
     department: str
     parsed: domain.ParsedSubmission
     message: InboundMessage | None = None  # None: over HTTP
+    # A subject's own commitment passed on by the publisher (credit.commitments.signed),
+    # recorded under the platform department: its envelope's source is the publisher's.
+    from_platform: bool = False
 
     @property
     def channel(self) -> str:
@@ -63,7 +73,8 @@ class Outcome:
 
 def make_handler(ctx: ServiceContext) -> BatchHandler:
     async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
-        deliveries = [d for d in map(delivery_of, messages) if d is not None]
+        platform = ctx.catalogue.commitments.platform_department
+        deliveries = [d for d in (delivery_of(m, platform) for m in messages) if d is not None]
         limit = ctx.settings.max_event_bytes
         if len(messages) > 1 or not deliveries:
             # A failing batch is retried one message at a time (shared/worker.py).
@@ -84,8 +95,10 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
     return handle
 
 
-def delivery_of(message: InboundMessage) -> Delivery | None:
+def delivery_of(message: InboundMessage, platform: str = "ndrc") -> Delivery | None:
     parsed = domain.parse_message(message.value)
+    if message.topic == COMMITMENTS_SIGNED.name:
+        return Delivery(platform, parsed, message, from_platform=True)
     if parsed.event is not None and parsed.event.type == OBJECTION_DECIDED:
         # The decision itself is the objection service's business; a corrected revision it
         # carries is a submission like any other, and gets its feedback.
@@ -128,13 +141,17 @@ async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
                                         keys)
     if erased:
         errors, statuses, valid = _refuse_erased(deliveries, errors, statuses, valid, erased)
+    if any(_commitment_item(catalogue, d) for d in valid):
+        held = await store.commitment_states(conn, keys)
+        errors, statuses, valid = _refuse_commitment_revisions(
+            catalogue, deliveries, errors, statuses, valid, dict(current), held)
     fates = iter(domain.order_revisions(current, [
         (d.department, d.parsed.record_id or "", d.parsed.revision or 0) for d in valid]))
     decided: list[FeedbackStatus] = [s if s is not None else next(fates) for s in statuses]
 
     outcomes = [Outcome(d, _feedback(d, s, e))
                 for d, s, e in zip(deliveries, decided, errors, strict=True)]
-    await _write(conn, outcomes, max_event_bytes)
+    await _write(conn, catalogue, outcomes, max_event_bytes)
     await _schedule_erasures(conn, catalogue, outcomes)
     return outcomes
 
@@ -157,6 +174,53 @@ def _refuse_erased(deliveries: Sequence[Delivery], errors: list[list[FieldError]
                               if (d.department, d.parsed.record_id or "") not in erased]
 
 
+def _commitment_item(catalogue: Catalogue, d: Delivery) -> bool:
+    sub = d.parsed.submission
+    item = catalogue.items.get(sub.catalogue_item or "") if sub is not None else None
+    return item is not None and item.commitment is not None
+
+
+def _refuse_commitment_revisions(
+        catalogue: Catalogue, deliveries: Sequence[Delivery], errors: list[list[FieldError]],
+        statuses: list[FeedbackStatus | None], valid: list[Delivery],
+        current: dict[tuple[str, str], int], held: dict[tuple[str, str], tuple[str, str | None]]
+) -> tuple[list[list[FieldError]], list[FeedbackStatus | None], list[Delivery]]:
+    """A commitment's revisions against its state, in arrival order (a signing and its
+    breach may come in one batch): a breach needs a signed commitment not already breached
+    (shared/commitments.py). Replayed and older revisions are left to `order_revisions`."""
+    errors, statuses = list(errors), list(statuses)
+    refused: set[int] = set()
+    for i, d in enumerate(deliveries):
+        sub = d.parsed.submission
+        if statuses[i] is not None or sub is None:
+            continue
+        key = (d.department, sub.record_id)
+        if key in current and sub.revision <= current[key]:
+            continue
+        action, state = held.get(key, ("withdraw", None))
+        if sub.action == "upsert" and _commitment_item(catalogue, d):
+            problems = commitments.revision_problems(
+                state if action == "upsert" else None,  # type: ignore[arg-type]
+                action == "upsert", sub.attributes)
+            if problems:
+                statuses[i] = "rejected"
+                errors[i] = [domain.err(*p) for p in problems]
+                refused.add(i)
+                continue
+        current[key] = sub.revision
+        held[key] = (sub.action, _state_of(catalogue, sub))
+    kept = {id(d) for d in valid}
+    return errors, statuses, [d for i, d in enumerate(deliveries)
+                              if id(d) in kept and i not in refused]
+
+
+def _state_of(catalogue: Catalogue, sub: RecordSubmission) -> str | None:
+    item = catalogue.items.get(sub.catalogue_item or "")
+    if sub.action != "upsert" or item is None or item.commitment is None:
+        return None
+    return commitments.state(sub.attributes)
+
+
 async def _schedule_erasures(conn: asyncpg.Connection, catalogue: Catalogue,
                              outcomes: Sequence[Outcome]) -> None:
     """When what ingest keeps of each accepted record (its revision, its audit lines) is
@@ -168,7 +232,8 @@ async def _schedule_erasures(conn: asyncpg.Connection, catalogue: Catalogue,
             continue
         assert sub.catalogue_item is not None and sub.decided_on is not None
         rows.append((o.delivery.department, sub.record_id, sub.subject.key, disclosure.purge_on(
-            catalogue, sub.subject.type, sub.catalogue_item, sub.act_ended_on or sub.decided_on)))
+            catalogue, sub.subject.type, sub.catalogue_item, sub.act_ended_on or sub.decided_on,
+            sub.attributes)))
     await purge.schedule(conn, rows)
 
 
@@ -213,8 +278,20 @@ def _checked(catalogue: Catalogue, d: Delivery, today: date
     if refused:
         return d, errors + refused
     d = replace(d, parsed=replace(p, submission=submission))
-    return d, (errors + domain.check_envelope(p.event, d.department, submission)
-               + domain.check_submission(catalogue, d.department, submission, today))
+    return d, (errors + domain.check_envelope(p.event, d.department, submission,
+                                              COMMITMENTS_SIGNED.writer if d.from_platform
+                                              else None)
+               + domain.check_submission(catalogue, d.department, submission, today)
+               + _platform_problems(catalogue, d, submission))
+
+
+def _platform_problems(catalogue: Catalogue, d: Delivery,
+                       submission: RecordSubmission) -> list[FieldError]:
+    """What the publisher passes on is a subject's own commitment, nothing else."""
+    if d.from_platform and submission.catalogue_item != catalogue.platform_commitment_item():
+        return [domain.err("catalogue_item", "not_allowed",
+                           f"a subject signs only {catalogue.platform_commitment_item()}")]
+    return []
 
 
 def _feedback(d: Delivery, status: FeedbackStatus,
@@ -256,7 +333,7 @@ def _audit_row(d: Delivery, fb: RecordFeedback) -> tuple[Any, ...]:
             text(sub.subject.key) if sub is not None and not erasure else None)
 
 
-async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome],
+async def _write(conn: asyncpg.Connection, catalogue: Catalogue, outcomes: Sequence[Outcome],
                  max_event_bytes: int | None) -> None:
     accepted_at = clock.now()
     events: list[OutboundEvent] = []
@@ -276,7 +353,7 @@ async def _write(conn: asyncpg.Connection, outcomes: Sequence[Outcome],
             # Later accepted revisions of the same record in this batch are higher.
             revisions[(d.department, sub.record_id)] = (
                 d.department, sub.record_id, sub.revision, sub.subject.key, sub.action,
-                accepted_at)
+                accepted_at, _state_of(catalogue, sub))
         if d.parsed.unparseable and d.message is not None:
             events.append(outbox.dead_letter(
                 "ingest", d.message, "; ".join(f"{e.field}: {e.message}" for e in fb.errors)))

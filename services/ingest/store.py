@@ -21,19 +21,35 @@ async def lock_current_revisions(conn: asyncpg.Connection,
     return {(r["department"], r["record_id"]): r["revision"] for r in rows}
 
 
+async def commitment_states(conn: asyncpg.Connection, keys: Sequence[RecordKey]
+                            ) -> dict[RecordKey, tuple[str, str | None]]:
+    """(action, commitment state) of the latest accepted revision of each record held (read
+    once the records are locked by `lock_current_revisions`)."""
+    rows = await conn.fetch(
+        "SELECT department, record_id, action, commitment_state FROM records"
+        " WHERE (department, record_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+        [d for d, _ in keys], [r for _, r in keys])
+    return {(r["department"], r["record_id"]): (r["action"], r["commitment_state"])
+            for r in rows}
+
+
 async def save_revisions(conn: asyncpg.Connection,
-                         rows: Sequence[tuple[str, str, int, str, str, datetime]]) -> None:
-    """Upsert (department, record_id, revision, subject_key, action, accepted_at)."""
+                         rows: Sequence[tuple[str, str, int, str, str, datetime, str | None]]
+                         ) -> None:
+    """Upsert (department, record_id, revision, subject_key, action, accepted_at,
+    commitment_state)."""
     if not rows:
         return
     columns = list(zip(*rows, strict=True))
     await conn.execute(
-        "INSERT INTO records (department, record_id, revision, subject_key, action, accepted_at)"
+        "INSERT INTO records (department, record_id, revision, subject_key, action, accepted_at,"
+        " commitment_state)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[],"
-        " $6::timestamptz[])"
+        " $6::timestamptz[], $7::text[])"
         " ON CONFLICT (department, record_id) DO UPDATE SET revision = EXCLUDED.revision,"
         " subject_key = EXCLUDED.subject_key, action = EXCLUDED.action,"
-        " accepted_at = EXCLUDED.accepted_at WHERE records.revision < EXCLUDED.revision",
+        " accepted_at = EXCLUDED.accepted_at, commitment_state = EXCLUDED.commitment_state"
+        " WHERE records.revision < EXCLUDED.revision",
         *[list(c) for c in columns])
 
 

@@ -98,7 +98,7 @@ def latest_known(accepted: Iterable[AcceptedRecord],
         purge_on = None
         if catalogue is not None and sub.catalogue_item in catalogue.items and sub.decided_on:
             purge_on = disclosure.purge_on(catalogue, sub.subject.type, sub.catalogue_item,
-                                           sub.act_ended_on or sub.decided_on)
+                                           sub.act_ended_on or sub.decided_on, sub.attributes)
         latest[key] = KnownRecord(
             department=a.department, record_id=sub.record_id,
             subject=SubjectRef(type=sub.subject.type, id=sub.subject.id),
@@ -265,7 +265,9 @@ def repair_eligibility(catalogue: Catalogue, facts: RecordFacts | None, today: d
         problems.append({**_problem("record.record_id", "not_repairable",
                                     f"{item.name}不适用信用修复：{item.own_removal}"),
                          "procedure": item.own_removal})
-    elif item is not None and item.polarity != "negative":
+    elif item is not None and item.polarity not in ("negative", "commitment"):
+        # A breached commitment is negative information (shared/commitments.py); a kept one
+        # has no minimum period and is refused just below.
         problems.append(_problem("record.record_id", "not_repairable",
                                  f"{item.name}不是失信信息，无需修复"))
     elif facts is not None and item is not None and published:

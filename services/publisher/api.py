@@ -25,7 +25,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.publisher import (
     agencies,
     domain,
+    government,
     lifecycle,
+    me_commitments,
     responses,
     rights_api,
     store,
@@ -63,12 +65,21 @@ MAX_PAGE = 500
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 TEMPLATES.env.globals["subject_type_names"] = {
-    "enterprise": "企业", "individual": "个人", "institution": "事业单位", "social_org": "社会组织"}
+    "enterprise": "企业", "individual": "个人", "institution": "事业单位", "social_org": "社会组织",
+    "government": "机关"}
+TEMPLATES.env.globals["commitment_kind_names"] = {
+    "enterprise": "企业守信公开承诺", "key_person": "重点涉信人群守信公开承诺",
+    "institution": "事业单位守信公开承诺", "social_org": "社会组织守信公开承诺",
+    "government_service": "政务服务承诺", "conduct": "守信自律承诺", "repair": "信用修复承诺"}
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     app = base_app("信用珠海 Xinyong public API",
-                   "Public credit information of Zhuhai (CONTRACT.md, public query site).")
+                   "Public credit information of Zhuhai (CONTRACT.md, public query site). "
+                   "Subject types: enterprise, individual, institution, social_org, and "
+                   "government (机关: unified social credit code category 11, and 13 群团组织 "
+                   "as an addition to CONTRACT.md; docs/decisions.md, 'Government "
+                   "integrity').")
     limiter = Limiter(key_func=get_remote_address)
     app.state.limiter = limiter
     app.state.catalogue = ctx.catalogue
@@ -146,6 +157,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     agencies.add_routes(app, ctx)
     whatif.add_routes(app, ctx)
+    government.add_routes(app, ctx, limiter, _page)
+    me_commitments.add_routes(app, ctx)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     @limiter.limit(ctx.settings.public_rate_limit)

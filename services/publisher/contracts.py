@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from services.publisher.domain import control_characters
 from shared.catalogue import Catalogue
 from shared.topics import (
+    COMMITMENTS_SIGNED,
     LISTS_CHANGED,
     NOTICE_FEEDBACK,
     NOTICES,
@@ -19,7 +20,7 @@ from shared.topics import (
 
 # Requests: the subject's objections, repairs and complaints for its own view (/api/v1/me).
 CONSUMES = (SUBJECTS_CHANGED, NOTICE_FEEDBACK, REQUESTS_CHANGED)
-PRODUCES = (LISTS_CHANGED, NOTICES, SUBJECTS_NOTIFIED)
+PRODUCES = (LISTS_CHANGED, NOTICES, SUBJECTS_NOTIFIED, COMMITMENTS_SIGNED)
 
 
 def consumed_topics(catalogue: Catalogue) -> list[str]:

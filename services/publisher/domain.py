@@ -17,7 +17,7 @@ from typing import Any, Literal
 import zhconv
 
 from services.publisher import rights
-from shared import clock, disclosure, grading
+from shared import clock, commitments, disclosure, grading
 from shared.catalogue import Catalogue, Measure, WhileListedRegime
 from shared.contract import (
     ArchivedRecord,
@@ -571,6 +571,11 @@ def _may_be_public(catalogue: Catalogue, subject: SubjectRef, r: ArchivedRecord)
             and not is_about_a_minor(subject, r))
 
 
+def is_public_record(catalogue: Catalogue, subject: SubjectRef, r: ArchivedRecord) -> bool:
+    """A public item's record, in force, not about a minor (its window is the caller's)."""
+    return _may_be_public(catalogue, subject, r)
+
+
 def public_records(catalogue: Catalogue, subject: SubjectRef, records: Iterable[ArchivedRecord],
                    today: date, listed: set[tuple[str, str]] | None = None
                    ) -> list[dict[str, Any]]:
@@ -589,7 +594,9 @@ def public_records(catalogue: Catalogue, subject: SubjectRef, records: Iterable[
         item = catalogue.items[r.catalogue_item]
         shown.append({"department": r.department, "record_id": r.record_id,
                       "catalogue_item": r.catalogue_item, "item_name": item.name,
-                      "polarity": item.polarity, "document_no": r.document_no,
+                      # A breached commitment is negative (shared/commitments.py).
+                      "polarity": commitments.standing(item, r.attributes)[0],
+                      "document_no": r.document_no,
                       "decided_on": r.decided_on.isoformat(), "disputed": r.disputed,
                       "disputed_since": _iso_time(r.disputed_since),
                       "public_until": r.public_until.isoformat(),
@@ -686,10 +693,20 @@ def public_profile(catalogue: Catalogue, past: SubjectChanged, entries: Sequence
         "records": public_records(catalogue, past.subject, records, day, listed),
         "lists": [membership(catalogue, m, by_key) for m in lists],
         "grade": grading.grade(catalogue, past.subject, records, day).model_dump(mode="json"),
-        # A commitment signed for a repair is published once the repair is granted: it
-        # rests on the repaired record, whose own display has stopped.
-        "commitments": rights.public_commitments(catalogue, past.records),
+        # Departments' commitments under the rules of any record shown; one signed for a
+        # repair once the repair is granted (it rests on the repaired record, whose own
+        # display has stopped).
+        "commitments": _commitments().public_commitments(
+            catalogue, past.subject, [r for r in past.records
+                                      if (r.department, r.record_id) in shown
+                                      or r.repair is not None], day),
     }
+
+
+def _commitments() -> Any:
+    # services/publisher/commitments.py builds on this module (its record rules).
+    from services.publisher import commitments as module
+    return module
 
 
 def own_profile(catalogue: Catalogue, past: SubjectChanged, entries: Sequence[Membership],

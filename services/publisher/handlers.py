@@ -14,7 +14,16 @@ from typing import Literal
 
 import asyncpg
 
-from services.publisher import domain, follow, lifecycle, rights, rights_store, senders, store
+from services.publisher import (
+    domain,
+    follow,
+    government,
+    lifecycle,
+    rights,
+    rights_store,
+    senders,
+    store,
+)
 from shared import clock, credentials, inbox, metrics, outbox, purge
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
@@ -158,6 +167,9 @@ async def apply_snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
     changed = await store.save_snapshots(conn, [row(s) for s in latest.values()], clock.now())
     if not changed:
         return
+    await government.save_defaults(conn, [r for k in sorted(changed)
+                                          for r in government.default_rows(catalogue, latest[k])],
+                                   today)
     await purge.schedule(conn, [(r.department, r.record_id, k, r.purge_on)
                                 for k in sorted(changed) for r in latest[k].records])
     if key_secret:

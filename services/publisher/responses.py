@@ -273,3 +273,39 @@ class Announcements(Answer):
     page: int
     announcements: list[dict[str, Any]]
     next_page: int | None
+
+
+class DistrictFigures(Answer):
+    """Government bodies' defaults: opened in the period, resolved in it, open at its end."""
+
+    opened: int
+    resolved: int
+    open_at_end: int
+
+
+class GovernmentDistrict(Answer):
+    district: str
+    name: str
+    by_kind: dict[str, DistrictFigures]
+    total: DistrictFigures
+
+
+class GovernmentDistricts(Answer):
+    from_: date = Field(alias="from")
+    to: date
+    max_span_days: int
+    kinds: list[str]
+    districts: list[GovernmentDistrict]
+
+
+class CommitmentTaken(Answer):
+    """A conduct commitment the subject signed, passed on to be recorded."""
+
+    commitment_id: str
+    kind: str
+    department: str
+    signed_on: date
+    text_version: str
+    text: str
+    term_until: date | None
+    status: Literal["submitted"]

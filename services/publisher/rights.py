@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
-from shared import clock
+from shared import clock, disclosure
 from shared.catalogue import Catalogue, ListType
 from shared.contract import (
     ArchivedRecord,
@@ -203,6 +203,10 @@ PURGE_YEARS = 5
 
 def purge_on(catalogue: Catalogue, subject_type: str, record: ArchivedRecord) -> date | None:
     item = catalogue.items.get(record.catalogue_item)
+    if item is not None and item.commitment is not None:
+        # A person's breached commitment: 5 years after the breach (shared/disclosure.py).
+        return disclosure.purge_on(catalogue, subject_type, record.catalogue_item,
+                                   record.act_ended_on or record.decided_on, record.attributes)
     if subject_type != "individual" or item is None or item.polarity != "negative":
         return None
     raw = record.attributes.get("act_ended_on") or getattr(record, "act_ended_on", None)

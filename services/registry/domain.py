@@ -68,7 +68,7 @@ def archive_accepted(catalogue: Catalogue, existing: ArchivedRecord | None,
         disclosure_rule=rule, repair_from=repair_from, public_until=public_until,
         attributes=sub.attributes, act_ended_on=act_ended_on,
         purge_on=disclosure.purge_on(catalogue, sub.subject.type, sub.catalogue_item,
-                                     act_ended_on),
+                                     act_ended_on, sub.attributes),
         # The department's contact for the subject (internal): the latest revision's, or the
         # one it gave before.
         contact=sub.contact or (existing.contact if existing else None),

@@ -226,9 +226,38 @@ def agencies_of(catalogue, list_name: str) -> set[str]:
 
 def test_every_black_list_restricts_the_four_core_agencies(catalogue):
     for name, lst in catalogue.lists.items():
-        if lst.kind == "black":
+        if lst.kind == "black" and name != GOVERNMENT_LIST:
             assert agencies_of(catalogue, name) >= BLACK_LIST_AGENCIES, name
             assert {m.kind for _, m in catalogue.measures_for(name)} == {"penalty"}, name
+
+
+GOVERNMENT_LIST = "supervision.defaulting_bodies"
+
+
+def test_the_defaulting_bodies_list_only_notifies_the_supervising_body(catalogue):
+    """政务诚信: a notice to the supervising body (责任追究), no market-access measure."""
+    assert agencies_of(catalogue, GOVERNMENT_LIST) == {"supervising-body"}
+    for item in catalogue.lists[GOVERNMENT_LIST].items:
+        assert catalogue.items[item].subject_types == ("government",), item
+        assert catalogue.items[item].default_kind, item
+    assert catalogue.lists[GOVERNMENT_LIST].basis and catalogue.lists[GOVERNMENT_LIST].exit
+
+
+def test_a_commitment_item_without_its_section_is_refused(broken):
+    del broken["items"]["industry.enterprise_commitment"]["commitment"]
+    assert "polarity commitment" in refusal(broken)
+
+
+def test_a_commitment_kind_claimed_twice_or_repair_is_refused(broken):
+    broken["items"]["civil.social_org_commitment"]["commitment"]["kind"] = "enterprise"
+    assert "commitment.kind" in refusal(broken)
+    broken["items"]["civil.social_org_commitment"]["commitment"]["kind"] = "repair"
+    assert "repair" in refusal(broken)
+
+
+def test_the_platform_department_needs_its_one_commitment_item(broken):
+    broken["commitments"]["platform_department"] = "tax"
+    assert "commitments.platform_department" in refusal(broken)
 
 
 @pytest.mark.parametrize("list_name", ["court.dishonest_debtor", "tax.major_violation"])

@@ -33,7 +33,7 @@ def test_unknown_subject_type_is_a_problem_naming_the_field(catalogue: Any) -> N
     assert r.status_code == 422
     assert r.json()["errors"] == [{"field": "type", "code": "not_allowed",
                                    "message": "one of enterprise, individual, institution, "
-                                              "social_org"}]
+                                              "social_org, government"}]
 
 
 def test_a_cursor_the_api_never_gave_is_refused(catalogue: Any) -> None:
