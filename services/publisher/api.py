@@ -22,7 +22,16 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.publisher import agencies, domain, lifecycle, rights, rights_api, store, whatif
+from services.publisher import (
+    agencies,
+    domain,
+    lifecycle,
+    report_api,
+    rights,
+    rights_api,
+    store,
+    whatif,
+)
 from services.publisher.contracts import FeedbackRequest
 from shared import clock, credentials
 from shared.context import ServiceContext
@@ -51,6 +60,7 @@ MAX_PAGE = 500
 
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+TEMPLATES.env.globals["zhuhai"] = clock.ZHUHAI
 TEMPLATES.env.globals["subject_type_names"] = {
     "enterprise": "企业", "individual": "个人", "institution": "事业单位", "social_org": "社会组织"}
 
@@ -127,6 +137,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     agencies.add_routes(app, ctx)
     whatif.add_routes(app, ctx)
+    report_api.install(app, ctx, limiter, views.profile, query_log, _page)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     @limiter.limit(ctx.settings.public_rate_limit)
@@ -182,7 +193,7 @@ _WEB_MESSAGES = {
     "database_unavailable": "服务暂时不可用，请稍后再试。",
     "http_404": "页面不存在。",
 }
-_WEB_FIELDS = {"q": "查询内容", "type": "主体类型", "page": "页码"}
+_WEB_FIELDS = {"q": "查询内容", "type": "主体类型", "page": "页码", "code": "验证码"}
 
 
 def _answer_web_pages_in_html(app: FastAPI) -> None:
@@ -217,7 +228,11 @@ def _answer_web_pages_in_html(app: FastAPI) -> None:
 
     @app.exception_handler(RateLimitExceeded)
     async def _limited(request: Request, exc: RateLimitExceeded) -> Response:
-        return answer(request, 429, "rate_limited", "Too many requests", str(exc.detail))
+        # Retry-After: the window of the limit that was hit (a report's is stricter).
+        limit = getattr(getattr(exc, "limit", None), "limit", None)
+        retry = str(limit.get_expiry()) if limit is not None else str(RETRY_AFTER_SECONDS)
+        return answer(request, 429, "rate_limited", "Too many requests", str(exc.detail),
+                      headers={"Retry-After": retry})
 
     for kind in (asyncpg.QueryCanceledError, *DATABASE_UNAVAILABLE):
         @app.exception_handler(kind)
