@@ -134,7 +134,10 @@ _LOGS: dict[int, QueryLog] = {}
 
 def query_log_of(ctx: ServiceContext) -> QueryLog:
     """The one query log of a service (its API records, its timer writes)."""
-    return _LOGS.setdefault(id(ctx), QueryLog(ctx))
+    # Keyed by the settings, which the API's context shares with the timers' (shared/service.py
+    # gives the API a context of its own, with its own pool): keyed by the context, the views
+    # the API buffered were never written by the timer.
+    return _LOGS.setdefault(id(ctx.settings), QueryLog(ctx))
 
 
 async def query_log_writer(ctx: ServiceContext) -> None:
