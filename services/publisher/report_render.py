@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -50,10 +53,19 @@ def render_pdf(content: dict[str, Any]) -> bytes:
     return pdf
 
 
-def _warm() -> None:
+def _warm(parent: int) -> None:
     """Each pool process loads WeasyPrint and the font configuration once, at its start, so
-    that the first report is not the one that pays for it."""
+    that the first report is not the one that pays for it; and ends when the service does,
+    even when it was killed (SIGKILL runs no cleanup, and a worker waiting for work would
+    wait forever: measured, they stayed)."""
     import weasyprint
+
+    def orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, name="parent-watch", daemon=True).start()
 
     weasyprint.HTML(string='<html lang="zh-CN"><body>信用</body></html>').write_pdf()
 
@@ -76,7 +88,8 @@ class Renderer:
             # that a forked child must not inherit.
             self._pool = ProcessPoolExecutor(self.workers,
                                              mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_warm)
+                                             initializer=_warm,
+                                             initargs=(os.getpid(),))
         return self._pool
 
     def start(self) -> None:

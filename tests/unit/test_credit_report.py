@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime
 
-from services.publisher import domain, report
+import pytest
+
+from services.publisher import domain, report, report_render
 from shared.catalogue import Catalogue
 from shared.contract import SubjectRef
 from tests.db.builders import archived
@@ -108,3 +110,27 @@ def test_a_typed_code_is_read_leniently_and_anything_else_is_no_code() -> None:
     assert report.normalize_code("0000O-1111I-LLLL0-00000") == "00000-11111-11110-00000"
     for bad in ("", "ABC", code + "0", code[:-1] + "U", "x" * 100, code[:-1] + "!"):
         assert report.normalize_code(bad) is None
+
+
+async def test_a_full_renderer_refuses_at_once_without_starting_a_process() -> None:
+    renderer = report_render.Renderer(workers=1, queue_max=1, timeout_s=1)
+    renderer.in_flight = renderer.slots
+    with pytest.raises(report_render.Saturated):
+        await renderer.render({})
+    assert renderer._pool is None and renderer.in_flight == renderer.slots
+
+
+def test_the_html_carries_the_code_the_qr_code_and_every_section() -> None:
+    from shared.catalogue import load_catalogue
+
+    code = report.new_code()
+    c = report.content(load_catalogue(), {"subject": {"type": "enterprise", "id": "X",
+                                                      "name": "珠海<甲>"}, "records": []},
+                       report_id="r-1", code=code, issued_at=ISSUED, data_as_of=ISSUED,
+                       purpose="审查", verify_url=f"http://site/reports/verify?code={code}",
+                       objection_url="http://objections/new")
+    html = report_render.html_of(c)
+    assert code in html and 'lang="zh-CN"' in html and "data:image/svg+xml" in html
+    assert "珠海&lt;甲&gt;" in html  # escaped
+    assert html.count("未查询到相关记录") == len(report.SECTIONS)
+    assert all(s.title in html for s in report.SECTIONS)
