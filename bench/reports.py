@@ -26,7 +26,7 @@ import asyncpg
 import httpx
 
 from bench import report
-from bench.rss import RssSampler
+from bench.rss import RssSampler, cpu_seconds
 from bench.stacks import named_stack, port_base, steadily
 from services.publisher import handlers
 from shared import clock
@@ -152,12 +152,21 @@ def run(reports: int = 200, clients: int = 2, subject_count: int = 60, seed: int
 
         sampler = RssSampler(stack.settings, pids, own=["publisher"])
 
+        def cpu() -> float:
+            return sum(cpu_seconds(pid) or 0.0 for pid in pids().values() if pid)
+
         async def measured() -> dict[str, Any]:
             sampler.start()
+            before = cpu()
             try:
-                return await _measure(publisher.url(), targets, reports, clients)
+                figures = await _measure(publisher.url(), targets, reports, clients)
             finally:
                 await sampler.stop()
+            # The CPU the publisher and its rendering processes spent a report: on a shared
+            # machine, the figure that moves least with other load.
+            figures["cpu_ms_per_report"] = round(
+                (cpu() - before) * 1000 / (reports + WARMUP), 1)
+            return figures
 
         part = report.run_async(measured())
         part["rss_mib"] = sampler.peaks()
@@ -183,6 +192,8 @@ def print_part(p: dict[str, Any]) -> None:
                      "on average"),
         ("POST to PDF p50/p95/p99/max", report.fmt_ms(p["report_ms"])),
         ("rendering processes", str(p["renderers"])),
+        ("CPU a report", f"{p['cpu_ms_per_report']} ms (publisher and its rendering "
+                         "processes)"),
         ("machine load average", f"{p['load_average_before']} before, "
                                  f"{p['load_average_after']} after"),
         ("peak memory", report.fmt_rss(p["rss_mib"])),
