@@ -28,7 +28,10 @@ pytestmark = pytest.mark.integration
 
 
 def text_of(pdf: bytes) -> str:
-    return "".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(pdf)).pages)
+    """The PDF's text without whitespace: a table cell may break a document number over two
+    lines."""
+    text = "".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(pdf)).pages)
+    return "".join(text.split())
 
 
 async def take(client: httpx.AsyncClient, subject: dict[str, str], purpose: str = "银行贷款审查",
