@@ -133,10 +133,9 @@ _LOGS: dict[int, QueryLog] = {}
 
 
 def query_log_of(ctx: ServiceContext) -> QueryLog:
-    """The one query log of a service (its API records, its timer writes)."""
-    # Keyed by the settings, which the API's context shares with the timers' (shared/service.py
-    # gives the API a context of its own, with its own pool): keyed by the context, the views
-    # the API buffered were never written by the timer.
+    """The one query log of a service (its API records, its timer writes). Found by the
+    settings object: the API's context differs from the timers' by its pool (the HTTP pool,
+    shared/service.py), not by its settings."""
     return _LOGS.setdefault(id(ctx.settings), QueryLog(ctx))
 
 
