@@ -193,7 +193,8 @@ _WEB_MESSAGES = {
     "database_unavailable": "服务暂时不可用，请稍后再试。",
     "http_404": "页面不存在。",
 }
-_WEB_FIELDS = {"q": "查询内容", "type": "主体类型", "page": "页码", "code": "验证码"}
+_WEB_FIELDS = {"q": "查询内容", "type": "主体类型", "page": "页码", "code": "验证码",
+               "purpose": "查询用途", "subject.id": "信用主体代码", "subject.type": "主体类型"}
 
 
 def _answer_web_pages_in_html(app: FastAPI) -> None:

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from slowapi import Limiter
 
 from services.publisher import domain, report, report_store, rights_store
@@ -140,6 +140,30 @@ def install(app: FastAPI, ctx: ServiceContext, limiter: Limiter,
                           ) -> dict[str, Any]:
         """A credit report (信用报告) of what the public profile shows today; with the
         subject's own bearer token, always (a clean report when nothing is public)."""
+        answer, _ = await issue(request, body, authorization)
+        return answer
+
+    @app.post("/reports", response_class=HTMLResponse, include_in_schema=False)
+    @limiter.limit(settings.report_rate_limit, key_func=client_of)
+    async def take_report_page(request: Request) -> HTMLResponse:
+        """The subject page's form (works without JavaScript): the public rules apply."""
+        form = await request.form()
+        try:
+            body = ReportRequest.model_validate({
+                "subject": {"type": form.get("subject_type") or "",
+                            "id": form.get("subject_id") or ""},
+                "purpose": form.get("purpose") or ""})
+        except ValidationError as exc:
+            raise Problem(422, "validation", "The request is not valid", errors=[
+                {"field": ".".join(str(p) for p in e["loc"]), "code": e["type"],
+                 "message": e["msg"]} for e in exc.errors()]) from exc
+        issued, subject = await issue(request, body, None)
+        return render_page(request, "report_issued.html", issued=issued, subject=subject,
+                           status_code=201)
+
+    async def issue(request: Request, body: ReportRequest,
+                    authorization: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The report's answer, and the subject as printed on it."""
         problems = (check_resident_id(body.subject.id, clock.today())
                     if body.subject.type == "individual"
                     else check_uscc(body.subject.id, body.subject.type, catalogue.legacy_uscc))
@@ -175,8 +199,8 @@ def install(app: FastAPI, ctx: ServiceContext, limiter: Limiter,
                 records=report.shown_records(shown), sha256=hashlib.sha256(pdf).hexdigest(),
                 pdf=pdf))
         await query_log.record(key, "report", request, body.purpose)
-        return {"report_id": report_id, "verification_code": code,
-                "url": f"/api/v1/reports/{report_id}.pdf"}
+        return ({"report_id": report_id, "verification_code": code,
+                 "url": f"/api/v1/reports/{report_id}.pdf"}, content["subject"])
 
     @app.get("/api/v1/reports/verify/{code}")
     @limiter.limit(settings.public_rate_limit)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import re
 import uuid
 from typing import Any
 
@@ -86,6 +87,20 @@ async def test_a_report_is_a_chinese_pdf_whose_verify_answer_matches_its_bytes(
         assert (await client.get("/reports/verify")).status_code == 200
         unknown_page = await client.get("/reports/verify", params={"code": report.new_code()})
         assert unknown_page.status_code == 404 and "未找到" in unknown_page.text
+
+        # The subject page's form, without JavaScript: a page with the code and the PDF.
+        subject_page = await client.get(f"/subjects/enterprise/{firm.id}")
+        assert 'action="/reports"' in subject_page.text
+        form = {"subject_type": "enterprise", "subject_id": firm.id, "purpose": "招投标审查"}
+        taken = await client.post("/reports", data=form, headers=as_client())
+        assert taken.status_code == 201, taken.text
+        [form_code] = set(re.findall(r"[0-9A-Z]{5}(?:-[0-9A-Z]{5}){3}", taken.text))
+        form_pdf = await client.get(re.findall(r'href="(/api/v1/reports/[^"]+\.pdf)"',
+                                               taken.text)[0])
+        assert form_code in text_of(form_pdf.content)
+        refused = await client.post("/reports", data={**form, "purpose": ""},
+                                    headers=as_client())
+        assert refused.status_code == 422 and "查询用途" in refused.text
 
         # Unknown or malformed codes and report ids: 404.
         for path in (f"/api/v1/reports/verify/{report.new_code()}", "/api/v1/reports/verify/x",
