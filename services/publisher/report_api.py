@@ -143,15 +143,18 @@ def install(app: FastAPI, ctx: ServiceContext, limiter: Limiter,
         answer, _ = await issue(request, body, authorization)
         return answer
 
-    @app.post("/reports", response_class=HTMLResponse, include_in_schema=False)
+    @app.post("/subjects/{subject_type}/{identifier}", response_class=HTMLResponse,
+              include_in_schema=False)
     @limiter.limit(settings.report_rate_limit, key_func=client_of)
-    async def take_report_page(request: Request) -> HTMLResponse:
-        """The subject page's form (works without JavaScript): the public rules apply."""
+    async def take_report_page(request: Request, subject_type: str,
+                               identifier: str) -> HTMLResponse:
+        """The subject page's form, posted back to the page's own address (no JavaScript,
+        and the full identity number the visitor typed stays out of the page): the public
+        rules apply."""
         form = await request.form()
         try:
             body = ReportRequest.model_validate({
-                "subject": {"type": form.get("subject_type") or "",
-                            "id": form.get("subject_id") or ""},
+                "subject": {"type": subject_type, "id": identifier},
                 "purpose": form.get("purpose") or ""})
         except ValidationError as exc:
             raise Problem(422, "validation", "The request is not valid", errors=[

@@ -90,16 +90,17 @@ async def test_a_report_is_a_chinese_pdf_whose_verify_answer_matches_its_bytes(
 
         # The subject page's form, without JavaScript: a page with the code and the PDF.
         subject_page = await client.get(f"/subjects/enterprise/{firm.id}")
-        assert 'action="/reports"' in subject_page.text
-        form = {"subject_type": "enterprise", "subject_id": firm.id, "purpose": "招投标审查"}
-        taken = await client.post("/reports", data=form, headers=as_client())
+        assert 'name="purpose"' in subject_page.text
+        form = {"purpose": "招投标审查"}
+        taken = await client.post(f"/subjects/enterprise/{firm.id}", data=form,
+                                  headers=as_client())
         assert taken.status_code == 201, taken.text
         [form_code] = set(re.findall(r"[0-9A-Z]{5}(?:-[0-9A-Z]{5}){3}", taken.text))
         form_pdf = await client.get(re.findall(r'href="(/api/v1/reports/[^"]+\.pdf)"',
                                                taken.text)[0])
         assert form_code in text_of(form_pdf.content)
-        refused = await client.post("/reports", data={**form, "purpose": ""},
-                                    headers=as_client())
+        refused = await client.post(f"/subjects/enterprise/{firm.id}",
+                                    data={"purpose": ""}, headers=as_client())
         assert refused.status_code == 422 and "查询用途" in refused.text
 
         # Unknown or malformed codes and report ids: 404.
