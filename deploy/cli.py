@@ -700,6 +700,19 @@ def bench_queries(
                 step_seconds, json_path, port_base)
 
 
+@bench_app.command("reports")
+def bench_reports(
+        reports: Annotated[int, typer.Option(help="reports taken (after a warm-up of 4)")] = 200,
+        clients: Annotated[int, typer.Option(help="clients taking reports at once")] = 2,
+        subjects: Annotated[int, typer.Option(help="subjects with 0-40 records each")] = 60,
+        seed: int = 1, json_path: JsonPath = None, port_base: PortBase = None) -> None:
+    """Credit reports from the POST to the PDF served (p50/p95/p99), with the stack
+    running."""
+    from bench import reports as reports_bench
+
+    reports_bench.run(reports, clients, subjects, seed, json_path, port_base)
+
+
 @bench_app.command("replay")
 def bench_replay(
         records: Annotated[int, typer.Option(help="accepted records to replay")] = 1_000_000,

@@ -197,6 +197,9 @@ SQL
 
 cmd_start() {
     ensure_packages
+    # Not PostgreSQL's, but every path that runs the stack or its tests passes here: the CJK
+    # font of the credit reports (deploy/fonts.sh; installed only when missing).
+    bash "$script_dir/fonts.sh"
     ver=$(pick_version)
 
     if is_running; then

@@ -148,6 +148,17 @@ class Settings(BaseSettings):
     me_page_max: int = 200
 
     public_rate_limit: str = "120/minute"
+    # Credit reports (信用报告, services/publisher/report_api.py): a stricter per-client limit
+    # than the public pages (each costs a PDF rendering), the rendering processes, how many
+    # reports may wait for one beyond those (more: 503 with Retry-After), how long one render
+    # may take, and how long a report is kept (docs/decisions.md, "Credit reports").
+    report_rate_limit: str = "20/minute"
+    report_workers: int = 2
+    report_queue_max: int = 4
+    report_render_timeout_s: float = 30.0
+    report_retention_days: int = 365
+    # Where people reach the public site: printed on a report as its verify URL and QR code.
+    public_site_url: str = "http://127.0.0.1:8080"
     # Name searches running at once in one publisher process, and how long one waits for a
     # turn before it is answered 503 with Retry-After: searches never take every connection
     # of the HTTP pool, so profiles are answered whatever the searches (docs/decisions.md,

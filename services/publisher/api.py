@@ -28,6 +28,7 @@ from services.publisher import (
     government,
     lifecycle,
     me_commitments,
+    report_api,
     responses,
     rights_api,
     store,
@@ -64,6 +65,7 @@ MAX_PAGE = 500
 
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+TEMPLATES.env.globals["zhuhai"] = clock.ZHUHAI
 TEMPLATES.env.globals["subject_type_names"] = {
     "enterprise": "企业", "individual": "个人", "institution": "事业单位", "social_org": "社会组织",
     "government": "机关"}
@@ -159,6 +161,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     whatif.add_routes(app, ctx)
     government.add_routes(app, ctx, limiter, _page)
     me_commitments.add_routes(app, ctx)
+    report_api.install(app, ctx, limiter, views.profile, query_log, _page)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     @limiter.limit(ctx.settings.public_rate_limit)
@@ -217,7 +220,9 @@ _WEB_MESSAGES = {
     "database_unavailable": "服务暂时不可用，请稍后再试。",
     "http_404": "页面不存在。",
 }
-_WEB_FIELDS = {"q": "查询内容", "type": "主体类型", "page": "页码", "as_of": "查询日期"}
+_WEB_FIELDS = {"q": "查询内容", "type": "主体类型", "page": "页码", "as_of": "查询日期",
+               "code": "验证码", "purpose": "查询用途", "subject.id": "信用主体代码",
+               "subject.type": "主体类型"}
 # What the search form says under its field, by the error's code.
 _QUERY_MESSAGES = {
     "string_too_long": "查询内容不能超过100个字，请缩短后重试。",
@@ -267,7 +272,11 @@ def _answer_web_pages_in_html(app: FastAPI) -> None:
 
     @app.exception_handler(RateLimitExceeded)
     async def _limited(request: Request, exc: RateLimitExceeded) -> Response:
-        return answer(request, 429, "rate_limited", "Too many requests", str(exc.detail))
+        # Retry-After: the window of the limit that was hit (a report's is stricter).
+        limit = getattr(getattr(exc, "limit", None), "limit", None)
+        retry = str(limit.get_expiry()) if limit is not None else str(RETRY_AFTER_SECONDS)
+        return answer(request, 429, "rate_limited", "Too many requests", str(exc.detail),
+                      headers={"Retry-After": retry})
 
     for kind in (asyncpg.QueryCanceledError, *DATABASE_UNAVAILABLE):
         @app.exception_handler(kind)

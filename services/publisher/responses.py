@@ -309,3 +309,21 @@ class CommitmentTaken(Answer):
     text: str
     term_until: date | None
     status: Literal["submitted"]
+
+
+class ReportTaken(Answer):
+    """A credit report issued: its id, the code printed on it, where its PDF is."""
+
+    report_id: str
+    verification_code: str
+    url: str
+
+
+class ReportVerified(Answer):
+    """What verify answers for a code Xinyong printed on a report it keeps."""
+
+    valid: bool
+    report_id: str
+    subject: PublicSubject
+    issued_at: datetime
+    sha256: str

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from services.publisher import handlers, lifecycle, store
+from services.publisher import handlers, lifecycle, report_api, report_store, store
 from shared import clock, grading, metrics, purge, sweeps
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
@@ -148,6 +148,10 @@ def plan(catalogue: Catalogue) -> purge.Plan:
             " WHERE subject_key = $1",
             e.subject_key, Json(kept.model_dump_json()), until, norm, grams)
 
+    async def erase_reports(conn: asyncpg.Connection, e: Erasure) -> None:
+        await report_store.erase(conn, e.subject_key,
+                                 [f"{d}/{r}" for d, r in e.records], e.whole)
+
     async def holds_more(conn: asyncpg.Connection, e: Erasure) -> bool:
         snapshot = await _stored(conn, e.subject_key)
         return snapshot is not None and bool(_without(snapshot, e).records)
@@ -183,6 +187,9 @@ def plan(catalogue: Catalogue) -> purge.Plan:
             Target("subject_versions", "delete the snapshot history (a whole subject), else "
                    "take the records out of every past snapshot and grade it again",
                    erase_versions),
+            Target("credit_reports", "delete the reports (PDF, hash, code) that show an "
+                   "erased record (a whole subject: all its reports); verify then answers "
+                   "404", erase_reports),
         ),
         holds_more=holds_more,
         before=exit_first,
@@ -199,4 +206,5 @@ async def scrub_related_once(ctx: ServiceContext, today: date | None = None) -> 
 
 
 def all_sweeps(ctx: ServiceContext) -> tuple[sweeps.Sweep, ...]:
-    return (purge.sweep(plan(ctx.catalogue)), sweeps.Sweep(RELATED, scrub_related_once))
+    return (purge.sweep(plan(ctx.catalogue)), sweeps.Sweep(RELATED, scrub_related_once),
+            report_api.retention_sweep())

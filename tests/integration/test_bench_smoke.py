@@ -120,3 +120,13 @@ def test_replay(settings: Settings, tmp_path: Path) -> None:
     assert part["replay_seconds"] > 0 and part["records"] == 2000
     assert part["subjects_missing"] == 0 and part["snapshots"] >= part["subjects"]
     assert_rss(part["rss_mib"], ("registry",))
+
+
+def test_reports(settings: Settings, tmp_path: Path) -> None:
+    part = bench(settings, tmp_path, "reports", "--reports", "6", "--subjects", "5")["reports"]
+    assert part["statuses"] == {"201+200": 10}  # 4 warm-up reports, 6 measured
+    assert part["measured"] == 6 and part["pdf_kib_mean"] > 0
+    assert part["cpu_ms_per_report"] > 0
+    assert_latency(part["report_ms"])
+    assert_rss(part["rss_mib"], ("publisher",))
+    assert any(name.startswith("renderer-") for name in part["rss_mib"])
