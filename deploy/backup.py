@@ -39,6 +39,7 @@ from services.ingest import contracts as ingest
 from services.objection import contracts as objection
 from services.publisher import contracts as publisher
 from services.registry import contracts as registry
+from services.stats import contracts as stats
 from shared.catalogue import load_catalogue
 from shared.kafka import admin_config, observe_logs
 from shared.positions import LogState, StoredPosition, Verdict, decide, explain
@@ -46,7 +47,8 @@ from shared.settings import Settings
 from shared.topics import CREDENTIALS, all_topics
 
 CONSUMED = {"ingest": ingest.consumed_topics, "registry": registry.consumed_topics,
-            "publisher": publisher.consumed_topics, "objection": objection.consumed_topics}
+            "publisher": publisher.consumed_topics, "objection": objection.consumed_topics,
+            "stats": stats.consumed_topics}
 
 Part = tuple[str, int]
 

@@ -241,19 +241,22 @@ class OwnRecordWithNotices(OwnRecord):
 
 
 class Me(Answer):
-    """Everything held about the token's subject (征信业管理条例 art. 17)."""
+    """Everything held about the token's subject (征信业管理条例 art. 17). A past view
+    (`as_of`, also an operator's) holds the archive and its list entries as they stood, with
+    `history_from`; notices, notifications, requests and contact are today's only."""
 
     subject: dict[str, Any] | None
     records: list[OwnRecord]
     grade: GradeAnswer | None
     lists: list[dict[str, Any]]
-    notices: list[OwnNotice]
-    notifications: list[Notification]
-    objections: list[dict[str, Any]]
-    repairs: list[dict[str, Any]]
-    complaints: list[dict[str, Any]]
-    contact: Contact | None
+    notices: list[OwnNotice] | None = None
+    notifications: list[Notification] | None = None
+    objections: list[dict[str, Any]] | None = None
+    repairs: list[dict[str, Any]] | None = None
+    complaints: list[dict[str, Any]] | None = None
+    contact: Contact | None = None
     as_of: date | None = None
+    history_from: datetime | None = None
 
 
 class Query(Answer):
