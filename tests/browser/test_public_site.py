@@ -173,7 +173,9 @@ async def tab_to(page: Page, selector: str, most: int = 40) -> None:
         state = await page.evaluate("""(selector) => {
             const el = document.activeElement;
             const style = getComputedStyle(el);
-            return {target: el.matches(selector), visible: el.matches(':focus-visible')
+            // The outline the element has now, with the focus in it (a date field is never
+            // :focus itself: Chromium focuses its day, month or year inside it).
+            return {target: el.matches(selector), visible: el.matches(':focus-within')
                     && style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2,
                     what: el.outerHTML.slice(0, 80)};
         }""", selector)
