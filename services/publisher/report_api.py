@@ -77,6 +77,15 @@ NOT_VERIFIED = ("未找到与该验证码对应的信用报告。请核对验证
                 "报告超过保存期限或依法删除后也无法验证。")
 
 
+# What the subject page's report form says under its purpose field, by the error's code.
+PURPOSE_MESSAGES = {
+    "string_too_short": "请填写查询用途。",
+    "string_too_long": f"查询用途不能超过{report.PURPOSE_MAX_CHARS}个字，请缩短后重试。",
+    "value_error": "查询用途含有不可见的控制字符，请删除后重试。",
+    "": "查询用途有误，请检查后重试。",
+}
+
+
 def _busy(reason: str) -> Problem:
     return Problem(503, "busy", "Too many reports are being rendered", reason,
                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
@@ -153,17 +162,37 @@ def install(app: FastAPI, ctx: ServiceContext, limiter: Limiter,
         and the full identity number the visitor typed stays out of the page): the public
         rules apply."""
         form = await request.form()
+        purpose = form.get("purpose")
+        purpose = purpose if isinstance(purpose, str) else ""
         try:
             body = ReportRequest.model_validate({
-                "subject": {"type": subject_type, "id": identifier},
-                "purpose": form.get("purpose") or ""})
+                "subject": {"type": subject_type, "id": identifier}, "purpose": purpose})
         except ValidationError as exc:
-            raise Problem(422, "validation", "The request is not valid", errors=[
-                {"field": ".".join(str(p) for p in e["loc"]), "code": e["type"],
-                 "message": e["msg"]} for e in exc.errors()]) from exc
+            errors = [{"field": ".".join(str(p) for p in e["loc"]), "code": e["type"],
+                       "message": e["msg"]} for e in exc.errors()]
+            if {e["field"] for e in errors} == {"purpose"}:
+                # The subject page again, the error beside its field (WCAG 2.1 3.3.1).
+                return await subject_page_with_error(request, subject_type, identifier,
+                                                     purpose, errors[0]["code"])
+            raise Problem(422, "validation", "The request is not valid",
+                          errors=errors) from exc
         issued, subject = await issue(request, body, None)
         return render_page(request, "report_issued.html", issued=issued, subject=subject,
                            status_code=201)
+
+    async def subject_page_with_error(request: Request, subject_type: str, identifier: str,
+                                      purpose: str, code: str) -> HTMLResponse:
+        """The subject page (its view logged as a GET of it is) with the report form's
+        purpose marked invalid and what was typed kept."""
+        shown = await query_log.profile(lambda: profile(subject_type, identifier), "web",
+                                        request, subject_type, identifier, None)
+        return render_page(request, "subject.html", status_code=422, p=shown,
+                           path_id=normalize_identifier(identifier),
+                           objection_url=settings.objection_public_url, as_of="",
+                           today=clock.today().isoformat(),
+                           purpose="".join(c for c in purpose[:report.PURPOSE_MAX_CHARS]
+                                           if c.isprintable()),
+                           purpose_error=PURPOSE_MESSAGES.get(code, PURPOSE_MESSAGES[""]))
 
     async def issue(request: Request, body: ReportRequest,
                     authorization: str | None) -> tuple[dict[str, Any], dict[str, Any]]:

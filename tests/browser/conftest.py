@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaProducer
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from deploy.demo import DemoSubject
+from deploy.demo import DemoSubject, make_uscc
 from shared import clock
 from shared.settings import Settings
 from tests.integration.conftest import producer, services, settings  # noqa: F401
@@ -66,6 +66,12 @@ LIST_MEMBERS = 21
 # The objection journeys each object to a record of their own (an objected record shows
 # 异议处理中 instead of the link).
 OBJECTION_JOURNEYS = ("mouse", "keyboard", "nojs")
+# The firm's public credit commitment (shared/commitments.py) and a government body (机关,
+# registered in 斗门区) with an unpaid debt and a court record: on 政务失信机构名单.
+COMMITMENT_SIGNER = "李视窗"
+BODY_NAME = "珠海市斗门区视窗浏览测试局"
+BODY_DISTRICT = "440403"
+DEFAULTING_BODIES = "supervision.defaulting_bodies"
 
 
 @dataclass
@@ -75,10 +81,17 @@ class Site:
     firm: DemoSubject
     # (journey, size) -> the record that journey objects to
     penalties: dict[tuple[str, str], dict[str, Any]]
+    commitment: dict[str, Any]
+    body: DemoSubject
+    debt: dict[str, Any]
 
     @property
     def subject_path(self) -> str:
         return f"/subjects/{self.firm.type}/{self.firm.id}"
+
+    @property
+    def body_path(self) -> str:
+        return f"/subjects/{self.body.type}/{self.body.id}"
 
 
 def chromium_path() -> str:
@@ -106,8 +119,9 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest_asyncio.fixture(scope="session")
 async def site(settings: Settings, services: Any,  # noqa: F811
                producer: AIOKafkaProducer) -> Site:  # noqa: F811
-    """One firm with a court record (on the black list) and administrative penalties to
-    object to, and enough other listed firms for a second list page; sent as the
+    """One firm with a court record (on the black list), administrative penalties to
+    object to and a public credit commitment, enough other listed firms for a second list
+    page, and a government body with two defaults (on 政务失信机构名单); sent as the
     departments send them, waited for on the public API."""
     firm = enterprise(FIRM_NAME)
     penalties: dict[tuple[str, str], dict[str, Any]] = {}
@@ -121,20 +135,37 @@ async def site(settings: Settings, services: Any,  # noqa: F811
     for n in range(LIST_MEMBERS - 1):
         await send(producer, settings, "court",
                    record(enterprise(f"珠海市名单分页测试{n + 1}号商行"), LIST))
+    commitment = record(firm, "industry.enterprise_commitment",
+                        decided_on=clock.today() - timedelta(days=40), attributes={
+                            "commitment": {
+                                "kind": "enterprise", "text_version": "2026-01",
+                                "signer": {"name": COMMITMENT_SIGNER, "role": "法定代表人"},
+                                "term_until": (clock.today() + timedelta(days=700)).isoformat()}})
+    await send(producer, settings, "industry", commitment)
+    body = DemoSubject("government", make_uscc("11", BODY_DISTRICT, random.Random()), BODY_NAME)
+    debt = record(body, "finance.unpaid_government_debt", district=BODY_DISTRICT,
+                  document_no="珠财〔2026〕77号", decided_on=clock.today() - timedelta(days=25))
+    await send(producer, settings, "finance", debt)
+    await send(producer, settings, "court",
+               record(body, "court.government_dishonest_debtor", district=BODY_DISTRICT))
     public = services["publisher"].url()
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient(base_url=public) as client:
         while True:
             profile = await client.get(f"/api/v1/subjects/enterprise/{firm.id}")
             second = await client.get(f"/api/v1/lists/{LIST}", params={"page": 2})
-            if (profile.status_code == 200 and len(profile.json()["records"]) == 7
-                    and profile.json()["lists"] and second.status_code == 200
-                    and second.json()["members"]):
+            government = await client.get(f"/api/v1/subjects/government/{body.id}")
+            if (profile.status_code == 200 and len(profile.json()["records"]) >= 7
+                    and profile.json()["lists"] and profile.json()["commitments"]
+                    and second.status_code == 200 and second.json()["members"]
+                    and government.status_code == 200 and [
+                        m["list"] for m in government.json()["lists"]] == [DEFAULTING_BODIES]):
                 break
-            assert time.monotonic() < deadline, f"never published: {profile.text[:300]}"
+            assert time.monotonic() < deadline, (
+                f"never published: {profile.text[:300]} {government.text[:300]}")
             await asyncio.sleep(0.2)
     return Site(public=public, objection=services["objection"].url(), firm=firm,
-                penalties=penalties)
+                penalties=penalties, commitment=commitment, body=body, debt=debt)
 
 
 @dataclass
@@ -144,6 +175,9 @@ class Visit:
     page: Page
     size: str
     base: str
+    # Where axe-core runs when `page` has JavaScript off (axe is a script: in such a page
+    # it never answers): a page of the same size with it on, given the same document.
+    axe_page: Page | None = None
 
     async def open(self, url: str, name: str, status: int = 200) -> Page:
         """Go to `url` (a path on the public site, or a full URL) and check the page."""
@@ -156,7 +190,7 @@ class Visit:
     async def landed(self, name: str) -> None:
         """The page the browser is on now (after a click or a submit) passes the checks."""
         await self.page.wait_for_load_state()
-        await check_page(self.page, self.size, name)
+        await check_page(self.page, self.size, name, self.axe_page)
 
 
 _AXE = Axe()
@@ -165,7 +199,7 @@ _AXE = Axe()
 _AXE_DONE: set[tuple[str, str]] = set()
 
 
-async def check_page(page: Page, size: str, name: str) -> None:
+async def check_page(page: Page, size: str, name: str, axe_page: Page | None = None) -> None:
     assert await page.get_attribute("html", "lang") == "zh-CN", name
     assert await page.locator("h1").count() == 1, f"{name}: not one h1"
     unlabelled = await page.evaluate("""() => [...document.querySelectorAll(
@@ -182,7 +216,11 @@ async def check_page(page: Page, size: str, name: str) -> None:
         shot = SCREENSHOTS / size / f"{name}.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(shot), full_page=True)
-        results = await _AXE.run(page)
+        if axe_page is not None:
+            # The pages have no script of their own (the no-JavaScript journey checks):
+            # the same document with scripting on is the same page to axe.
+            await axe_page.set_content(await page.content())
+        results = await _AXE.run(axe_page or page)
         failing = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
                    for v in results.response["violations"] if v["impact"] in FAILING_IMPACTS]
         assert failing == [], f"{name} ({size}): axe-core: {failing}"
@@ -212,9 +250,11 @@ async def visit(request: pytest.FixtureRequest, browser: Browser,
 @pytest_asyncio.fixture(params=list(SIZES))
 async def visit_without_js(request: pytest.FixtureRequest, browser: Browser,
                            site: Site) -> AsyncIterator[Visit]:
-    """The same, with JavaScript off in the page (axe's own script still runs: Playwright
-    evaluates it from outside the page's scripting)."""
+    """The same, with JavaScript off in the page (axe-core runs on the same document in a
+    page of its own with scripting on: in this one it would never answer)."""
     context = await new_context(browser, request.param, java_script_enabled=False)
+    axe_context = await new_context(browser, request.param)
     page = await context.new_page()
-    yield Visit(page, request.param, site.public)
+    yield Visit(page, request.param, site.public, await axe_context.new_page())
+    await axe_context.close()
     await context.close()

@@ -9,13 +9,21 @@ A journey whose page does not exist yet is written and skipped with the page it 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import re
 import time
+from datetime import timedelta
 
 import pytest
 from playwright.async_api import Page, expect
+from pypdf import PdfReader
 
+from shared import clock
 from tests.browser.conftest import (
+    BODY_NAME,
+    COMMITMENT_SIGNER,
+    DEFAULTING_BODIES,
     FIRM_NAME,
     LIST,
     SEARCH_SIMPLIFIED,
@@ -165,7 +173,9 @@ async def tab_to(page: Page, selector: str, most: int = 40) -> None:
         state = await page.evaluate("""(selector) => {
             const el = document.activeElement;
             const style = getComputedStyle(el);
-            return {target: el.matches(selector), visible: el.matches(':focus-visible')
+            // The outline the element has now, with the focus in it (a date field is never
+            // :focus itself: Chromium focuses its day, month or year inside it).
+            return {target: el.matches(selector), visible: el.matches(':focus-within')
                     && style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2,
                     what: el.outerHTML.slice(0, 80)};
         }""", selector)
@@ -230,32 +240,130 @@ async def test_search_and_objection_work_without_javascript(visit_without_js: Vi
     assert await page.evaluate("() => document.scripts.length") == 0
 
 
-# --- pages other work brings (issue 8): written, skipped until their page lands ------------
+# --- provenance, as-of, commitments, reports, government (issue 8) ------------------------
 
-@waits_for("/subjects/{type}/{id}?as_of= (a date field on the subject page)", "issue 8 item 2")
+async def test_a_subject_page_with_provenance(visit: Visit, site: Site) -> None:
+    page = await visit.open(site.subject_path, "subject")
+    penalty = site.penalties[("mouse", visit.size)]
+    row = page.get_by_role("row").filter(has_text=penalty["document_no"])
+    # Where the record came from: its id and revision as the department sent them.
+    await expect(row).to_contain_text(f"{penalty['record_id']} 第1版")
+    await expect(row).to_contain_text("接收")
+
+
 async def test_a_subject_page_as_of_a_date(visit: Visit, site: Site) -> None:
     page = await visit.open(site.subject_path, "subject")
-    await page.get_by_label(re.compile("日期")).fill("2026-01-01")
-    await press_enter(page)
+    today = clock.today().isoformat()
+    await page.get_by_label(re.compile("查询日期")).fill(today)
+    await page.get_by_role("button", name="查看").click()
     await visit.landed("subject-as-of")
-    assert "as_of=2026-01-01" in page.url
+    assert f"as_of={today}" in page.url
+    await expect(page.get_by_text(f"以下为 {today} 日终的公示信息")).to_be_visible()
+    penalty = site.penalties[("mouse", visit.size)]
+    await expect(page.get_by_role("row").filter(has_text=penalty["document_no"])).to_have_count(1)
+    # Before Xinyong held anything about the firm there is nothing to show, as for anyone
+    # unknown; a day still to come is refused, naming the field.
+    yesterday = (clock.today() - timedelta(days=1)).isoformat()
+    await visit.open(f"{site.subject_path}?as_of={yesterday}", "subject-unknown", status=404)
+    await visit.open(f"{site.subject_path}?as_of=2999-01-01", "subject-as-of-refused",
+                     status=422)
+    await expect(page.locator("main")).to_contain_text("查询日期")
 
 
-@waits_for("/reports/verify and the report download on the subject page", "issue 8 item 3")
-async def test_a_credit_report_taken_and_verified(visit: Visit, site: Site) -> None:
-    page = await visit.open(site.subject_path, "subject")
-    async with page.expect_download() as download:
-        await page.get_by_role("button", name=re.compile("信用报告")).click()
-    assert (await download.value).suggested_filename.endswith(".pdf")
-    await visit.open("/reports/verify", "report-verify")
-
-
-@waits_for("commitments on the subject page", "issue 8 item 4")
 async def test_commitments_on_a_subject_page(visit: Visit, site: Site) -> None:
     page = await visit.open(site.subject_path, "subject")
-    await expect(page.get_by_role("heading", name=re.compile("承诺"))).to_be_visible()
+    await expect(page.get_by_role("heading", name="信用承诺", exact=True)).to_be_visible()
+    section = page.locator("section.commitment").filter(has_text=site.commitment["record_id"])
+    # Its state in words.
+    await expect(section.get_by_role("heading")).to_contain_text("履行中")
+    await expect(section).to_contain_text(COMMITMENT_SIGNER)
+    await expect(section).to_contain_text("本企业承诺")
 
 
-@waits_for("/government pages (bodies, their list, district counts)", "issue 8 item 5")
+async def test_a_credit_report_taken_and_verified(visit: Visit, site: Site) -> None:
+    page = await visit.open(site.subject_path, "subject")
+    await page.get_by_label("查询用途").fill("招投标资格审查")
+    await page.get_by_role("button", name="出具信用报告").click()
+    await visit.landed("report-issued")
+    await expect(page.locator("h1")).to_have_text("公共信用信息报告已出具")
+    code = (await page.get_by_role("row").filter(has_text="验证码").locator("td").inner_text()
+            ).strip()
+    async with page.expect_download() as download:
+        await page.get_by_role("link", name="下载报告（PDF）").click()
+    saved = await (await download.value).path()
+    assert (await download.value).suggested_filename.endswith(".pdf")
+    pdf = saved.read_bytes()
+    text = "".join("".join(p.extract_text() or "" for p in PdfReader(io.BytesIO(pdf)).pages
+                           ).split())
+    for wanted in ("公共信用信息报告", FIRM_NAME, site.firm.id, code, "招投标资格审查"):
+        assert wanted in text, wanted
+
+    # The verify page, by the link beside the code: the file in hand matches.
+    await page.get_by_role("link", name="信用报告验证").click()
+    await visit.landed("report-verified")
+    await expect(page.locator("h1")).to_have_text("信用报告验证")
+    await expect(page.get_by_label("验证码")).to_have_value(code)
+    await expect(page.get_by_role("heading", name="验证结果：有效")).to_be_visible()
+    await expect(page.locator("code")).to_have_text(hashlib.sha256(pdf).hexdigest())
+
+    # Typed by a clerk, loosely: the same report; a wrong code says so beside its field.
+    await visit.open("/reports/verify", "report-verify")
+    await page.get_by_label("验证码").fill(code.lower().replace("-", ""))
+    await page.get_by_role("button", name="验证").click()
+    await visit.landed("report-verified")
+    await expect(page.locator("code")).to_have_text(hashlib.sha256(pdf).hexdigest())
+    await page.get_by_label("验证码").fill("A" * 20)
+    await page.get_by_role("button", name="验证").click()
+    await visit.landed("report-not-verified")
+    field = page.get_by_label("验证码")
+    await expect(field).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator(f"#{await field.get_attribute('aria-describedby')}")
+                 ).to_contain_text("未找到")
+
+
+async def test_a_report_without_a_purpose_says_why(visit_without_js: Visit, site: Site) -> None:
+    """Without JavaScript the browser still refuses an empty purpose (`required`); a purpose
+    of spaces reaches the server, which shows the subject page again with the error beside
+    the field."""
+    visit = visit_without_js
+    page = await visit.open(site.subject_path, "subject")
+    await page.get_by_label("查询用途").fill("   ")
+    await page.get_by_role("button", name="出具信用报告").click()
+    await visit.landed("report-refused")
+    await expect(page.locator("h1")).to_have_text(FIRM_NAME)
+    field = page.get_by_label("查询用途")
+    await expect(field).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator(f"#{await field.get_attribute('aria-describedby')}")
+                 ).to_contain_text("请填写查询用途")
+    # Filled in, the same form issues the report.
+    await field.fill("银行贷款审查")
+    await page.get_by_role("button", name="出具信用报告").click()
+    await visit.landed("report-issued")
+    await expect(page.locator("h1")).to_have_text("公共信用信息报告已出具")
+
+
 async def test_the_government_pages(visit: Visit, site: Site) -> None:
-    await visit.open("/government", "government")
+    page = await visit.open(site.body_path, "government-body")
+    await expect(page.locator("h1")).to_have_text(BODY_NAME)
+    await expect(page.get_by_role("listitem").filter(has_text="政务失信机构名单")
+                 ).to_contain_text("黑名单")
+    await expect(page.get_by_role("row").filter(has_text=site.debt["document_no"])
+                 ).to_contain_text("财政局")
+
+    page = await visit.open(f"/lists/{DEFAULTING_BODIES}", "government-list")
+    await expect(page.locator("h1")).to_contain_text("黑名单")
+    await expect(page.get_by_role("row").filter(has_text=BODY_NAME)).to_contain_text(
+        site.body.id)
+
+    page = await visit.open("/government/districts", "government-districts")
+    await page.get_by_role("link", name=re.compile("政务失信机构名单")).click()
+    await visit.landed("government-list")
+    await visit.open("/government/districts", "government-districts")
+    await page.get_by_label("起始日期").fill((clock.today() - timedelta(days=60)).isoformat())
+    await page.get_by_label("截止日期").fill(clock.today().isoformat())
+    await page.get_by_role("button", name="统计").click()
+    await visit.landed("government-districts-figures")
+    row = page.get_by_role("row").filter(has_text="斗门区").filter(has_text="拖欠企业账款")
+    # 新增, 已纠正, 期末未纠正: this suite's body's debt at least, opened and still open.
+    cells = [int(c) for c in (await row.locator("td").all_inner_texts())[2:]]
+    assert cells[0] >= 1 and cells[2] >= 1, cells
