@@ -202,7 +202,10 @@ def _apply(catalogue: Catalogue, before: ArchivedRecord | None,
     if isinstance(c.payload, AcceptedRecord):
         return domain.archive_accepted(catalogue, before, c.payload)
     assert before is not None  # refused before: a status change needs a record
-    return domain.apply_status_change(before, c.payload, clock.today(), clock.now())
+    # When the change was made is the event's time, not this process's: a replay (a
+    # restored database, a redelivery) must give the same record.
+    at = c.event.time or clock.now()
+    return domain.apply_status_change(before, c.payload, at.astimezone(clock.ZHUHAI).date(), at)
 
 
 def _subject_from_key(key: str) -> dict[str, str]:
