@@ -8,6 +8,7 @@ the field and the rule that failed.
 from __future__ import annotations
 
 import unicodedata
+import uuid
 from dataclasses import dataclass
 from datetime import date
 
@@ -165,3 +166,12 @@ def mask_resident_id(id_number: str) -> str:
     if len(id_number) <= 7:
         return "*" * len(id_number)
     return id_number[:6] + "*" * (len(id_number) - 7) + id_number[-1]
+
+
+def is_uuid(value: str) -> bool:
+    """Whether a path or body value names something by a UUID (ids this system gives)."""
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -61,6 +61,10 @@ class Erasure:
     def identifier(self) -> str:
         return self.subject_key.partition(":")[2]
 
+    def record_columns(self) -> tuple[list[str], list[str]]:
+        """The records as two arrays (departments, record ids), for `unnest($1, $2)`."""
+        return [d for d, _ in self.records], [r for _, r in self.records]
+
 
 Step = Callable[[asyncpg.Connection, Erasure], Awaitable[Any]]
 

@@ -10,28 +10,24 @@ from shared import purge
 from shared.purge import Erasure, Target
 
 
-def _records(e: Erasure) -> tuple[list[str], list[str]]:
-    return [d for d, _ in e.records], [r for _, r in e.records]
-
-
 async def _erase_revisions(conn: asyncpg.Connection, e: Erasure) -> None:
     await conn.execute(
         "DELETE FROM records WHERE (department, record_id) IN"
-        " (SELECT * FROM unnest($1::text[], $2::text[]))", *_records(e))
+        " (SELECT * FROM unnest($1::text[], $2::text[]))", *e.record_columns())
 
 
 async def _erase_audit(conn: asyncpg.Connection, e: Erasure) -> None:
     await conn.execute(
         "DELETE FROM submissions WHERE (department, record_id) IN"
         " (SELECT * FROM unnest($1::text[], $2::text[])) OR ($3 AND subject_key = $4)",
-        *_records(e), e.whole, e.subject_key)
+        *e.record_columns(), e.whole, e.subject_key)
 
 
 async def _holds_more(conn: asyncpg.Connection, e: Erasure) -> bool:
     return bool(await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM records WHERE subject_key = $1"
         "  AND (department, record_id) NOT IN (SELECT * FROM unnest($2::text[], $3::text[])))",
-        e.subject_key, *_records(e)))
+        e.subject_key, *e.record_columns()))
 
 
 PLAN = purge.Plan(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +29,7 @@ from shared import credentials, guard
 from shared.context import ServiceContext
 from shared.contract import ObjectionDecision
 from shared.http import ANSWERED_AS_RETURNED, Problem, base_app, bearer_token
+from shared.identifiers import is_uuid
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
@@ -90,7 +90,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         """With the complaint's access token (`Authorization: Bearer`): status and timeline."""
         given = bearer_token(authorization)
         found = None
-        if _is_uuid(complaint_id):
+        if is_uuid(complaint_id):
             async with ctx.pool.acquire() as conn:
                 found = await store.complaint(conn, complaint_id)
         if (found is None or not given
@@ -138,7 +138,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         end up in logs, browser history and Referer headers."""
         given = bearer_token(authorization)
         found = None
-        if _is_uuid(objection_id):
+        if is_uuid(objection_id):
             async with ctx.pool.acquire() as conn:
                 found = await store.with_timeline(conn, objection_id)
         # The same answer for an unknown id and a wrong token: ids cannot be probed.
@@ -159,7 +159,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                      department: str = Depends(department_of)) -> dict[str, str]:
         """The owning department's decision (CONTRACT.md). A corrected revision is sent to
         ingest (`POST /api/v1/records`), not here."""
-        if not _is_uuid(objection_id):
+        if not is_uuid(objection_id):
             raise Problem(404, "not_found", "No objection with this id")
         payload = ObjectionDecision(objection_id=objection_id, decision=decision.decision,
                                     reason=decision.reason, withdraw=decision.withdraw)
@@ -287,11 +287,3 @@ def _complaint_status(found: dict[str, Any]) -> ComplaintStatus:
         routed_to=found["department"] or "operators", due_by=found["due_by"],
         about=found["about"], answer=found["answer"],
         timeline=[TimelineEvent(**e) for e in found["timeline"]])
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-        return True
-    except ValueError:
-        return False

@@ -44,6 +44,7 @@ from shared.contract import (
 from shared.db import TRANSIENT
 from shared.envelope import AnyEvent, CloudEvent, typed
 from shared.http import Problem
+from shared.identifiers import is_uuid
 from shared.messages import InboundMessage, OutboundEvent, caused_id, check_source, read_event
 from shared.settings import Settings, get_settings
 from shared.topics import (
@@ -429,7 +430,7 @@ async def remember_snapshots(conn: asyncpg.Connection, messages: Sequence[Inboun
             if kept is None or (f.revision, f.version) > (kept.revision, kept.version):
                 best[(f.department, f.record_id)] = f
         repaired.update(r.repair.objection_id for r in domain.repaired_in(e.data)
-                        if r.repair is not None and _is_uuid(r.repair.objection_id))
+                        if r.repair is not None and is_uuid(r.repair.objection_id))
     erased = await purge.erased_records(
         conn, erasure_key or purge.erasure_key(get_settings()), set(best))
     await store.remember_facts(conn, [f for k, f in best.items() if k not in erased])
@@ -630,7 +631,7 @@ async def _complaint_target(conn: asyncpg.Connection, catalogue: Catalogue,
             known.subject, known.department)
     if isinstance(about, ObjectionAbout):
         row = (await store.objection_brief(conn, about.objection_id)
-               if _is_uuid(about.objection_id) else None)
+               if is_uuid(about.objection_id) else None)
         if row is None:
             raise _refused(Problem(422, "objection_not_found", "No such objection", errors=[{
                 "field": "about.objection_id", "code": "objection_not_found",
@@ -650,7 +651,7 @@ async def _complaint_target(conn: asyncpg.Connection, catalogue: Catalogue,
             raise _refused(Problem(422, "validation", "The subject's identifier is not valid",
                                    errors=_prefixed(id_problems, "about.")))
         entry = (await store.known_entry(conn, about.entry_id)
-                 if _is_uuid(about.entry_id) else None)
+                 if is_uuid(about.entry_id) else None)
         if entry is None or entry["list"] != about.list:
             raise _refused(Problem(422, "entry_not_found", "No such list entry", errors=[{
                 "field": "about.entry_id", "code": "entry_not_found",
@@ -679,7 +680,7 @@ async def answer_complaint(conn: asyncpg.Connection, complaint_id: str, kind: st
                            answer: str) -> str:
     """The department the complaint was routed to (or an operator, for those routed to the
     operators) answers it; returns the status after (a second answer changes nothing)."""
-    found = await store.complaint(conn, complaint_id, lock=True) if _is_uuid(complaint_id) \
+    found = await store.complaint(conn, complaint_id, lock=True) if is_uuid(complaint_id) \
         else None
     allowed = found is not None and (
         (kind == "department" and found["department"] == party)
@@ -691,11 +692,3 @@ async def answer_complaint(conn: asyncpg.Connection, complaint_id: str, kind: st
     await store.answer_complaint(conn, complaint_id, f"{kind}:{party}", answer)
     await outbox.enqueue(conn, await complaint_events(conn, [complaint_id]))
     return "answered"
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-        return True
-    except ValueError:
-        return False

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -24,7 +23,7 @@ from shared.context import ServiceContext
 from shared.contract import SUBJECT_TYPES, SubjectChanged, subject_key
 from shared.db import TRANSIENT
 from shared.http import ANSWERED_AS_RETURNED, Problem
-from shared.identifiers import normalize_identifier
+from shared.identifiers import is_uuid, normalize_identifier
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +319,7 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
                               caller: credentials.Caller = token) -> dict[str, Any]:
         key = await own_key(caller)
         found = []
-        if key is not None and _is_uuid(notification_id):
+        if key is not None and is_uuid(notification_id):
             async with ctx.pool.acquire() as conn:
                 found = await rights_store.notifications_of(conn, key, notification_id)
         if not found:
@@ -390,11 +389,3 @@ def _notice(n: dict[str, Any]) -> dict[str, Any]:
             "revokes": body.get("revokes"),
             "feedback": {"status": n["feedback_status"], "note": n["feedback_note"],
                          "at": n["feedback_at"]} if n["feedback_status"] else None}
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-        return True
-    except ValueError:
-        return False

@@ -80,20 +80,16 @@ EXPIRY_SWEEP = sweeps.Sweep(EXPIRY, expire_once)
 # --- the purge ----------------------------------------------------------------------------
 
 
-def _records(e: Erasure) -> tuple[list[str], list[str]]:
-    return [d for d, _ in e.records], [r for _, r in e.records]
-
-
 async def _erase_records(conn: asyncpg.Connection, e: Erasure) -> None:
     await conn.execute(
         "DELETE FROM records WHERE (department, record_id) IN"
-        " (SELECT * FROM unnest($1::text[], $2::text[]))", *_records(e))
+        " (SELECT * FROM unnest($1::text[], $2::text[]))", *e.record_columns())
 
 
 async def _erase_history(conn: asyncpg.Connection, e: Erasure) -> None:
     await conn.execute(
         "DELETE FROM record_history WHERE (department, record_id) IN"
-        " (SELECT * FROM unnest($1::text[], $2::text[]))", *_records(e))
+        " (SELECT * FROM unnest($1::text[], $2::text[]))", *e.record_columns())
 
 
 async def _erase_subject(conn: asyncpg.Connection, e: Erasure) -> None:
@@ -105,7 +101,7 @@ async def _holds_more(conn: asyncpg.Connection, e: Erasure) -> bool:
     return bool(await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM records WHERE subject_key = $1"
         "  AND (department, record_id) NOT IN (SELECT * FROM unnest($2::text[], $3::text[])))",
-        e.subject_key, *_records(e)))
+        e.subject_key, *e.record_columns()))
 
 
 async def _version(conn: asyncpg.Connection, e: Erasure) -> dict[str, int]:
