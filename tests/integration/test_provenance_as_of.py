@@ -8,6 +8,7 @@ forward, and every later test reads the same clock)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,13 +27,27 @@ from tests.integration.kit import as_client, once_record_known, poll_json, send
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def clock_put_back() -> Iterator[None]:
+    """The suite's clock back where it was after the test: the stack is shared, and a later
+    test (the restore drill) compares states that a sweep due on a moved day would change."""
+    path = STACK.settings.test_clock_file
+    assert path is not None
+
+    def offset() -> float:
+        return float(path.read_text().strip() or 0) if path.exists() else 0.0
+    before = offset()
+    yield
+    STACK.move_clock(timedelta(seconds=before - offset()))
+
+
 def by_id(profile: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["record_id"]: r for r in profile["records"]}
 
 
 async def test_provenance_reaches_profile_me_and_audit_and_as_of_reads_the_past(
         settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
-        services: dict[str, ServiceProcess], operator_token: str) -> None:
+        services: dict[str, ServiceProcess], operator_token: str, clock_put_back: None) -> None:
     firm = enterprise("珠海市来源测试有限公司")
     by_kafka = record(firm, "amr.admin_penalty", document_no="珠市监罚〔2026〕1号")
     by_http = record(firm, "amr.admin_penalty", document_no="珠市监罚〔2026〕2号")
