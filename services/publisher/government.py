@@ -14,7 +14,6 @@ unified social credit code), a retired division counting in its successor.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from typing import Any
@@ -30,6 +29,7 @@ from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import SubjectChanged
 from shared.http import ANSWERED_AS_RETURNED, Problem
+from shared.periods import FieldProblem, field_problem, query_day
 
 # The longest period one answer counts (both days included): five years, the span of the
 # city's statistics (services/stats/domain.py), documented in the OpenAPI.
@@ -37,7 +37,6 @@ MAX_SPAN_DAYS = 5 * 366
 SERVICE_COMMITMENT = "service_commitment"
 OTHER = "other"  # a body registered outside Zhuhai's divisions
 
-FieldProblem = dict[str, str]
 DefaultRow = tuple[str, str, str, str, str, date, bool]
 
 
@@ -90,34 +89,18 @@ def period(from_text: str | None, to_text: str | None) -> tuple[date, date]:
     """[from, to], both days included; at most MAX_SPAN_DAYS. Raises Problem 422 naming
     each bad field."""
     errors: list[FieldProblem] = []
-    start, end = _day("from", from_text, errors), _day("to", to_text, errors)
+    start, end = query_day("from", from_text, errors), query_day("to", to_text, errors)
     if start is not None and end is not None:
         if start > end:
-            errors.append(_problem("from", "after_to", "`from` is after `to`"))
+            errors.append(field_problem("from", "after_to", "`from` is after `to`"))
         elif (end - start).days + 1 > MAX_SPAN_DAYS:
-            errors.append(_problem("to", "span_too_long",
+            errors.append(field_problem("to", "span_too_long",
                                    f"a period of at most {MAX_SPAN_DAYS} days"))
     if errors or start is None or end is None:
         raise Problem(422, "validation", "The request is not valid", errors=errors)
     return start, end
 
 
-def _problem(field: str, code: str, message: str) -> FieldProblem:
-    return {"field": field, "code": code, "message": message}
-
-
-def _day(field: str, text: str | None, errors: list[FieldProblem]) -> date | None:
-    if not text:
-        errors.append(_problem(field, "required", "a date, YYYY-MM-DD"))
-        return None
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        errors.append(_problem(field, "date_format", "a date, YYYY-MM-DD"))
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        errors.append(_problem(field, "date_invalid", f"{text} is not a day of the calendar"))
-        return None
 
 
 # --- store ----------------------------------------------------------------------------------

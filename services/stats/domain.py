@@ -20,13 +20,13 @@ from shared import clock
 from shared.catalogue import Catalogue, EarlyWarning
 from shared.contract import AcceptedRecord, StatsDelta
 from shared.messages import caused_id
+from shared.periods import FieldProblem, field_problem, query_day
 
 SOURCE = "xinyong/stats"
 MAX_SPAN_YEARS = 5
 # 双公示: licensing and penalty decisions are published within 7 working days (DOMAIN.md).
 DOUBLE_PUBLICITY_WORKING_DAYS = 7
 
-FieldProblem = dict[str, str]
 
 # How long stats-windows keeps a window (faust's `expires`): the window (28 days) and the
 # lateness accepted (a case reported up to 9 weeks after its decision). A delta older than
@@ -43,33 +43,17 @@ class Invalid(ValueError):
         self.errors = errors
 
 
-def _problem(field: str, code: str, message: str) -> FieldProblem:
-    return {"field": field, "code": code, "message": message}
-
-
-def _day(field: str, text: str | None, errors: list[FieldProblem]) -> date | None:
-    if text is None or text == "":
-        errors.append(_problem(field, "required", "a date, YYYY-MM-DD"))
-        return None
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        errors.append(_problem(field, "date_format", "a date, YYYY-MM-DD"))
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        errors.append(_problem(field, "date_invalid", f"{text} is not a day of the calendar"))
-        return None
 
 
 def period(from_text: str | None, to_text: str | None) -> tuple[date, date]:
     """[from, to], both days included (China Standard Time); at most 5 years."""
     errors: list[FieldProblem] = []
-    start, end = _day("from", from_text, errors), _day("to", to_text, errors)
+    start, end = query_day("from", from_text, errors), query_day("to", to_text, errors)
     if start is not None and end is not None:
         if start > end:
-            errors.append(_problem("from", "after_to", "`from` is after `to`"))
+            errors.append(field_problem("from", "after_to", "`from` is after `to`"))
         elif end >= _add_years(start, MAX_SPAN_YEARS):
-            errors.append(_problem("to", "span_too_long",
+            errors.append(field_problem("to", "span_too_long",
                                    f"a period of at most {MAX_SPAN_YEARS} years"))
     if errors or start is None or end is None:
         raise Invalid(errors)
@@ -101,13 +85,13 @@ class Month:
 def month(text: str | None, today: date) -> Month:
     """A calendar month in China Standard Time, `YYYY-MM`; not in the future."""
     if not text or not re.fullmatch(r"\d{4}-\d{2}", text):
-        raise Invalid([_problem("month", "month_format", "a month, YYYY-MM")])
+        raise Invalid([field_problem("month", "month_format", "a month, YYYY-MM")])
     year, number = int(text[:4]), int(text[5:])
     if not 1 <= number <= 12 or year < 1:
-        raise Invalid([_problem("month", "month_invalid", f"{text} is not a month")])
+        raise Invalid([field_problem("month", "month_invalid", f"{text} is not a month")])
     first = date(year, number, 1)
     if first > today:
-        raise Invalid([_problem("month", "future", f"{text} has not begun")])
+        raise Invalid([field_problem("month", "future", f"{text} has not begun")])
     following = date(year + number // 12, number % 12 + 1, 1)
     last = following - timedelta(days=1)
     return Month(first, last, partial=today <= last)
