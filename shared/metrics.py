@@ -113,6 +113,11 @@ STATS_WINDOW_DRIFT = Gauge(
     "window's deltas in SQL|, per rule", ["service", "measure"])
 STATS_DELTAS = Counter("xinyong_stats_deltas_total",
                        "Deltas stats-windows added to its windows", ["service"])
+STATS_WINDOWS_COMMITTED = Gauge(
+    "xinyong_stats_windows_committed_offset",
+    "The offset stats-windows last committed on each partition of credit.stats.deltas (a "
+    "partition whose offset stands still while deltas arrive is counted again at the next "
+    "rebalance)", ["service", "partition"])
 STATS_DELTAS_SKIPPED = Counter(
     "xinyong_stats_deltas_skipped_total",
     "Deltas older than stats-windows' horizon (its windows' `expires`), not counted",

@@ -14,10 +14,13 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
+from bench import pipeline
 from deploy.stack import ServiceProcess
 from services.stats import domain
 from shared import clock
+from shared.catalogue import load_catalogue
 from shared.contract import StatsDelta
 from shared.messages import OutboundEvent
 from shared.settings import Settings
@@ -132,7 +135,9 @@ async def test_a_restart_and_a_kill_lose_no_window(
     count = await _settled(db, district, 8, recounted=3)
 
     # kill -9 mid-stream: what was counted but not committed is counted again after the
-    # restart; the drift is at most the deltas in flight then.
+    # restart; the drift is at most the deltas in flight then. What came before the burst
+    # is committed first (one commit interval), so that in flight means the burst.
+    await asyncio.sleep(domain.COMMIT_INTERVAL + 1)
     burst = 50
     sending = asyncio.create_task(  # noqa: RUF006 - awaited below
         _send(stats, settings, [_delta(district) for _ in range(burst)]))
@@ -152,10 +157,10 @@ async def test_a_restart_and_a_kill_lose_no_window(
     assert max(counts) - expected <= burst
 
 
-@pytest.mark.xfail(reason="measured: after a worker stops and another takes its partitions "
-                   "over, a window has come out one count short (11 for 12) in some runs; "
-                   "not explained yet (docs/decisions.md, \"Early warning on faust\")",
-                   strict=False)
+@pytest.mark.xfail(reason="measured: in about 1 of 6 to 10 takeovers one delta sent just after "
+                   "the first worker stopped never reaches the second worker's agent (a window "
+                   "counts 11 for 12); not explained yet (docs/decisions.md, \"Early warning on "
+                   "faust\")", strict=False)
 async def test_a_second_worker_takes_over_without_losing_a_count(
         settings: Settings, services: dict[str, ServiceProcess], producer_as: Any,
         db: Any) -> None:
@@ -182,3 +187,66 @@ async def test_a_second_worker_takes_over_without_losing_a_count(
         windows.start(STACK.env)
         second.stop()
         windows.wait_ready(120)
+
+
+# The pipeline benchmark's end-to-end rate (README, "Benchmark": `bench pipeline --records
+# 20000`, SASL on, 2 cores) and its mix's share of negative records, each one delta of the
+# rule that counts every negative record: stats-windows must keep up with twice that.
+BENCH_RECORDS_PER_SECOND = 601
+LAG_BOUND_SECONDS = 5  # at most this many seconds of deltas waiting, at any sample
+
+
+def _bench_delta_rate() -> float:
+    catalogue = load_catalogue()
+    weights = [(catalogue.items[item].polarity, w) for _, item, w in pipeline.MIX]
+    negative = sum(w for polarity, w in weights if polarity == "negative")
+    return BENCH_RECORDS_PER_SECOND * negative / sum(w for _, w in weights)
+
+
+async def _counted(windows: ServiceProcess) -> float:
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(windows.metrics_url())).text
+    return sum(s.value for family in text_string_to_metric_families(text)
+               for s in family.samples if s.name == "xinyong_stats_deltas_total")
+
+
+async def test_it_keeps_up_with_twice_the_benchmarks_negative_record_rate(
+        settings: Settings, services: dict[str, ServiceProcess], producer_as: Any,
+        db: Any) -> None:
+    stats = await producer_as("stats")
+    windows = services["stats-windows"]
+    rate = 2 * _bench_delta_rate()  # deltas a second
+    seconds, tick = 15, 0.1
+    districts = [_district() for _ in range(12)]  # spread over the partitions
+    start = await _counted(windows)
+    sent, lags = 0, []
+
+    async def sample() -> None:
+        while True:
+            lags.append(sent - (await _counted(windows) - start))
+            await asyncio.sleep(0.5)
+
+    sampler = asyncio.create_task(sample())
+    began = time.monotonic()
+    try:
+        # Open loop: each tick sends what the schedule says is due, whatever the answers.
+        while (elapsed := time.monotonic() - began) < seconds:
+            due = int(rate * elapsed) - sent
+            for i in range(due):
+                e = _delta(districts[(sent + i) % len(districts)], rule="negative.high_incidence")
+                await stats.send(settings.topic(e.topic), e.value, key=(e.key or "").encode())
+            sent += due
+            await asyncio.sleep(tick)
+        await stats.flush()
+        sending = time.monotonic() - began
+        deadline = time.monotonic() + 60
+        while await _counted(windows) - start < sent:
+            assert time.monotonic() < deadline, f"{sent} sent, lag {lags[-5:]}"
+            await asyncio.sleep(0.2)
+        drained = time.monotonic() - began - sending
+    finally:
+        sampler.cancel()
+    print(f"stats-windows at {rate:.0f} deltas/s (twice the bench's negative records) for "
+          f"{sending:.1f} s: {sent} deltas, max lag {max(lags):.0f} "
+          f"({max(lags) / rate:.2f} s of deltas), drained {drained:.1f} s after the last send")
+    assert max(lags) <= rate * LAG_BOUND_SECONDS, lags
