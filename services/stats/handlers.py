@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from services.stats import domain, store
+from services.stats.domain import Counted
 from shared import clock, metrics, outbox
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
@@ -58,7 +59,15 @@ async def apply(conn: asyncpg.Connection, catalogue: Catalogue,
     windows: list[StatsWindow] = []
     warnings: list[StatsWarning] = []
     dead: list[OutboundEvent] = []
-    for m in messages:
+    # A window's snapshot that a later one of the same window follows in the batch is not
+    # read: credit.stats.windows is compacted (the latest value per key wins) and each delta
+    # sends a snapshot of every window it falls in, so most are overwritten at once.
+    latest: dict[tuple[int, bytes | None], int] = {
+        (m.partition, m.raw_key): i for i, m in enumerate(messages)
+        if m.topic == STATS_WINDOWS.name and m.raw_key is not None}
+    for i, m in enumerate(messages):
+        if m.topic == STATS_WINDOWS.name and latest.get((m.partition, m.raw_key), i) != i:
+            continue
         try:
             department = FEEDBACK.code_of(m.topic)
             routed_to = OBJECTIONS.code_of(m.topic)
@@ -107,6 +116,7 @@ async def count_for_warnings(conn: asyncpg.Connection, catalogue: Catalogue,
     counted = await store.lock_counted(conn, sorted({(a.department, a.submission.record_id)
                                                      for a in ordered}))
     deltas = []
+    moved: dict[tuple[str, str], dict[str, Counted]] = {}
     for a in ordered:
         key = (a.department, a.submission.record_id)
         before = counted.get(key, {})
@@ -116,7 +126,10 @@ async def count_for_warnings(conn: asyncpg.Connection, catalogue: Catalogue,
         deltas += domain.warning_deltas(a.department, a.submission.record_id,
                                         a.submission.revision, before, after)
         counted[key] = after
-        await store.set_counted(conn, *key, after)
+        if before or after:  # a record that never counted has no rows to replace
+            moved[key] = after
+    # The last revision of each record in the batch decides its rows: written once.
+    await store.set_counted(conn, moved)
     fresh = await store.save_deltas(conn, deltas)
     await outbox.enqueue(conn, [OutboundEvent.of(STATS_DELTAS, domain.SOURCE, d.district, d,
                                                  event_id=d.fact_id) for d in fresh])

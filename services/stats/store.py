@@ -3,6 +3,7 @@ the official figures as SQL over the facts."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import date, datetime
 
@@ -19,19 +20,28 @@ from shared.contract import (
     StatsWarning,
     StatsWindow,
 )
+from shared.db import Json
 
 # --- facts -------------------------------------------------------------------------------
 
 
 async def save_feedback(conn: asyncpg.Connection,
                         rows: Sequence[tuple[str, str, RecordFeedback, datetime]]) -> None:
-    """(event id, department, feedback, when)."""
+    """(event id, department, feedback, when). One statement for the batch; each verdict's
+    error codes travel as the text of a JSON array (unnest takes no array of arrays of
+    different lengths)."""
     if rows:
-        await conn.executemany(
+        await conn.execute(
             "INSERT INTO feedback_facts (event_id, department, status, error_codes, record_id,"
-            " revision, at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            [(event_id, dept, f.status, sorted({e.code for e in f.errors}), f.record_id,
-              f.revision, at) for event_id, dept, f, at in rows])
+            " revision, at) SELECT e, d, s, ARRAY(SELECT jsonb_array_elements_text(c::jsonb)), r,"
+            " v, t FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+            "  $6::int[], $7::timestamptz[]) AS u(e, d, s, c, r, v, t)"
+            " ON CONFLICT DO NOTHING",
+            [event_id for event_id, _, _, _ in rows], [dept for _, dept, _, _ in rows],
+            [f.status for _, _, f, _ in rows],
+            [json.dumps(sorted({e.code for e in f.errors})) for _, _, f, _ in rows],
+            [f.record_id for _, _, f, _ in rows], [f.revision for _, _, f, _ in rows],
+            [at for _, _, _, at in rows])
 
 
 async def save_records(conn: asyncpg.Connection,
@@ -60,11 +70,17 @@ async def save_list_changes(conn: asyncpg.Connection,
                             rows: Sequence[tuple[str, str, ListChanged]]) -> None:
     """(event id, list kind, change)."""
     if rows:
-        await conn.executemany(
+        await conn.execute(
             "INSERT INTO list_facts (event_id, list, kind, op, entry_id, subject_type, since,"
-            " basis) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-            [(event_id, c.list, kind, c.op, c.entry_id, c.subject.type, c.since,
-              [b.model_dump() for b in c.basis]) for event_id, kind, c in rows])
+            " basis) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+            "  $5::uuid[], $6::text[], $7::date[], $8::jsonb[]) ON CONFLICT DO NOTHING",
+            [event_id for event_id, _, _ in rows], [c.list for _, _, c in rows],
+            [kind for _, kind, _ in rows], [c.op for _, _, c in rows],
+            [c.entry_id for _, _, c in rows], [c.subject.type for _, _, c in rows],
+            [c.since for _, _, c in rows],
+            # Each basis as its JSON text: a list here would make a two-dimensional array.
+            [Json(json.dumps([b.model_dump() for b in c.basis], ensure_ascii=False))
+             for _, _, c in rows])
 
 
 async def save_objections(conn: asyncpg.Connection, routed: Sequence[ObjectionRouted]) -> None:
@@ -102,16 +118,26 @@ async def lock_counted(conn: asyncpg.Connection, records: Sequence[tuple[str, st
     return out
 
 
-async def set_counted(conn: asyncpg.Connection, department: str, record_id: str,
-                      counted: dict[str, Counted]) -> None:
-    await conn.execute("DELETE FROM warning_counted WHERE department = $1 AND record_id = $2",
-                       department, record_id)
-    if counted:
-        await conn.executemany(
+async def set_counted(conn: asyncpg.Connection,
+                      counted: dict[tuple[str, str], dict[str, Counted]]) -> None:
+    """What each (department, record id) counts for now, per rule: two statements for the
+    batch (a statement per record was the stats service's largest cost, docs/performance.md
+    "Statistics side-car")."""
+    if not counted:
+        return
+    keys = list(counted)
+    await conn.execute(
+        "DELETE FROM warning_counted WHERE (department, record_id) IN"
+        " (SELECT * FROM unnest($1::text[], $2::text[]))",
+        [d for d, _ in keys], [r for _, r in keys])
+    rows = [(department, record_id, rule, c.district, c.on, c.revision)
+            for (department, record_id), rules in counted.items() for rule, c in rules.items()]
+    if rows:
+        await conn.execute(
             'INSERT INTO warning_counted (department, record_id, rule, district, "on",'
-            " revision) VALUES ($1, $2, $3, $4, $5, $6)",
-            [(department, record_id, rule, c.district, c.on, c.revision)
-             for rule, c in counted.items()])
+            " revision) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+            "  $5::timestamptz[], $6::int[])",
+            *(list(column) for column in zip(*rows, strict=True)))
 
 
 async def save_deltas(conn: asyncpg.Connection, deltas: Sequence[StatsDelta]) -> list[StatsDelta]:
@@ -130,15 +156,22 @@ async def save_deltas(conn: asyncpg.Connection, deltas: Sequence[StatsDelta]) ->
 
 async def save_windows(conn: asyncpg.Connection, windows: Sequence[StatsWindow]) -> None:
     """The last count of each window (a compacted topic's latest value per key wins; in
-    topic order the later one is the later count)."""
-    if windows:
-        await conn.executemany(
-            "INSERT INTO windows (district, measure, window_from, window_to, count, threshold)"
-            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (district, measure, window_from)"
-            " DO UPDATE SET window_to = EXCLUDED.window_to, count = EXCLUDED.count,"
-            " threshold = EXCLUDED.threshold, updated_at = now()",
-            [(w.district, w.measure, w.window.from_, w.window.to, w.count, w.threshold)
-             for w in windows])
+    topic order the later one is the later count). One statement for the batch: each delta
+    brings a snapshot of every window it falls in, most of them overwritten within the
+    batch by the next delta of the same district."""
+    last = {(w.district, w.measure, w.window.from_): w for w in windows}
+    if not last:
+        return
+    rows = [(w.district, w.measure, w.window.from_, w.window.to, w.count, w.threshold)
+            for w in last.values()]
+    await conn.execute(
+        "INSERT INTO windows (district, measure, window_from, window_to, count, threshold)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[],"
+        "  $4::timestamptz[], $5::int[], $6::int[])"
+        " ON CONFLICT (district, measure, window_from)"
+        " DO UPDATE SET window_to = EXCLUDED.window_to, count = EXCLUDED.count,"
+        " threshold = EXCLUDED.threshold, updated_at = now()",
+        *(list(column) for column in zip(*rows, strict=True)))
 
 
 async def save_warnings(conn: asyncpg.Connection, warnings: Sequence[StatsWarning]) -> None:

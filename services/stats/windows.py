@@ -28,6 +28,7 @@ The consume-transact-commit core of the services stays on aiokafka (docs/decisio
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import operator
@@ -74,7 +75,7 @@ class _Placed:
     """What the windowed table reads a timestamp from (`relative_to_field` reads
     `event.value`): the delta, parsed from its CloudEvent by the agent."""
 
-    def __init__(self, value: Delta) -> None:
+    def __init__(self, value: StatsDelta) -> None:
         self.value = value
 
 
@@ -165,10 +166,10 @@ def build(settings: Settings, catalogue: Catalogue) -> faust.App:
     app.transport = _Transport(app.conf.broker_consumer, app)
     source = app.topic(settings.topic(STATS_DELTAS.name), value_type=bytes,
                        value_serializer="raw", key_serializer="raw")
-    windows_out = app.topic(settings.topic(STATS_WINDOWS.name), value_serializer="raw",
-                            key_serializer="raw")
-    warnings_out = app.topic(settings.topic(STATS_WARNINGS.name), value_serializer="raw",
-                             key_serializer="raw")
+    # The snapshots and warnings go straight to the producer (the per-delta hot path):
+    # their topics by name.
+    windows_topic = settings.topic(STATS_WINDOWS.name)
+    warnings_topic = settings.topic(STATS_WARNINGS.name)
     dead_out = app.topic(settings.topic(DEAD_LETTERS.of(NAME).name), value_serializer="raw",
                          key_serializer="raw")
     table = app.Table(TABLE, default=int, partitions=STATS_DELTAS.partitions).hopping(
@@ -199,23 +200,27 @@ def build(settings: Settings, catalogue: Catalogue) -> faust.App:
             metrics.STATS_DELTAS_SKIPPED.labels(NAME).inc()
             return
         key = f"{delta.district}|{delta.measure}"
-        placed = _Placed(Delta(fact_id=delta.fact_id, district=delta.district,
-                               measure=delta.measure, on=delta.on, delta=delta.delta))
+        # The table reads only `on` from the value (attrgetter on `Delta.on`): the parsed
+        # delta serves, without a faust Record made again from it.
+        placed = _Placed(delta)
         raw = cast(Any, table.table)  # the windowed table's own ranges and values
         ranges = list(raw._window_ranges(delta.on.timestamp()))
         before = {r: raw._get_key((key, r)) for r in ranges}
         table[key].apply(operator.add, delta.delta, cast(Any, placed))
-        await _changelog_handed_over()
-        metrics.STATS_DELTAS.labels(NAME).inc()
+        # The snapshots go to the Kafka producer before the changelog records are handed
+        # over below, so that the sender carries both in one request (not one request each,
+        # a produce request per event being most of this process's CPU: docs/performance.md,
+        # "Statistics side-car"); the event is acked after both, as before.
+        send = app.producer.send
         for r in ranges:
             after = raw._get_key((key, r))
-            window = WindowRange(**{"from": _at(r[0]), "to": _at(r[1])})
-            snapshot_key = f"{key}|{window.from_.isoformat()}".encode()
+            window, window_key = _window(r)
+            snapshot_key = f"{key}|{window_key}".encode()
             _, value = encode_event(STATS_WINDOWS.event_type, SOURCE, delta.district,
                                     StatsWindow(district=delta.district, measure=delta.measure,
                                                 window=window, count=after,
                                                 threshold=rule.threshold))
-            await windows_out.send(key=snapshot_key, value=value)
+            await send(windows_topic, snapshot_key, value, None, None, None)
             status = domain.crossing(before[r], after, rule.threshold)
             if status is not None:
                 _, value = encode_event(STATS_WARNINGS.event_type, SOURCE, delta.district,
@@ -223,7 +228,9 @@ def build(settings: Settings, catalogue: Catalogue) -> faust.App:
                                                      measure=delta.measure, window=window,
                                                      count=after, threshold=rule.threshold,
                                                      status=status))
-                await warnings_out.send(key=snapshot_key, value=value)
+                await send(warnings_topic, snapshot_key, value, None, None, None)
+        await _changelog_handed_over()
+        metrics.STATS_DELTAS.labels(NAME).inc()
 
     async def _changelog_handed_over() -> None:
         """The table's changelog records wait in faust's send buffer; its commit flushes that
@@ -279,6 +286,14 @@ def build(settings: Settings, catalogue: Catalogue) -> faust.App:
 
 def _at(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, clock.ZHUHAI)
+
+
+@functools.lru_cache(maxsize=4096)
+def _window(r: tuple[float, float]) -> tuple[WindowRange, str]:
+    """A window range of the table as the contract gives it, and its start as the snapshot
+    key's last part; the same few windows recur for every delta of a period."""
+    window = WindowRange(**{"from": _at(r[0]), "to": _at(r[1])})
+    return window, window.from_.isoformat()
 
 
 class Worker(faust.Worker):

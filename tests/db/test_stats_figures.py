@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from itertools import count
 from typing import Any
 
@@ -27,7 +27,9 @@ from shared.contract import (
     RecordFeedback,
     RecordRef,
     RecordSubmission,
+    StatsWindow,
     SubjectRef,
+    WindowRange,
 )
 from shared.envelope import encode_event
 from shared.messages import InboundMessage
@@ -37,6 +39,7 @@ from shared.topics import (
     OBJECTIONS,
     OBJECTIONS_CLOSED,
     RECORDS_ACCEPTED,
+    STATS_WINDOWS,
     Topic,
 )
 from tests.db.conftest import OpenTransaction
@@ -175,3 +178,58 @@ def test_bad_periods_and_months() -> None:
     with pytest.raises(domain.Invalid):
         domain.month("2026-12", date(2026, 11, 29))  # not begun
     assert domain.month("2026-11", date(2026, 11, 29)).partial
+
+
+def _snapshot(window_from: datetime, count: int, offset: int) -> InboundMessage:
+    window = WindowRange(**{"from": window_from, "to": window_from + timedelta(days=28)})
+    key = f"{DISTRICT}|negative.high_incidence|{window_from.isoformat()}"
+    _, value = encode_event(STATS_WINDOWS.event_type, STATS_WINDOWS.writer, DISTRICT,
+                            StatsWindow(district=DISTRICT, measure="negative.high_incidence",
+                                        window=window, count=count, threshold=5))
+    return InboundMessage(topic=STATS_WINDOWS.name, partition=0, offset=offset, key=key,
+                          value=value, timestamp_ms=0, raw_key=key.encode())
+
+
+async def test_the_windows_sink_keeps_each_windows_latest_count(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    """A batch holds several snapshots of a window (one per delta): the last one is stored,
+    whether it is read or passed over for the later one; a later batch overwrites it, and an
+    unreadable snapshot followed by a good one of its window is passed over."""
+    conn = await tx("stats")
+    first = datetime(2026, 10, 1, tzinfo=clock.ZHUHAI)
+    second = first + timedelta(days=7)
+    poison = InboundMessage(topic=STATS_WINDOWS.name, partition=0, offset=3,
+                            key="k", value=b"not json", timestamp_ms=0,
+                            raw_key=f"{DISTRICT}|negative.high_incidence|{second.isoformat()}"
+                            .encode())
+    await handlers.apply(conn, catalogue, [
+        _snapshot(first, 1, 1), _snapshot(second, 1, 2), poison, _snapshot(first, 2, 4),
+        _snapshot(second, 3, 5)])
+    rows = await conn.fetch("SELECT window_from, count FROM windows ORDER BY window_from")
+    assert [(r["window_from"], r["count"]) for r in rows] == [(first, 2), (second, 3)]
+    assert not await conn.fetch("SELECT 1 FROM outbox")  # nothing dead-lettered
+    await handlers.apply(conn, catalogue, [_snapshot(first, 1, 6), poison])
+    rows = await conn.fetch("SELECT window_from, count FROM windows ORDER BY window_from")
+    assert [(r["window_from"], r["count"]) for r in rows] == [(first, 1), (second, 3)]
+    assert len(await conn.fetch("SELECT 1 FROM outbox")) == 1  # the poison, last of its key
+
+
+async def test_what_each_record_counts_for_follows_its_last_revision_in_a_batch(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    """Revisions of one record in one batch: the rows kept are those of the last."""
+    conn = await tx("stats")
+    firm = SubjectRef(type="enterprise", id=uscc("91440400MA4W8KY30"), name="丁")
+    at = datetime(2026, 10, 9, 10, 0, tzinfo=clock.ZHUHAI)
+    await handlers.apply(conn, catalogue, [
+        _accepted("amr", "B-1", 1, "amr.admin_penalty", firm, date(2026, 9, 30), at),
+        _accepted("amr", "B-1", 2, "amr.admin_penalty", firm, date(2026, 9, 29), at),
+        _accepted("amr", "B-2", 1, "amr.admin_penalty", firm, date(2026, 9, 30), at),
+        _accepted("amr", "B-2", 2, None, firm, None, at, action="withdraw"),
+        _accepted("tax", "T-2", 1, "tax.a_grade_taxpayer", firm, date(2026, 9, 30), at)])
+    rows = await conn.fetch('SELECT department, record_id, rule, "on", revision'
+                            " FROM warning_counted ORDER BY record_id")
+    assert [(r["record_id"], r["rule"], r["on"].astimezone(clock.ZHUHAI).date(),
+             r["revision"]) for r in rows] == [
+        ("B-1", "negative.high_incidence", date(2026, 9, 29), 2)]
+    deltas = await conn.fetch('SELECT "on", delta FROM deltas')
+    assert sum(d["delta"] for d in deltas) == 1
