@@ -114,7 +114,9 @@ class _Consumer(faust_aiokafka.Consumer):
         # faust pauses the partitions it held before a rebalance until its table is recovered
         # and it has sought the committed offsets, but fetches a newly assigned one at once:
         # a delta fetched during recovery was skipped and acked (measured: the first delta
-        # after a takeover never counted). Every source partition waits for the seek.
+        # after a takeover never counted). Every source partition waits for the seek. (A
+        # takeover between two live workers still loses a delta now and then:
+        # docs/decisions.md, "Early warning on faust".)
         self._paused_partitions.update(tp for tp in assigned if not self._is_changelog_tp(tp))
         await super().on_partitions_assigned(assigned, generation_id)
 
