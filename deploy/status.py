@@ -20,10 +20,13 @@ from confluent_kafka.admin import AdminClient
 from deploy import backup, frontdoor, stack, supervisor
 from deploy.brokers import LocalKafka, leadership, quiet
 from deploy.secrets import admin_password
-from shared.kafka import admin_config
+from shared.kafka import admin_config, observe_logs
 from shared.positions import resolve_command
 from shared.settings import Settings
-from shared.topics import SERVICES
+from shared.topics import SERVICES, STATS_DELTAS, Topic
+
+# What each faust worker of the stack (deploy.stack.STREAM_APP_COMMANDS) consumes, for its lag.
+STREAM_APP_SOURCES: dict[str, tuple[Topic[Any], ...]] = {"stats-windows": (STATS_DELTAS,)}
 
 
 def _process(proc: stack.ServiceProcess) -> dict[str, Any]:
@@ -34,7 +37,7 @@ def _process(proc: stack.ServiceProcess) -> dict[str, Any]:
         "wanted": proc.want_file.exists(), "restarts": record.restarts,
         "given_up": proc.given_up_file.read_text().strip()
         if proc.given_up_file.exists() else None}
-    if proc.is_service:
+    if proc.is_service or proc.name in stack.STREAM_APP_COMMANDS:  # those answer /readyz
         answer = proc.readiness(timeout=2) if pid else None
         out["ready"] = bool(answer and answer["status"] == 200)
         out["partitions"] = answer.get("assigned_partitions") if answer else None
@@ -94,6 +97,24 @@ async def _service(settings: Settings, service: str) -> dict[str, Any]:
     return out
 
 
+async def _stream_app(settings: Settings, name: str) -> dict[str, Any]:
+    """A faust worker (stats-windows) keeps no database: its lag is its group's committed
+    offsets on the broker (committed every few seconds, so a busy worker shows some)."""
+    out: dict[str, Any] = {"processes": [_process(p) for p in stack.instances(settings, [name])]}
+    parts = [(settings.topic(t.name), p) for t in STREAM_APP_SOURCES[name]
+             for p in range(t.partitions)]
+    try:
+        admin = AdminClient({**admin_config(settings, settings.kafka_admin_username,
+                                            admin_password(settings)), "logger": quiet()})
+        logs = await asyncio.wait_for(observe_logs(admin, settings.group_id(name), parts), 30)
+        out["lag_total"] = sum(max(0, log.log_end - (log.committed if log.committed is not None
+                                                     else log.log_start))
+                               for log in logs.values())
+    except Exception as exc:  # the broker down: the rest still shows
+        out["lag_error"] = f"Kafka did not answer ({type(exc).__name__}: {exc})"
+    return out
+
+
 def _kafka(settings: Settings) -> dict[str, Any]:
     cluster = LocalKafka.of(settings)
     nodes = [{"id": n.id, "address": n.address, "pid": n.pid()} for n in cluster.nodes]
@@ -111,12 +132,16 @@ def _kafka(settings: Settings) -> dict[str, Any]:
 
 
 def gather(settings: Settings) -> dict[str, Any]:
-    async def services() -> list[dict[str, Any]]:
-        return list(await asyncio.gather(*(_service(settings, s) for s in SERVICES)))
+    async def services() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return (list(await asyncio.gather(*(_service(settings, s) for s in SERVICES))),
+                list(await asyncio.gather(*(_stream_app(settings, a)
+                                            for a in STREAM_APP_SOURCES))))
 
     door = frontdoor.FrontDoor(settings)
+    of_services, of_apps = asyncio.run(services())
     return {
-        "services": dict(zip(SERVICES, asyncio.run(services()), strict=True)),
+        "services": dict(zip(SERVICES, of_services, strict=True)),
+        "stream_apps": dict(zip(STREAM_APP_SOURCES, of_apps, strict=True)),
         "kafka": _kafka(settings),
         "supervisor": _process(stack.supervisor(settings)),
         "sweeper": _process(stack.credential_sweeper(settings)),
@@ -166,6 +191,16 @@ def lines(report: dict[str, Any]) -> list[str]:
             else ""
         out.append(f"{'':<12} {lag}; outbox {box['backlog']:,}{oldest}; dead letters "
                    f"{s['dead_letters']:,}; set aside {s['set_aside']:,}")
+    for name, app in report["stream_apps"].items():
+        for p in app["processes"]:
+            out.append(f"{name:<12} " + (
+                f"running (pid {p['pid']}), " + ("ready" if p["ready"] else "NOT READY")
+                + f", {p['partitions'] if p['partitions'] is not None else '?'} partitions"
+                if p["pid"] else "stopped"
+                + (" (wanted: the supervisor starts it)" if p["wanted"] else "")))
+        out.append(f"{'':<12} " + (f"lag {app['lag_total']:,} (its group's committed offsets)"
+                                   if "lag_total" in app
+                                   else f"lag unknown: {app.get('lag_error')}"))
     kafka = report["kafka"]
     out.append(f"kafka        bootstrap {kafka['bootstrap']}, replication factor "
                f"{kafka['replication_factor']}, min.insync.replicas "

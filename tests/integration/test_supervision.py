@@ -152,11 +152,17 @@ def test_status_shows_every_part(settings: Settings,
         assert isinstance(part["lag_total"], int) and part["lag_total"] >= 0
         assert part["outbox"]["backlog"] >= 0
         assert isinstance(part["dead_letters"], int) and isinstance(part["set_aside"], int)
+    # The faust worker: its process, readiness and its group's lag.
+    windows = report["stream_apps"]["stats-windows"]
+    [worker] = windows["processes"]
+    assert worker["pid"] == services["stats-windows"].pid() and worker["ready"], worker
+    assert worker["partitions"] > 0
+    assert isinstance(windows["lag_total"], int) and windows["lag_total"] >= 0, windows
     cluster = report["kafka"]["cluster"]
     assert sum(b["leads"] for b in cluster["brokers"].values()) == cluster["partitions"] > 0
     assert not cluster["offline"]
     text = _cli("status").stdout
-    for name in SERVICES:
+    for name in (*SERVICES, "stats-windows"):
         assert f"{name:<12} running (pid {services[name].pid()})" in text
     assert "lag " in text and "outbox " in text and "dead letters " in text
     assert "leads " in text
