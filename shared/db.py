@@ -26,6 +26,10 @@ TRANSIENT = (
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
     asyncpg.exceptions.OperatorInterventionError,  # shutdown, restart, not yet accepting
+    # A pooled connection left mid-operation when the database went away ("cannot switch to
+    # state 15; another operation is in progress"): seen in a clean-clone run, where it ended
+    # the publisher's notice sequencer during an outage test. Not an InterfaceError.
+    asyncpg.InternalClientError,
 )
 
 _MIGRATION_LOCK = 727_001
