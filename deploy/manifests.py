@@ -297,7 +297,7 @@ def stream_app(name: str, settings: Settings) -> Manifest:
     spec = manifest["spec"]
     spec["replicas"] = 1
     # The old pod stops (and commits) before the new one starts: a rolling update would run
-    # two workers at once, and a takeover between two live faust workers has lost a delta
+    # two workers at once, and the rebalance between them counts the event in progress twice
     # (docs/decisions.md, "Early warning on faust").
     spec["strategy"] = {"type": "Recreate"}
     pod = spec["template"]["spec"]

@@ -118,6 +118,10 @@ STATS_WINDOWS_COMMITTED = Gauge(
     "The offset stats-windows last committed on each partition of credit.stats.deltas (a "
     "partition whose offset stands still while deltas arrive is counted again at the next "
     "rebalance)", ["service", "partition"])
+STATS_WINDOWS_REREAD = Counter(
+    "xinyong_stats_windows_reread_total",
+    "Times stats-windows found a delta missing on its way to the agent and read the "
+    "partition again from it", ["service", "partition"])
 STATS_DELTAS_SKIPPED = Counter(
     "xinyong_stats_deltas_skipped_total",
     "Deltas older than stats-windows' horizon (its windows' `expires`), not counted",

@@ -18,6 +18,8 @@ The consume-transact-commit core of the services stays on aiokafka (docs/decisio
 - Expiry: faust expires windows by wall clock, never those recovered from the changelog. A
   delta older than the horizon (`expires`) is skipped and counted: its window, made again
   from 0, would overwrite the snapshot with a wrong count.
+- Rebalances: faust lost or doubled deltas at a takeover; `_Consumer` corrects it, and the
+  agent reads a partition again from a delta that never reached it (`resume_at`).
 - Failures: a delta that cannot be read or counted goes to `credit.deadletter.stats-windows`
   (awaited) and the loop goes on (faust acks an event whose handler raised: faust-streaming
   #315, #527). Anything else ends the worker (`CrashingSupervisor`), which its supervisor
@@ -58,6 +60,7 @@ from shared.topics import DEAD_LETTERS, STATS_DELTAS, STATS_WARNINGS, STATS_WIND
 NAME = "stats-windows"
 SOURCE = f"xinyong/{NAME}"
 TABLE = "counts"  # its changelog: <app id>-counts-changelog (shared/topics.py)
+STALL_CHECK_SECONDS = 5.0
 log = logging.getLogger(__name__)
 
 
@@ -97,28 +100,106 @@ def read_delta(value: bytes | None) -> StatsDelta:
 
 
 class _Consumer(faust_aiokafka.Consumer):
-    """faust's consumer, with a commit before a rebalance takes partitions away.
+    """faust's consumer, corrected where a rebalance lost or doubled deltas, and keeping the
+    next offset to count of each source partition (`next_to_count`).
 
-    faust 0.15.3 forgets the offsets acked on revoked partitions (`on_partitions_revoked`
-    pops `_acked`) before its own commit on revocation runs, so that commit commits nothing:
-    every delta counted since the last interval commit (2.8 s) was counted again by whichever
-    worker got the partition next (measured: 8 of 8 deltas twice when a second worker joined).
-    Committing first leaves only the event in progress to be counted again. And a partition
-    newly assigned waits, like the others, until recovery is done and offsets sought."""
+    - faust 0.15.3 forgets the offsets acked on revoked partitions (`on_partitions_revoked`
+      pops `_acked`) before its own commit on revocation runs, so that commit commits
+      nothing: every delta counted since the last interval commit (2.8 s) was counted again
+      by whichever worker got the partition next (measured: 8 of 8 deltas twice when a second
+      worker joined). It commits first.
+    - faust fetches a newly assigned partition at once, while its table recovers, and seeks
+      the committed offsets only after: a delta fetched in between was skipped and acked
+      (measured: the first delta after a takeover never counted). Every source partition
+      waits for the seek.
+    - faust commits past the first offset after the committed one when that offset was never
+      acked but the next was (`_new_offset` tests `min(acked) - committed > 1`; the committed
+      offset is the next to read): one delta lost, exactly what a takeover lost now and then.
+      A commit waits for the committed offset's own ack.
+    - The source has no gaps (not compacted, no transactions), so faust's gap filling, made
+      for those, could only commit a delta that never reached the agent: the agent finds
+      gaps instead and reads again from the first delta missing (`resume_at`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._next: dict[Any, int] = {}  # TP -> the next offset this process counts
+        self._reseed: set[Any] = set()  # TPs assigned since their last delta
+        self.last_event_at = 0.0  # monotonic time the agent last took an event
+        self._rereading: dict[Any, tuple[int, float]] = {}  # TP -> (offset, when) sought
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         await self.commit()
         await super().on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: Any, generation_id: int = 0) -> None:
-        # faust pauses the partitions it held before a rebalance until its table is recovered
-        # and it has sought the committed offsets, but fetches a newly assigned one at once:
-        # a delta fetched during recovery was skipped and acked (measured: the first delta
-        # after a takeover never counted). Every source partition waits for the seek. (A
-        # takeover between two live workers still loses a delta now and then:
-        # docs/decisions.md, "Early warning on faust".)
-        self._paused_partitions.update(tp for tp in assigned if not self._is_changelog_tp(tp))
+        source = {tp for tp in assigned if not self._is_changelog_tp(tp)}
+        self._paused_partitions.update(source)
+        self._reseed.update(source)
         await super().on_partitions_assigned(assigned, generation_id)
+
+    def _new_offset(self, tp: Any) -> int | None:
+        acked, committed = self._acked[tp], self._committed_offset[tp]
+        if acked and committed is not None and min(acked) > committed:
+            return None
+        return super()._new_offset(tp)
+
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        pass
+
+    def next_to_count(self, tp: Any, offset: int) -> int:
+        """The offset the agent must count next on `tp`, `offset` being the one it has.
+
+        After an assignment: the committed offset, or past what this process has counted if
+        that is further (an event counted but not yet acked when the rebalance came is not
+        counted again); the first delta ever read on a partition starts it."""
+        if tp in self._reseed:
+            self._reseed.discard(tp)
+            committed = self._committed_offset[tp]
+            start = max(self._next.get(tp, -1), -1 if committed is None else committed)
+            if start >= 0:
+                self._next[tp] = start
+        return self._next.setdefault(tp, offset)
+
+    def counted(self, tp: Any, offset: int) -> None:
+        self._next[tp] = offset + 1
+
+    async def resume_at(self, tp: Any, offset: int, why: str) -> None:
+        """Read `tp` again from `offset`, the first delta missing; nothing after it is
+        acked until it is counted. A delta already expired from the topic is given up,
+        logged, from the partition's first offset on.
+
+        One seek per missing delta: the deltas already fetched behind it come as gaps too,
+        and a seek for each would fetch the backlog again each time (measured: a burst at
+        841 deltas/s stalled). Should faust's fetch loop have moved its read offset past the
+        seek, the seek is made again after `STALL_CHECK_SECONDS`."""
+        if tp not in self.assignment():
+            return  # revoked meanwhile: its next owner reads from the committed offset
+        now = time.monotonic()
+        last = self._rereading.get(tp)
+        if last is not None and last[0] == offset and now - last[1] < STALL_CHECK_SECONDS:
+            return
+        if last is None or last[0] != offset:
+            earliest = (await self.earliest_offsets(tp)).get(tp, 0)
+            if offset < earliest:
+                log.error("deltas %d-%d of %s expired from the topic before they were "
+                          "counted", offset, earliest - 1, tp)
+                offset = self._next[tp] = earliest
+                # As if committed there: a commit waits for the committed offset's own ack.
+                self._committed_offset[tp] = max(self._committed_offset[tp] or 0, earliest)
+            log.warning("%s: %s: reading again from it", tp, why)
+            metrics.STATS_WINDOWS_REREAD.labels(NAME, str(tp.partition)).inc()
+        self._rereading[tp] = (offset, now)
+        await self.seek(tp, offset)
+
+    def stalled(self, now: float, quiet: float) -> list[tuple[Any, int]]:
+        """Partitions whose end is past the next offset to count while the agent has had
+        nothing to do for `quiet` seconds: a delta lost on the way to the agent, with no
+        later one to show the gap. (A busy agent is not asked: its backlog is no loss.)"""
+        if now - self.last_event_at <= quiet:
+            return []
+        return [(tp, next_offset) for tp, next_offset in self._next.items()
+                if tp in self.assignment() and tp not in self._paused_partitions
+                and (self.highwater(tp) or 0) > next_offset]
 
 
 class _Transport(faust_aiokafka.Transport):
@@ -179,15 +260,23 @@ def build(settings: Settings, catalogue: Catalogue) -> faust.App:
 
     @app.agent(source, concurrency=1)
     async def count(stream: Any) -> None:
-        counted: dict[int, int] = {}  # partition -> the last offset this process counted
+        consumer = cast(_Consumer, app.consumer)
         async for event in stream.events():
             message = event.message
-            # faust resumes a partition before it seeks the committed offset, so after a
-            # rebalance the first deltas can come twice; this process's table (and changelog)
-            # already holds what it counted, so a delta it has seen is not counted again.
-            if message.offset <= counted.get(message.partition, -1):
+            consumer.last_event_at = time.monotonic()
+            expected = consumer.next_to_count(message.tp, message.offset)
+            if message.offset < expected:
+                continue  # counted already: by this process, or before the committed offset
+            if message.offset > expected:
+                # A delta never reached the agent (a rebalance cut its hand-over short).
+                # This one is never acked, so no commit passes the missing one, and the
+                # partition is read again from it.
+                message.acked = True  # faust's ack does nothing for an acked message
+                consumer._unacked_messages.discard(message)
+                await consumer.resume_at(message.tp, expected,
+                                         f"delta {expected} missing before {message.offset}")
                 continue
-            counted[message.partition] = message.offset
+            consumer.counted(message.tp, message.offset)
             try:
                 delta = read_delta(event.value)
                 await _count(delta)
@@ -259,6 +348,16 @@ def build(settings: Settings, catalogue: Catalogue) -> faust.App:
         # Awaited: the event is acked whatever happens next, so its dead letter is sent first.
         await (await dead_out.send(key=message.key, value=body))
         metrics.DEAD_LETTERS.labels(NAME).inc()
+
+    @app.timer(interval=STALL_CHECK_SECONDS)  # type: ignore[untyped-decorator]
+    async def find_lost_deltas() -> None:
+        """The last delta before a quiet spell has no later one to show it missing."""
+        consumer = cast(_Consumer, app.consumer)
+        if not app.started or app.rebalancing:
+            return
+        for tp, offset in consumer.stalled(time.monotonic(), STALL_CHECK_SECONDS):
+            await consumer.resume_at(tp, offset, f"nothing counted from {offset} while the "
+                                     "partition goes further")
 
     @app.page("/readyz")
     async def readyz(web_view: Any, request: Any) -> Any:

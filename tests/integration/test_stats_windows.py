@@ -157,10 +157,6 @@ async def test_a_restart_and_a_kill_lose_no_window(
     assert max(counts) - expected <= burst
 
 
-@pytest.mark.xfail(reason="measured: in about 1 of 6 to 10 takeovers one delta sent just after "
-                   "the first worker stopped never reaches the second worker's agent (a window "
-                   "counts 11 for 12); not explained yet (docs/decisions.md, \"Early warning on "
-                   "faust\")", strict=False)
 async def test_a_second_worker_takes_over_without_losing_a_count(
         settings: Settings, services: dict[str, ServiceProcess], producer_as: Any,
         db: Any) -> None:

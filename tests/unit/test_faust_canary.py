@@ -11,7 +11,7 @@ from faust.transport.consumer import Consumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from services.stats.windows import Delta
+from services.stats.windows import Delta, _Consumer
 
 
 def _consumer(committed: int, acked: list[int]) -> tuple[Any, TP]:
@@ -46,3 +46,56 @@ def test_the_pins() -> None:
 def test_the_table_reads_its_windows_from_the_delta() -> None:
     field = Delta.on
     assert field.field == "on"
+
+
+def _ours(committed: int | None, acked: list[int]) -> tuple[Any, TP]:
+    bare, tp = _consumer(0, acked)
+    consumer: Any = _Consumer.__new__(_Consumer)
+    consumer.__dict__.update(bare.__dict__)
+    consumer._committed_offset = defaultdict(lambda: None, {tp: committed})
+    consumer._next, consumer._reseed, consumer._rereading = {}, set(), {}
+    consumer.last_event_at = 0.0
+    return consumer, tp
+
+
+def test_stats_windows_commits_only_from_the_committed_offsets_own_ack() -> None:
+    # faust's committed offset is the next to read: above, 2585 was never acked, yet faust
+    # commits 2590 (one delta lost). stats-windows' consumer waits for 2585's own ack.
+    consumer, tp = _ours(2585, [2586, 2587, 2588, 2589])
+    assert consumer._new_offset(tp) is None
+    consumer, tp = _ours(2585, [2585, 2586, 2587])
+    assert consumer._new_offset(tp) == 2588
+    consumer, tp = _ours(None, [40, 41])  # the group's first commit
+    assert consumer._new_offset(tp) == 42
+
+
+def test_after_an_assignment_counting_starts_at_the_committed_offset_or_past_its_own() -> None:
+    consumer, tp = _ours(100, [])
+    assert consumer.next_to_count(tp, 97) == 97  # nothing known: the first delta read
+    consumer.counted(tp, 97)
+    assert consumer.next_to_count(tp, 98) == 98
+    # Reassigned, another worker having committed up to 100: 98 and 99 are not its own.
+    consumer._reseed.add(tp)
+    assert consumer.next_to_count(tp, 98) == 100
+    # Reassigned with its own count past the commit (counted, not yet acked): not again.
+    consumer.counted(tp, 104)
+    consumer._committed_offset[tp] = 103
+    consumer._reseed.add(tp)
+    assert consumer.next_to_count(tp, 103) == 105
+
+
+def test_a_partition_is_stalled_when_its_end_is_ahead_and_the_agent_idle() -> None:
+    consumer, tp = _ours(100, [])
+    consumer._paused_partitions = set()
+    consumer.assignment = lambda: {tp}
+    consumer.highwater = lambda _: 110
+    consumer.next_to_count(tp, 100)
+    consumer.counted(tp, 100)
+    consumer.last_event_at = now = 1000.0
+    assert consumer.stalled(now + 1, quiet=5) == []  # the agent took an event a second ago
+    assert consumer.stalled(now + 6, quiet=5) == [(tp, 101)]
+    consumer.highwater = lambda _: 101  # the end is where counting goes on: nothing lost
+    assert consumer.stalled(now + 6, quiet=5) == []
+    consumer.highwater = lambda _: 110
+    consumer._paused_partitions = {tp}  # paused for a rebalance: not a loss
+    assert consumer.stalled(now + 6, quiet=5) == []
