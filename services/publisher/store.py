@@ -118,7 +118,8 @@ async def unrevoked_notices(conn: asyncpg.Connection,
     rows = await conn.fetch(
         "SELECT n.entry_id::text, n.agency, n.body FROM notices n"
         " WHERE n.entry_id = ANY($1::uuid[]) AND n.kind <> 'revocation'"
-        " AND NOT EXISTS (SELECT 1 FROM notices r WHERE r.revokes = n.notice_id)"
+        " AND NOT EXISTS (SELECT 1 FROM notices r WHERE r.revokes = n.notice_id"
+        "  AND r.revokes IS NOT NULL)"  # the partial index notices_revokes (093)
         " AND NOT EXISTS (SELECT 1 FROM notices s WHERE s.supersedes = n.notice_id)"
         " ORDER BY n.issued_at, n.notice_id", list(entry_ids))
     out: dict[str, list[tuple[str, Notice]]] = {}
@@ -174,7 +175,8 @@ async def unrevoked_notices_naming(
         " JOIN list_entries e ON e.entry_id = n.entry_id"
         " WHERE e.subject_key = ANY($1::text[]) AND e.status = 'active'"
         " AND n.measure = ANY($2::text[]) AND n.kind <> 'revocation'"
-        " AND NOT EXISTS (SELECT 1 FROM notices r WHERE r.revokes = n.notice_id)"
+        " AND NOT EXISTS (SELECT 1 FROM notices r WHERE r.revokes = n.notice_id"
+        "  AND r.revokes IS NOT NULL)"  # the partial index notices_revokes (093)
         " ORDER BY n.written", list(subject_keys), list(measures))
     issued: dict[str, list[tuple[str, Notice]]] = {}
     subject_of: dict[str, str] = {}

@@ -144,8 +144,8 @@ async def apply_changes(conn: asyncpg.Connection, catalogue: Catalogue,
     # The rest of each touched archive: what the batch did not hold (read before the batch's
     # records are written, so nothing this transaction writes is read back).
     others = await store.other_records(conn, list(subjects), batch_keys)
-    await store.save_records(conn, written)
-    await lifecycle.after_save(conn, written, clock.today())
+    await store.save_records(conn, written, clock.today())
+    await lifecycle.after_save(conn, written)
     held: dict[str, list[tuple[RecordKey, store.StoredRecord]]] = {}
     for k, stored in archive.items():
         if subject_of[k] in subjects:

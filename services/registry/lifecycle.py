@@ -1,34 +1,24 @@
 """The archive's own bookkeeping of the lifecycle (shared/disclosure.py, shared/purge.py):
-the display columns of each record, its purge date, versions continued after an erasure."""
+its purge date, versions continued after an erasure (the display columns of each record are
+written with the record, store.save_records)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 
 import asyncpg
 
-from shared import disclosure, purge
+from shared import purge
 from shared.contract import ArchivedRecord
 from shared.db import Json
 
 
 async def after_save(conn: asyncpg.Connection,
-                     rows: Sequence[tuple[str, ArchivedRecord, str, str, str]], today: date
-                     ) -> None:
-    """Keep the records' display columns and the purge schedule in step with what was just
-    saved ((subject_key, record, its JSON, cause, event_id), as store.save_records takes
-    them). A record
-    already past its display is marked swept: the snapshot of this very change says so."""
+                     rows: Sequence[tuple[str, ArchivedRecord, str, str, str]]) -> None:
+    """Keep the purge schedule in step with what was just saved ((subject_key, record, its
+    JSON, cause, event_id), as store.save_records takes them; the display columns are
+    written with the records themselves)."""
     latest = {(r.department, r.record_id): (k, r) for k, r, *_ in rows}
-    await conn.execute(
-        "UPDATE records r SET public_until = u.until, display_ended = u.ended"
-        " FROM unnest($1::text[], $2::text[], $3::date[], $4::bool[])"
-        "  AS u(department, record_id, until, ended)"
-        " WHERE r.department = u.department AND r.record_id = u.record_id",
-        [d for d, _ in latest], [i for _, i in latest],
-        [r.public_until for _, r in latest.values()],
-        [not disclosure.is_displayed(r, today) for _, r in latest.values()])
     await purge.schedule(conn, [(r.department, r.record_id, k, r.purge_on)
                                 for k, r in latest.values()])
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import asyncpg
 
+from shared import disclosure
 from shared.contract import ArchivedRecord, SubjectRef
 from shared.db import Json
 
@@ -70,20 +72,29 @@ async def other_records(conn: asyncpg.Connection, subject_keys: Sequence[str],
 
 
 async def save_records(conn: asyncpg.Connection,
-                       rows: Sequence[tuple[str, ArchivedRecord, str, str, str]]) -> None:
+                       rows: Sequence[tuple[str, ArchivedRecord, str, str, str]],
+                       today: date) -> None:
     """Upsert (subject_key, record, its JSON, cause, event_id) and append each to the
-    history; the JSON is the record's one serialization (also in the snapshot)."""
+    history; the JSON is the record's one serialization (also in the snapshot). The display
+    columns (`public_until`, `display_ended`: a record already past its display is marked
+    swept, and the snapshot of this very change says so) are written by the same statement:
+    a second UPDATE of the rows just inserted wrote each row and its indexes twice."""
     if not rows:
         return
     latest = {(r.department, r.record_id): (k, r, body) for k, r, body, _, _ in rows}
     await conn.execute(
-        "INSERT INTO records (department, record_id, subject_key, revision, body)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::json[])"
+        "INSERT INTO records (department, record_id, subject_key, revision, body,"
+        " public_until, display_ended)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::json[],"
+        " $6::date[], $7::bool[])"
         " ON CONFLICT (department, record_id) DO UPDATE SET subject_key = EXCLUDED.subject_key,"
-        " revision = EXCLUDED.revision, body = EXCLUDED.body, updated_at = now()",
+        " revision = EXCLUDED.revision, body = EXCLUDED.body, updated_at = now(),"
+        " public_until = EXCLUDED.public_until, display_ended = EXCLUDED.display_ended",
         [d for d, _ in latest], [i for _, i in latest], [k for k, _, _ in latest.values()],
         [r.revision for _, r, _ in latest.values()],
-        [Json(body) for _, _, body in latest.values()])
+        [Json(body) for _, _, body in latest.values()],
+        [r.public_until for _, r, _ in latest.values()],
+        [not disclosure.is_displayed(r, today) for _, r, _ in latest.values()])
     await conn.copy_records_to_table(
         "record_history", columns=["department", "record_id", "revision", "cause", "event_id",
                                    "body"],
