@@ -428,6 +428,10 @@ async def _measure(stack: IsolatedStack, records: int, rate: float | None,
     part["cpu_seconds"] = sampler.cpu()
     part["cpu_ms_per_record"] = {name: round(cpu * 1000 / part["records"], 3)
                                  for name, cpu in part["cpu_seconds"].items()}
+    # Of Kafka's figure, what its JIT compiler spent: most of it on a broker started shortly
+    # before the run, nothing per record (docs/performance.md, "Kafka's share").
+    part["jit_ms_per_record"] = {name: round(cpu * 1000 / part["records"], 3)
+                                 for name, cpu in sampler.jit_cpu().items()}
     return part
 
 
@@ -514,6 +518,8 @@ def print_part(name: str, p: dict[str, Any]) -> None:
                                               for k, v in p["outbox_age_ms"].items())),
         ("CPU per record", ", ".join(f"{k} {v:.2f} ms"
                                      for k, v in p["cpu_ms_per_record"].items())),
+        ("of which JIT compiling", ", ".join(f"{k} {v:.2f} ms"
+                                            for k, v in p.get("jit_ms_per_record", {}).items())),
         ("peak memory", report.fmt_rss(p["rss_mib"])),
     ]
     report.print_table(f"bench {name}", rows)

@@ -62,6 +62,39 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+# The JVM's JIT compiler threads ("C2 CompilerThread0", "C1 CompilerThread1", ...; the kernel
+# keeps the first 15 characters of a thread's name).
+_COMPILER_THREAD = ("C1 CompilerThre", "C2 CompilerThre")
+
+
+def compiler_threads(thread_stats: Iterable[str], ticks: int = _TICKS) -> dict[int, float]:
+    """CPU seconds of each JIT compiler thread (by thread id) among a JVM's
+    /proc/<pid>/task/*/stat lines.
+
+    A broker compiles its hot code during its first minutes (C2 most): on a broker started
+    shortly before a run that is a large share of its CPU, and no cost per record
+    (docs/performance.md, "Kafka's share")."""
+    out: dict[int, float] = {}
+    for line in thread_stats:
+        head, _, tail = line.rpartition(")")
+        tid, _, name = head.partition(" (")
+        if name.startswith(_COMPILER_THREAD):
+            fields = tail.split()
+            out[int(tid)] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def jvm_compiler_threads(pid: int) -> dict[int, float]:
+    """`compiler_threads` of a running JVM (none if it is gone)."""
+    lines = []
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError, PermissionError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                with open(f"/proc/{pid}/task/{task}/stat") as f:
+                    lines.append(f.read())
+    return compiler_threads(lines)
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
@@ -132,12 +165,23 @@ class RssSampler:
         self._postmaster = postmaster_pid(settings)
         # CPU seconds per (name, pid): first and last seen.
         self._cpu: dict[tuple[str, int], tuple[float, float]] = {}
+        # The broker's JIT compiler threads: CPU seconds per thread id, first and last seen.
+        self._jit: dict[int, tuple[float, float]] = {}
+        self._jit_started = False
 
     def _note_cpu(self, name: str, pid: int) -> None:
         now = cpu_seconds(pid)
         if now is not None:
             first, _ = self._cpu.get((name, pid), (now, now))
             self._cpu[(name, pid)] = (first, now)
+
+    def _note_jit(self, threads: dict[int, float]) -> None:
+        # The JVM starts and ends compiler threads as work comes: a thread first seen after
+        # the first sample was started since then, so all of its time counts.
+        for tid, now in threads.items():
+            first, _ = self._jit.get(tid, (0.0 if self._jit_started else now, now))
+            self._jit[tid] = (first, now)
+        self._jit_started = True
 
     def _note(self, name: str, kib: int | None) -> None:
         if kib:
@@ -154,6 +198,7 @@ class RssSampler:
         if self._kafka is not None:
             self._note("kafka", _status_kib(self._kafka, "VmRSS"))
             self._note_cpu("kafka", self._kafka)
+            self._note_jit(jvm_compiler_threads(self._kafka))
         if self._postmaster is not None:
             self._note("postgres", postgres_pss_kib(self._postmaster,
                                                     self.settings.db_prefix))
@@ -187,8 +232,15 @@ class RssSampler:
         return {name: round(kib * 1024 / MIB, 1) for name, kib in self.peak_kib.items()}
 
     def cpu(self) -> dict[str, float]:
-        """CPU seconds each process (PostgreSQL: this run's backends) spent while sampled."""
+        """CPU seconds each process (PostgreSQL: this run's backends) spent while sampled.
+        Kafka's JIT compiler, a part of Kafka's figure, is apart: `jit_cpu`."""
         out: dict[str, float] = {}
         for (name, _), (first, last) in self._cpu.items():
             out[name] = out.get(name, 0.0) + last - first
         return {name: round(seconds, 2) for name, seconds in out.items()}
+
+    def jit_cpu(self) -> dict[str, float]:
+        """Of `cpu()`'s Kafka figure, the seconds its JVM's JIT compiler threads spent."""
+        if self._kafka is None:
+            return {}
+        return {"kafka": round(sum(last - first for first, last in self._jit.values()), 2)}

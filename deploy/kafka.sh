@@ -41,6 +41,7 @@
 #   XINYONG_KAFKA_TLS_PORT         CLIENT_TLS listener (default port+3; one node)
 #   XINYONG_KAFKA_HEAP_OPTS        JVM heap flags per node (default "-Xms256m -Xmx1g" for
 #                                  one node, "-Xms256m -Xmx512m" each for several)
+#   XINYONG_KAFKA_JVM_OPTS         the other JVM flags (compiler, collector) of every node
 # For a container (`run`):
 #   XINYONG_KAFKA_LIBS             the broker's jars already there (no Maven)
 #   XINYONG_KAFKA_LISTEN_HOST      address the listeners bind (default 127.0.0.1)
@@ -100,6 +101,11 @@ else
     # on a loaded machine.
     start_timeout_s=300
 fi
+
+# G1 with a pause target, as the systemd unit runs it. C1 only or Serial GC were measured
+# and not kept (docs/performance.md, "Kafka's share"): C1 only saves the JIT's CPU of a
+# broker's first minutes and costs more per request afterwards; Serial paused 85 ms.
+jvm_opts=${XINYONG_KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20}
 
 # The folder of a cluster shape: one node keeps the historical layout.
 shape_dir() { # <nodes>
@@ -450,8 +456,9 @@ stop_other_shapes() {
 }
 
 launch() {
-    local -a heap
+    local -a heap jvm
     read -r -a heap <<<"$heap_opts"
+    read -r -a jvm <<<"$jvm_opts"
     local p
     for p in "$port" "$controller_port" "$broker_port" "$tls_port"; do
         if port_open "$p"; then
@@ -470,8 +477,7 @@ launch() {
     # pid and then execs java, so the pid file names the JVM itself.
     # shellcheck disable=SC2016 # $$/$1/$@ belong to the inner shell
     nohup setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pid_file" \
-        java "${heap[@]}" -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-        -Djava.awt.headless=true \
+        java "${heap[@]}" -server "${jvm[@]}" -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$broker_log4j" \
         -cp "$libs_dir/*" kafka.Kafka "$server_props" \
         >>"$log_file" 2>&1 </dev/null 9>&- &
@@ -618,9 +624,10 @@ cmd_run() {
     [[ -d $libs_dir ]] || fetch_libs
     write_config
     format_storage
-    local -a heap
+    local -a heap jvm
     read -r -a heap <<<"$heap_opts"
-    exec java "${heap[@]}" -server -XX:+UseG1GC -Djava.awt.headless=true \
+    read -r -a jvm <<<"$jvm_opts"
+    exec java "${heap[@]}" -server "${jvm[@]}" -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$broker_log4j" -cp "$libs_dir/*" kafka.Kafka "$server_props"
 }
 

@@ -5,6 +5,7 @@ files, the sweep every minute."""
 from __future__ import annotations
 
 import configparser
+import re
 import shutil
 import subprocess
 import sys
@@ -86,3 +87,15 @@ def test_units_say_what_the_runbook_promises() -> None:
         names = {line.split("=", 1)[0] for line in example.read_text().splitlines()
                  if line and not line.startswith("#")}
         assert names <= fields, f"{example.name}: not settings: {names - fields}"
+
+
+def test_the_kafka_unit_runs_the_jvm_as_the_local_broker_does() -> None:
+    """The compiler and collector measured for the broker (docs/performance.md, "Kafka's
+    share") are the same in production as in deploy/kafka.sh's default."""
+    script = (REPO_ROOT / "deploy" / "kafka.sh").read_text(encoding="utf-8")
+    match = re.search(r"^jvm_opts=\$\{XINYONG_KAFKA_JVM_OPTS:-(.+)\}$", script, re.MULTILINE)
+    assert match, "deploy/kafka.sh sets its default JVM flags in jvm_opts"
+    exec_start = " ".join(_unit("xinyong-kafka.service")["Service"]["ExecStart"]
+                          .replace("\\\n", " ").split())
+    unit_flags = re.search(r" -server (.*?) -D", exec_start)
+    assert unit_flags and unit_flags.group(1) == match.group(1), exec_start
