@@ -99,3 +99,33 @@ def test_a_partition_is_stalled_when_its_end_is_ahead_and_the_agent_idle() -> No
     consumer.highwater = lambda _: 110
     consumer._paused_partitions = {tp}  # paused for a rebalance: not a loss
     assert consumer.stalled(now + 6, quiet=5) == []
+
+
+async def test_a_missing_delta_is_sought_once_and_an_expired_one_given_up() -> None:
+    consumer, tp = _ours(100, [])
+    sought: list[int] = []
+    earliest = {tp: 0}
+
+    async def seek(_: Any, offset: int) -> None:
+        sought.append(offset)
+
+    async def earliest_offsets(*_: Any) -> dict[TP, int]:
+        return earliest
+
+    consumer.assignment = lambda: {tp}
+    consumer.seek, consumer.earliest_offsets = seek, earliest_offsets
+    consumer.next_to_count(tp, 100)
+    await consumer.resume_at(tp, 100, "delta 100 missing before 101")
+    # The deltas fetched behind it come as gaps too: no second fetch of the backlog.
+    await consumer.resume_at(tp, 100, "delta 100 missing before 102")
+    assert sought == [100]
+    consumer._rereading[tp] = (100, consumer._rereading[tp][1] - 6)  # nothing for 6 s
+    await consumer.resume_at(tp, 100, "nothing counted from 100")
+    assert sought == [100, 100]
+    # Expired from the topic before it was counted: from the first offset kept, and a
+    # commit no longer waits for an ack that cannot come.
+    earliest[tp] = 150
+    await consumer.resume_at(tp, 120, "delta 120 missing before 151")
+    assert sought[-1] == 150
+    assert consumer.next_to_count(tp, 151) == 150
+    assert consumer._committed_offset[tp] == 150
