@@ -163,6 +163,11 @@ class _Consumer(faust_aiokafka.Consumer):
     def counted(self, tp: Any, offset: int) -> None:
         self._next[tp] = offset + 1
 
+    def never_ack(self, message: Any) -> None:
+        """Leave `message` out of every commit: it comes again after the seek."""
+        message.acked = True  # faust's ack does nothing for a message already acked
+        self._unacked_messages.discard(message)  # nor does a rebalance wait for it
+
     async def resume_at(self, tp: Any, offset: int, why: str) -> None:
         """Read `tp` again from `offset`, the first delta missing; nothing after it is
         acked until it is counted. A delta already expired from the topic is given up,
@@ -273,8 +278,7 @@ def build(settings: Settings, catalogue: Catalogue) -> faust.App:
                 # A delta never reached the agent (a rebalance cut its hand-over short).
                 # This one is never acked, so no commit passes the missing one, and the
                 # partition is read again from it.
-                message.acked = True  # faust's ack does nothing for an acked message
-                consumer._unacked_messages.discard(message)
+                consumer.never_ack(message)
                 await consumer.resume_at(message.tp, expected,
                                          f"delta {expected} missing before {message.offset}")
                 continue
