@@ -32,16 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from confluent_kafka.admin import AdminClient
 
-from deploy.brokers import quiet
+from deploy.brokers import operator_admin
 from services.ingest import contracts as ingest
 from services.objection import contracts as objection
 from services.publisher import contracts as publisher
 from services.registry import contracts as registry
 from services.stats import contracts as stats
 from shared.catalogue import load_catalogue
-from shared.kafka import admin_config, observe_logs
+from shared.kafka import observe_logs
 from shared.positions import LogState, StoredPosition, Verdict, decide, explain
 from shared.settings import Settings
 from shared.topics import CREDENTIALS, all_topics
@@ -214,8 +213,7 @@ def consumed_partitions(settings: Settings, service: str) -> dict[str, list[Part
 
 async def observe(settings: Settings, service: str) -> dict[Part, LogState]:
     """What the broker says now of every partition the service consumes."""
-    admin = AdminClient({**admin_config(settings, settings.kafka_admin_username,
-                                        _admin_password(settings)), "logger": quiet()})
+    admin = operator_admin(settings)
     logs: dict[Part, LogState] = {}
     for group, parts in consumed_partitions(settings, service).items():
         seen = await observe_logs(admin, group, [(settings.topic(t), p) for t, p in parts])
@@ -228,8 +226,7 @@ def retention_hours(settings: Settings, topics: Iterable[str]) -> dict[str, floa
     """Each topic's retention.ms in hours (-1: kept for ever)."""
     from confluent_kafka.admin import ConfigResource, ResourceType
 
-    admin = AdminClient({**admin_config(settings, settings.kafka_admin_username,
-                                        _admin_password(settings)), "logger": quiet()})
+    admin = operator_admin(settings)
     names = sorted(set(topics))
     futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, settings.topic(t))
                                       for t in names])
@@ -240,12 +237,6 @@ def retention_hours(settings: Settings, topics: Iterable[str]) -> dict[str, floa
         out[resource.name.removeprefix(settings.topic_namespace)] = ms / 3_600_000 \
             if ms >= 0 else -1
     return out
-
-
-def _admin_password(settings: Settings) -> str:
-    from deploy import secrets
-
-    return secrets.admin_password(settings)
 
 
 # --- restore ---------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from deploy.pids import alive, running
+from shared.kafka import admin_config
 from shared.settings import Settings
 
 NODE_STEP = 10
@@ -175,6 +176,16 @@ def quiet() -> logging.Logger:
     logger = logging.getLogger("xinyong.librdkafka")
     logger.setLevel(logging.CRITICAL)
     return logger
+
+
+def operator_admin(settings: Settings, **overrides: str) -> AdminClient:
+    """A command line's administrator client (the operator's Kafka user), `quiet`; librdkafka
+    settings in `overrides` (e.g. a shorter `socket.timeout.ms`) replace the project's."""
+    from deploy.secrets import admin_password
+
+    return AdminClient({**admin_config(settings, settings.kafka_admin_username,
+                                       admin_password(settings)), **overrides,
+                        "logger": quiet()})
 
 
 def leadership(admin: AdminClient, prefix: str = "", timeout: float = 10) -> Leadership:

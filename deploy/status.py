@@ -15,12 +15,10 @@ import os
 from typing import Any
 
 import asyncpg
-from confluent_kafka.admin import AdminClient
 
 from deploy import backup, frontdoor, stack, supervisor
-from deploy.brokers import LocalKafka, leadership, quiet
-from deploy.secrets import admin_password
-from shared.kafka import admin_config, observe_logs
+from deploy.brokers import LocalKafka, leadership, operator_admin
+from shared.kafka import observe_logs
 from shared.positions import resolve_command
 from shared.settings import Settings
 from shared.topics import SERVICES, STATS_DELTAS, Topic
@@ -104,8 +102,7 @@ async def _stream_app(settings: Settings, name: str) -> dict[str, Any]:
     parts = [(settings.topic(t.name), p) for t in STREAM_APP_SOURCES[name]
              for p in range(t.partitions)]
     try:
-        admin = AdminClient({**admin_config(settings, settings.kafka_admin_username,
-                                            admin_password(settings)), "logger": quiet()})
+        admin = operator_admin(settings)
         logs = await asyncio.wait_for(observe_logs(admin, settings.group_id(name), parts), 30)
         out["lag_total"] = sum(max(0, log.log_end - (log.committed if log.committed is not None
                                                      else log.log_start))
@@ -122,9 +119,7 @@ def _kafka(settings: Settings) -> dict[str, Any]:
                            "replication_factor": settings.kafka_replication_factor,
                            "min_insync_replicas": settings.kafka_min_insync_replicas}
     try:
-        admin = AdminClient({**admin_config(settings, settings.kafka_admin_username,
-                                            admin_password(settings)),
-                             "socket.timeout.ms": "5000", "logger": quiet()})
+        admin = operator_admin(settings, **{"socket.timeout.ms": "5000"})
         out["cluster"] = leadership(admin, settings.topic_namespace, timeout=10).as_json()
     except Exception as exc:
         out["cluster_error"] = f"{type(exc).__name__}: {exc}"
