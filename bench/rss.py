@@ -52,12 +52,17 @@ def _pss_kib(pid: int) -> int:
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+def _stat_cpu(after_name: str, ticks: int = _TICKS) -> float:
+    """User plus system CPU seconds from a /proc stat line's fields after `(comm)`."""
+    fields = after_name.split()
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User plus system CPU time of a process so far."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICKS
+            return _stat_cpu(f.read().rsplit(")", 1)[1])
     except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError, ValueError):
         return None
 
@@ -79,8 +84,7 @@ def compiler_threads(thread_stats: Iterable[str], ticks: int = _TICKS) -> dict[i
         head, _, tail = line.rpartition(")")
         tid, _, name = head.partition(" (")
         if name.startswith(_COMPILER_THREAD):
-            fields = tail.split()
-            out[int(tid)] = (int(fields[11]) + int(fields[12])) / ticks
+            out[int(tid)] = _stat_cpu(tail, ticks)
     return out
 
 
