@@ -56,8 +56,13 @@ def _message(topic: Topic[Any], name: str, data: BaseModel, key: str) -> Inbound
                           value=value, timestamp_ms=0, raw_key=key.encode())
 
 
-def workload(records: int) -> list[InboundMessage]:
-    """The pipeline's messages to the stats service, in the order they would arrive."""
+def workload(records: int, summed: int = 0) -> list[InboundMessage]:
+    """The pipeline's messages to the stats service, in the order they would arrive.
+
+    `summed`: stats-windows counts the sums of `summed` records' cases per district (the
+    deltas of one stats batch: services/stats/domain.py::batch_deltas), so the snapshots of
+    each district's windows come once per `summed` records; 0: once per case (one delta per
+    case, the shape before sums)."""
     today = clock.today()
     decided = today - timedelta(days=30)
     start = datetime.combine(today - timedelta(days=today.weekday()), datetime.min.time(),
@@ -90,19 +95,24 @@ def workload(records: int) -> list[InboundMessage]:
                 basis=[BasisRecord(department=dept, record_id=submission.record_id,
                                    revision=1)]), subject.key))
         if negative:
-            for n, window in enumerate(windows):
+            for n in range(len(windows)):
                 counts[(district, n)] = counts.get((district, n), 0) + 1
+        last_of_sum = (k + 1) % summed == 0 or k == records - 1 if summed else negative
+        for n, window in enumerate(windows):
+            for place in (DISTRICTS if summed else (district,)):
+                if not last_of_sum or (place, n) not in counts:
+                    continue
                 out.append(_message(STATS_WINDOWS, STATS_WINDOWS.name, StatsWindow(
-                    district=district, measure="negative.high_incidence", window=window,
-                    count=counts[(district, n)], threshold=50),
-                    f"{district}|negative.high_incidence|{window.from_.isoformat()}"))
+                    district=place, measure="negative.high_incidence", window=window,
+                    count=counts[(place, n)], threshold=50),
+                    f"{place}|negative.high_incidence|{window.from_.isoformat()}"))
     return out
 
 
-async def run(records: int, batch: int) -> dict[str, Any]:
+async def run(records: int, batch: int, summed: int) -> dict[str, Any]:
     settings = Settings(db_prefix=f"xinyong_benchsa{uuid.uuid4().hex[:8]}_")
     catalogue = load_catalogue(settings.catalogue_path)
-    messages = workload(records)
+    messages = workload(records, summed)
     await ensure_database(settings, "stats")
     pool = await create_pool(settings, "stats")
     try:
@@ -119,7 +129,7 @@ async def run(records: int, batch: int) -> dict[str, Any]:
     finally:
         await pool.close()
         await drop_database(settings, "stats")
-    return {"records": records, "messages": len(messages), "batch": batch,
+    return {"records": records, "messages": len(messages), "batch": batch, "summed": summed,
             "windows_stored": stored, "seconds": round(elapsed, 2),
             "stats_cpu_ms_per_record": round(own * 1000 / records, 3),
             "postgres_cpu_ms_per_record": round(pg * 1000 / records, 3),
@@ -130,8 +140,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--summed", type=int, default=0,
+                        help="records whose cases one delta sums (0: a delta per case)")
     args = parser.parse_args()
-    print(asyncio.run(run(args.records, args.batch)))
+    print(asyncio.run(run(args.records, args.batch, args.summed)))
 
 
 if __name__ == "__main__":

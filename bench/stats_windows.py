@@ -7,9 +7,14 @@ changes from run to run, and the process's CPU per record with it (0.33 to 0.69 
 tree). Here only stats-windows runs, on its own namespace, fed deltas as the stats service
 writes them (its principal, its envelope) at a fixed rate, in a few districts and today's
 windows; the run ends when every snapshot is on credit.stats.windows. The figure is the
-process's CPU time (user + system, /proc) over the deltas sent.
+process's CPU time (user + system, /proc) over the cases and over the deltas sent.
 
-    python -m bench.stats_windows --deltas 10000 --rate 400
+`--batch B`: the stats service sends the sum of a batch's cases per district, rule and day
+(services/stats/domain.py::batch_deltas): here each B cases (at `--rate` cases a second) go
+as those sums, sent when the batch's last case is due. `--batch 1` is one delta per case,
+the shape before sums.
+
+    python -m bench.stats_windows --deltas 10000 --rate 400 --batch 50
 """
 
 from __future__ import annotations
@@ -45,27 +50,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _feed(stack: Any, pid: int, deltas: int, rate: float) -> dict[str, Any]:
+async def _feed(stack: Any, pid: int, deltas: int, rate: float, batch: int
+                ) -> dict[str, Any]:
     settings = stack.settings
     producer = make_producer(settings, **stack.service_credentials("stats"))
     consumer = AIOKafkaConsumer(settings.topic(STATS_WINDOWS.name),
                                 **client_options(settings), auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     on = datetime.combine(clock.today(), daytime(), clock.ZHUHAI)
-    events = []
-    for k in range(deltas):
-        district = DISTRICTS[k % len(DISTRICTS)]
-        d = StatsDelta(fact_id=str(uuid.uuid4()), district=district, measure=RULE, on=on,
-                       delta=1)
-        events.append(OutboundEvent.of(STATS_DELTAS, domain.SOURCE, district, d,
-                                       event_id=d.fact_id))
+    cases = [StatsDelta(fact_id=str(uuid.uuid4()), district=DISTRICTS[k % len(DISTRICTS)],
+                        measure=RULE, on=on, delta=1) for k in range(deltas)]
+    # (when due, in cases from the start; the event)
+    events = [(min(at + batch, deltas) - 1,
+               OutboundEvent.of(STATS_DELTAS, domain.SOURCE, d.district, d, event_id=d.fact_id))
+              for at in range(0, deltas, batch)
+              for d in domain.batch_deltas(cases[at:at + batch])]
     await producer.start()
     await consumer.start()
     try:
         topic = settings.topic(STATS_DELTAS.name)
         before = cpu_seconds(pid)
         start = time.monotonic()
-        for k, e in enumerate(events):
+        for k, e in events:
             due = start + k / rate
             if due > time.monotonic():
                 await asyncio.sleep(due - time.monotonic())
@@ -74,7 +80,7 @@ async def _feed(stack: Any, pid: int, deltas: int, rate: float) -> dict[str, Any
         sent = time.monotonic()
         shape = domain.window_shape(load_catalogue(settings.catalogue_path))
         assert shape is not None
-        expected, seen = deltas * (shape[0] // shape[1]), 0
+        expected, seen = len(events) * (shape[0] // shape[1]), 0
         while seen < expected:
             batches = await consumer.getmany(timeout_ms=500)
             seen += sum(len(records) for records in batches.values())
@@ -85,16 +91,19 @@ async def _feed(stack: Any, pid: int, deltas: int, rate: float) -> dict[str, Any
     finally:
         await consumer.stop()
         await producer.stop()
-    return {"deltas": deltas, "rate": rate, "snapshots": seen,
-            "seconds": round(done - start, 2), "cpu_seconds": round(cpu, 2),
-            "cpu_ms_per_delta": round(cpu * 1000 / deltas, 3),
+    return {"cases": deltas, "rate": rate, "batch": batch, "deltas": len(events),
+            "snapshots": seen, "seconds": round(done - start, 2),
+            "cpu_seconds": round(cpu, 2),
+            "cpu_ms_per_case": round(cpu * 1000 / deltas, 3),
+            "cpu_ms_per_delta": round(cpu * 1000 / len(events), 3),
             "load_average": os.getloadavg()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deltas", type=int, default=10_000)
-    parser.add_argument("--rate", type=float, default=400.0)
+    parser.add_argument("--deltas", type=int, default=10_000, help="cases")
+    parser.add_argument("--rate", type=float, default=400.0, help="cases a second")
+    parser.add_argument("--batch", type=int, default=1, help="cases per stats batch")
     parser.add_argument("--port-base", type=int, default=None)
     args = parser.parse_args()
     stack = named_stack("benchsw", port_base(args.port_base))
@@ -107,7 +116,7 @@ def main() -> None:
         windows.wait_ready()
         pid = windows.pid()
         assert pid is not None
-        print(asyncio.run(_feed(stack, pid, args.deltas, args.rate)))
+        print(asyncio.run(_feed(stack, pid, args.deltas, args.rate, args.batch)))
     finally:
         steadily(stack.stop, "stopping stats-windows and dropping its topics")
 

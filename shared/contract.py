@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # `government` (机关, USCC category 11; 13 群团组织 too: docs/decisions.md, "Government
 # integrity"): CONTRACT.md's subject type for 政务诚信.
@@ -328,15 +328,26 @@ class ObjectionClosed(_Open):
 
 
 class StatsDelta(_Open):
-    """stats -> stats-windows on credit.stats.deltas (keyed by district): a case counted
-    (+1) or no longer counted (-1) by an early-warning rule. `on` is when the case happened
-    (its decision day, midnight China Standard Time): faust's windows take a datetime."""
+    """stats -> stats-windows on credit.stats.deltas (keyed by district): how many cases an
+    early-warning rule counts more (positive) or no longer counts (negative) in a district
+    on a day, as one batch of the stats service moved them; each case's own +1 or -1 stays
+    in the stats database (docs/decisions.md, "Early warning on faust"). `on` is when the
+    cases happened (their decision day, midnight China Standard Time): faust's windows take
+    a datetime. `fact_id` is a function of the cases summed (a batch applied again sends the
+    same id)."""
 
     fact_id: str
     district: str
     measure: str  # the early-warning rule (catalogue `early_warnings`)
     on: datetime
-    delta: Literal[1, -1]
+    delta: int = Field(description="the signed sum of the cases' +1 and -1; never 0")
+
+    @field_validator("delta")
+    @classmethod
+    def _moves(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("a delta of 0 moves no window")
+        return value
 
 
 class WindowRange(_Open):

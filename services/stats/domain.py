@@ -160,6 +160,26 @@ def warning_deltas(department: str, record_id: str, revision: int,
     return out
 
 
+def batch_deltas(cases: Sequence[StatsDelta]) -> list[StatsDelta]:
+    """What goes to stats-windows for a batch's case deltas: one delta per (district, rule,
+    day) carrying their signed sum, none where they cancel out. faust pays per event
+    (deserialize, table update, a snapshot of every window, changelog), so its work follows
+    batches, not cases. The id is a function of the cases summed: the same cases give the
+    same id. Exact as the cases are: each case is in one sum, and the sum is written in the
+    transaction that stores the case (store.save_deltas), or neither is."""
+    groups: dict[tuple[str, str, datetime], list[StatsDelta]] = {}
+    for d in cases:
+        groups.setdefault((d.district, d.measure, d.on), []).append(d)
+    out: list[StatsDelta] = []
+    for (district, measure, on), group in sorted(groups.items()):
+        total = sum(d.delta for d in group)
+        if total:
+            out.append(StatsDelta(
+                fact_id=caused_id(SOURCE, "deltas", *sorted(d.fact_id for d in group)),
+                district=district, measure=measure, on=on, delta=total))
+    return out
+
+
 WarningStatus = Literal["raised", "cleared"]
 
 

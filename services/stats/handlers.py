@@ -130,9 +130,13 @@ async def count_for_warnings(conn: asyncpg.Connection, catalogue: Catalogue,
             moved[key] = after
     # The last revision of each record in the batch decides its rows: written once.
     await store.set_counted(conn, moved)
+    # Each case's +1 or -1 is stored once (its own fact id: a batch delivered again adds
+    # nothing); stats-windows gets their sums per district, rule and day, in the same
+    # transaction.
     fresh = await store.save_deltas(conn, deltas)
     await outbox.enqueue(conn, [OutboundEvent.of(STATS_DELTAS, domain.SOURCE, d.district, d,
-                                                 event_id=d.fact_id) for d in fresh])
+                                                 event_id=d.fact_id)
+                                for d in domain.batch_deltas(fresh)])
 
 
 async def reconciler(ctx: ServiceContext) -> None:

@@ -6,8 +6,9 @@ The consume-transact-commit core of the services stays on aiokafka (docs/decisio
 "Early warning on faust").
 
 - Source: `credit.stats.deltas`, written by the stats service with its facts, keyed by
-  district: `{fact_id, district, measure, on, delta: +1|-1}`. SQL decides what counts (a
-  withdrawal sends -1); this only sums.
+  district: `{fact_id, district, measure, on, delta}`, `delta` the signed sum of a batch's
+  cases of that district, rule and day (a withdrawal counts -1). SQL decides what counts;
+  this only sums.
 - Table: `Table(default=int).hopping(size, step, expires).relative_to_field(cast(Any, Delta.on))`,
   keyed by `district|rule`; the catalogue's `early_warnings` give size, step, threshold.
   Store: memory (the table is rebuilt from its changelog at start: a few hundred windows).

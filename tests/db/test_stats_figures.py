@@ -159,9 +159,16 @@ async def test_districts_and_scorecards_equal_the_hand_computed_fixture(
     for d in deltas:
         by_rule[d["measure"]] = by_rule.get(d["measure"], 0) + d["delta"]
     assert by_rule == {"negative.high_incidence": 4, "wage_arrears.high_incidence": 1}
-    sent = await conn.fetch("SELECT value FROM outbox WHERE topic = 'credit.stats.deltas'")
-    assert len(sent) == len(deltas) == 7  # 5 +1 for negative, 1 for wage arrears, 1 -1
-    assert {json.loads(r["value"])["data"]["district"] for r in sent} == {DISTRICT}
+    assert len(deltas) == 7  # 5 +1 for negative, 1 for wage arrears, 1 -1
+    # stats-windows gets their sums per district, rule and day: 9-30 (A-1, C-1; H-1 under
+    # both rules), 9-18 (A-2, A-3 and A-3's withdrawal).
+    sent = [json.loads(r["value"])["data"] for r in await conn.fetch(
+        "SELECT value FROM outbox WHERE topic = 'credit.stats.deltas'")]
+    assert sorted((d["measure"], d["on"][:10], d["delta"]) for d in sent) == [
+        ("negative.high_incidence", "2026-09-18", 1),
+        ("negative.high_incidence", "2026-09-30", 3),
+        ("wage_arrears.high_incidence", "2026-09-30", 1)]
+    assert {d["district"] for d in sent} == {DISTRICT}
 
 
 def test_bad_periods_and_months() -> None:
