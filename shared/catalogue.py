@@ -332,12 +332,16 @@ class Catalogue(_Frozen):
                 found.setdefault(list_name, []).append((name, m))
         return found
 
+    @cached_property
+    def _warnings_by_item(self) -> dict[str, list[str]]:
+        return {item: [name for name, rule in self.early_warnings.items()
+                       if not rule.items or item in rule.items]
+                for item, entry in self.items.items() if entry.polarity == "negative"}
+
     def warnings_counting(self, item: str) -> list[str]:
-        """The early-warning rules a negative record of `item` counts for."""
-        if item not in self.items or self.items[item].polarity != "negative":
-            return []
-        return [name for name, rule in self.early_warnings.items()
-                if not rule.items or item in rule.items]
+        """The early-warning rules a negative record of `item` counts for (asked for every
+        accepted record the stats service reads)."""
+        return list(self._warnings_by_item.get(item, ()))
 
 
 def _reference_problems(cat: Catalogue) -> list[str]:

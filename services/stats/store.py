@@ -39,7 +39,9 @@ async def save_feedback(conn: asyncpg.Connection,
             " ON CONFLICT DO NOTHING",
             [event_id for event_id, _, _, _ in rows], [dept for _, dept, _, _ in rows],
             [f.status for _, _, f, _ in rows],
-            [json.dumps(sorted({e.code for e in f.errors})) for _, _, f, _ in rows],
+            # Most verdicts carry no error: their "[]" is not encoded row by row.
+            [json.dumps(sorted({e.code for e in f.errors})) if f.errors else "[]"
+             for _, _, f, _ in rows],
             [f.record_id for _, _, f, _ in rows], [f.revision for _, _, f, _ in rows],
             [at for _, _, _, at in rows])
 
