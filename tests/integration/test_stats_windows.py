@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import time as daytime
 from typing import Any
 
@@ -26,7 +26,8 @@ from shared.messages import OutboundEvent
 from shared.settings import Settings
 from shared.topics import STATS_DELTAS
 from tests.integration.conftest import STACK, TopicWatcher
-from tests.integration.kit import poll_json
+from tests.integration.helpers import enterprise, record
+from tests.integration.kit import poll_json, send
 
 pytestmark = pytest.mark.integration
 
@@ -258,3 +259,54 @@ async def test_it_keeps_up_with_twice_the_benchmarks_negative_record_rate(
           "send")
     assert cases >= rate * (seconds - 1)
     assert max(lags) <= delta_rate * LAG_BOUND_SECONDS, lags
+
+
+async def test_records_from_a_department_count_exactly_in_the_windows(
+        settings: Settings, services: dict[str, ServiceProcess], producer: AIOKafkaProducer,
+        db: Any) -> None:
+    """End to end, with the stats service's sums: negative records and a withdrawal through
+    ingest; each case is stored once in stats' deltas, and every window holding their day
+    counts what SQL counts from those case rows (no drift: the sums lose and double
+    nothing)."""
+    item, dept = "amr.admin_penalty", "amr"
+    rules = load_catalogue().warnings_counting(item)
+    assert rules
+    day = clock.today() - timedelta(days=37)  # a day the other tests leave alone
+    firm = enterprise()
+    sent = [record(firm, item, decided_on=day) for _ in range(12)]
+    for data in sent:
+        await send(producer, settings, dept, data)
+    withdrawn = sent[0]["record_id"]
+    await send(producer, settings, dept, record(firm, item, record_id=withdrawn, revision=2,
+                                                action="withdraw"))
+    cases = {domain.delta_id(dept, data["record_id"], 1, rule, 1): 1
+             for data in sent for rule in rules}
+    cases |= {domain.delta_id(dept, withdrawn, 2, rule, -1): -1 for rule in rules}
+    stats = db("stats")
+    deadline = time.monotonic() + 90
+    while True:
+        stored = await stats.fetch("SELECT fact_id, delta FROM deltas WHERE fact_id = ANY($1)",
+                                   list(cases))
+        if len(stored) == len(cases):
+            break
+        assert time.monotonic() < deadline, f"{len(stored)} of {len(cases)} case deltas"
+        await asyncio.sleep(0.3)
+    assert {r["fact_id"]: r["delta"] for r in stored} == cases
+
+    on = domain.on_of(day)
+    deadline = time.monotonic() + 60
+    while True:
+        rows = await stats.fetch(
+            'SELECT w.measure, w.window_from, w.count, (SELECT coalesce(sum(d.delta), 0)'
+            ' FROM deltas d WHERE d.measure = w.measure AND d.district = w.district'
+            '  AND d."on" >= w.window_from AND d."on" < w.window_to) AS sql'
+            " FROM windows w WHERE w.district = '440402' AND w.measure = ANY($1)"
+            " AND w.window_from <= $2 AND $2 < w.window_to", rules, on)
+        shape = domain.window_shape(load_catalogue())
+        assert shape is not None
+        windows_per_day = len(rules) * (shape[0] // shape[1])
+        if len(rows) == windows_per_day and all(r["count"] == r["sql"] for r in rows):
+            break
+        assert time.monotonic() < deadline, [dict(r) for r in rows]
+        await asyncio.sleep(0.3)
+    assert all(r["sql"] >= len(sent) - 1 for r in rows)  # ours at least, the withdrawal out
