@@ -9,7 +9,10 @@ within the batch). Each batch is one transaction on a database of its own, as th
 would apply it (without the positions, which are the worker's and the same for any
 handler); the figures are this process's CPU time and its PostgreSQL backend's (/proc).
 
-    python -m bench.stats_apply --records 20000 --batch 500
+`--summed R`: the snapshots as stats-windows sends them for the stats service's sums (one per
+district and window every R records) instead of one per case.
+
+    python -m bench.stats_apply --records 20000 --batch 500 --summed 100
 """
 
 from __future__ import annotations
