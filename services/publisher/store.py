@@ -357,7 +357,10 @@ async def sequence_notices(conn: asyncpg.Connection, catalogue: Catalogue,
     Notices are numbered as they are written (`_insert_notices`, under the same lock); this
     numbers those stored otherwise (before that, or by hand)."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _SEQUENCE_LOCK)
+        # Not waited for: writers of notices hold it to their commit (`_insert_notices`), and
+        # what this numbers (notices stored otherwise) can wait for the next round.
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _SEQUENCE_LOCK):
+            return 0
         rows = await conn.fetch(
             "SELECT notice_id, measure, issued_at FROM notices WHERE seq IS NULL"
             " ORDER BY written LIMIT $1", limit)

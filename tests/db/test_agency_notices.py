@@ -128,8 +128,8 @@ async def test_notices_stored_otherwise_are_numbered_by_the_sequencer_after_the_
 async def test_writing_notices_holds_the_sequencers_lock_to_the_commit(
         pools: dict[str, asyncpg.Pool], catalogue: Catalogue) -> None:
     """The guarantee behind the agencies' cursors: a transaction that numbers notices holds
-    the sequencer's lock until it ends, so another one (numbering its own notices, or the
-    sequencer) waits, then reads the highest number only once the first has committed."""
+    the sequencer's lock until it ends, so another one numbering its own notices waits, then
+    reads the highest number only once the first has ended."""
     pool = pools["publisher"]
     async with pool.acquire() as first, pool.acquire() as second, pool.acquire() as watch:
         first_tx, second_tx = first.transaction(), second.transaction()
