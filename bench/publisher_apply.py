@@ -69,7 +69,6 @@ def workload(records: int) -> list[InboundMessage]:
 async def run(records: int, batch: int, freeze: bool) -> dict[str, Any]:
     settings = Settings(db_prefix=f"xinyong_benchpa{uuid.uuid4().hex[:8]}_")
     catalogue = load_catalogue(settings.catalogue_path)
-    messages = workload(records)
     await ensure_database(settings, "publisher")
     pool = await create_pool(settings, "publisher")
     try:
@@ -79,6 +78,8 @@ async def run(records: int, batch: int, freeze: bool) -> dict[str, Any]:
             if freeze:
                 gc.collect()
                 gc.freeze()
+            # Made after the freeze, as a service's messages are.
+            messages = workload(records)
             backend = await conn.fetchval("SELECT pg_backend_pid()")
             wal = await conn.fetchval("SELECT pg_current_wal_lsn()")
             own, pg, started = time.process_time(), cpu_seconds(backend), time.monotonic()

@@ -143,9 +143,9 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
 
     # What exists by now (modules, the catalogue, pydantic's validators, the app, the clients)
     # lives as long as the process: out of the collector's reach, which otherwise walks it
-    # all again at every full collection (a fifth of the publisher's Python CPU, measured:
-    # docs/performance.md, "Publisher (issue 9)"). What is created later is collected as
-    # before.
+    # all again at every full collection (a seventh of the publisher's handler CPU,
+    # measured: docs/performance.md, "Publisher (issue 9)"). What is created later is
+    # collected as before.
     gc.collect()
     gc.freeze()
     tasks = [asyncio.create_task(c, name=n) for n, c in [
