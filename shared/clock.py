@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -146,14 +146,23 @@ class Deadline:
 def add_working_days(start: date, working_days: int) -> Deadline:
     """The day `working_days` working days after `start` (`start` itself not counted: a
     notice issued on a Friday with 1 working day is due the next working day)."""
+    deadline = _working_days_after(start, working_days)
+    if deadline.provisional:
+        metrics.CALENDAR_PROVISIONAL.inc()
+    return deadline
+
+
+@lru_cache(maxsize=4096)
+def _working_days_after(start: date, working_days: int) -> Deadline:
+    """`add_working_days` without its count of provisional dates. Kept per (day, count): the
+    schedule is read once a process (`schedule`), so the answer for a day never changes, and
+    the publisher dates every notice it writes (most of a day's with the same few counts)."""
     day, counted, provisional = start, 0, False
     while counted < working_days:
         day += timedelta(days=1)
         provisional |= not is_covered(day)
         if is_working_day(day):
             counted += 1
-    if provisional:
-        metrics.CALENDAR_PROVISIONAL.inc()
     return Deadline(day, provisional)
 
 

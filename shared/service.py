@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -140,6 +141,13 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, request_stop)
 
+    # What exists by now (modules, the catalogue, pydantic's validators, the app, the clients)
+    # lives as long as the process: out of the collector's reach, which otherwise walks it
+    # all again at every full collection (a seventh of the publisher's handler CPU,
+    # measured: docs/performance.md, "Publisher (issue 9)"). What is created later is
+    # collected as before.
+    gc.collect()
+    gc.freeze()
     tasks = [asyncio.create_task(c, name=n) for n, c in [
         ("worker", worker.run()), ("credentials", credentials_worker.run()),
         ("relay", relay.run()), ("http", server.serve()), ("metrics", metrics_server.serve()),

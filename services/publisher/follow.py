@@ -26,6 +26,7 @@ from shared.context import ServiceContext
 from shared.contract import SubjectChanged
 from shared.db import TRANSIENT
 from shared.messages import OutboundEvent
+from shared.settings import get_settings
 from shared.topics import NOTICES
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,15 @@ def catalogue_version(catalogue: Catalogue) -> str:
     return f"{catalogue.version}/{hashlib.sha256(decisive.encode()).hexdigest()[:16]}"
 
 
-async def enqueue_notices(conn: asyncpg.Connection, sent: Sequence[domain.Sent]) -> None:
+async def enqueue_notices(conn: asyncpg.Connection, catalogue: Catalogue,
+                          sent: Sequence[domain.Sent]) -> None:
     """Store and send notices (and revocations), in the order given."""
     if not sent:
         return
     bodies = [n.model_dump_json() for _, n, _ in sent]  # once: the row's body and the event's
-    await store.save_effects(conn, domain.ListEffects(notices=list(sent)), [], bodies)
+    await store.save_effects(
+        conn, domain.ListEffects(notices=list(sent)), [], bodies, catalogue=catalogue,
+        fallback_working_days=get_settings().notice_feedback_working_days)
     await outbox.enqueue(conn, [
         OutboundEvent.of_json(NOTICES.of(agency), SOURCE, n.subject.key, body.encode(),
                               event_id=n.notice_id)
@@ -117,7 +121,7 @@ async def follow_catalogue_batch(conn: asyncpg.Connection, catalogue: Catalogue,
     taken = await store.notice_ids_of_entries(conn, ids)
     sent = domain.follow_catalogue(catalogue, entries, issued, subjects, taken,
                                    clock.now(), clock.today())
-    await enqueue_notices(conn, sent)
+    await enqueue_notices(conn, catalogue, sent)
     revoked = sum(1 for _, n, _ in sent if n.kind == "revocation")
     await conn.execute(
         "UPDATE catalogue_sync SET after_entry = $2::uuid, sent = sent + $3,"
@@ -138,5 +142,5 @@ async def replace_changed_related(conn: asyncpg.Connection, catalogue: Catalogue
     sent = domain.replace_related(
         catalogue, issued, {e: snapshots[k] for e, k in subject_of_entry.items()},
         clock.now(), clock.today())
-    await enqueue_notices(conn, sent)
+    await enqueue_notices(conn, catalogue, sent)
 

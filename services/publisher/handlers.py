@@ -239,7 +239,9 @@ async def carry_out(conn: asyncpg.Connection, catalogue: Catalogue,
     # Each change and notice serialized once: the body stored is its event's data.
     change_bodies = [c.model_dump_json() for c in fx.list_changes]
     notice_bodies = [n.model_dump_json() for _, n, _ in fx.notices]
-    await store.save_effects(conn, fx, change_bodies, notice_bodies, clock.now())
+    await store.save_effects(conn, fx, change_bodies, notice_bodies, clock.now(),
+                             catalogue=catalogue, fallback_working_days=get_settings(
+                                 ).notice_feedback_working_days)
     await lifecycle.save(conn, fx)
     await rights_store.create_notifications(conn, [
         (rights.notification_id_for(e.entry_id), e.entry_id, e.subject_key, e.list)

@@ -37,10 +37,13 @@ async def save(conn: asyncpg.Connection, fx: ListEffects) -> None:
              for _, n, _ in fx.notices
              if n.supersedes is not None or n.notice_id in fx.related_until]
     if links:
+        # A notice just written holds them already (store._insert_notices); one stored
+        # before under the same id (the same cause again) is brought in line.
         await conn.execute(
             "UPDATE notices n SET supersedes = l.supersedes, related_until = l.until"
             " FROM unnest($1::uuid[], $2::uuid[], $3::date[]) AS l(id, supersedes, until)"
-            " WHERE n.notice_id = l.id",
+            " WHERE n.notice_id = l.id AND (n.supersedes IS DISTINCT FROM l.supersedes"
+            "  OR n.related_until IS DISTINCT FROM l.until)",
             [i for i, _, _ in links], [sp for _, sp, _ in links], [u for _, _, u in links])
 
 

@@ -210,10 +210,12 @@ async def change_counts(conn: asyncpg.Connection, entry_ids: Sequence[str]) -> d
 
 
 async def save_effects(conn: asyncpg.Connection, fx: ListEffects, change_bodies: Sequence[str],
-                       notice_bodies: Sequence[str], at: datetime | None = None) -> None:
+                       notice_bodies: Sequence[str], at: datetime | None = None, *,
+                       catalogue: Catalogue, fallback_working_days: int) -> None:
     """Entries, list changes and notices, a statement each (rows as arrays); the bodies are
     each change's and notice's one serialization, the same JSON as its event's data. Each
-    entry's new state goes to `entry_history` too, as of `at` (the as-of profile's lists)."""
+    entry's new state goes to `entry_history` too, as of `at` (the as-of profile's lists).
+    Notices are numbered and dated as they are written (`_insert_notices`)."""
     entries = [*fx.new_entries, *fx.changed_entries]
     if entries:
         assert at is not None  # entries change only with the time they change at
@@ -245,18 +247,44 @@ async def save_effects(conn: asyncpg.Connection, fx: ListEffects, change_bodies:
             [c.entry_id for c in fx.list_changes], [c.subject.key for c in fx.list_changes],
             [Json(body) for body in change_bodies])
     if fx.notices:
-        notices = [n for _, n, _ in fx.notices]
-        await conn.execute(
-            "INSERT INTO notices (notice_id, agency, kind, list, measure, entry_id, subject_key,"
-            " revokes, body, issued_at)"
-            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],"
-            "  $6::uuid[], $7::text[], $8::uuid[], $9::json[], $10::timestamptz[])"
-            " ON CONFLICT (notice_id) DO NOTHING",
-            [n.notice_id for n in notices], [a for a, _, _ in fx.notices],
-            [n.kind for n in notices], [n.list for n in notices], [n.measure for n in notices],
-            [e for _, _, e in fx.notices], [n.subject.key for n in notices],
-            [n.revokes for n in notices], [Json(body) for body in notice_bodies],
-            [n.issued_at for n in notices])
+        await _insert_notices(conn, fx, notice_bodies, catalogue, fallback_working_days)
+
+
+async def _insert_notices(conn: asyncpg.Connection, fx: ListEffects, bodies: Sequence[str],
+                          catalogue: Catalogue, fallback_working_days: int) -> None:
+    """Each notice written once, with its place in the agencies' history (`seq`), its
+    feedback deadline, what it supersedes and when related persons leave it: numbering and
+    dating them after the commit (`sequence_notices`) wrote every notice and all its indexes
+    a second time (not a HOT update: `seq` and `due_by` are indexed). The numbers keep the
+    sequencer's guarantee: they are given under its lock, held from here to this
+    transaction's commit, and above the highest number visible once the lock is held, which
+    is every number committed before; a reader's cursor never passes a notice numbered
+    later. A notice already stored (the same cause again) is left as it is and its number
+    skipped: numbers need not be consecutive, only increasing."""
+    notices = [n for _, n, _ in fx.notices]
+    dues = [domain.feedback_due(catalogue, n.measure, n.issued_at, fallback_working_days)
+            for n in notices]
+    # A statement of its own: a statement's snapshot is taken when it starts, so the
+    # `max(seq)` below must start after the lock is granted to see the last holder's commit.
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _SEQUENCE_LOCK)
+    await conn.execute(
+        "INSERT INTO notices (notice_id, agency, kind, list, measure, entry_id, subject_key,"
+        " revokes, body, issued_at, supersedes, related_until, due_by, due_provisional, seq)"
+        " SELECT i, a, k, l, m, e, s, r, b, t, sp, ru, d, p,"
+        "  (SELECT coalesce(max(seq), 0) FROM notices) + n"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        "  $6::uuid[], $7::text[], $8::uuid[], $9::json[], $10::timestamptz[], $11::uuid[],"
+        "  $12::date[], $13::date[], $14::bool[])"
+        "  WITH ORDINALITY AS u(i, a, k, l, m, e, s, r, b, t, sp, ru, d, p, n)"
+        " ORDER BY n"  # in the order made: `written` and `seq` follow it
+        " ON CONFLICT (notice_id) DO NOTHING",
+        [n.notice_id for n in notices], [a for a, _, _ in fx.notices],
+        [n.kind for n in notices], [n.list for n in notices], [n.measure for n in notices],
+        [e for _, _, e in fx.notices], [n.subject.key for n in notices],
+        [n.revokes for n in notices], [Json(body) for body in bodies],
+        [n.issued_at for n in notices], [n.supersedes for n in notices],
+        [fx.related_until.get(n.notice_id) for n in notices],
+        [d.day for d in dues], [d.provisional for d in dues])
 
 
 async def record_feedback(conn: asyncpg.Connection,
@@ -325,9 +353,14 @@ async def sequence_notices(conn: asyncpg.Connection, catalogue: Catalogue,
     """Number the committed notices that have no place in the agencies' history yet, in the
     order they were written, and date their feedback deadline; returns how many. One
     sequencer at a time (a lock held to the commit): a number given here is above every
-    number committed before, so a reader's cursor never passes a notice numbered later."""
+    number committed before, so a reader's cursor never passes a notice numbered later.
+    Notices are numbered as they are written (`_insert_notices`, under the same lock); this
+    numbers those stored otherwise (before that, or by hand)."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _SEQUENCE_LOCK)
+        # Not waited for: writers of notices hold it to their commit (`_insert_notices`), and
+        # what this numbers (notices stored otherwise) can wait for the next round.
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _SEQUENCE_LOCK):
+            return 0
         rows = await conn.fetch(
             "SELECT notice_id, measure, issued_at FROM notices WHERE seq IS NULL"
             " ORDER BY written LIMIT $1", limit)

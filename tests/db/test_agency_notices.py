@@ -5,6 +5,7 @@ changed, revocation first)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -80,24 +81,82 @@ async def test_feedback_moves_only_forward_and_every_answer_is_kept(
     assert {h["channel"] for h in history} == {"http"}
 
 
-async def test_the_sequencer_numbers_in_written_order_and_dates_by_measure(
+async def test_notices_are_numbered_in_written_order_and_dated_by_measure_as_written(
         tx: OpenTransaction, catalogue: Catalogue) -> None:
     conn = await tx("publisher")
     before = await store.last_notice_seq(conn)
     firm = _firm()
     await _listed(conn, catalogue, firm)
-    assert await agencies.sequence_once(conn, catalogue, 10) >= 5
-    rows = await conn.fetch("SELECT seq, measure, issued_at, due_by FROM notices"
+    rows = await conn.fetch("SELECT notice_id, seq, measure, issued_at, due_by FROM notices"
                             " WHERE subject_key = $1 ORDER BY written", firm.key)
+    assert len(rows) >= 5
     seqs = [r["seq"] for r in rows]
-    assert seqs == sorted(seqs) and seqs[0] > before
+    assert None not in seqs and seqs == sorted(set(seqs)) and seqs[0] > before
     for r in rows:
         due = catalogue.measures[r["measure"]].feedback_within
         assert r["due_by"] > r["issued_at"].date()
         assert (r["due_by"] - r["issued_at"].date()).days >= due  # weekends only add days
+    # Written once: the sequencer finds nothing of theirs to number or date.
+    await agencies.sequence_once(conn, catalogue, 10)
+    again = await conn.fetch("SELECT notice_id, seq, due_by FROM notices"
+                             " WHERE subject_key = $1 ORDER BY written", firm.key)
+    assert [(r["notice_id"], r["seq"], r["due_by"]) for r in again] == [
+        (r["notice_id"], r["seq"], r["due_by"]) for r in rows]
     page = await store.agency_notices(conn, "land", before, 1000)
     assert [json.loads(json.dumps(p["body"]))["subject"]["id"] for p in page
             ].count(firm.id) == 1
+
+
+async def test_notices_stored_otherwise_are_numbered_by_the_sequencer_after_the_others(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("publisher")
+    firm = _firm()
+    await _listed(conn, catalogue, firm)
+    entry = await conn.fetchval("SELECT entry_id FROM notices WHERE subject_key = $1 LIMIT 1",
+                                firm.key)
+    by_hand = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO notices (notice_id, agency, kind, list, measure, entry_id, subject_key,"
+        " body, issued_at) VALUES ($1, 'land', 'penalty', 'court.dishonest_debtor',"
+        " 'land.restrict', $2, $3, '{}'::json, now())", by_hand, entry, firm.key)
+    highest = await store.last_notice_seq(conn)
+    assert await agencies.sequence_once(conn, catalogue, 10) >= 1
+    row = await conn.fetchrow("SELECT seq, due_by FROM notices WHERE notice_id = $1", by_hand)
+    assert row["seq"] > highest and row["due_by"] is not None
+
+
+async def test_writing_notices_holds_the_sequencers_lock_to_the_commit(
+        pools: dict[str, asyncpg.Pool], catalogue: Catalogue) -> None:
+    """The guarantee behind the agencies' cursors: a transaction that numbers notices holds
+    the sequencer's lock until it ends, so another one numbering its own notices waits, then
+    reads the highest number only once the first has ended."""
+    pool = pools["publisher"]
+    async with pool.acquire() as first, pool.acquire() as second, pool.acquire() as watch:
+        first_tx, second_tx = first.transaction(), second.transaction()
+        await first_tx.start()
+        await second_tx.start()
+        first_open = True
+        try:
+            await _listed(first, catalogue, _firm())
+            waiting = asyncio.create_task(_listed(second, catalogue, _firm()))
+            pid = second.get_server_pid()
+            for _ in range(200):
+                if await watch.fetchval(
+                        "SELECT count(*) FROM pg_locks WHERE pid = $1 AND locktype = 'advisory'"
+                        " AND NOT granted", pid):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                await asyncio.wait_for(waiting, 30)  # its connection free for the rollback
+                raise AssertionError("the second transaction's notices did not wait")
+            assert not waiting.done()
+            await first_tx.rollback()
+            first_open = False
+            await asyncio.wait_for(waiting, 30)
+        finally:
+            if first_open:
+                await first_tx.rollback()
+            await second_tx.rollback()
 
 
 async def test_a_measure_added_then_removed_follows_the_catalogue(
