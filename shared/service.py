@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -140,6 +141,7 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, request_stop)
 
+    settle_garbage_collector()
     tasks = [asyncio.create_task(c, name=n) for n, c in [
         ("worker", worker.run()), ("credentials", credentials_worker.run()),
         ("relay", relay.run()), ("http", server.serve()), ("metrics", metrics_server.serve()),
@@ -226,6 +228,26 @@ def _add_readiness(app: FastAPI, worker: StreamWorker) -> None:
 async def _quietly(awaitable: Awaitable[Any]) -> None:
     with contextlib.suppress(Exception):
         await awaitable
+
+
+# Young objects the collector lets accumulate before it looks for cycles (CPython: 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def settle_garbage_collector() -> None:
+    """Freeze what start-up built (modules, schemas, the catalogue: never garbage) out of
+    the collector's reach, and collect the young generation less often.
+
+    A stream batch makes and drops tens of thousands of objects (parsed events, records,
+    snapshots). With CPython's defaults the collector ran every 700 allocations, promoted a
+    batch's live objects to the older generations and then walked every object start-up
+    made on each full collection: about a fifth of the registry's CPU in a replay
+    (docs/performance.md, "Replay (issue 9)"). Reference counting still frees everything
+    that is not a cycle at once; cycles are still collected, later."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def main(spec: ServiceSpec) -> None:
