@@ -239,11 +239,13 @@ def settle_garbage_collector() -> None:
     the collector's reach, and collect the young generation less often.
 
     A stream batch makes and drops tens of thousands of objects (parsed events, records,
-    snapshots). With CPython's defaults the collector ran every 700 allocations, promoted a
-    batch's live objects to the older generations and then walked every object start-up
-    made on each full collection: about a fifth of the registry's CPU in a replay
+    snapshots). With CPython's defaults the collector ran every 700 allocations, walked a
+    batch's live objects again and again, promoted them to the older generations and then
+    walked every object start-up made on each full collection: parsing and archiving
+    records in batches took about twice the CPU it takes with the collector off
     (docs/performance.md, "Replay (issue 9)"). Reference counting still frees everything
-    that is not a cycle at once; cycles are still collected, later."""
+    that is not a cycle at once; cycles are still collected, later (and after each large
+    batch: shared/worker.py)."""
     gc.collect()
     gc.freeze()
     _, older, oldest = gc.get_threshold()
