@@ -141,13 +141,7 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, request_stop)
 
-    # What exists by now (modules, the catalogue, pydantic's validators, the app, the clients)
-    # lives as long as the process: out of the collector's reach, which otherwise walks it
-    # all again at every full collection (a seventh of the publisher's handler CPU,
-    # measured: docs/performance.md, "Publisher (issue 9)"). What is created later is
-    # collected as before.
-    gc.collect()
-    gc.freeze()
+    settle_garbage_collector()
     tasks = [asyncio.create_task(c, name=n) for n, c in [
         ("worker", worker.run()), ("credentials", credentials_worker.run()),
         ("relay", relay.run()), ("http", server.serve()), ("metrics", metrics_server.serve()),
@@ -234,6 +228,28 @@ def _add_readiness(app: FastAPI, worker: StreamWorker) -> None:
 async def _quietly(awaitable: Awaitable[Any]) -> None:
     with contextlib.suppress(Exception):
         await awaitable
+
+
+# Young objects the collector lets accumulate before it looks for cycles (CPython: 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def settle_garbage_collector() -> None:
+    """Freeze what start-up built (modules, schemas, the catalogue: never garbage) out of
+    the collector's reach, and collect the young generation less often.
+
+    A stream batch makes and drops tens of thousands of objects (parsed events, records,
+    snapshots). With CPython's defaults the collector ran every 700 allocations, walked a
+    batch's live objects again and again, promoted them to the older generations and then
+    walked every object start-up made on each full collection: parsing and archiving
+    records in batches took about twice the CPU it takes with the collector off
+    (docs/performance.md, "Replay (issue 9)"). Reference counting still frees everything
+    that is not a cycle at once; cycles are still collected, later (and after each large
+    batch: shared/worker.py)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def main(spec: ServiceSpec) -> None:

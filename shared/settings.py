@@ -72,6 +72,11 @@ class Settings(BaseSettings):
 
     # Stream workers take batches and write each batch in one transaction.
     batch_max: int = 1000
+    # Behind a backlog (a replay into an empty registry, a consumer catching up) batches
+    # grow, doubling while they come full, up to this many messages, and fall back to
+    # `batch_max` at the first batch that is not full: fewer transactions, and a subject's
+    # snapshot built once for more of its records (docs/performance.md, "Replay (issue 9)").
+    batch_max_backlog: int = 5000
     batch_wait_ms: int = 20
     outbox_batch: int = 2000
     # A batch that needs no work (objection's share of the departments' submissions) costs

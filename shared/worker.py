@@ -25,6 +25,7 @@ positions are stored with the next batch that does, or within `deferred_position
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import Counter
@@ -62,6 +63,18 @@ IdleMessage = Callable[[InboundMessage], bool]
 
 
 
+# A batch at least this large is followed by a collection of the young generations.
+COLLECT_AFTER = 200
+
+
+def next_batch_limit(limit: int, fetched: int, settings: Settings) -> int:
+    """The next batch's size limit: doubled after a full batch (a backlog), up to
+    `batch_max_backlog`; `batch_max` again after one that was not."""
+    if fetched >= limit:
+        return max(settings.batch_max, min(limit * 2, settings.batch_max_backlog))
+    return settings.batch_max
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, worker: StreamWorker) -> None:
         self.worker = worker
@@ -91,6 +104,9 @@ class StreamWorker:
         # Next offsets of batches that needed no work, not yet stored nor committed.
         self._deferred: dict[TopicPartition, int] = {}
         self._deferred_since = 0.0
+        # How many messages the next batch may take (settings `batch_max`, growing up to
+        # `batch_max_backlog` while batches come full).
+        self.batch_limit = settings.batch_max
         self._admin = admin  # made when first needed (a worker that never checks needs none)
         self.assigned: set[TopicPartition] = set()
         # Whether the group has given this worker its share at least once (maybe none: a
@@ -132,7 +148,7 @@ class StreamWorker:
             await self._check_positions()
             try:
                 batches = await self.consumer.getmany(
-                    timeout_ms=self.settings.batch_wait_ms, max_records=self.settings.batch_max)
+                    timeout_ms=self.settings.batch_wait_ms, max_records=self.batch_limit)
             except OffsetOutOfRangeError as exc:
                 # The log no longer has the position (deleted, truncated, created again):
                 # the client did not move it; the check below decides.
@@ -151,6 +167,8 @@ class StreamWorker:
                           _AUTHORIZATION_RETRY_S)
                 await asyncio.sleep(_AUTHORIZATION_RETRY_S)
                 continue
+            self.batch_limit = next_batch_limit(
+                self.batch_limit, sum(map(len, batches.values())), self.settings)
             batches = {tp: records for tp, records in batches.items()
                        if tp not in self.unchecked and tp not in self.held}
             messages = [self._message(m) for records in batches.values() for m in records]
@@ -172,6 +190,12 @@ class StreamWorker:
                 continue
             await self._apply_with_fallback(messages)
             await self._commit(offsets)
+            if len(messages) >= COLLECT_AFTER:
+                # The batch's objects are garbage now: a young-generation collection here
+                # walks what little is alive instead of a batch in the middle of its work
+                # (shared/service.py, settle_garbage_collector).
+                messages, batches = [], {}
+                gc.collect(1)
 
     # --- positions checked against their log (shared/positions.py) --------------------------
 

@@ -37,18 +37,19 @@ class Change:
     event: AnyEvent
     payload: AcceptedRecord | RecordStatusChanged
     message: InboundMessage
+    # Worked out once (`Change.of`): a batch asks for them several times per change, and an
+    # isinstance test on a pydantic model goes through ABCMeta.
+    record_key: tuple[str, str]
+    subject: SubjectRef
 
-    @property
-    def record_key(self) -> tuple[str, str]:
-        p = self.payload
-        if isinstance(p, AcceptedRecord):
-            return p.department, p.submission.record_id
-        return p.department, p.record_id
-
-    @property
-    def subject(self) -> SubjectRef:
-        p = self.payload
-        return p.submission.subject if isinstance(p, AcceptedRecord) else p.subject
+    @classmethod
+    def of(cls, event: AnyEvent, payload: AcceptedRecord | RecordStatusChanged,
+           message: InboundMessage) -> Change:
+        if isinstance(payload, AcceptedRecord):
+            return cls(event, payload, message, (payload.department, payload.submission.record_id),
+                       payload.submission.subject)
+        return cls(event, payload, message, (payload.department, payload.record_id),
+                   payload.subject)
 
 
 def make_handler(ctx: ServiceContext) -> BatchHandler:
@@ -76,10 +77,10 @@ def parse_changes(messages: Sequence[InboundMessage]) -> tuple[list[Change], lis
         try:
             if m.topic == RECORDS_ACCEPTED.name:
                 accepted = read_event(m, RECORDS_ACCEPTED)
-                changes.append(Change(accepted, accepted.data, m))
+                changes.append(Change.of(accepted, accepted.data, m))
             else:
                 status = read_event(m, RECORDS_STATUS)
-                changes.append(Change(status, status.data, m))
+                changes.append(Change.of(status, status.data, m))
         except ValueError as exc:
             dead.append(outbox.dead_letter("registry", m, f"unreadable event: {exc}"))
     return changes, dead

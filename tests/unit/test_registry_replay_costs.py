@@ -1,0 +1,80 @@
+"""What the registry's replay work (issue 9, docs/performance.md "Replay (issue 9)") must not
+change: batch sizes that grow only behind a backlog, erasure references as before, a
+change's record key and subject as its payload states them, and the collector left
+collecting."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import hmac
+from datetime import UTC, datetime
+
+from services.registry.handlers import parse_changes
+from shared import purge
+from shared.contract import AcceptedRecord, RecordStatusChanged, RecordSubmission, SubjectRef
+from shared.messages import InboundMessage, OutboundEvent
+from shared.service import GC_YOUNG_THRESHOLD, settle_garbage_collector
+from shared.settings import Settings
+from shared.topics import RECORDS_ACCEPTED, RECORDS_STATUS
+from shared.worker import next_batch_limit
+
+SETTINGS = Settings(batch_max=1000, batch_max_backlog=5000)
+
+
+def test_batches_grow_while_they_come_full_and_shrink_at_once() -> None:
+    limit, seen = SETTINGS.batch_max, []
+    for _ in range(4):
+        limit = next_batch_limit(limit, limit, SETTINGS)
+        seen.append(limit)
+    assert seen == [2000, 4000, 5000, 5000]
+    assert next_batch_limit(5000, 4999, SETTINGS) == 1000
+    assert next_batch_limit(1000, 0, SETTINGS) == 1000
+    assert next_batch_limit(1000, 999, SETTINGS) == 1000
+
+
+def test_a_backlog_limit_below_batch_max_never_shrinks_batches() -> None:
+    settings = Settings(batch_max=1000, batch_max_backlog=500)
+    assert next_batch_limit(1000, 1000, settings) == 1000
+
+
+def test_erasure_references_are_the_hmac_sha256_they_were() -> None:
+    key = b"k" * 32
+    assert purge.record_reference(key, "market", "R-1") == hmac.new(
+        key, b"record|market|R-1", hashlib.sha256).hexdigest()
+    assert purge.subject_reference(key, "enterprise:X") != purge.subject_reference(
+        b"other", "enterprise:X")
+
+
+def _message(topic: str, value: bytes, offset: int) -> InboundMessage:
+    return InboundMessage(topic, 0, offset, None, value, 0)
+
+
+def test_a_change_knows_its_record_and_subject() -> None:
+    subject = SubjectRef(type="enterprise", id="91440400MA4UHKJN0X", name="珠海某有限公司")
+    accepted = AcceptedRecord(
+        department="market", source_event_id="e-1", accepted_at=datetime(2026, 1, 2, tzinfo=UTC),
+        submission=RecordSubmission(record_id="R-1", revision=1, action="withdraw",
+                                    subject=subject))
+    status = RecordStatusChanged.model_validate({
+        "change": "flag", "department": "court", "record_id": "R-2",
+        "subject": {"type": "individual", "id": "440402199001011234"}, "objection_id": "o-1"})
+    a = OutboundEvent.of(RECORDS_ACCEPTED, RECORDS_ACCEPTED.writer, subject.key, accepted)
+    s = OutboundEvent.of(RECORDS_STATUS, RECORDS_STATUS.writer, status.subject.key, status)
+    changes, dead = parse_changes([_message(RECORDS_ACCEPTED.name, a.value, 1),
+                                   _message(RECORDS_STATUS.name, s.value, 2)])
+    assert dead == []
+    assert [(c.record_key, c.subject) for c in changes] == [
+        (("market", "R-1"), subject), (("court", "R-2"), status.subject)]
+
+
+def test_settling_the_collector_keeps_it_collecting() -> None:
+    before = gc.get_threshold()
+    try:
+        settle_garbage_collector()
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
