@@ -264,9 +264,16 @@ def _too_many_fields(obj: dict[str, Any], named: frozenset[str], path: str,
 def _bounded_field(path: str, value: Any, unnamed: bool, text: list[FieldError],
                    bounds: list[FieldError]) -> int:
     """Checks one field (an unnamed one within FIELD_MAX_BYTES); returns its size."""
-    shape = _walk(value, path, FIELD_MAX_BYTES if unnamed else DATA_MAX_BYTES, text)
-    bounds += _over(path, shape, FIELD_MAX_BYTES if unnamed else DATA_MAX_BYTES,
-                    FIELD_MAX_DEPTH, None)
+    max_bytes = FIELD_MAX_BYTES if unnamed else DATA_MAX_BYTES
+    if type(value) is str:
+        # Most fields are strings: measured as `_walk` would (no depth, no keys), without
+        # its stack and shape (every field of every submission passes here).
+        size = _text_size(value, path, text)
+        if size > max_bytes:
+            bounds += _over(path, _Shape(size=size), max_bytes, FIELD_MAX_DEPTH, None)
+        return size
+    shape = _walk(value, path, max_bytes, text)
+    bounds += _over(path, shape, max_bytes, FIELD_MAX_DEPTH, None)
     return shape.size
 
 

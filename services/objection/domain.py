@@ -13,16 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from services.objection.contracts import AcceptedReading, ArchivedReading, SnapshotReading
 from shared import clock, disclosure
 from shared.catalogue import Catalogue, RepairSteps
-from shared.contract import (
-    AcceptedRecord,
-    ArchivedRecord,
-    RecordChange,
-    SubjectChanged,
-    SubjectRef,
-    SubjectType,
-)
+from shared.contract import AcceptedRecord, RecordChange, SubjectRef, SubjectType
 from shared.identifiers import check_resident_id, check_uscc, normalize_identifier
 from shared.messages import caused_id
 
@@ -84,7 +78,7 @@ class KnownRecord:
     purge_on: date | None = None
 
 
-def latest_known(accepted: Iterable[AcceptedRecord],
+def latest_known(accepted: Iterable[AcceptedReading | AcceptedRecord],
                  catalogue: Catalogue | None = None) -> list[KnownRecord]:
     """One row per record, the highest revision of those given (a batch may hold several
     revisions of one record; the database keeps the highest of its own and these). With the
@@ -101,7 +95,8 @@ def latest_known(accepted: Iterable[AcceptedRecord],
                                            sub.act_ended_on or sub.decided_on, sub.attributes)
         latest[key] = KnownRecord(
             department=a.department, record_id=sub.record_id,
-            subject=SubjectRef(type=sub.subject.type, id=sub.subject.id),
+            # Read and checked as a SubjectRef's fields already: not validated again.
+            subject=SubjectRef.model_construct(type=sub.subject.type, id=sub.subject.id),
             revision=sub.revision, catalogue_item=sub.catalogue_item,
             withdrawn=sub.action == "withdraw", purge_on=purge_on)
     return list(latest.values())
@@ -231,13 +226,13 @@ class RecordFacts:
     public_until: date | None
 
 
-def facts_of(snapshot: SubjectChanged) -> list[RecordFacts]:
+def facts_of(snapshot: SnapshotReading) -> list[RecordFacts]:
     return [RecordFacts(r.department, r.record_id, snapshot.subject.key, r.revision,
                         snapshot.version, r.status, r.catalogue_item, r.repair_from,
                         r.public_until) for r in snapshot.records]
 
 
-def repaired_in(snapshot: SubjectChanged) -> list[ArchivedRecord]:
+def repaired_in(snapshot: SnapshotReading) -> list[ArchivedReading]:
     return [r for r in snapshot.records if r.status == "repaired" and r.repair is not None]
 
 
