@@ -95,8 +95,7 @@ def latest_known(accepted: Iterable[AcceptedReading | AcceptedRecord],
                                            sub.act_ended_on or sub.decided_on, sub.attributes)
         latest[key] = KnownRecord(
             department=a.department, record_id=sub.record_id,
-            # Read and checked as a SubjectRef's fields already: not validated again.
-            subject=SubjectRef.model_construct(type=sub.subject.type, id=sub.subject.id),
+            subject=SubjectRef(type=sub.subject.type, id=sub.subject.id),
             revision=sub.revision, catalogue_item=sub.catalogue_item,
             withdrawn=sub.action == "withdraw", purge_on=purge_on)
     return list(latest.values())
