@@ -41,12 +41,12 @@ def typed(payload: type[Any]) -> type[CloudEvent[Any]]:
 
 
 def encode_event(event_type: str, source: str, subject: str | None, data: BaseModel,
-                 event_id: str | None = None) -> tuple[str, bytes]:
+                 event_id: str | None = None, at: datetime | None = None) -> tuple[str, bytes]:
     """(event id, UTF-8 JSON) of a new event. Written out by hand because it is on every
     event's path; the data is serialized by pydantic, null fields kept as the contract
-    shows them."""
+    shows them. `at`: the envelope's `time` (default: the clock now)."""
     return encode_event_json(event_type, source, subject, data.model_dump_json().encode(),
-                             event_id)
+                             event_id, at)
 
 
 # What precedes `data` in every event `encode_event_json` writes: the data of such an event
@@ -55,14 +55,16 @@ DATA_MARK = b',"datacontenttype":"application/json","data":'
 
 
 def encode_event_json(event_type: str, source: str, subject: str | None, data_json: bytes,
-                      event_id: str | None = None) -> tuple[str, bytes]:
+                      event_id: str | None = None,
+                      at: datetime | None = None) -> tuple[str, bytes]:
     """`encode_event` around data already serialized (by pydantic, once: the same bytes may
-    also be stored, or be the bytes an earlier hop sent)."""
+    also be stored, or be the bytes an earlier hop sent). A writer of many events at once
+    passes their `at` (the clock read once, not per event)."""
     event_id = event_id or str(uuid.uuid4())
     head = (f'{{"specversion":"1.0","id":{_string(event_id)},"source":{_string(source)},'
             f'"type":{_string(event_type)},'
             f'"subject":{_string(subject) if subject is not None else "null"},'
-            f'"time":"{clock.now().isoformat()}"')
+            f'"time":"{(at or clock.now()).isoformat()}"')
     return event_id, head.encode() + DATA_MARK + data_json + b"}"
 
 

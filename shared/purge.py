@@ -31,7 +31,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,10 @@ def reference(key: bytes, kind: str, *parts: str) -> str:
     return hmac.digest(key, "|".join((kind, *parts)).encode(), "sha256").hex()
 
 
+@lru_cache(maxsize=1 << 16)
 def record_reference(key: bytes, department: str, record_id: str) -> str:
+    # Kept for the records seen lately: a consumer checks each record of every snapshot of
+    # its subject, and the record when it was accepted, against the ledger.
     return reference(key, "record", department, record_id)
 
 

@@ -121,6 +121,9 @@ class StreamWorker:
         self._generation = 0
         self._next_check = 0.0
         self._retry_at = 0.0
+        # Per topic on the broker: its contract name and its age histogram (`_message`, on
+        # every message consumed: the namespace and the label lookup once per topic).
+        self._topic_of: dict[str, tuple[str, Any]] = {}
 
     def assignment_changed(self) -> None:
         self.assigned = set(self.consumer.assignment())
@@ -317,11 +320,15 @@ class StreamWorker:
     def _message(self, record: object) -> InboundMessage:
         r = record  # aiokafka ConsumerRecord
         topic: str = r.topic  # type: ignore[attr-defined]
-        ns = self.settings.topic_namespace
         key: bytes | None = r.key  # type: ignore[attr-defined]
-        name = topic[len(ns):] if ns and topic.startswith(ns) else topic
-        metrics.EVENT_AGE_AT_CONSUME.labels(self.service, name).observe(
-            max(0.0, time.time() - r.timestamp / 1000))  # type: ignore[attr-defined]
+        known = self._topic_of.get(topic)
+        if known is None:
+            ns = self.settings.topic_namespace
+            name = topic[len(ns):] if ns and topic.startswith(ns) else topic
+            known = self._topic_of[topic] = (
+                name, metrics.EVENT_AGE_AT_CONSUME.labels(self.service, name))
+        name, age = known
+        age.observe(max(0.0, time.time() - r.timestamp / 1000))  # type: ignore[attr-defined]
         return InboundMessage(
             topic=name,
             partition=r.partition,  # type: ignore[attr-defined]

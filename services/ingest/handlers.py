@@ -341,15 +341,17 @@ async def _write(conn: asyncpg.Connection, catalogue: Catalogue, outcomes: Seque
     audit = []
     for o in outcomes:
         d, fb = o.delivery, o.feedback
+        # The batch's events are stamped with its one time (`at`), the clock read once.
         events.append(OutboundEvent.of(FEEDBACK.of(d.department), SOURCE, _kafka_key(d), fb,
-                                       event_id=domain.feedback_id(d.message)))
+                                       event_id=domain.feedback_id(d.message), at=accepted_at))
         if fb.status == "accepted" and d.parsed.submission and d.parsed.event:
             sub = d.parsed.submission
             events.append(OutboundEvent.of(
                 RECORDS_ACCEPTED, SOURCE, sub.subject.key,
                 AcceptedRecord(department=d.department, submission=sub,
                                source_event_id=d.parsed.event.id, accepted_at=accepted_at),
-                event_id=domain.accepted_id(d.department, sub.record_id, sub.revision)))
+                event_id=domain.accepted_id(d.department, sub.record_id, sub.revision),
+                at=accepted_at))
             # Later accepted revisions of the same record in this batch are higher.
             revisions[(d.department, sub.record_id)] = (
                 d.department, sub.record_id, sub.revision, sub.subject.key, sub.action,

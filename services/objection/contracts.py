@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from shared.catalogue import Catalogue
-from shared.contract import SubjectType
+from shared.contract import REVISION_MAX, RecordStatus, SubjectType, subject_key
 from shared.topics import (
     INBOUND,
     LISTS_CHANGED,
@@ -32,6 +32,96 @@ PRODUCES = (OBJECTIONS, RECORDS_STATUS, REQUESTS_CHANGED, OBJECTIONS_CLOSED)
 def consumed_topics(catalogue: Catalogue) -> list[str]:
     return [RECORDS_ACCEPTED.name, SUBJECTS_CHANGED.name, LISTS_CHANGED.name,
             *(INBOUND.of(dept).name for dept in catalogue.departments)]
+
+
+# --- what this service reads of the large events it consumes --------------------------------
+#
+# Readings: the fields this service uses of an event, under the contract model's names and
+# types (shared/contract.py stays the definition of each topic; tests/unit/test_readings.py
+# holds every field here to it). Parsed from the same bytes, the other fields skipped and
+# never built: a snapshot's records carry attributes, provenance, repairs and commitments
+# this service does not keep, and building them was most of its CPU a record (docs/
+# performance.md, "Objection and ingest").
+
+
+class _Reading(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class SubjectReading(_Reading):
+    type: SubjectType
+    id: str = Field(min_length=1, max_length=64)
+
+    @property
+    def key(self) -> str:
+        return subject_key(self.type, self.id)
+
+
+class SubmissionReading(_Reading):
+    """Of `RecordSubmission`: what the projection of accepted records and the purge date
+    need."""
+
+    record_id: str = Field(min_length=1, max_length=64)
+    revision: int = Field(ge=1, le=REVISION_MAX, strict=True)
+    action: Literal["upsert", "withdraw"]
+    catalogue_item: str | None = None
+    subject: SubjectReading
+    decided_on: date | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    act_ended_on: date | None = None
+
+
+class AcceptedReading(_Reading):
+    """Of `AcceptedRecord` (credit.records.accepted)."""
+
+    department: str
+    submission: SubmissionReading
+
+
+class RepairReading(_Reading):
+    objection_id: str
+
+
+class ArchivedReading(_Reading):
+    """Of `ArchivedRecord`: what a repair request is judged on, and the repair granted."""
+
+    department: str
+    record_id: str
+    revision: int
+    catalogue_item: str
+    status: RecordStatus
+    repair_from: date | None = None
+    public_until: date | None = None
+    repair: RepairReading | None = None
+
+
+class SnapshotReading(_Reading):
+    """Of `SubjectChanged` (credit.subjects.changed)."""
+
+    subject: SubjectReading
+    version: int
+    records: list[ArchivedReading]
+
+
+class BasisReading(_Reading):
+    department: str
+    record_id: str
+
+
+# Named outside the class: inside ListReading, `list` is a field (the contract's name).
+_BasisReadings = list[BasisReading]
+
+
+class ListReading(_Reading):
+    """Of `ListChanged` (credit.lists.changed): the entry a complaint may name."""
+
+    list: str
+    entry_id: str
+    subject: SubjectReading
+    basis: _BasisReadings = Field(default_factory=lambda: [])
+
+
+# --- HTTP ------------------------------------------------------------------------------------
 
 
 class _Request(BaseModel):

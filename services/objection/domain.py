@@ -13,16 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from services.objection.contracts import AcceptedReading, ArchivedReading, SnapshotReading
 from shared import clock, disclosure
 from shared.catalogue import Catalogue, RepairSteps
-from shared.contract import (
-    AcceptedRecord,
-    ArchivedRecord,
-    RecordChange,
-    SubjectChanged,
-    SubjectRef,
-    SubjectType,
-)
+from shared.contract import AcceptedRecord, RecordChange, SubjectRef, SubjectType
 from shared.identifiers import check_resident_id, check_uscc, normalize_identifier
 from shared.messages import caused_id
 
@@ -84,7 +78,7 @@ class KnownRecord:
     purge_on: date | None = None
 
 
-def latest_known(accepted: Iterable[AcceptedRecord],
+def latest_known(accepted: Iterable[AcceptedReading | AcceptedRecord],
                  catalogue: Catalogue | None = None) -> list[KnownRecord]:
     """One row per record, the highest revision of those given (a batch may hold several
     revisions of one record; the database keeps the highest of its own and these). With the
@@ -231,13 +225,13 @@ class RecordFacts:
     public_until: date | None
 
 
-def facts_of(snapshot: SubjectChanged) -> list[RecordFacts]:
+def facts_of(snapshot: SnapshotReading) -> list[RecordFacts]:
     return [RecordFacts(r.department, r.record_id, snapshot.subject.key, r.revision,
                         snapshot.version, r.status, r.catalogue_item, r.repair_from,
                         r.public_until) for r in snapshot.records]
 
 
-def repaired_in(snapshot: SubjectChanged) -> list[ArchivedRecord]:
+def repaired_in(snapshot: SnapshotReading) -> list[ArchivedReading]:
     return [r for r in snapshot.records if r.status == "repaired" and r.repair is not None]
 
 

@@ -6,12 +6,9 @@ collecting."""
 from __future__ import annotations
 
 import gc
-import hashlib
-import hmac
 from datetime import UTC, datetime
 
 from services.registry.handlers import parse_changes
-from shared import purge
 from shared.contract import AcceptedRecord, RecordStatusChanged, RecordSubmission, SubjectRef
 from shared.messages import InboundMessage, OutboundEvent
 from shared.service import GC_YOUNG_THRESHOLD, settle_garbage_collector
@@ -36,14 +33,6 @@ def test_batches_grow_while_they_come_full_and_shrink_at_once() -> None:
 def test_a_backlog_limit_below_batch_max_never_shrinks_batches() -> None:
     settings = Settings(batch_max=1000, batch_max_backlog=500)
     assert next_batch_limit(1000, 1000, settings) == 1000
-
-
-def test_erasure_references_are_the_hmac_sha256_they_were() -> None:
-    key = b"k" * 32
-    assert purge.record_reference(key, "market", "R-1") == hmac.new(
-        key, b"record|market|R-1", hashlib.sha256).hexdigest()
-    assert purge.subject_reference(key, "enterprise:X") != purge.subject_reference(
-        b"other", "enterprise:X")
 
 
 def _message(topic: str, value: bytes, offset: int) -> InboundMessage:

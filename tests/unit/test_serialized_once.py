@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from typing import Any
 
+import pytest
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -111,3 +113,24 @@ def test_a_number_past_64_bits_is_read_as_the_integer_it_is() -> None:
     event, _ = read_envelope(b'{"specversion":"1.0","id":"x","source":"dept/court",'
                              b'"type":"t","data":{"revision":18446744073709551616}}')
     assert event is not None and event.data == {"revision": 2**64}
+
+
+@pytest.mark.parametrize(("raw", "long"), [
+    (b'{"n":12345678901234567890}', True),
+    (b'{"n":1234567890123456789}', False),  # 19 digits: orjson reads it
+    (b'{"id":"91440400MA4UXXXX1X","x":"0000000000000000000a0"}', False),
+    (b'{"s":"\xe7\x8f\xa0 00000000000000000000"}', True),
+    (b"", False),
+])
+def test_a_run_of_20_digits_is_found_wherever_it_is(raw: bytes, long: bool) -> None:
+    from services.ingest.domain import has_long_number
+
+    assert has_long_number(raw) is long
+    assert has_long_number(raw) is bool(re.search(rb"[0-9]{20}", raw))
+
+
+@given(st.binary(max_size=80) | st.text(alphabet="0123456789a\"珠", max_size=80).map(str.encode))
+def test_the_long_number_check_is_the_regex_it_replaced(raw: bytes) -> None:
+    from services.ingest.domain import has_long_number
+
+    assert has_long_number(raw) is bool(re.search(rb"[0-9]{20}", raw))
