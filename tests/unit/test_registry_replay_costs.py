@@ -1,5 +1,5 @@
 """What the registry's replay work (issue 9, docs/performance.md "Replay (issue 9)") must not
-change: batch sizes that grow only behind a backlog, erasure references as before, a
+change: batch sizes that grow only behind a backlog, a
 change's record key and subject as its payload states them, and the collector left
 collecting."""
 
