@@ -438,7 +438,7 @@ def infra_down() -> None:
 def _instance(name: str, instance: int) -> stack.ServiceProcess:
     if name not in stack.PROCESSES:
         raise typer.BadParameter(f"{name} is not one of {', '.join(stack.PROCESSES)}")
-    if instance > 1 and name in stack.STREAM_APP_COMMANDS:
+    if instance > 1 and name in stack.STREAM_APP_RUNS:
         raise typer.BadParameter(f"{name} runs as one process")
     return stack.process(get_settings(), name, instance)
 

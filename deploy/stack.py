@@ -40,7 +40,7 @@ from shared.envelope import submission_json
 from shared.kafka import make_producer
 from shared.positions import Resolution
 from shared.settings import REPO_ROOT, Settings
-from shared.topics import INBOUND, SERVICES, STREAM_APPS, all_topics
+from shared.topics import INBOUND, SERVICES, STATS_DELTAS, STREAM_APPS, Topic, all_topics
 
 DEPLOY = REPO_ROOT / "deploy"
 
@@ -369,9 +369,18 @@ def run_dir(settings: Settings) -> Path:
     return settings.home / "run" / (settings.topic_namespace.strip(".") or "stack")
 
 
-# Processes that are not services of the common layout: what they run. One process each:
-# `--replicas` scales the services only.
-STREAM_APP_COMMANDS = {"stats-windows": ("-m", "services.stats.windows")}
+@dataclass(frozen=True)
+class StreamAppRun:
+    """A process that is not a service of the common layout (a faust worker): the module it
+    runs, and the topics its consumer group reads (its lag: `./xinyong status`). One process
+    each: `--replicas` scales the services only."""
+
+    command: tuple[str, ...]
+    sources: tuple[Topic[Any], ...]
+
+
+STREAM_APP_RUNS = {"stats-windows": StreamAppRun(("-m", "services.stats.windows"),
+                                                 (STATS_DELTAS,))}
 PROCESSES = (*SERVICES, *STREAM_APPS)
 
 
@@ -379,15 +388,15 @@ def process(settings: Settings, name: str, instance: int = 1) -> ServiceProcess:
     """Instance N of a service, or a stream app (stats-windows) with its own command and
     principal."""
     return ServiceProcess(name, settings, run_dir(settings),
-                          command=STREAM_APP_COMMANDS.get(name, ()), instance=instance,
-                          runs_as=name if name in STREAM_APP_COMMANDS else None)
+                          command=STREAM_APP_RUNS[name].command if name in STREAM_APP_RUNS else (),
+                          instance=instance, runs_as=name if name in STREAM_APP_RUNS else None)
 
 
 def services(settings: Settings, names: Iterable[str] = PROCESSES,
              replicas: int = 1) -> list[ServiceProcess]:
     """Instances 1..replicas of each service named (a stream app: its one process)."""
     return [process(settings, n, i) for n in names
-            for i in range(1, (1 if n in STREAM_APP_COMMANDS else replicas) + 1)]
+            for i in range(1, (1 if n in STREAM_APP_RUNS else replicas) + 1)]
 
 
 def instances(settings: Settings, names: Iterable[str] = PROCESSES) -> list[ServiceProcess]:

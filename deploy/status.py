@@ -21,10 +21,7 @@ from deploy.brokers import LocalKafka, leadership, operator_admin
 from shared.kafka import observe_logs
 from shared.positions import resolve_command
 from shared.settings import Settings
-from shared.topics import SERVICES, STATS_DELTAS, Topic
-
-# What each faust worker of the stack (deploy.stack.STREAM_APP_COMMANDS) consumes, for its lag.
-STREAM_APP_SOURCES: dict[str, tuple[Topic[Any], ...]] = {"stats-windows": (STATS_DELTAS,)}
+from shared.topics import SERVICES
 
 
 def _process(proc: stack.ServiceProcess) -> dict[str, Any]:
@@ -35,7 +32,7 @@ def _process(proc: stack.ServiceProcess) -> dict[str, Any]:
         "wanted": proc.want_file.exists(), "restarts": record.restarts,
         "given_up": proc.given_up_file.read_text().strip()
         if proc.given_up_file.exists() else None}
-    if proc.is_service or proc.name in stack.STREAM_APP_COMMANDS:  # those answer /readyz
+    if proc.is_service or proc.name in stack.STREAM_APP_RUNS:  # those answer /readyz
         answer = proc.readiness(timeout=2) if pid else None
         out["ready"] = bool(answer and answer["status"] == 200)
         out["partitions"] = answer.get("assigned_partitions") if answer else None
@@ -99,7 +96,7 @@ async def _stream_app(settings: Settings, name: str) -> dict[str, Any]:
     """A faust worker (stats-windows) keeps no database: its lag is its group's committed
     offsets on the broker (committed every few seconds, so a busy worker shows some)."""
     out: dict[str, Any] = {"processes": [_process(p) for p in stack.instances(settings, [name])]}
-    parts = [(settings.topic(t.name), p) for t in STREAM_APP_SOURCES[name]
+    parts = [(settings.topic(t.name), p) for t in stack.STREAM_APP_RUNS[name].sources
              for p in range(t.partitions)]
     try:
         admin = operator_admin(settings)
@@ -130,13 +127,13 @@ def gather(settings: Settings) -> dict[str, Any]:
     async def services() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         return (list(await asyncio.gather(*(_service(settings, s) for s in SERVICES))),
                 list(await asyncio.gather(*(_stream_app(settings, a)
-                                            for a in STREAM_APP_SOURCES))))
+                                            for a in stack.STREAM_APP_RUNS))))
 
     door = frontdoor.FrontDoor(settings)
     of_services, of_apps = asyncio.run(services())
     return {
         "services": dict(zip(SERVICES, of_services, strict=True)),
-        "stream_apps": dict(zip(STREAM_APP_SOURCES, of_apps, strict=True)),
+        "stream_apps": dict(zip(stack.STREAM_APP_RUNS, of_apps, strict=True)),
         "kafka": _kafka(settings),
         "supervisor": _process(stack.supervisor(settings)),
         "sweeper": _process(stack.credential_sweeper(settings)),
