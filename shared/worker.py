@@ -323,8 +323,7 @@ class StreamWorker:
         key: bytes | None = r.key  # type: ignore[attr-defined]
         known = self._topic_of.get(topic)
         if known is None:
-            ns = self.settings.topic_namespace
-            name = topic[len(ns):] if ns and topic.startswith(ns) else topic
+            name = self._contract_name(topic)
             known = self._topic_of[topic] = (
                 name, metrics.EVENT_AGE_AT_CONSUME.labels(self.service, name))
         name, age = known
