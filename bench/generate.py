@@ -261,11 +261,11 @@ def run(subjects: int, seed: int, reuse: bool = False, as_of: date | None = None
     steadily(lambda: infra_up(stack.settings), "starting Kafka and PostgreSQL")
     drop_city(name, base)  # a clean slate: an older or unfinished city of the same name
     document = {"run": report.run_info(stack.settings, command)}
-    steadily(stack.start, "starting the services")
     try:
+        steadily(stack.start, "starting the services")
         part = report.run_async(_generate(stack, subjects, seed, as_of or date.today()))
     except BaseException:
-        # An unfinished city is not kept.
+        # An unfinished city is not kept (nor a stack stopped while it started).
         steadily(stack.stop, "stopping the services and dropping their data")
         raise
     stop_processes(stack)

@@ -449,8 +449,8 @@ def run(records: int = 20_000, rate: float | None = None, seconds: float = 60,
     for processes in ([1, replicas] if replicas > 1 else [1]):
         stack = named_stack("bench", port_base(base), replicas=processes)
         document.setdefault("run", report.run_info(stack.settings, command))
-        steadily(stack.start, "starting the services")
-        try:
+        try:  # a bench stopped while its services start stops them too
+            steadily(stack.start, "starting the services")
             part = report.run_async(_measure(stack, records, rate, seconds))
         finally:
             steadily(stack.stop, "stopping the services and dropping their data")

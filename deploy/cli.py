@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -617,11 +618,19 @@ PortBase = Annotated[int | None, typer.Option(
     help="first of the bench services' HTTP ports (default: $XINYONG_BENCH_PORT_BASE or 19000)")]
 
 
+def stop_on_sigterm() -> None:
+    """`timeout`, a supervisor or CI end a bench with SIGTERM. Python's default would end the
+    process on the spot and leave the services it started running; as SystemExit it unwinds
+    through each bench's `finally`, which stops them."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 @bench_app.callback(invoke_without_command=True)
 def bench(ctx: typer.Context, records: Annotated[int, typer.Option(
               help="without a command: `bench pipeline --records N`")] = 20_000,
           json_path: JsonPath = None, port_base: PortBase = None) -> None:
     """Benchmarks; without a command, `bench pipeline`."""
+    stop_on_sigterm()
     if ctx.invoked_subcommand is None:
         from bench import pipeline
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +133,33 @@ def test_reports(settings: Settings, tmp_path: Path) -> None:
     assert_latency(part["report_ms"])
     assert_rss(part["rss_mib"], ("publisher",))
     assert any(name.startswith("renderer-") for name in part["rss_mib"])
+
+
+def test_sigterm_stops_the_stack(settings: Settings) -> None:
+    """`timeout` ends a bench with SIGTERM: the bench's services stop with it, none is left
+    serving on its ports."""
+    base = settings.http_port("publisher") + 10  # as `bench` above
+    ports = (base, base + 1, base + 2, base + 3)  # publisher, ingest, registry, objection
+    bench_run = subprocess.Popen(
+        [sys.executable, "-m", "deploy.cli", "bench", "pipeline", "--records", "1000000",
+         "--port-base", str(base)],
+        cwd=REPO_ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not all(serving(p) for p in ports):
+            assert bench_run.poll() is None, "the bench ended before its services served"
+            assert time.monotonic() < deadline, "the bench's services never served"
+            time.sleep(0.5)
+        bench_run.send_signal(signal.SIGTERM)
+        assert bench_run.wait(timeout=180) != 0
+        assert [p for p in ports if serving(p)] == []
+    finally:
+        if bench_run.poll() is None:
+            os.killpg(bench_run.pid, signal.SIGKILL)
+
+
+def serving(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
