@@ -471,13 +471,15 @@ class IsolatedStack:
 
     def __init__(self, label: str, port_base: int, run: str | None = None,
                  principal: str | None = None, replicas: int = 1,
-                 kafka: LocalKafka | None = None, **extra_env: str) -> None:
+                 kafka: LocalKafka | None = None, test_clock: bool = True,
+                 **extra_env: str) -> None:
         """`run` fixes the namespace and database prefix (a kept benchmark city is found
         again by it; default: `label` and a random suffix). `principal`: the kind of this
         namespace's own Kafka user that `settings` and `env` carry once started (the
         benchmark's client), none by default. `replicas`: processes of each service in its
         consumer group. `kafka`: a Kafka cluster of its own (its folder, ports and nodes),
-        started by `start`; the machine's by default.
+        started by `start`; the machine's by default. `test_clock`: a clock the run may move
+        forward (`move_clock`), else the real one.
 
         Ports from `port_base`: HTTP +0..+3, the front door's +4..+7 (not started here),
         metrics +50..+53; instance N of a service adds INSTANCE_PORT_STEP*(N-1)."""
@@ -508,9 +510,10 @@ class IsolatedStack:
             "XINYONG_FRONTDOOR_OBJECTION_PORT": str(port_base + 7),
             # The broker's minimum: a killed worker's partitions move on quickly.
             "XINYONG_KAFKA_SESSION_TIMEOUT_MS": "6000",
-            # A clock the run may move forward (shared/clock.py; `move_clock`).
             "XINYONG_ENVIRONMENT": "test",
-            "XINYONG_TEST_CLOCK_FILE": str(Settings().home / "run" / run / "clock"),
+            # A clock the run may move forward (shared/clock.py; `move_clock`).
+            **({"XINYONG_TEST_CLOCK_FILE": str(Settings().home / "run" / run / "clock")}
+               if test_clock else {}),
             **cluster_env,
             # What the file sender hands over, apart from other runs'.
             "XINYONG_NOTIFICATION_SPOOL_DIR": str(Settings().home / "run" / run / "notifications"),

@@ -10,7 +10,10 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from limits.storage import MemoryStorage
 from pydantic import BaseModel, ConfigDict
+from slowapi import Limiter
+from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,6 +36,33 @@ class Problem(Exception):
         # RFC 9457 extension members: more fields of the answer (e.g. the objection already
         # open), beside the standard ones.
         self.extensions = extensions or {}
+
+
+class SweptMemoryStorage(MemoryStorage):
+    """limits' in-process storage, its expired keys swept at most once a second by the
+    request that finds them due. The library's own sweeps run on a new thread 10 ms after
+    each request that finds none running: under load about a hundred threads a second, each
+    taking the interpreter lock from the event loop (13 % of the publisher's samples at 500
+    requests/s, and tail latency; docs/performance.md). A fixed window checks its own
+    expiry when read (`get`), so the sweep only frees the keys of clients gone quiet."""
+
+    STORAGE_SCHEME = ["swept-memory"]  # noqa: RUF012  (as the base class declares it)
+    SWEEP_SECONDS = 1.0
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False,
+                 **options: str) -> None:
+        self._swept = time.monotonic()
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the per-request timer
+        if time.monotonic() - self._swept >= self.SWEEP_SECONDS:
+            self._swept = time.monotonic()
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+
+def public_limiter() -> Limiter:
+    """The per-client rate limiter of a public API (slowapi, fixed windows in memory)."""
+    return Limiter(key_func=get_remote_address, storage_uri="swept-memory://")
 
 
 class Answer(BaseModel):

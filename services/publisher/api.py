@@ -17,9 +17,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
-from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
-from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.publisher import (
@@ -52,6 +50,7 @@ from shared.http import (
     base_app,
     field_errors,
     problem_response,
+    public_limiter,
     unavailable,
 )
 from shared.identifiers import normalize_identifier
@@ -82,7 +81,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                    "government (机关: unified social credit code category 11, and 13 群团组织 "
                    "as an addition to CONTRACT.md; docs/decisions.md, 'Government "
                    "integrity').")
-    limiter = Limiter(key_func=get_remote_address)
+    limiter = public_limiter()
     app.state.limiter = limiter
     app.state.catalogue = ctx.catalogue
     _answer_web_pages_in_html(app)

@@ -8,16 +8,20 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
-from slowapi.util import get_remote_address
 
 from services.stats import domain, store
 from services.stats.responses import Districts, Scorecards, Warnings
 from shared import clock, credentials
 from shared.context import ServiceContext
 from shared.contract import SUBJECT_TYPES
-from shared.http import ANSWERED_AS_RETURNED, Problem, base_app, problem_response
+from shared.http import (
+    ANSWERED_AS_RETURNED,
+    Problem,
+    base_app,
+    problem_response,
+    public_limiter,
+)
 
 FIGURES = ("negative_records", "black_list_entries", "red_list_entries")
 
@@ -25,7 +29,7 @@ FIGURES = ("negative_records", "black_list_entries", "red_list_entries")
 def create_app(ctx: ServiceContext) -> FastAPI:
     app = base_app("Xinyong statistics",
                    "City statistics and department assessment (CONTRACT.md).")
-    limiter = Limiter(key_func=get_remote_address)
+    limiter = public_limiter()
     app.state.limiter = limiter
 
     @app.exception_handler(RateLimitExceeded)

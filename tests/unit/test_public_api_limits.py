@@ -3,12 +3,18 @@ errors are problem+json. In-process HTTP only: these routes answer before any da
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from fastapi.testclient import TestClient
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 
 from services.publisher.api import create_app
 from shared.context import ServiceContext
+from shared.http import SweptMemoryStorage, public_limiter
 from shared.settings import Settings
 
 
@@ -40,3 +46,46 @@ def test_a_cursor_the_api_never_gave_is_refused(catalogue: Any) -> None:
     r = _client(catalogue, "100/minute").get(
         "/api/v1/lists/court.dishonest_debtor/changes", params={"since": "not-a-cursor"})
     assert r.status_code == 400 and r.json()["code"] == "bad_cursor"
+
+
+# --- the limiter's storage: it keeps limiting, without a thread per request burst ---
+
+
+def test_the_limit_holds_per_client() -> None:
+    limiter = FixedWindowRateLimiter(SweptMemoryStorage())
+    three = parse("3/minute")
+    assert [limiter.hit(three, "10.0.0.1") for _ in range(4)] == [True, True, True, False]
+    assert limiter.hit(three, "10.0.0.2")  # another client has its own window
+
+
+def test_a_window_ends_when_read_without_a_sweep() -> None:
+    storage = SweptMemoryStorage()
+    storage.SWEEP_SECONDS = 3600
+    storage.incr("k", expiry=0.05)
+    assert storage.get("k") == 1
+    time.sleep(0.08)
+    assert storage.get("k") == 0
+
+
+def test_quiet_clients_are_swept_by_a_later_request() -> None:
+    storage = SweptMemoryStorage()
+    storage.SWEEP_SECONDS = 0.05
+    storage.incr("gone", expiry=0.01)
+    time.sleep(0.08)
+    storage.incr("here", expiry=60)
+    assert set(storage.expirations) == {"here"}
+
+
+def test_requests_start_no_threads() -> None:
+    storage = SweptMemoryStorage()
+    time.sleep(0.05)  # the timer the base class starts once has run
+    before = threading.active_count()
+    for i in range(500):
+        storage.incr(f"client{i % 7}", expiry=60)
+    assert threading.active_count() == before
+
+
+def test_the_apis_use_it() -> None:
+    assert isinstance(storage_from_string("swept-memory://"), SweptMemoryStorage)
+    limiter = public_limiter()
+    assert limiter._storage_uri == "swept-memory://"
