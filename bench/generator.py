@@ -33,6 +33,7 @@ from datetime import date, timedelta
 from itertools import accumulate
 from typing import Any, Generic, TypeVar
 
+from shared import disclosure
 from shared.catalogue import Catalogue, load_catalogue
 from shared.identifiers import (
     ID_CHECK,
@@ -647,14 +648,24 @@ class City:
         return None
 
     def _tally_listing(self, submissions: Sequence[Submission]) -> None:
-        in_force: dict[str, str] = {}
+        """The lists a subject's records put it on as of the city's day: each record in
+        force and still shown (its disclosure window, as ingest computes it, not past), as
+        the publisher decides (services/publisher/domain.py, `qualifying_basis`)."""
+        in_force: dict[str, dict[str, Any]] = {}
         for sub in submissions:
             if sub.data["action"] == "upsert":
-                in_force[sub.data["record_id"]] = sub.data["catalogue_item"]
+                in_force[sub.data["record_id"]] = sub.data
             else:
                 in_force.pop(sub.data["record_id"], None)
-        lists = {name for item in in_force.values() for name in self.catalogue.lists_fed_by(item)}
+        lists = {name for data in in_force.values() if self._shown(data)
+                 for name in self.catalogue.lists_fed_by(data["catalogue_item"])}
         self.tally.listed.update(lists)
+
+    def _shown(self, data: dict[str, Any]) -> bool:
+        shown = disclosure.window(self.catalogue, data["catalogue_item"],
+                                  date.fromisoformat(data["decided_on"]),
+                                  data.get("attributes")).public_until
+        return shown is not None and self.as_of <= shown
 
     # --- the stream ------------------------------------------------------------------------
 

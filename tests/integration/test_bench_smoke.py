@@ -83,6 +83,10 @@ def test_generate_then_queries(settings: Settings, tmp_path: Path) -> None:
         assert set(generated["feedback"]) == {"accepted"}
         assert generated["feedback"]["accepted"] == generated["submissions"]
         assert not any(generated["dead_letters"].values())
+        # The publisher's lists are the ones the generator's own tally expects (records in
+        # force and still shown on the city's day).
+        assert generated["listed_as_expected"], (generated["expected_listed"],
+                                                 generated["listed"])
         assert set(generated["subjects_by_type"]) == {"enterprise", "individual",
                                                      "institution", "social_org"}
         assert_rss(generated["rss_mib"], SERVICES)
