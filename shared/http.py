@@ -55,8 +55,9 @@ class SweptMemoryStorage(MemoryStorage):
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
 
     def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the per-request timer
-        if time.monotonic() - self._swept >= self.SWEEP_SECONDS:
-            self._swept = time.monotonic()
+        now = time.monotonic()
+        if now - self._swept >= self.SWEEP_SECONDS:
+            self._swept = now
             self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
 
 
