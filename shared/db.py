@@ -131,15 +131,17 @@ async def migrate(conn: asyncpg.Connection, *migration_dirs: Path) -> list[str]:
 
 
 async def create_pool(settings: Settings, service: str, **kwargs: Any) -> asyncpg.Pool:
-    options = {"min_size": 1, "max_size": settings.pg_pool_max, **kwargs}
+    options = {"min_size": 1, "max_size": settings.pg_pool_max, "reset": _keep_session,
+               **kwargs}
     return await asyncpg.create_pool(settings.dsn(service), init=_init_connection, **options)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Nothing to undo when an HTTP request gives its connection back: requests set no
-    session state (no SET, LISTEN, cursors or session advisory locks), and asyncpg itself
-    rolls back a transaction left open before calling this. Its default reset is one more
-    statement per request (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL)."""
+    """Nothing to undo when a connection goes back to its pool: the services set no session
+    state on pooled connections (no SET, LISTEN, cursors; the one session advisory lock, the
+    migrations', is released in a `finally`), and asyncpg itself rolls back a transaction
+    left open before calling this. Its default reset is one more round trip per batch and
+    per request (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL)."""
 
 
 async def create_http_pool(settings: Settings, service: str) -> asyncpg.Pool:
@@ -147,6 +149,6 @@ async def create_http_pool(settings: Settings, service: str) -> asyncpg.Pool:
     cancelled past `http_statement_timeout_ms` (asyncpg.QueryCanceledError, answered 503 by
     shared.http), and the application name tells its connections apart in pg_stat_activity."""
     return await create_pool(
-        settings, service, max_size=settings.http_pool_max, reset=_keep_session,
+        settings, service, max_size=settings.http_pool_max,
         server_settings={"statement_timeout": str(settings.http_statement_timeout_ms),
                          "application_name": f"xinyong-{service}-http"})

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
 
     pg_host: str = "127.0.0.1"
     pg_port: int = 5433
+    # libpq's sslmode for every connection (asyncpg reads it from the DSN).
+    pg_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca",
+                        "verify-full"] = "prefer"
     # One database and one role per service: <db_prefix><service>.
     db_prefix: str = "xinyong_"
     pg_password: str = "xinyong"
@@ -83,6 +86,9 @@ class Settings(BaseSettings):
     # no transaction: its positions are stored with the next batch that does, or after this
     # long (a replay of such messages after a crash is harmless).
     deferred_positions_seconds: float = 5.0
+    # How often a stream worker commits its consumer group's offsets (the database holds the
+    # positions it resumes from; the group's offsets trail them by at most this long).
+    offset_commit_seconds: float = 1.0
     # The largest event (value and key) the outbox takes: below the broker's default
     # message.max.bytes (1048588) and the producer's max_request_size (1048576), so that the
     # broker never refuses an event for its size. A larger one is refused when it is written
@@ -224,7 +230,8 @@ class Settings(BaseSettings):
 
     def dsn(self, service: str) -> str:
         name = self.db_name(service)
-        return f"postgresql://{name}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{name}"
+        return (f"postgresql://{name}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{name}"
+                f"?sslmode={self.pg_sslmode}")
 
     def admin_dsn(self, database: str = "postgres") -> str:
         return (f"postgresql://{self.pg_admin_user}:{self.pg_admin_password}@"

@@ -80,7 +80,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.worker = worker
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        pass
+        # The next owner starts from the database's positions whatever the group's offsets
+        # say; committing what is held keeps the group's view (and its lag) close.
+        await self.worker.commit_held(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # Only bookkeeping here: aiokafka logs and swallows a listener's exception and would
@@ -104,6 +106,10 @@ class StreamWorker:
         # Next offsets of batches that needed no work, not yet stored nor committed.
         self._deferred: dict[TopicPartition, int] = {}
         self._deferred_since = 0.0
+        # Offsets stored in the database and not yet committed to the group: committed once
+        # `offset_commit_seconds` has passed since the last commit, not after every batch.
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._committed_at = 0.0
         # How many messages the next batch may take (settings `batch_max`, growing up to
         # `batch_max_backlog` while batches come full).
         self.batch_limit = settings.batch_max
@@ -134,6 +140,9 @@ class StreamWorker:
         self.unchecked = set(self.assigned)
         # Checked afresh from the database: a deferred position may belong to an old log.
         self._deferred = {}
+        # Held offsets were committed when the partitions were revoked; any left may belong
+        # to a log the check below finds replaced.
+        self._uncommitted = {}
         self.held = {tp: why for tp, why in self.held.items() if tp in self.assigned}
         metrics.ASSIGNED_PARTITIONS.labels(self.service).set(len(self.assigned))
 
@@ -190,6 +199,8 @@ class StreamWorker:
                                        >= self.settings.deferred_positions_seconds):
                     await self._apply_with_fallback([])
                     await self._commit({})
+                else:
+                    await self._commit_if_due()
                 continue
             await self._apply_with_fallback(messages)
             await self._commit(offsets)
@@ -206,6 +217,9 @@ class StreamWorker:
         partitions &= self.assigned
         for tp in partitions:
             self._deferred.pop(tp, None)
+            # Counted on a log the check may find replaced: committed, they would make the
+            # group look ahead of a replay (`database_behind`).
+            self._uncommitted.pop(tp, None)
         self.consumer.pause(*partitions)
         self.unchecked |= partitions
 
@@ -340,14 +354,30 @@ class StreamWorker:
         )
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        """Commit offsets after their batch's transaction, with the deferred ones it stored."""
-        offsets = {**self._deferred, **offsets}
+        """Hold the offsets of a batch whose transaction has committed (with the deferred
+        ones it stored) for the group, and commit them if one is due."""
+        self._uncommitted.update({**self._deferred, **offsets})
         self._deferred = {}
+        await self._commit_if_due()
+
+    async def _commit_if_due(self) -> None:
+        """Commit the held offsets to the group at most every `offset_commit_seconds`. The
+        database's positions are what a restarted or new owner starts from; a group offset
+        behind them is the normal case after a crash (shared/positions.py), so committing
+        less often loses nothing and saves the broker a request and a log append per
+        batch."""
+        if self._uncommitted and (time.monotonic() - self._committed_at
+                                  >= self.settings.offset_commit_seconds):
+            await self.commit_held(set(self._uncommitted))
+
+    async def commit_held(self, partitions: set[TopicPartition]) -> None:
+        offsets = {tp: self._uncommitted.pop(tp) for tp in partitions & set(self._uncommitted)}
+        self._committed_at = time.monotonic()
         if not offsets:
             return
         try:
             await self.consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
+        except (CommitFailedError, KafkaError, IllegalStateError) as exc:
             # The positions in the database already make a replay harmless.
             log.warning("offset commit failed (%s); replayed messages will be skipped", exc)
 

@@ -27,6 +27,23 @@ async def send_raw(producer: AIOKafkaProducer, settings: Settings, topic: str, v
     await producer.send_and_wait(settings.topic(topic), value, key=key)
 
 
+async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 60,
+                interval: float = 0.2, ignoring: tuple[type[BaseException], ...] = ()) -> Any:
+    """Await `check` until it returns something true, and return that; fails with `what`
+    after `timeout` seconds. Exceptions of the `ignoring` types count as not yet (a database
+    restarted by another checkout, say)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = await check()
+        except ignoring:
+            found = None
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"not reached in {timeout}s: {what}"
+        await asyncio.sleep(interval)
+
+
 async def poll_json(url: str, check: Callable[[httpx.Response], bool],
                     timeout: float = 30, headers: dict[str, str] | None = None
                     ) -> httpx.Response:

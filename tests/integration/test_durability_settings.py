@@ -1,16 +1,23 @@
 """Nothing given up for speed: every service's pool writes with synchronous_commit and
 fsync on (group commit through commit_delay would be allowed; turning either off is not),
-and no role or database of the services overrides them."""
+and no role or database of the services overrides them; the consumer groups' offsets,
+committed less often than batches, still follow the stored positions."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from shared.db import create_pool
+from shared.kafka import admin_config, observe_logs
 from shared.settings import Settings
 from shared.topics import SERVICES
+from tests.integration.conftest import STACK
+from tests.integration.helpers import enterprise, record
+from tests.integration.kit import send, until
 
 pytestmark = pytest.mark.integration
 
@@ -36,3 +43,42 @@ async def test_every_services_pool_commits_synchronously_with_fsync(
                     "SELECT count(*) FROM pg_class WHERE relpersistence = 'u'") == 0, service
         finally:
             await pool.close()
+
+
+async def test_the_groups_offsets_catch_up_with_the_stored_positions(
+        settings: Settings, services: dict[str, Any], producer: Any, db: Any) -> None:
+    """Stream workers commit their group's offsets at most once a second, not after every
+    batch (`offset_commit_seconds`): the database's positions are what a worker resumes
+    from. The offsets still follow, also once nothing more arrives: the last batch's are
+    committed while the worker waits."""
+    # Two records, one after the other: the second's batch comes within the second after
+    # the first's, so its offsets are held, and only a commit while idle sends them.
+    for n in range(2):
+        data = record(enterprise(f"珠海市位点跟随测试{n}有限公司"),
+                      record_id=f"offsets-{uuid.uuid4().hex[:8]}")
+        await send(producer, settings, "court", data)
+        await until(lambda d=data: db("registry").fetchval(
+            "SELECT 1 FROM records WHERE department = 'court' AND record_id = $1",
+            d["record_id"]), "the registry archived the record")
+    # As the registry itself: only a group's members may read its offsets.
+    admin = AdminClient(admin_config(settings, **STACK.service_credentials("registry")))
+
+    last: dict[str, Any] = {}
+
+    async def caught_up() -> bool:
+        stored = {(settings.topic(r["topic"]), r["partition"]): r["next_offset"]
+                  for r in await db("registry").fetch(
+                      "SELECT topic, partition, next_offset FROM consumed_positions")}
+        logs = await observe_logs(admin, settings.group_id("registry"), sorted(stored))
+        # A partition never consumed has its start (0) stored and no group offset.
+        behind = {part: (at, logs[part].committed) for part, at in stored.items()
+                  if (logs[part].committed or 0) != at}
+        last.update(behind=behind)
+        return not behind and any(at > 0 for at in stored.values())
+
+    try:
+        await until(caught_up, "the registry's group offsets equal its stored positions",
+                    timeout=30)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; (stored, committed) where they differ: "
+                             f"{last['behind']}") from None

@@ -9,6 +9,7 @@ test counts from the clock as it finds it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import time
@@ -31,6 +32,7 @@ from shared import clock
 from shared.catalogue import load_catalogue
 from shared.kafka import make_producer
 from shared.topics import AGGREGATES, CREDENTIALS, SERVICES, all_topics
+from tests.integration import kit
 from tests.integration.conftest import STACK, TopicWatcher
 from tests.integration.helpers import enterprise, individual, record
 from tests.integration.kit import as_client, poll_json, send, send_raw
@@ -122,14 +124,8 @@ async def life(life_stack: stack.IsolatedStack) -> AsyncIterator[Life]:
         clock.configure(STACK.settings.test_clock_file)
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"not reached in {timeout}s: {what}"
-        await asyncio.sleep(0.2)
+# Every wait here is long: a lifecycle step may follow a restart on a busy machine.
+until = functools.partial(kit.until, timeout=WAIT)
 
 
 async def start_again(lf: Life, process: stack.ServiceProcess) -> None:

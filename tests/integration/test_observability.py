@@ -4,9 +4,7 @@ dashboard panel reads is there, the counts match what happened, and the Promethe
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from deploy import dashboards, observe
 from deploy.stack import ServiceProcess
 from shared.settings import Settings
 from shared.topics import SERVICES, STREAM_APPS
+from tests.integration import kit
 from tests.integration.conftest import TopicWatcher
 from tests.integration.helpers import enterprise, key_of, record
 from tests.integration.kit import feedback_for, send, send_raw
@@ -54,12 +53,8 @@ def value(samples: Samples, name: str, /, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 45) -> None:
-    """Probes run every `probe_interval_seconds` (15 s): wait a little over two rounds."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        await asyncio.sleep(0.25)
+# Probes run every `probe_interval_seconds` (15 s): wait a little over two rounds.
+until = functools.partial(kit.until, timeout=45, interval=0.25)
 
 
 def _read(board_or_rules: Any) -> set[str]:

@@ -10,13 +10,13 @@ leaves them working on the new one (topics created again, services ready).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -29,6 +29,7 @@ from deploy.credentials import admin as kafka_admin
 from shared.db import TRANSIENT
 from shared.kafka import admin_config, log_ids, make_producer
 from shared.settings import REPO_ROOT, Settings
+from tests.integration import kit
 from tests.integration.conftest import ENV, STACK
 from tests.integration.helpers import enterprise, record
 from tests.integration.kit import send
@@ -38,16 +39,8 @@ pytestmark = pytest.mark.integration
 ACCEPTED = "credit.records.accepted"
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if await check():
-                return
-        except TRANSIENT:
-            pass  # the machine's PostgreSQL is shared: another checkout may restart it
-        assert time.monotonic() < deadline, f"not reached in {timeout}s: {what}"
-        await asyncio.sleep(0.2)
+# The machine's PostgreSQL is shared: another checkout may restart it meanwhile.
+_until = functools.partial(kit.until, timeout=120, ignoring=TRANSIENT)
 
 
 def _observer_admin(settings: Settings) -> AdminClient:
