@@ -164,7 +164,7 @@ async def test_a_truncated_log_holds_its_partition_until_an_operator_resolves_it
     resolved = _cli("positions", "resolve", "registry", ACCEPTED, "--partition",
                     str(partition), "--from-end")
     assert resolved.returncode == 0, resolved.stderr
-    await _until(lambda: _is_ready(registry), "resumed at the next check", 60)
+    await _until(lambda: _is_ready(registry), "resumed at the next check", timeout=60)
     later = _records(tag + "b", 12)
     await _send_all(settings, later)
     await _archived_and_listed(db, later, "after --from-end")
@@ -189,7 +189,7 @@ async def test_a_topic_created_again_is_replayed_from_its_start(
     async def gone() -> bool:
         return name not in admin.list_topics(timeout=10).topics
 
-    await _until(gone, "topic deleted", 60)
+    await _until(gone, "topic deleted", timeout=60)
     await stack.provision(settings)
     _, new_ids = await log_ids(admin, [name])
     assert new_ids[name] != old_id
