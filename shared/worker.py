@@ -299,7 +299,10 @@ class StreamWorker:
         if rewound:
             # The group's offset follows the database's, so that the next check does not
             # take this replay for a restored database.
-            await self._commit_offsets(rewound)
+            await self._commit_offsets(
+                rewound, "offset commit after a replay",
+                "the next check may see the database behind the group and replay again, "
+                "harmlessly")
 
     def _carry_out(self, tp: TopicPartition, c: inbox.Checked) -> None:
         topic, v = self._contract_name(tp.topic), c.verdict
@@ -320,12 +323,14 @@ class StreamWorker:
         self.consumer.seek(tp, v.start)
         self.consumer.resume(tp)
 
-    async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
+    async def _commit_offsets(self, offsets: dict[TopicPartition, int], what: str,
+                              consequence: str) -> None:
+        """Commit offsets to the group; a failure is logged, not raised: the database's
+        positions are what this worker and the next owner resume from."""
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, KafkaError, IllegalStateError) as exc:
-            log.warning("offset commit after a replay failed (%s); the next check may see "
-                        "the database behind the group and replay again, harmlessly", exc)
+            log.warning("%s failed (%s); %s", what, exc, consequence)
 
     def _contract_name(self, topic: str) -> str:
         ns = self.settings.topic_namespace
@@ -373,13 +378,9 @@ class StreamWorker:
     async def commit_held(self, partitions: set[TopicPartition]) -> None:
         offsets = {tp: self._uncommitted.pop(tp) for tp in partitions & set(self._uncommitted)}
         self._committed_at = time.monotonic()
-        if not offsets:
-            return
-        try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, KafkaError, IllegalStateError) as exc:
-            # The positions in the database already make a replay harmless.
-            log.warning("offset commit failed (%s); replayed messages will be skipped", exc)
+        if offsets:
+            await self._commit_offsets(offsets, "offset commit",
+                                       "replayed messages will be skipped")
 
     async def _apply_with_fallback(self, messages: list[InboundMessage]) -> None:
         try:
