@@ -139,14 +139,16 @@ async def load(session: Any, base_url: str, requests: Sequence[Request]) -> list
         results.append(Result(r, (time.monotonic() - due) * 1000, status))
 
     tasks = []
-    for r in requests:
-        delay = start + r.at - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(r)))
-    # Answers still missing this long after the last was due are counted as unanswered, at
-    # the time waited so far (a lower bound).
-    _, pending = await asyncio.wait(tasks, timeout=TIMEOUT_S + 5) if tasks else (set(), set())
+    with report.collector_held():
+        for r in requests:
+            delay = start + r.at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(r)))
+        # Answers still missing this long after the last was due are counted as unanswered,
+        # at the time waited so far (a lower bound).
+        _, pending = (await asyncio.wait(tasks, timeout=TIMEOUT_S + 5) if tasks
+                      else (set(), set()))
     now = time.monotonic()
     for task in pending:
         task.cancel()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.publisher import domain, store
+from services.publisher import store
 from shared import clock, metrics
 from shared.context import ServiceContext
 
@@ -13,8 +13,7 @@ from shared.context import ServiceContext
 async def notice_feedback(ctx: ServiceContext, conn: asyncpg.Connection) -> None:
     """Notices awaiting their agency's feedback, and those past their measure's deadline
     (`due_by`, dated by the sequencer: services/publisher/history.py)."""
-    awaiting, overdue = await store.feedback_backlog(conn, domain.FEEDBACK_CLOSING,
-                                                     clock.today())
+    awaiting, overdue = await store.feedback_backlog(conn, clock.today())
     # Every agency and measure of the catalogue, so that a loop closed since the last probe
     # shows 0.
     for agency in sorted({*ctx.catalogue.agencies, *awaiting}):

@@ -119,12 +119,17 @@ async def cancel_notifications(conn: asyncpg.Connection, entry_ids: Sequence[str
 
 async def lock_due_notifications(conn: asyncpg.Connection, now: datetime,
                                  limit: int = 100) -> list[asyncpg.Record]:
+    """Due notifications with their entries, both locked; one whose notification or entry a
+    stream batch holds is left for the next round. The batch locks an entry and then its
+    notifications; locking only the notification here and the entry later (mark_notified)
+    took them in the other order, and PostgreSQL broke the deadlocks by aborting one side,
+    often a whole batch (seen in its log under `bench generate`)."""
     return await conn.fetch(  # type: ignore[no-any-return]
         "SELECT n.notification_id::text, n.entry_id::text, n.subject_key, n.list, n.attempts,"
         " n.created_at, e.basis, e.status AS entry_status FROM notifications n"
         " JOIN list_entries e USING (entry_id)"
         " WHERE n.status = 'to_deliver' AND n.next_attempt_at <= $1"
-        " ORDER BY n.next_attempt_at LIMIT $2 FOR UPDATE OF n SKIP LOCKED", now, limit)
+        " ORDER BY n.next_attempt_at LIMIT $2 FOR UPDATE OF n, e SKIP LOCKED", now, limit)
 
 
 async def log_delivery(conn: asyncpg.Connection, notification_id: str, subject_key: str,

@@ -143,7 +143,7 @@ def plan(catalogue: Catalogue) -> purge.Plan:
                                                           clock.today())
         # The same version: the archive's next snapshot (without the records) replaces it.
         await conn.execute(
-            "UPDATE subjects SET snapshot = $2, discoverable = $3 IS NOT NULL,"
+            "UPDATE subjects SET snapshot = $2, discoverable = $3::date IS NOT NULL,"
             " discoverable_until = $3, name_norm = $4, name_grams = $5, updated_at = now()"
             " WHERE subject_key = $1",
             e.subject_key, Json(kept.model_dump_json()), until, norm, grams)

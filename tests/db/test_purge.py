@@ -190,6 +190,30 @@ async def test_the_publisher_exits_first_then_erases_and_scrubs_the_feed(
     assert counts == {("court.dishonest_debtor", key): 1}
 
 
+async def test_a_subject_keeps_its_snapshot_without_the_erased_record(
+        tx: OpenTransaction, catalogue: Catalogue,
+        context_of: Callable[[str], ServiceContext]) -> None:
+    """Only one of a person's records is due: the publisher rewrites the snapshot without it
+    (the statement once failed to prepare: `$3 IS NOT NULL` has no type)."""
+    conn = await tx("publisher")
+    pid, key = person()
+    subject = ENTERPRISE.model_validate({"type": "individual", "id": pid, "name": "王某"})
+    due = archived("hrss.wage_arrears", record_id="W-1", decided_on=DECIDED,
+                   public_until=ERASE_ON, purge_on=ERASE_ON)
+    later = ERASE_ON + timedelta(days=400)
+    kept = archived("hrss.wage_arrears", record_id="W-2", decided_on=DECIDED + timedelta(days=1),
+                    public_until=later, purge_on=later)
+    await apply_snapshots(conn, catalogue, [snapshot(subject, [due, kept])], erasure_key=KEY)
+    plan = publisher_sweeps.plan(catalogue)
+    outcomes = [await erase(context_of("publisher"), conn, plan, key) for _ in range(3)]
+    assert "done" in outcomes
+    row = await conn.fetchrow("SELECT snapshot::text AS body, discoverable, discoverable_until"
+                              " FROM subjects WHERE subject_key = $1", key)
+    assert row is not None
+    assert '"W-2"' in row["body"] and '"W-1"' not in row["body"]
+    assert row["discoverable"] is True and row["discoverable_until"] == later
+
+
 async def test_a_person_named_beside_a_notices_subject_is_erased_from_it_5_years_on(
         tx: OpenTransaction, catalogue: Catalogue,
         context_of: Callable[[str], ServiceContext]) -> None:

@@ -4,6 +4,7 @@ complaints in the objection service; notifications before listing in the publish
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from services.objection import domain as objection_domain
 from services.objection import handlers as objection
 from services.objection.contracts import ComplaintRequest, RepairRequest
 from services.publisher import handlers as publisher
-from services.publisher import senders
+from services.publisher import rights_store, senders
 from shared import clock
 from shared.catalogue import Catalogue
 from shared.contract import ListChanged, ObjectionDecision, SubjectChanged
@@ -236,3 +237,42 @@ async def test_a_listing_waits_for_its_notification_then_for_its_notice_period(
                                     key_secret="key")
     assert not await conn.fetchval("SELECT held FROM list_entries WHERE subject_key = $1",
                                    told.subject.key)
+
+
+async def test_the_notification_timer_leaves_alone_an_entry_a_batch_holds(
+        pools: dict[str, asyncpg.Pool]) -> None:
+    """A stream batch locks a subject's entries, then cancels their notifications; the timer
+    must not lock the notification and then wait for the entry (a deadlock PostgreSQL broke
+    by aborting one of them). Committed rows: another connection must see them."""
+    pool = pools["publisher"]
+    key, entry, notification = f"enterprise:lock-{uuid.uuid4().hex[:8]}", uuid.uuid4(), \
+        uuid.uuid4()
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO subjects (subject_key, type, id, version, snapshot, discoverable)"
+            " VALUES ($1, 'enterprise', $1, 1, '{}', false)", key)
+        await conn.execute(
+            "INSERT INTO list_entries (entry_id, list, subject_key, status, basis)"
+            " VALUES ($1, 'wage_arrears', $2, 'pending', '[]')", entry, key)
+        await conn.execute(
+            "INSERT INTO notifications (notification_id, entry_id, subject_key, list, status,"
+            " created_at, next_attempt_at) VALUES ($1, $2, $3, 'wage_arrears', 'to_deliver',"
+            " now() - interval '1 minute', now() - interval '1 minute')",
+            notification, entry, key)
+    try:
+        def ours(rows: list[asyncpg.Record]) -> list[str]:
+            return [r["notification_id"] for r in rows if r["subject_key"] == key]
+
+        async with pool.acquire() as batch, batch.transaction():
+            await batch.execute("SELECT 1 FROM list_entries WHERE subject_key = $1 FOR UPDATE",
+                                key)
+            async with pool.acquire() as timer, timer.transaction():
+                assert ours(await rights_store.lock_due_notifications(timer, clock.now())) == []
+        async with pool.acquire() as timer, timer.transaction():
+            assert ours(await rights_store.lock_due_notifications(timer, clock.now())) == \
+                [str(notification)]
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute("DELETE FROM notifications WHERE subject_key = $1", key)
+            await conn.execute("DELETE FROM list_entries WHERE subject_key = $1", key)
+            await conn.execute("DELETE FROM subjects WHERE subject_key = $1", key)

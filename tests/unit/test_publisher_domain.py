@@ -4,12 +4,14 @@ reward and penalty notices (联合奖惩) and what the public sees (信用珠海
 from __future__ import annotations
 
 import base64
+import typing
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import zhconv
 
+from services.publisher import domain
 from services.publisher.domain import (
     MAX_SEQ,
     Activate,
@@ -35,7 +37,7 @@ from services.publisher.domain import (
     qualifying_basis,
     query_grams,
 )
-from shared.contract import BasisRecord, RelatedSubject, SubjectRef
+from shared.contract import BasisRecord, NoticeFeedback, RelatedSubject, SubjectRef
 from tests.unit.factories import (
     ENTERPRISE,
     PERSON,
@@ -608,3 +610,10 @@ def test_every_fragment_of_a_name_finds_it():
 
 def test_normalize_name_folds_full_width_letters():
     assert normalize_name("ＡＢＣ贸易１号", to_simplified) == "abc贸易1号"
+
+
+def test_a_notice_awaits_feedback_until_it_is_applied_or_not_applicable() -> None:
+    """The gauge's query and the `notices_awaiting` index (migration 095) name the one
+    status that does not close a notice, besides none: the contract's others close it."""
+    statuses = set(typing.get_args(NoticeFeedback.model_fields["status"].annotation))
+    assert statuses - set(domain.FEEDBACK_CLOSING) == {"received"}
