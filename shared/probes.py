@@ -113,8 +113,15 @@ class Probes:
                 " FROM outbox")
             metrics.OUTBOX_PENDING.labels(name).set(row["pending"])
             metrics.OUTBOX_OLDEST_AGE.labels(name).set(max(0.0, float(row["oldest"])))
-            for gauge in self.gauges:
-                await gauge(self.ctx, conn)
+            if self.gauges:
+                # A gauge counts over tables that grow with the city, every probe, beside the
+                # public API: one core at most (docs/decisions.md, "Background queries, lock
+                # order, and how the bench measures itself"). Transaction-scoped: no session
+                # state is left on the pooled connection.
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+                    for gauge in self.gauges:
+                        await gauge(self.ctx, conn)
             rows = await conn.fetch("SELECT topic, partition, next_offset FROM consumed_positions")
         return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 

@@ -425,15 +425,13 @@ async def feedback_backlog(conn: asyncpg.Connection, today: date
                            ) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
     """Notices without closing feedback (none yet, or only `received`): per agency, and per
     (agency, measure) those past their deadline. An index-only scan of `notices_awaiting`,
-    whose predicate this is, on one core: a parallel scan of the table took both cores from
-    the public API every probe (migration 095)."""
-    async with conn.transaction():
-        await conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-        rows = await conn.fetch(
-            "SELECT agency, measure, count(*) AS awaiting,"
-            " count(*) FILTER (WHERE due_by < $1) AS overdue"
-            " FROM notices WHERE feedback_status IS NULL OR feedback_status = 'received'"
-            " GROUP BY agency, measure", today)
+    whose predicate this is: a parallel scan of the table took both cores from the public
+    API every probe (migration 095; the probes run gauges without parallel workers)."""
+    rows = await conn.fetch(
+        "SELECT agency, measure, count(*) AS awaiting,"
+        " count(*) FILTER (WHERE due_by < $1) AS overdue"
+        " FROM notices WHERE feedback_status IS NULL OR feedback_status = 'received'"
+        " GROUP BY agency, measure", today)
     awaiting: dict[str, int] = {}
     overdue: dict[tuple[str, str], int] = {}
     for r in rows:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
+import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
@@ -16,7 +17,7 @@ from services.publisher import agencies as agency_history
 from services.publisher import gauges as publisher_gauges
 from shared import clock
 from shared.context import ServiceContext
-from shared.probes import record_start
+from shared.probes import Probes, record_start
 from tests.db.conftest import OpenTransaction
 
 pytestmark = pytest.mark.db
@@ -91,3 +92,22 @@ async def test_open_objections_are_those_routed_and_undecided(
         [(uuid.uuid4(), status, decided) for status, decided in rows])
     await objection_gauges.open_objections(context_of("objection"), conn)
     assert _gauge("xinyong_objections_open", service="objection") == 2
+
+
+async def test_gauges_run_without_parallel_workers_and_leave_the_connection_as_it_was(
+        context_of: Callable[[str], ServiceContext]) -> None:
+    """A gauge counts over tables that grow with the city every probe: a parallel scan took
+    both cores from the public API. One core at most, and nothing left on the pooled
+    connection afterwards."""
+    ctx = context_of("publisher")
+    seen: list[str] = []
+
+    async def setting(_: ServiceContext, conn: asyncpg.Connection) -> None:
+        seen.append(await conn.fetchval(
+            "SELECT current_setting('max_parallel_workers_per_gather')"))
+
+    await Probes(ctx, [], [], gauges=(setting, setting))._from_database()
+    assert seen == ["0", "0"]
+    async with ctx.pool.acquire() as conn:
+        assert await conn.fetchval(
+            "SELECT current_setting('max_parallel_workers_per_gather')") != "0"
