@@ -421,23 +421,31 @@ async def agency_overdue(conn: asyncpg.Connection, agency: str, today: date, aft
         " ORDER BY seq LIMIT $4", agency, after_seq, today, limit, list(closing))
 
 
-async def feedback_backlog(conn: asyncpg.Connection, today: date
-                           ) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
-    """Notices without closing feedback (none yet, or only `received`): per agency, and per
-    (agency, measure) those past their deadline. An index-only scan of `notices_awaiting`,
-    whose predicate this is: a parallel scan of the table took both cores from the public
-    API every probe (migration 095; the probes run gauges without parallel workers)."""
+_AWAITING = "(feedback_status IS NULL OR feedback_status = 'received')"
+
+
+async def awaiting_agencies(conn: asyncpg.Connection) -> list[str]:
+    """The agencies with notices awaiting feedback: a walk of `notices_awaiting` from one
+    agency to the next (a few index probes, not a scan of the backlog)."""
     rows = await conn.fetch(
-        "SELECT agency, measure, count(*) AS awaiting,"
-        " count(*) FILTER (WHERE due_by < $1) AS overdue"
-        " FROM notices WHERE feedback_status IS NULL OR feedback_status = 'received'"
-        " GROUP BY agency, measure", today)
-    awaiting: dict[str, int] = {}
-    overdue: dict[tuple[str, str], int] = {}
-    for r in rows:
-        awaiting[r["agency"]] = awaiting.get(r["agency"], 0) + r["awaiting"]
-        overdue[(r["agency"], r["measure"])] = r["overdue"]
-    return awaiting, overdue
+        "WITH RECURSIVE a AS ("
+        f" (SELECT agency FROM notices WHERE {_AWAITING} ORDER BY agency LIMIT 1)"
+        " UNION ALL SELECT (SELECT n.agency FROM notices n"
+        f"  WHERE {_AWAITING} AND n.agency > a.agency ORDER BY n.agency LIMIT 1)"
+        " FROM a WHERE a.agency IS NOT NULL)"
+        " SELECT agency FROM a WHERE agency IS NOT NULL")
+    return [r["agency"] for r in rows]
+
+
+async def agency_backlog(conn: asyncpg.Connection, agency: str, today: date
+                         ) -> dict[str, tuple[int, int]]:
+    """One agency's notices without closing feedback (none yet, or only `received`), per
+    measure: (awaiting, past their deadline). An index-only scan of that agency's part of
+    `notices_awaiting`, whose predicate this is (migration 095)."""
+    rows = await conn.fetch(
+        "SELECT measure, count(*) AS awaiting, count(*) FILTER (WHERE due_by < $2) AS overdue"
+        f" FROM notices WHERE agency = $1 AND {_AWAITING} GROUP BY measure", agency, today)
+    return {r["measure"]: (r["awaiting"], r["overdue"]) for r in rows}
 
 
 # --- public queries ------------------------------------------------------------------------
