@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import functools
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from deploy.stack import ServiceProcess
 from shared.settings import Settings
+from tests.integration import kit
 from tests.integration.conftest import ENV, TopicWatcher
 from tests.integration.helpers import enterprise, record
 from tests.integration.kit import send
@@ -31,11 +32,7 @@ async def _produce(producer: AIOKafkaProducer, settings: Settings,
         await asyncio.sleep(0.05)
 
 
-async def _wait_until(check: Any, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.05)
+_wait_until = functools.partial(kit.until, timeout=120, interval=0.05)
 
 
 async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
@@ -58,7 +55,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
     async def some_feedback() -> bool:
         return len(ours()) >= RECORDS // 10
 
-    await _wait_until(some_feedback)
+    await _wait_until(some_feedback, "some feedback")
     services["ingest"].kill()
     services["ingest"].start(ENV)
 
@@ -67,7 +64,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
             "SELECT count(*) FROM record_history WHERE record_id LIKE $1", tag + "%")
         return bool(n >= RECORDS // 2)
 
-    await _wait_until(half_archived)
+    await _wait_until(half_archived, "half archived")
     services["registry"].kill()
     services["registry"].start(ENV)
 
@@ -77,7 +74,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
             [f"enterprise:{s}" for s in listed])
         return bool(n >= len(listed) * 5 // 4)
 
-    await _wait_until(some_listed)
+    await _wait_until(some_listed, "some listed")
     services["publisher"].kill()
     services["publisher"].start(ENV)
     await producing
@@ -87,7 +84,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
     async def all_feedback() -> bool:
         return {e["data"]["record_id"] for e in ours()} >= ids
 
-    await _wait_until(all_feedback)
+    await _wait_until(all_feedback, "all feedback")
     event_ids: dict[str, set[str]] = defaultdict(set)
     for e in ours():
         event_ids[e["data"]["record_id"]].add(e["id"])
@@ -101,7 +98,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
             " WHERE r->>'record_id' LIKE $1", tag + "%")
         return bool(n == RECORDS)
 
-    await _wait_until(all_published)
+    await _wait_until(all_published, "all published")
     history = await db("registry").fetch(
         "SELECT record_id, count(*) AS n FROM record_history WHERE record_id LIKE $1"
         " GROUP BY record_id", tag + "%")
@@ -123,7 +120,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
         return {e["data"]["subject"]["id"] for e in watcher.events["credit.notices.land"]
                 } >= listed
 
-    await _wait_until(all_notified)
+    await _wait_until(all_notified, "all notified")
     ids_per_subject: dict[str, set[str]] = defaultdict(set)
     for e in watcher.events["credit.notices.land"]:
         if e["data"]["subject"]["id"] in listed:
@@ -161,7 +158,7 @@ async def test_database_outage_is_waited_out_without_losing_or_dead_lettering(
                 if (e.get("data", {}).get("record_id") or "").startswith(tag)}
         return len(seen) == len(batch) and set(seen.values()) == {"accepted"}
 
-    await _wait_until(all_accepted)
+    await _wait_until(all_accepted, "all accepted")
 
     async def all_archived() -> bool:
         try:
@@ -171,5 +168,5 @@ async def test_database_outage_is_waited_out_without_losing_or_dead_lettering(
             return False  # the test's own pool reconnects too
         return bool(n == len(batch))
 
-    await _wait_until(all_archived)
+    await _wait_until(all_archived, "all archived")
     assert {t: len(watcher.events[f"credit.deadletter.{t}"]) for t in dead_before} == dead_before

@@ -7,10 +7,9 @@ per subject and agency."""
 from __future__ import annotations
 
 import asyncio
-import time
+import functools
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from deploy.stack import ServiceProcess
 from shared.settings import Settings
+from tests.integration import kit
 from tests.integration.conftest import ENV, TopicWatcher
 from tests.integration.helpers import enterprise, record
 from tests.integration.kit import send
@@ -28,11 +28,7 @@ RECORDS = 1500
 STREAM = ("ingest", "registry", "publisher", "objection")
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"not reached in {timeout}s: {what}"
-        await asyncio.sleep(0.2)
+_until = functools.partial(kit.until, timeout=180)
 
 
 def _partitions(proc: ServiceProcess) -> int:
@@ -58,7 +54,8 @@ async def test_a_second_process_shares_the_work_and_takes_it_all_when_the_first_
                       for n in STREAM for p in (services[n], second[n])]
             return all(c > 0 for c in counts)
 
-        await _until(shared, "both processes of every service hold partitions", 120)
+        await _until(shared, "both processes of every service hold partitions",
+                     timeout=120)
         totals = {n: _partitions(services[n]) + _partitions(second[n]) for n in STREAM}
 
         tag = f"SCALE-{uuid.uuid4().hex[:6]}-"
@@ -98,7 +95,7 @@ async def test_a_second_process_shares_the_work_and_takes_it_all_when_the_first_
             return held == [totals[n] for n in ("ingest", "registry", "publisher")]
 
         # The broker notices the dead members after the session timeout (6 s here).
-        await _until(taken_over, "the second processes hold every partition", 120)
+        await _until(taken_over, "the second processes hold every partition", timeout=120)
         await producing
 
         async def all_feedback() -> bool:

@@ -8,11 +8,12 @@ notice is doubled."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -27,6 +28,7 @@ from deploy.secrets import admin_password
 from shared.envelope import submission_json
 from shared.kafka import admin_config, make_producer
 from shared.settings import Settings
+from tests.integration import kit
 from tests.integration.conftest import TopicWatcher
 from tests.integration.helpers import enterprise, key_of, record
 
@@ -55,16 +57,8 @@ def cluster(settings: Settings) -> Iterator[stack.IsolatedStack]:
             shutil.rmtree(kafka.folder, ignore_errors=True)
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if await check():
-                return
-        except (OSError, asyncpg.PostgresError):
-            pass
-        assert time.monotonic() < deadline, f"not reached in {timeout}s: {what}"
-        await asyncio.sleep(0.25)
+_until = functools.partial(kit.until, timeout=300, interval=0.25,
+                           ignoring=(OSError, asyncpg.PostgresError))
 
 
 def _admin(settings: Settings) -> AdminClient:
@@ -200,7 +194,8 @@ async def test_a_leader_killed_mid_stream_loses_no_acknowledged_record(
         async def back_in_sync() -> bool:
             return all(len(isr) == 3 for isr in in_sync(admin, target).values())
 
-        await _until(back_in_sync, "the restarted node back in every in-sync set", 120)
+        await _until(back_in_sync, "the restarted node back in every in-sync set",
+                     timeout=120)
     finally:
         await producer.stop()
         await watcher.stop()
