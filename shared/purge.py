@@ -84,6 +84,10 @@ class Plan:
     targets: Sequence[Target]
     # Whether the service holds something about the subject besides `erasure.records`.
     holds_more: Callable[[asyncpg.Connection, Erasure], Awaitable[bool]]
+    # Before anything about the subject is read: takes the row the service's
+    # stream batches lock first for a subject (the same order, so no deadlock), so that a
+    # batch's writes about it land wholly before or wholly after the erasure.
+    lock: Callable[[asyncpg.Connection, str], Awaitable[None]] | None = None
     # Run first; True when it did something whose events must leave before the erasure
     # (which then waits for the next pass).
     before: Callable[[ServiceContext, asyncpg.Connection, Erasure],
@@ -293,6 +297,8 @@ async def erase_subject(ctx: ServiceContext, conn: asyncpg.Connection, plan: Pla
     """Erase what is due about one subject, in the caller's transaction: "done", or
     "deferred" (another process has it, its events have not left yet, or what `before` did
     must leave first)."""
+    if plan.lock is not None:
+        await plan.lock(conn, subject_key)
     rows = await conn.fetch(
         "SELECT department, record_id, purge_on FROM purge_schedule"
         " WHERE subject_key = $1 AND purge_on <= $2 ORDER BY department, record_id"

@@ -30,9 +30,11 @@ async def save(conn: asyncpg.Connection, fx: ListEffects) -> None:
     """What `store.save_effects` does not keep: served decisions, which notice supersedes
     which, and when related persons leave a notice."""
     if fx.served:
-        await conn.executemany(
+        await conn.execute(
             "INSERT INTO served_decisions (list, subject_key, department, record_id, decided_on)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING", fx.served)
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[])"
+            " ON CONFLICT DO NOTHING",
+            *(list(column) for column in zip(*fx.served, strict=True)))
     links = [(n.notice_id, n.supersedes, fx.related_until.get(n.notice_id))
              for _, n, _ in fx.notices
              if n.supersedes is not None or n.notice_id in fx.related_until]

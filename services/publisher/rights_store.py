@@ -101,12 +101,12 @@ async def create_notifications(conn: asyncpg.Connection,
                                rows: Sequence[tuple[str, str, str, str]]) -> None:
     """(notification id, entry id, subject key, list): to deliver at once."""
     if rows:
-        now = clock.now()
-        await conn.executemany(
+        await conn.execute(
             "INSERT INTO notifications (notification_id, entry_id, subject_key, list, status,"
-            " created_at, next_attempt_at) VALUES ($1, $2, $3, $4, 'to_deliver', $5, $5)"
+            " created_at, next_attempt_at) SELECT n, e, s, l, 'to_deliver', $5, $5"
+            " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS r(n, e, s, l)"
             " ON CONFLICT (notification_id) DO NOTHING",
-            [(*r, now) for r in rows])
+            *(list(column) for column in zip(*rows, strict=True)), clock.now())
 
 
 async def cancel_notifications(conn: asyncpg.Connection, entry_ids: Sequence[str]) -> None:
@@ -226,14 +226,19 @@ async def save_requests(conn: asyncpg.Connection, requests: Sequence[RequestChan
         if r.request_id not in latest or latest[r.request_id].version < r.version:
             latest[r.request_id] = r
     if latest:
-        await conn.executemany(
+        rows = latest.values()
+        await conn.execute(
             "INSERT INTO subject_requests (request_id, subject_key, kind, version, body)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id) DO UPDATE SET"
+            " SELECT i, s, k, v, b::json"
+            " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[])"
+            "  AS r(i, s, k, v, b)"
+            " ON CONFLICT (request_id) DO UPDATE SET"
             " subject_key = EXCLUDED.subject_key, version = EXCLUDED.version,"
             " body = EXCLUDED.body, updated_at = now()"
             " WHERE subject_requests.version < EXCLUDED.version",
-            [(r.request_id, r.subject.key, r.kind, r.version, Json(r.model_dump_json()))
-             for r in latest.values()])
+            [r.request_id for r in rows], [r.subject.key for r in rows],
+            [r.kind for r in rows], [r.version for r in rows],
+            [r.model_dump_json() for r in rows])
 
 
 async def requests_of(conn: asyncpg.Connection, subject_key: str) -> list[dict[str, Any]]:

@@ -80,6 +80,11 @@ async def snapshots(conn: asyncpg.Connection, keys: Sequence[str]) -> dict[str, 
     return {r["subject_key"]: SubjectChanged.model_validate_json(r["snapshot"]) for r in rows}
 
 
+async def lock_subject(conn: asyncpg.Connection, subject_key: str) -> None:
+    """The subject's row, as a stream batch takes it first (its snapshot upsert)."""
+    await conn.execute("SELECT 1 FROM subjects WHERE subject_key = $1 FOR UPDATE", subject_key)
+
+
 async def lock_open_entries(conn: asyncpg.Connection,
                             subject_keys: Sequence[str]) -> dict[str, dict[str, Entry]]:
     rows = await conn.fetch(
@@ -336,10 +341,14 @@ async def answer_notices(conn: asyncpg.Connection,
             " WHERE n.notice_id = f.id",
             list(changed), [s for s, _ in changed.values()], [n for _, n in changed.values()])
     if history:
-        await conn.executemany(
+        # In the order answered: the history's ids follow the ordinality.
+        await conn.execute(
             "INSERT INTO notice_feedback_history"
             " (notice_id, agency, status, note, channel, event_id, outcome)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)", history)
+            " SELECT i, a, s, n, c, e, o FROM unnest($1::uuid[], $2::text[], $3::text[],"
+            "  $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY"
+            "  AS h(i, a, s, n, c, e, o, k) ORDER BY k",
+            *(list(column) for column in zip(*history, strict=True)))
     return outcomes
 
 

@@ -192,6 +192,10 @@ def plan(catalogue: Catalogue) -> purge.Plan:
                    "404", erase_reports),
         ),
         holds_more=holds_more,
+        # A batch that wrote a notification of an entry between the erasure's DELETE of
+        # notifications and its DELETE of entries made the second fail on the foreign key
+        # (seen in PostgreSQL's log), and the subject waited a day.
+        lock=store.lock_subject,
         before=exit_first,
         counters=entry_counts,
     )

@@ -87,20 +87,24 @@ async def save_list_changes(conn: asyncpg.Connection,
 
 async def save_objections(conn: asyncpg.Connection, routed: Sequence[ObjectionRouted]) -> None:
     if routed:
-        await conn.executemany(
+        await conn.execute(
             "INSERT INTO objection_facts (objection_id, kind, department, record_id, due_by,"
-            " received_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            [(o.objection_id, o.kind, o.record.department, o.record.record_id, o.due_by,
-              o.received_at) for o in routed])
+            " received_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+            "  $4::text[], $5::date[], $6::timestamptz[]) ON CONFLICT DO NOTHING",
+            [o.objection_id for o in routed], [o.kind for o in routed],
+            [o.record.department for o in routed], [o.record.record_id for o in routed],
+            [o.due_by for o in routed], [o.received_at for o in routed])
 
 
 async def save_closed(conn: asyncpg.Connection, closed: Sequence[ObjectionClosed]) -> None:
     if closed:
-        await conn.executemany(
+        await conn.execute(
             "INSERT INTO objection_closed_facts (objection_id, kind, department, decision,"
-            " due_by, decided_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            [(c.objection_id, c.kind, c.department, c.decision, c.due_by, c.decided_at)
-             for c in closed])
+            " due_by, decided_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+            "  $4::text[], $5::date[], $6::timestamptz[]) ON CONFLICT DO NOTHING",
+            [c.objection_id for c in closed], [c.kind for c in closed],
+            [c.department for c in closed], [c.decision for c in closed],
+            [c.due_by for c in closed], [c.decided_at for c in closed])
 
 
 # --- early warning -------------------------------------------------------------------------

@@ -4,6 +4,7 @@ sweep item that fails."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -19,6 +20,7 @@ from services.objection import store as objection_store
 from services.objection import sweeps as objection_sweeps
 from services.publisher import domain as publisher_domain
 from services.publisher import lifecycle as publisher_lifecycle
+from services.publisher import rights_store
 from services.publisher import sweeps as publisher_sweeps
 from services.publisher.handlers import apply_snapshots
 from services.registry import handlers as registry
@@ -31,6 +33,7 @@ from shared.envelope import submission_json
 from shared.messages import InboundMessage, OutboundEvent
 from shared.topics import RECORDS_ACCEPTED
 from tests.db.conftest import OpenTransaction
+from tests.integration import kit
 from tests.unit.factories import ENTERPRISE, archived, resident_id, snapshot
 
 pytestmark = pytest.mark.db
@@ -212,6 +215,85 @@ async def test_a_subject_keeps_its_snapshot_without_the_erased_record(
     assert row is not None
     assert '"W-2"' in row["body"] and '"W-1"' not in row["body"]
     assert row["discoverable"] is True and row["discoverable_until"] == later
+
+
+async def test_an_erasure_and_a_batch_about_the_same_subject_take_turns(
+        pools: dict[str, asyncpg.Pool], catalogue: Catalogue,
+        context_of: Callable[[str], ServiceContext]) -> None:
+    """The erasure takes the subject's row first, as a stream batch does (its snapshot
+    upsert), so a batch's writes about the subject land wholly before or after it. Here a
+    batch holds the subject and writes a notification of its entry while the erasure runs.
+    Taking the entries first, the erasure deleted the entry while the batch held the
+    subject: they deadlocked (a moment later, the DELETE of the entry failed on the
+    notification's foreign key and the subject waited a day). Committed rows, two
+    connections."""
+    pool, ctx, plan = pools["publisher"], context_of("publisher"), \
+        publisher_sweeps.plan(catalogue)
+    pid, key = person()
+    record_id = f"C-{uuid.uuid4().hex[:8]}"
+    record = archived("court.dishonest_debtor", department="court", record_id=record_id,
+                      decided_on=DECIDED, public_until=ERASE_ON, purge_on=ERASE_ON,
+                      attributes={"extension_years": 3})
+    subject = ENTERPRISE.model_validate({"type": "individual", "id": pid, "name": "王某"})
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await apply_snapshots(conn, catalogue, [snapshot(subject, [record])],
+                                  erasure_key=KEY)
+        await conn.execute("DELETE FROM outbox WHERE key = $1", key)  # as if relayed
+        async with conn.transaction():  # the entry exits first
+            assert await purge.erase_subject(ctx, conn, plan, KEY, key, ERASE_ON) == "deferred"
+        await conn.execute("DELETE FROM outbox WHERE key = $1", key)
+        assert await conn.fetchval("SELECT exit_reason FROM list_entries"
+                                   " WHERE subject_key = $1", key) == "retention_expired"
+        entry = await conn.fetchrow("SELECT entry_id::text, list FROM list_entries"
+                                    " WHERE subject_key = $1", key)
+    assert entry is not None
+    try:
+        async with pool.acquire() as batch, pool.acquire() as sweep:
+            holding = batch.transaction()
+            await holding.start()
+            await batch.execute("SELECT 1 FROM subjects WHERE subject_key = $1 FOR UPDATE",
+                                key)
+
+            async def erasure() -> str:
+                async with sweep.transaction():
+                    return await purge.erase_subject(ctx, sweep, plan, KEY, key, ERASE_ON)
+
+            erasing = asyncio.create_task(erasure())
+            await kit.until(lambda: pool.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+                sweep.get_server_pid()), "the erasure waits for the batch", timeout=10,
+                interval=0.05)
+            await rights_store.create_notifications(batch, [(
+                str(uuid.uuid4()), entry["entry_id"], key, entry["list"])])
+            await holding.commit()
+            assert await asyncio.wait_for(erasing, 30) == "done"
+        async with pool.acquire() as conn:
+            assert await holds(conn, key, {"notifications": "subject_key",
+                                           "list_entries": "subject_key",
+                                           "subjects": "subject_key"}) == []
+    finally:
+        async with pool.acquire() as conn:
+            await _forget(conn, key, entry["entry_id"], [
+                purge.record_reference(KEY, "court", record_id),
+                purge.subject_reference(KEY, key)])
+
+
+async def _forget(conn: asyncpg.Connection, key: str, entry_id: str,
+                  references: list[str]) -> None:
+    """Whatever a test with committed rows left about the subject, in foreign-key order."""
+    tables = await conn.fetch(
+        "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public'"
+        " AND column_name = 'subject_key'")
+    first = ["notification_deliveries", "notifications", "notices", "entry_history"]
+    last = ["list_entries", "subjects"]
+    names = sorted((t["table_name"] for t in tables), key=lambda t: (
+        first.index(t) - len(first) if t in first else last.index(t) + 1 if t in last else 0))
+    await conn.execute("DELETE FROM list_changes WHERE entry_id = $1::uuid", entry_id)
+    for table in names:
+        await conn.execute(f"DELETE FROM {table} WHERE subject_key = $1", key)
+    await conn.execute("DELETE FROM erasure_ledger WHERE reference = ANY($1::text[])",
+                       references)
 
 
 async def test_a_person_named_beside_a_notices_subject_is_erased_from_it_5_years_on(

@@ -19,7 +19,13 @@ from services.publisher import handlers as publisher
 from services.publisher import rights_store, senders
 from shared import clock
 from shared.catalogue import Catalogue
-from shared.contract import ListChanged, ObjectionDecision, SubjectChanged
+from shared.contract import (
+    ListChanged,
+    ObjectionDecision,
+    RequestChanged,
+    SubjectChanged,
+    SubjectRef,
+)
 from shared.http import Problem
 from shared.messages import InboundMessage, OutboundEvent
 from shared.settings import Settings
@@ -276,3 +282,27 @@ async def test_the_notification_timer_leaves_alone_an_entry_a_batch_holds(
             await conn.execute("DELETE FROM notifications WHERE subject_key = $1", key)
             await conn.execute("DELETE FROM list_entries WHERE subject_key = $1", key)
             await conn.execute("DELETE FROM subjects WHERE subject_key = $1", key)
+
+
+async def test_the_subjects_view_keeps_the_latest_version_of_each_request(
+        tx: OpenTransaction) -> None:
+    """`save_requests`: one statement for the batch; the highest version wins, within the
+    batch and against what is stored."""
+    conn = await tx("publisher")
+    subject = SubjectRef.model_validate({"type": "enterprise", "id": FIRM_A, "name": "甲"})
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def request(request_id: str, version: int, status: str) -> RequestChanged:
+        return RequestChanged(request_id=request_id, kind="objection", subject=subject,
+                              about={"department": "amr", "record_id": "A-1"},
+                              status=status, due_by=clock.today(), received_at=clock.now(),
+                              version=version)
+
+    await rights_store.save_requests(conn, [request(first, 1, "received"),
+                                            request(first, 2, "routed"),
+                                            request(second, 1, "received")])
+    await rights_store.save_requests(conn, [request(first, 1, "stale")])
+    rows = await conn.fetch("SELECT request_id::text, version, body::jsonb ->> 'status' AS s"
+                            " FROM subject_requests WHERE subject_key = $1", subject.key)
+    assert {r["request_id"]: (r["version"], r["s"]) for r in rows} == {
+        first: (2, "routed"), second: (1, "received")}
