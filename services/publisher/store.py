@@ -430,31 +430,28 @@ async def agency_overdue(conn: asyncpg.Connection, agency: str, today: date, aft
         " ORDER BY seq LIMIT $4", agency, after_seq, today, limit, list(closing))
 
 
-_AWAITING = "(feedback_status IS NULL OR feedback_status = 'received')"
-
-
-async def awaiting_agencies(conn: asyncpg.Connection) -> list[str]:
-    """The agencies with notices awaiting feedback: a walk of `notices_awaiting` from one
-    agency to the next (a few index probes, not a scan of the backlog)."""
+async def awaiting_counts(conn: asyncpg.Connection, today: date
+                          ) -> dict[tuple[str, str], tuple[int, int]]:
+    """Notices without closing feedback (none yet, or only `received`) per agency and
+    measure: (awaiting, past their deadline). Read from the counts the triggers of migration
+    096 keep, after folding their deltas in: a few rows, whatever the backlog. Run in a
+    transaction."""
+    await conn.execute(
+        "WITH moved AS (DELETE FROM notices_awaiting_deltas"
+        "  RETURNING agency, measure, due_by, n)"
+        " INSERT INTO notices_awaiting_counts (agency, measure, due_by, n)"
+        " SELECT agency, measure, due_by, sum(n) FROM moved GROUP BY agency, measure, due_by"
+        " ON CONFLICT (agency, measure, due_by)"
+        " DO UPDATE SET n = notices_awaiting_counts.n + EXCLUDED.n")
+    await conn.execute("DELETE FROM notices_awaiting_counts WHERE n = 0")
+    # Deltas committed since the fold count too.
     rows = await conn.fetch(
-        "WITH RECURSIVE a AS ("
-        f" (SELECT agency FROM notices WHERE {_AWAITING} ORDER BY agency LIMIT 1)"
-        " UNION ALL SELECT (SELECT n.agency FROM notices n"
-        f"  WHERE {_AWAITING} AND n.agency > a.agency ORDER BY n.agency LIMIT 1)"
-        " FROM a WHERE a.agency IS NOT NULL)"
-        " SELECT agency FROM a WHERE agency IS NOT NULL")
-    return [r["agency"] for r in rows]
-
-
-async def agency_backlog(conn: asyncpg.Connection, agency: str, today: date
-                         ) -> dict[str, tuple[int, int]]:
-    """One agency's notices without closing feedback (none yet, or only `received`), per
-    measure: (awaiting, past their deadline). An index-only scan of that agency's part of
-    `notices_awaiting`, whose predicate this is (migration 095)."""
-    rows = await conn.fetch(
-        "SELECT measure, count(*) AS awaiting, count(*) FILTER (WHERE due_by < $2) AS overdue"
-        f" FROM notices WHERE agency = $1 AND {_AWAITING} GROUP BY measure", agency, today)
-    return {r["measure"]: (r["awaiting"], r["overdue"]) for r in rows}
+        "SELECT agency, measure, sum(n) AS awaiting,"
+        " coalesce(sum(n) FILTER (WHERE due_by < $1), 0) AS overdue FROM ("
+        "  SELECT agency, measure, due_by, n FROM notices_awaiting_counts UNION ALL"
+        "  SELECT agency, measure, due_by, n FROM notices_awaiting_deltas) c"
+        " GROUP BY agency, measure", today)
+    return {(r["agency"], r["measure"]): (r["awaiting"], r["overdue"]) for r in rows}
 
 
 # --- public queries ------------------------------------------------------------------------

@@ -613,7 +613,7 @@ def test_normalize_name_folds_full_width_letters():
 
 
 def test_a_notice_awaits_feedback_until_it_is_applied_or_not_applicable() -> None:
-    """The gauge's query and the `notices_awaiting` index (migration 095) name the one
-    status that does not close a notice, besides none: the contract's others close it."""
+    """The gauge's triggers (migration 096) name the one status that does not close a
+    notice, besides none: the contract's others close it."""
     statuses = set(typing.get_args(NoticeFeedback.model_fields["status"].annotation))
     assert statuses - set(domain.FEEDBACK_CLOSING) == {"received"}
