@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -27,15 +28,17 @@ async def send_raw(producer: AIOKafkaProducer, settings: Settings, topic: str, v
     await producer.send_and_wait(settings.topic(topic), value, key=key)
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 60,
+async def until(check: Callable[[], Awaitable[Any] | Any], what: str, timeout: float = 60,
                 interval: float = 0.2, ignoring: tuple[type[BaseException], ...] = ()) -> Any:
-    """Await `check` until it returns something true, and return that; fails with `what`
-    after `timeout` seconds. Exceptions of the `ignoring` types count as not yet (a database
-    restarted by another checkout, say)."""
+    """Call `check` (awaiting what it returns, if it is awaitable) until it gives something
+    true, and return that; fails with `what` after `timeout` seconds. Exceptions of the
+    `ignoring` types count as not yet (a database restarted by another checkout, say)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            found = await check()
+            found = check()
+            if inspect.isawaitable(found):
+                found = await found
         except ignoring:
             found = None
         if found:
@@ -44,18 +47,31 @@ async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float =
         await asyncio.sleep(interval)
 
 
+async def until_answer(ask: Callable[[], Awaitable[httpx.Response]],
+                       check: Callable[[httpx.Response], bool], what: str,
+                       timeout: float = 30, interval: float = 0.1) -> httpx.Response:
+    """Ask until the answer satisfies `check`, and return that answer; fails with `what`
+    and the last answer."""
+    last: list[httpx.Response] = []
+
+    async def answered() -> httpx.Response | None:
+        last[:] = [await ask()]
+        return last[0] if check(last[0]) else None
+
+    try:
+        return await until(answered, what, timeout=timeout, interval=interval)  # type: ignore[no-any-return]
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the last answer: {last[0].status_code}"
+                             f" {last[0].text[:500]}") from None
+
+
 async def poll_json(url: str, check: Callable[[httpx.Response], bool],
                     timeout: float = 30, headers: dict[str, str] | None = None
                     ) -> httpx.Response:
     """GET until `check` holds; fails with the last answer."""
-    deadline = time.monotonic() + timeout
     async with httpx.AsyncClient() as client:
-        while True:
-            r = await client.get(url, headers=headers)
-            if check(r):
-                return r
-            assert time.monotonic() < deadline, f"never matched: {r.status_code} {r.text[:500]}"
-            await asyncio.sleep(0.1)
+        return await until_answer(lambda: client.get(url, headers=headers), check,
+                                  f"GET {url} answers as expected", timeout=timeout)
 
 
 def feedback_for(record_id: str) -> Callable[[dict[str, Any]], bool]:

@@ -36,6 +36,7 @@ from shared.topics import (
     SERVICES,
     SUBJECTS_CHANGED,
 )
+from tests.integration import kit
 from tests.integration.conftest import ENV, TopicWatcher, wait_until_accepted
 from tests.integration.helpers import enterprise, key_of, record
 from tests.integration.kit import feedback_for
@@ -179,12 +180,10 @@ async def test_revocation_cuts_http_and_kafka_even_on_an_open_connection(
 
 
 async def _until_refused(token: str, url: str) -> None:
-    deadline = time.monotonic() + 30
     async with httpx.AsyncClient() as client:
-        while (await client.post(url, json={}, headers={"Authorization": f"Bearer {token}"})
-               ).status_code != 401:
-            assert time.monotonic() < deadline, "the token was never refused"
-            await asyncio.sleep(0.1)
+        await kit.until_answer(lambda: client.post(
+            url, json={}, headers={"Authorization": f"Bearer {token}"}),
+            lambda r: r.status_code == 401, "the token is refused")
 
 
 async def test_an_expired_credential_is_refused_and_the_sweep_removes_its_kafka_user(
@@ -192,13 +191,10 @@ async def test_an_expired_credential_is_refused_and_the_sweep_removes_its_kafka_
     issued = await credentials.issue(settings, "agency", "land", lifetime=timedelta(seconds=4))
     url = services["publisher"].url() + f"/api/v1/notices/{uuid.uuid4()}/feedback"
     async with httpx.AsyncClient() as client:
-        answer = await client.post(url, json={"status": "received"},
-                                   headers={"Authorization": f"Bearer {issued.token}"})
-        deadline = time.monotonic() + 20
-        while answer.status_code == 401 and time.monotonic() < deadline:  # not yet arrived
-            await asyncio.sleep(0.1)
-            answer = await client.post(url, json={"status": "received"},
-                                       headers={"Authorization": f"Bearer {issued.token}"})
+        answer = await kit.until_answer(lambda: client.post(
+            url, json={"status": "received"},
+            headers={"Authorization": f"Bearer {issued.token}"}),
+            lambda r: r.status_code != 401, "the credential reaches the publisher", timeout=20)
         assert answer.status_code == 404  # accepted: the notice is unknown
         await asyncio.sleep(max(0.0, (issued.expires_at - _now()).total_seconds()) + 0.5)
         expired = await client.post(url, json={"status": "received"},
@@ -337,11 +333,8 @@ def _metrics_port(service: str) -> int:
 
 async def _eventually(client: httpx.AsyncClient, url: str,
                       headers: dict[str, str]) -> httpx.Response:
-    deadline = time.monotonic() + 30
-    while (r := await client.get(url, headers=headers)).status_code != 200:
-        assert time.monotonic() < deadline, r.text
-        await asyncio.sleep(0.1)
-    return r
+    return await kit.until_answer(lambda: client.get(url, headers=headers),
+                                  lambda r: r.status_code == 200, f"GET {url} answers 200")
 
 
 async def test_a_service_database_rebuilt_from_nothing_knows_every_credential(

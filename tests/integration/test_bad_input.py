@@ -25,6 +25,7 @@ from services.ingest.domain import ATTRIBUTES_MAX_BYTES
 from shared.contract import REVISION_MAX
 from shared.envelope import submission_json
 from shared.settings import REPO_ROOT, Settings
+from tests.integration import kit
 from tests.integration.conftest import ENV, TopicWatcher
 from tests.integration.helpers import enterprise, individual, key_of, record
 from tests.integration.kit import feedback_for, send
@@ -185,14 +186,9 @@ async def test_an_event_the_broker_refuses_is_set_aside_and_the_outbox_goes_on(
 
 
 async def poll_row(conn: Any, event_id: str, newer_than: int = 0) -> Any:
-    deadline = time.monotonic() + 30
-    while True:
-        row = await conn.fetchrow("SELECT * FROM outbox_set_aside WHERE event_id = $1"
-                                  " AND id > $2", event_id, newer_than)
-        if row is not None:
-            return row
-        assert time.monotonic() < deadline, "the row was never set aside"
-        await asyncio.sleep(0.1)
+    return await kit.until(lambda: conn.fetchrow(
+        "SELECT * FROM outbox_set_aside WHERE event_id = $1 AND id > $2", event_id,
+        newer_than), "the row is set aside", timeout=30, interval=0.1)
 
 
 def cli(*args: str) -> str:
@@ -207,13 +203,10 @@ def cli(*args: str) -> str:
 
 async def _token(settings: Settings, base: str) -> dict[str, str]:
     token = (await credentials.issue(settings, "department", "amr")).token
-    deadline = time.monotonic() + 30
     async with httpx.AsyncClient() as client:
-        while (await client.post(base + "/api/v1/records", json={},
-                                 headers={"Authorization": f"Bearer {token}"})
-               ).status_code == 401:
-            assert time.monotonic() < deadline, "the token never reached ingest"
-            await asyncio.sleep(0.1)
+        await kit.until_answer(lambda: client.post(
+            base + "/api/v1/records", json={}, headers={"Authorization": f"Bearer {token}"}),
+            lambda r: r.status_code != 401, "the token reaches ingest")
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -17,9 +17,9 @@ machine), left out of `./xinyong test`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
-import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaProducer
 from deploy.stack import ServiceProcess
 from shared.envelope import submission_json
 from shared.settings import Settings
+from tests.integration import kit
 from tests.integration.conftest import ENV, TopicWatcher
 from tests.integration.helpers import enterprise, key_of, record
 
@@ -85,11 +86,7 @@ def first_arrivals(events: list[dict[str, Any]], id_of: Callable[[dict[str, Any]
     return out
 
 
-async def _until(check: Callable[[], bool], what: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"not reached in {timeout:.0f} s: {what}"
-        await asyncio.sleep(0.05)
+_until = functools.partial(kit.until, timeout=300, interval=0.05)
 
 
 async def _killer(service: ServiceProcess, progress: Callable[[], int],

@@ -4,11 +4,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import random
-import time
 import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -22,6 +20,7 @@ from deploy.demo import DemoSubject, make_resident_id
 from deploy.stack import ServiceProcess
 from shared import clock
 from shared.settings import Settings
+from tests.integration import kit
 from tests.integration.conftest import TopicWatcher
 from tests.integration.helpers import enterprise, record
 from tests.integration.kit import feedback_for, poll_json, send
@@ -75,15 +74,14 @@ async def publisher_snapshot(db: Any, key: str, check: Callable[[dict[str, Any]]
                              timeout: float = 30) -> dict[str, Any]:
     """The snapshot the publisher stored for a subject, once it satisfies `check`: the
     publisher has then seen what the test sent, so a 404 is its answer, not a delay."""
-    deadline = time.monotonic() + timeout
-    while True:
-        row = await db("publisher").fetchrow(
+    async def stored() -> dict[str, Any] | None:
+        body = await db("publisher").fetchval(
             "SELECT snapshot::text FROM subjects WHERE subject_key = $1", key)
-        snapshot = json.loads(row["snapshot"]) if row is not None else None
-        if snapshot is not None and check(snapshot):
-            return snapshot  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, f"publisher never stored {key} as expected"
-        await asyncio.sleep(0.1)
+        snapshot = json.loads(body) if body is not None else None
+        return snapshot if snapshot is not None and check(snapshot) else None
+
+    return await kit.until(stored, f"the publisher stores {key} as expected",  # type: ignore[no-any-return]
+                           timeout=timeout, interval=0.1)
 
 
 def has_records(count: int) -> Callable[[dict[str, Any]], bool]:
