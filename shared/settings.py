@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     # snapshot built once for more of its records (docs/performance.md, "Replay (issue 9)").
     batch_max_backlog: int = 5000
     batch_wait_ms: int = 20
+    # A batch of fewer than `batch_linger_records` messages waits for more, for as long as
+    # the worker's last batch transaction took, at most `batch_linger_ms`: next to nothing
+    # while the stack is quiet (its batches take a few ms), and fewer, larger transactions
+    # once they slow down under load (docs/decisions.md, "A batch lingers as long as the
+    # last one took"). 0 turns it off.
+    batch_linger_ms: int = 25
+    batch_linger_records: int = 200
     outbox_batch: int = 2000
     # A batch that needs no work (objection's share of the departments' submissions) costs
     # no transaction: its positions are stored with the next batch that does, or after this

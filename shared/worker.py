@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import (
     CommitFailedError,
     GroupAuthorizationFailedError,
@@ -75,6 +75,14 @@ def next_batch_limit(limit: int, fetched: int, settings: Settings) -> int:
     return settings.batch_max
 
 
+def linger_seconds(fetched: int, last_batch_seconds: float, settings: Settings) -> float:
+    """How long a batch of `fetched` messages waits for more before its transaction: as
+    long as the last batch took, capped; none for an empty or a large enough batch."""
+    if fetched == 0 or fetched >= settings.batch_linger_records:
+        return 0.0
+    return min(last_batch_seconds, settings.batch_linger_ms / 1000)
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, worker: StreamWorker) -> None:
         self.worker = worker
@@ -113,6 +121,9 @@ class StreamWorker:
         # How many messages the next batch may take (settings `batch_max`, growing up to
         # `batch_max_backlog` while batches come full).
         self.batch_limit = settings.batch_max
+        # How long the last batch's transaction took: how long the next small batch waits
+        # for more (`linger_seconds`).
+        self._last_batch_seconds = 0.0
         self._admin = admin  # made when first needed (a worker that never checks needs none)
         self.assigned: set[TopicPartition] = set()
         # Whether the group has given this worker its share at least once (maybe none: a
@@ -161,6 +172,7 @@ class StreamWorker:
             try:
                 batches = await self.consumer.getmany(
                     timeout_ms=self.settings.batch_wait_ms, max_records=self.batch_limit)
+                batches = await self._gathered(batches)
             except OffsetOutOfRangeError as exc:
                 # The log no longer has the position (deleted, truncated, created again):
                 # the client did not move it; the check below decides.
@@ -182,7 +194,8 @@ class StreamWorker:
             self.batch_limit = next_batch_limit(
                 self.batch_limit, sum(map(len, batches.values())), self.settings)
             batches = {tp: records for tp, records in batches.items()
-                       if tp not in self.unchecked and tp not in self.held}
+                       if tp in self.assigned and tp not in self.unchecked
+                       and tp not in self.held}
             messages = [self._message(m) for records in batches.values() for m in records]
             offsets = {tp: records[-1].offset + 1
                        for tp, records in batches.items() if records}
@@ -210,6 +223,28 @@ class StreamWorker:
                 # (shared/service.py, settle_garbage_collector).
                 messages, batches = [], {}
                 gc.collect(1)
+
+    async def _gathered(self, batches: dict[TopicPartition, list[ConsumerRecord]]
+                        ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """The batch, with what arrives while it lingers (`linger_seconds`). Fetched
+        messages are never dropped here: the client's positions have moved past them, so a
+        failing fetch ends the wait and the batch goes on with what it has."""
+        count = sum(map(len, batches.values()))
+        deadline = time.monotonic() + linger_seconds(count, self._last_batch_seconds,
+                                                     self.settings)
+        while count < min(self.settings.batch_linger_records, self.batch_limit):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                more = await self.consumer.getmany(timeout_ms=max(1, int(left * 1000)),
+                                                   max_records=self.batch_limit - count)
+            except KafkaError:
+                break  # the next fetch meets it again, outside the wait
+            for tp, records in more.items():
+                batches.setdefault(tp, []).extend(records)
+                count += len(records)
+        return batches
 
     # --- positions checked against their log (shared/positions.py) --------------------------
 
@@ -438,7 +473,8 @@ class StreamWorker:
                                            outbox_ids=[r.id for r in written])
         if self.relay is not None and kept:
             self.relay.committed([r for r in written if r.id in kept])
-        metrics.BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+        self._last_batch_seconds = time.perf_counter() - started
+        metrics.BATCH_SECONDS.labels(self.service).observe(self._last_batch_seconds)
         for topic, count in Counter(m.topic for m in messages).items():
             metrics.MESSAGES.labels(self.service, topic).inc(count)
 

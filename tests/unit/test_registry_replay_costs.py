@@ -14,7 +14,7 @@ from shared.messages import InboundMessage, OutboundEvent
 from shared.service import GC_YOUNG_THRESHOLD, settle_garbage_collector
 from shared.settings import Settings
 from shared.topics import RECORDS_ACCEPTED, RECORDS_STATUS
-from shared.worker import next_batch_limit
+from shared.worker import linger_seconds, next_batch_limit
 
 SETTINGS = Settings(batch_max=1000, batch_max_backlog=5000)
 
@@ -28,6 +28,15 @@ def test_batches_grow_while_they_come_full_and_shrink_at_once() -> None:
     assert next_batch_limit(5000, 4999, SETTINGS) == 1000
     assert next_batch_limit(1000, 0, SETTINGS) == 1000
     assert next_batch_limit(1000, 999, SETTINGS) == 1000
+
+
+def test_a_small_batch_lingers_as_long_as_the_last_took_and_no_longer_than_the_cap() -> None:
+    settings = Settings(batch_linger_ms=25, batch_linger_records=200)
+    assert linger_seconds(3, 0.004, settings) == 0.004  # quiet: next to nothing
+    assert linger_seconds(3, 0.300, settings) == 0.025  # busy: capped
+    assert linger_seconds(0, 0.300, settings) == 0.0  # nothing fetched: the loop goes on
+    assert linger_seconds(200, 0.300, settings) == 0.0  # large enough
+    assert linger_seconds(3, 0.300, Settings(batch_linger_ms=0)) == 0.0  # turned off
 
 
 def test_a_backlog_limit_below_batch_max_never_shrinks_batches() -> None:
