@@ -6,7 +6,7 @@
 -- A statement-level trigger on `notices` writes one delta row per (agency, measure, due_by)
 -- a statement moved in or out of "awaiting" (no feedback yet, or only `received`). Deltas
 -- are only ever inserted: a batch never waits for another batch on a shared count row.
--- The gauge folds them into `notices_awaiting_counts` (store.fold_awaiting) and reads both.
+-- The gauge folds them into `notices_awaiting_counts` (store.awaiting_counts) and reads both.
 
 CREATE TABLE notices_awaiting_counts (
     agency  text   NOT NULL,
