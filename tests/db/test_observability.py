@@ -36,13 +36,9 @@ async def test_starts_are_counted_per_service_across_restarts(tx: OpenTransactio
     assert await record_start(conn, "other") == 1
 
 
-async def test_notices_awaiting_feedback_and_past_its_deadline_per_agency(
-        tx: OpenTransaction, context_of: Callable[[str], ServiceContext]) -> None:
-    conn = await tx("publisher")
-    ctx = context_of("publisher")
-    agencies = sorted(ctx.catalogue.agencies)
-    late, early = agencies[0], agencies[1]
-    measure_of = {m.agency: name for name, m in ctx.catalogue.measures.items()}
+async def _listed_subject(conn: asyncpg.Connection) -> tuple[str, uuid.UUID]:
+    """A subject with an active entry on the dishonest-debtor list, for notices to rest on:
+    (subject key, entry id)."""
     subject = f"enterprise:T{uuid.uuid4().hex[:16].upper()}"
     await conn.execute(
         "INSERT INTO subjects (subject_key, type, id, name, version, snapshot, discoverable)"
@@ -51,6 +47,17 @@ async def test_notices_awaiting_feedback_and_past_its_deadline_per_agency(
     await conn.execute(
         "INSERT INTO list_entries (entry_id, list, subject_key, status, basis)"
         " VALUES ($1, 'court.dishonest_debtor', $2, 'active', '[]'::jsonb)", entry, subject)
+    return subject, entry
+
+
+async def test_notices_awaiting_feedback_and_past_its_deadline_per_agency(
+        tx: OpenTransaction, context_of: Callable[[str], ServiceContext]) -> None:
+    conn = await tx("publisher")
+    ctx = context_of("publisher")
+    agencies = sorted(ctx.catalogue.agencies)
+    late, early = agencies[0], agencies[1]
+    measure_of = {m.agency: name for name, m in ctx.catalogue.measures.items()}
+    subject, entry = await _listed_subject(conn)
     now = clock.now()
     long_ago = now - timedelta(days=40)  # past any measure's working days
     notices = [
@@ -93,14 +100,7 @@ async def test_the_kept_counts_of_notices_awaiting_follow_every_kind_of_statemen
     ctx = context_of("publisher")
     rng = random.Random(96)
     measures = sorted((m.agency, name) for name, m in ctx.catalogue.measures.items())
-    subject = f"enterprise:T{uuid.uuid4().hex[:16].upper()}"
-    await conn.execute(
-        "INSERT INTO subjects (subject_key, type, id, name, version, snapshot, discoverable)"
-        " VALUES ($1, 'enterprise', $2, 'x', 1, '{}'::json, false)", subject, subject[11:])
-    entry = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO list_entries (entry_id, list, subject_key, status, basis)"
-        " VALUES ($1, 'court.dishonest_debtor', $2, 'active', '[]'::jsonb)", entry, subject)
+    subject, entry = await _listed_subject(conn)
     today = clock.today()
 
     async def counted() -> dict[tuple[str, str], tuple[int, int]]:
