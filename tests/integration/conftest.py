@@ -33,6 +33,7 @@ from shared.catalogue import load_catalogue
 from shared.kafka import client_options, make_producer
 from shared.settings import Settings
 from shared.topics import SERVICES, all_topics
+from tests.integration import kit
 
 PORT_BASE = int(os.environ.get("XINYONG_TEST_PORT_BASE", "18000"))
 STACK = stack.IsolatedStack(
@@ -119,12 +120,11 @@ async def wait_until_accepted(token: str, url: str, method: str = "GET") -> None
     """Tokens reach the services through Kafka: wait until this one is taken."""
     import httpx
 
-    deadline = time.monotonic() + 30
     async with httpx.AsyncClient() as client:
-        while (await client.request(method, url, headers={"Authorization": f"Bearer {token}"},
-                                    json={} if method != "GET" else None)).status_code == 401:
-            assert time.monotonic() < deadline, "the token never reached the service"
-            await asyncio.sleep(0.1)
+        await kit.until_answer(lambda: client.request(
+            method, url, headers={"Authorization": f"Bearer {token}"},
+            json={} if method != "GET" else None),
+            lambda r: r.status_code != 401, "the token reaches the service")
 
 
 class TopicWatcher:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 
 from shared.envelope import submission_json
 from shared.settings import Settings
+from tests.integration import kit
 from tests.integration.conftest import TopicWatcher
 from tests.integration.helpers import enterprise, key_of, record
 from tests.strategies import inbound_value, message_keys
@@ -71,10 +71,9 @@ async def test_each_generated_message_gets_exactly_one_feedback(
             return (raw["partition"], raw["offset"]) in positions
         return e["data"].get("event_id") in ids
 
-    deadline = time.monotonic() + 60
-    while len([e for e in watcher.events[feedback_topic][seen_before:] if ours(e)]) < len(batch):
-        assert time.monotonic() < deadline, "not every message got its feedback"
-        await asyncio.sleep(0.05)
+    await kit.until(lambda: len([e for e in watcher.events[feedback_topic][seen_before:]
+                                 if ours(e)]) >= len(batch),
+                    "every message gets its feedback", timeout=60, interval=0.05)
     [accepted] = await watcher.wait_for(
         "credit.feedback.amr", lambda e: e["data"].get("record_id") == after["record_id"])
     assert accepted["data"]["status"] == "accepted"
