@@ -24,6 +24,8 @@ stop_timeout_s=20
 
 log() { printf 'frontdoor: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=deploy/processes.sh
+source "$script_dir/processes.sh"
 
 nginx_bin() { command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; }; }
 
@@ -51,14 +53,6 @@ cmd_install() {
     nginx_bin >/dev/null || die "nginx installed but not found"
 }
 
-# A process that exists and is not a zombie.
-alive() {
-    local state
-    kill -0 "$1" 2>/dev/null || return 1
-    state=$(sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
-    [[ ${state:0:1} != Z ]]
-}
-
 # The master's pid if it is alive and runs our configuration (a stale pid file whose
 # number now belongs to another process is not taken for it).
 running_pid() {
@@ -71,7 +65,6 @@ running_pid() {
     printf '%s\n' "$pid"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # When root runs it, nginx's workers are `nobody`: they write request bodies and buffered
 # answers under tmp/.
@@ -120,15 +113,8 @@ cmd_stop() {
         log "not running"
         return 0
     fi
-    kill -QUIT "$pid"
-    local deadline=$((SECONDS + stop_timeout_s))
-    while alive "$pid" && ((SECONDS < deadline)); do
-        sleep 0.1
-    done
-    if alive "$pid"; then
-        log "did not stop in ${stop_timeout_s}s; terminating"
-        kill -TERM "$pid" 2>/dev/null || true
-    fi
+    # QUIT: nginx finishes the requests in flight; TERM if it has not after the timeout.
+    stop_processes QUIT TERM "$stop_timeout_s" "$pid"
     rm -f -- "$pid_file"
     log "stopped"
 }

@@ -76,6 +76,8 @@ stop_timeout_s=30
 
 log() { printf 'kafka: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=deploy/processes.sh
+source "$script_dir/processes.sh"
 
 recorded_brokers() {
     local n=
@@ -363,14 +365,6 @@ format_storage() {
         >/dev/null
 }
 
-# A process that exists and is not a zombie (a child that died but was not reaped yet).
-alive() {
-    local state
-    kill -0 "$1" 2>/dev/null || return 1
-    state=$(sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
-    [[ ${state:0:1} != Z ]]
-}
-
 # Prints the pid of the broker whose pid file is $1 if it is alive. Its command line must
 # name that node's own configuration: a stale pid file whose number now belongs to another
 # process (another checkout's broker included) is not taken for it.
@@ -386,10 +380,6 @@ pid_of() { # <pid file> <server.properties>
 
 running_pid() { pid_of "$pid_file" "$server_props"; }
 
-port_open() {
-    # bash's /dev/tcp needs no extra packages (no nc on a bare Debian).
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 
 broker_answers() {
     local props=$conf_dir/broker-client.properties
@@ -571,23 +561,8 @@ cmd_stop() {
 }
 
 stop_pid() {
-    local pid left
     log "stopping pid $*"
-    for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
-    local deadline=$((SECONDS + stop_timeout_s))
-    while ((SECONDS < deadline)); do
-        left=0
-        for pid in "$@"; do alive "$pid" && left=1; done
-        ((left)) || break
-        sleep 0.2
-    done
-    for pid in "$@"; do
-        if alive "$pid"; then
-            log "pid $pid still alive after ${stop_timeout_s}s, sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            while alive "$pid"; do sleep 0.1; done
-        fi
-    done
+    stop_processes TERM KILL "$stop_timeout_s" "$@"
     log "stopped"
 }
 

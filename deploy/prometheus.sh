@@ -27,6 +27,8 @@ stop_timeout_s=30
 
 log() { printf 'prometheus: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=deploy/processes.sh
+source "$script_dir/processes.sh"
 
 cmd_install() {
     if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
@@ -39,14 +41,6 @@ cmd_install() {
     # stack's Prometheus is this script's).
     apt-get install -y -qq --no-install-recommends prometheus >/dev/null
     command -v promtool >/dev/null 2>&1 || die "prometheus installed but no promtool found"
-}
-
-# A process that exists and is not a zombie (a child that died but was not reaped yet).
-alive() {
-    local state
-    kill -0 "$1" 2>/dev/null || return 1
-    state=$(sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
-    [[ ${state:0:1} != Z ]]
 }
 
 # The pid if it is alive and is our Prometheus (its command line names our configuration):
@@ -110,15 +104,7 @@ cmd_stop() {
         log "not running"
         return 0
     fi
-    kill -TERM "$pid"
-    local deadline=$((SECONDS + stop_timeout_s))
-    while alive "$pid" && ((SECONDS < deadline)); do
-        sleep 0.2
-    done
-    if alive "$pid"; then
-        log "did not stop in ${stop_timeout_s}s; killing"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+    stop_processes TERM KILL "$stop_timeout_s" "$pid"
     rm -f -- "$pid_file"
     log "stopped"
 }
