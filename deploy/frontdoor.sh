@@ -53,17 +53,8 @@ cmd_install() {
     nginx_bin >/dev/null || die "nginx installed but not found"
 }
 
-# The master's pid if it is alive and runs our configuration (a stale pid file whose
-# number now belongs to another process is not taken for it).
-running_pid() {
-    [[ -f $pid_file ]] || return 1
-    local pid
-    pid=$(<"$pid_file")
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    alive "$pid" || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$config" || return 1
-    printf '%s\n' "$pid"
-}
+# The master's pid if it is alive and runs our configuration.
+running_pid() { pid_naming "$pid_file" "$config"; }
 
 
 # When root runs it, nginx's workers are `nobody`: they write request bodies and buffered

@@ -40,3 +40,17 @@ stop_processes() {
         while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
     done
 }
+
+# pid_naming <pid file> <text>: the pid in the file if that process is alive and its
+# command line holds the text (a stale pid file whose number now belongs to another process
+# is not taken for it). A substring, because nginx rewrites its command line into one
+# title; kafka.sh matches whole arguments (`pid_of`).
+pid_naming() {
+    [[ -f $1 ]] || return 1
+    local pid
+    pid=$(<"$1")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    alive "$pid" || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2" || return 1
+    printf '%s\n' "$pid"
+}

@@ -43,17 +43,8 @@ cmd_install() {
     command -v promtool >/dev/null 2>&1 || die "prometheus installed but no promtool found"
 }
 
-# The pid if it is alive and is our Prometheus (its command line names our configuration):
-# a stale pid file whose number now belongs to another process is not taken for it.
-running_pid() {
-    [[ -f $pid_file ]] || return 1
-    local pid
-    pid=$(<"$pid_file")
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    alive "$pid" || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--config.file=$config" || return 1
-    printf '%s\n' "$pid"
-}
+# The pid if it is alive and is our Prometheus (its command line names our configuration).
+running_pid() { pid_naming "$pid_file" "--config.file=$config"; }
 
 # GET a path on the local port; true on a 200 (bash's /dev/tcp: no curl on a bare Debian).
 http_ok() {
