@@ -369,11 +369,8 @@ format_storage() {
 # name that node's own configuration: a stale pid file whose number now belongs to another
 # process (another checkout's broker included) is not taken for it.
 pid_of() { # <pid file> <server.properties>
-    [[ -f $1 ]] || return 1
     local pid
-    pid=$(<"$1")
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    alive "$pid" || return 1
+    pid=$(live_pid "$1") || return 1
     tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$2" || return 1
     printf '%s\n' "$pid"
 }

@@ -41,16 +41,24 @@ stop_processes() {
     done
 }
 
-# pid_naming <pid file> <text>: the pid in the file if that process is alive and its
-# command line holds the text (a stale pid file whose number now belongs to another process
-# is not taken for it). A substring, because nginx rewrites its command line into one
-# title; kafka.sh matches whole arguments (`pid_of`).
-pid_naming() {
+# live_pid <pid file>: the pid the file holds, if that process is alive. Callers also check
+# its command line: a stale pid file whose number now belongs to another process must not
+# be taken for theirs.
+live_pid() {
     [[ -f $1 ]] || return 1
     local pid
     pid=$(<"$1")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     alive "$pid" || return 1
+    printf '%s\n' "$pid"
+}
+
+# pid_naming <pid file> <text>: `live_pid`, if the process's command line holds the text.
+# A substring, because nginx rewrites its command line into one title; kafka.sh matches
+# whole arguments (`pid_of`).
+pid_naming() {
+    local pid
+    pid=$(live_pid "$1") || return 1
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2" || return 1
     printf '%s\n' "$pid"
 }
