@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import asyncpg
 import pytest
@@ -219,3 +220,39 @@ async def test_a_new_legal_representative_replaces_the_notices_naming_the_old_on
     # The same snapshot again changes nothing; measures without extends_to were not touched.
     await _listed(conn, catalogue, firm, [new], version=3)
     assert len(await _outbox_notices(conn, firm)) == sent_before + 2
+
+
+def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node.get("Plans", ()) for n in _plan_nodes(child))]
+
+
+async def test_the_notices_naming_related_subjects_are_found_by_one_probe_per_key(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    """As in a city's first hours: statistics taken while the lists were nearly empty, a
+    generic plan, thousands of active entries. The batch's keys are each looked up; no
+    active entry is compared with the whole batch of keys."""
+    conn = await tx("publisher")
+    await conn.execute("ANALYZE list_entries")
+    await conn.execute(
+        "WITH s AS (INSERT INTO subjects (subject_key, type, id, name, version, snapshot,"
+        "  discoverable) SELECT 'enterprise:P' || i, 'enterprise', 'P' || i, 'x', 1,"
+        "  '{}'::json, false FROM generate_series(1, 3000) AS i RETURNING subject_key)"
+        " INSERT INTO list_entries (entry_id, list, subject_key, status, basis)"
+        " SELECT gen_random_uuid(), 'court.dishonest_debtor', subject_key, 'active',"
+        "  '[]'::jsonb FROM s")
+    measures = sorted(name for name, m in catalogue.measures.items() if m.extends_to)
+    statement = f"naming_{uuid.uuid4().hex}"
+    await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    await conn.execute(f"PREPARE {statement}(text[], text[]) AS {store.UNREVOKED_NOTICES_NAMING}")
+    try:
+        plan = await conn.fetchval(
+            f"EXPLAIN (FORMAT JSON) EXECUTE {statement}('{{enterprise:P1,enterprise:P2}}',"
+            f" '{{{','.join(measures)}}}')")
+    finally:
+        await conn.execute(f"DEALLOCATE {statement}")
+    nodes = _plan_nodes(plan[0]["Plan"])
+    entries = [n for n in nodes if n.get("Relation Name") == "list_entries"]
+    assert entries and all("subject_key" in n.get("Index Cond", "") for n in entries), [
+        (n["Node Type"], n.get("Index Name"), n.get("Index Cond"), n.get("Filter"))
+        for n in entries]
+    assert not [n for n in nodes if "subject_key" in n.get("Filter", "") + n.get("Join Filter", "")]
