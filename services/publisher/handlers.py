@@ -151,6 +151,7 @@ async def apply_snapshots(conn: asyncpg.Connection, catalogue: Catalogue,
     key = erasure_key or purge.erasure_key(get_settings())
     received = [item if isinstance(item, tuple) else (item, None) for item in snapshots]
     body_of = {id(s): body for s, body in received}
+    await store.lock_subjects(conn, [s.subject.key for s, _ in received])
     kept, dropped = await lifecycle.without_erased(conn, key, [s for s, _ in received])
     metrics.ERASED_DROPPED.labels("publisher").inc(dropped)
     latest: dict[str, SubjectChanged] = {}

@@ -81,8 +81,19 @@ async def snapshots(conn: asyncpg.Connection, keys: Sequence[str]) -> dict[str, 
 
 
 async def lock_subject(conn: asyncpg.Connection, subject_key: str) -> None:
-    """The subject's row, as a stream batch takes it first (its snapshot upsert)."""
+    """The subject's row, as a stream batch takes it first (`lock_subjects`)."""
     await conn.execute("SELECT 1 FROM subjects WHERE subject_key = $1 FOR UPDATE", subject_key)
+
+
+async def lock_subjects(conn: asyncpg.Connection, subject_keys: Sequence[str]) -> None:
+    """The rows of a batch's subjects, before it reads the erasure ledger: an erasure holds
+    its subject's row until it commits, so the ledger the batch reads next has it. In key
+    order, one probe per key (a plan that cannot turn the keys into a filter). The lock is
+    the one the snapshot upsert takes anyway; it blocks an erasure, not a reader."""
+    await conn.execute(
+        "SELECT 1 FROM unnest($1::text[]) AS k(subject_key) CROSS JOIN LATERAL"
+        " (SELECT 1 FROM subjects s WHERE s.subject_key = k.subject_key FOR NO KEY UPDATE) AS l",
+        sorted(set(subject_keys)))
 
 
 async def lock_open_entries(conn: asyncpg.Connection,

@@ -279,6 +279,55 @@ async def test_an_erasure_and_a_batch_about_the_same_subject_take_turns(
                 purge.subject_reference(KEY, key)])
 
 
+async def test_a_snapshot_arriving_during_an_erasure_waits_and_leaves_the_record_out(
+        pools: dict[str, asyncpg.Pool], catalogue: Catalogue,
+        context_of: Callable[[str], ServiceContext]) -> None:
+    """A snapshot still carrying a record (one on its way, a redelivery) reaches the
+    publisher while the record's erasure is being written. The batch waits for the subject
+    as the erasure holds it, then reads the ledger: the record stays erased. Read before
+    the wait, the ledger said nothing and the batch wrote the subject back until the next
+    sweep pass. Committed rows, two connections."""
+    pool, ctx, plan = pools["publisher"], context_of("publisher"), \
+        publisher_sweeps.plan(catalogue)
+    pid, key = person()
+    record_id = f"P-{uuid.uuid4().hex[:8]}"
+    record = archived("amr.admin_penalty", record_id=record_id, decided_on=DECIDED,
+                      public_until=ERASE_ON, purge_on=ERASE_ON)
+    subject = ENTERPRISE.model_validate({"type": "individual", "id": pid, "name": "王某"})
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await apply_snapshots(conn, catalogue, [snapshot(subject, [record])],
+                                  erasure_key=KEY)
+        await conn.execute("DELETE FROM outbox WHERE key = $1", key)  # as if relayed
+    try:
+        async with pool.acquire() as batch, pool.acquire() as sweep:
+            erasing = sweep.transaction()
+            await erasing.start()
+            assert await purge.erase_subject(ctx, sweep, plan, KEY, key, ERASE_ON) == "done"
+
+            async def redelivered() -> None:
+                async with batch.transaction():
+                    await apply_snapshots(batch, catalogue, [snapshot(subject, [record],
+                                                                      version=2)],
+                                          erasure_key=KEY)
+
+            applying = asyncio.create_task(redelivered())
+            await kit.until(lambda: pool.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+                batch.get_server_pid()), "the batch waits for the erasure", timeout=10,
+                interval=0.05)
+            await erasing.commit()
+            await asyncio.wait_for(applying, 30)
+        async with pool.acquire() as conn:
+            assert await holds(conn, key, {"subjects": "subject_key",
+                                           "purge_schedule": "subject_key"}) == []
+    finally:
+        async with pool.acquire() as conn:
+            await _forget(conn, key, str(uuid.uuid4()), [
+                purge.record_reference(KEY, "amr", record_id),
+                purge.subject_reference(KEY, key)])
+
+
 async def _forget(conn: asyncpg.Connection, key: str, entry_id: str,
                   references: list[str]) -> None:
     """Whatever a test with committed rows left about the subject, in foreign-key order."""
