@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -96,11 +96,22 @@ async def lock_subjects(conn: asyncpg.Connection, subject_keys: Sequence[str]) -
         sorted(set(subject_keys)))
 
 
+def open_entries_of_keys(*, lock: bool = False,
+                         status: Literal["pending", "active"] | None = None) -> str:
+    """The open (pending or active) entries of the subjects `$1`, one index probe per key
+    whatever the statistics say (as `UNREVOKED_NOTICES_NAMING`): asked for open entries,
+    the subquery matches only the indexes that lead with the subject key; `status` narrows
+    outside it, where the partial indexes of one status cannot be brought in. Locked in
+    the order of the keys given."""
+    return ("SELECT e.* FROM unnest($1::text[]) AS k(subject_key) CROSS JOIN LATERAL"
+            f" (SELECT {_ENTRY_COLUMNS} FROM list_entries WHERE subject_key = k.subject_key"
+            f"  AND status IN ('pending', 'active') {'FOR UPDATE' if lock else 'OFFSET 0'}) AS e"
+            + (f" WHERE e.status = '{status}'" if status else ""))
+
+
 async def lock_open_entries(conn: asyncpg.Connection,
                             subject_keys: Sequence[str]) -> dict[str, dict[str, Entry]]:
-    rows = await conn.fetch(
-        f"SELECT {_ENTRY_COLUMNS} FROM list_entries WHERE subject_key = ANY($1::text[])"
-        " AND status IN ('pending', 'active') FOR UPDATE", list(subject_keys))
+    rows = await conn.fetch(open_entries_of_keys(lock=True), list(subject_keys))
     out: dict[str, dict[str, Entry]] = {}
     for r in rows:
         out.setdefault(r["subject_key"], {})[r["list"]] = _entry(r)
@@ -108,9 +119,7 @@ async def lock_open_entries(conn: asyncpg.Connection,
 
 
 async def pending_entries(conn: asyncpg.Connection, subject_keys: Sequence[str]) -> list[Entry]:
-    rows = await conn.fetch(
-        f"SELECT {_ENTRY_COLUMNS} FROM list_entries WHERE subject_key = ANY($1::text[])"
-        " AND status = 'pending'", list(subject_keys))
+    rows = await conn.fetch(open_entries_of_keys(status="pending"), list(subject_keys))
     return [_entry(r) for r in rows]
 
 
@@ -147,9 +156,7 @@ async def unrevoked_notices(conn: asyncpg.Connection,
 async def open_entries(conn: asyncpg.Connection,
                        subject_keys: Sequence[str]) -> dict[str, dict[str, Entry]]:
     """As `lock_open_entries`, without locking (what-if reads in a read-only transaction)."""
-    rows = await conn.fetch(
-        f"SELECT {_ENTRY_COLUMNS} FROM list_entries WHERE subject_key = ANY($1::text[])"
-        " AND status IN ('pending', 'active')", list(subject_keys))
+    rows = await conn.fetch(open_entries_of_keys(), list(subject_keys))
     out: dict[str, dict[str, Entry]] = {}
     for r in rows:
         out.setdefault(r["subject_key"], {})[r["list"]] = _entry(r)
@@ -606,17 +613,6 @@ async def profile_at(conn: asyncpg.Connection, key: str, at: datetime) -> PastPr
     assert row is not None  # a SELECT without FROM always answers one row
     return PastProfile(row["history_from"], row["past"], _memberships(row["past_entries"]),
                        row["current"], _memberships(row["current_entries"]))
-
-
-async def active_entries(conn: asyncpg.Connection,
-                         subject_keys: Sequence[str]) -> dict[str, list[Entry]]:
-    rows = await conn.fetch(
-        f"SELECT {_ENTRY_COLUMNS} FROM list_entries WHERE subject_key = ANY($1::text[])"
-        " AND status = 'active' ORDER BY since", list(subject_keys))
-    out: dict[str, list[Entry]] = {}
-    for r in rows:
-        out.setdefault(r["subject_key"], []).append(_entry(r))
-    return out
 
 
 async def list_members(conn: asyncpg.Connection, list_name: str, limit: int,
