@@ -28,7 +28,13 @@ from services.registry import sweeps as registry_sweeps
 from shared import clock, purge, sweeps
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
-from shared.contract import AcceptedRecord, RecordSubmission, RelatedSubject
+from shared.contract import (
+    AcceptedRecord,
+    ArchivedRecord,
+    RecordSubmission,
+    RelatedSubject,
+    SubjectRef,
+)
 from shared.envelope import submission_json
 from shared.messages import InboundMessage, OutboundEvent
 from shared.topics import RECORDS_ACCEPTED
@@ -235,11 +241,8 @@ async def test_an_erasure_and_a_batch_about_the_same_subject_take_turns(
                       decided_on=DECIDED, public_until=ERASE_ON, purge_on=ERASE_ON,
                       attributes={"extension_years": 3})
     subject = ENTERPRISE.model_validate({"type": "individual", "id": pid, "name": "王某"})
+    await _committed(pool, catalogue, subject, record)
     async with pool.acquire() as conn:
-        async with conn.transaction():
-            await apply_snapshots(conn, catalogue, [snapshot(subject, [record])],
-                                  erasure_key=KEY)
-        await conn.execute("DELETE FROM outbox WHERE key = $1", key)  # as if relayed
         async with conn.transaction():  # the entry exits first
             assert await purge.erase_subject(ctx, conn, plan, KEY, key, ERASE_ON) == "deferred"
         await conn.execute("DELETE FROM outbox WHERE key = $1", key)
@@ -294,11 +297,7 @@ async def test_a_snapshot_arriving_during_an_erasure_waits_and_leaves_the_record
     record = archived("amr.admin_penalty", record_id=record_id, decided_on=DECIDED,
                       public_until=ERASE_ON, purge_on=ERASE_ON)
     subject = ENTERPRISE.model_validate({"type": "individual", "id": pid, "name": "王某"})
-    async with pool.acquire() as conn:
-        async with conn.transaction():
-            await apply_snapshots(conn, catalogue, [snapshot(subject, [record])],
-                                  erasure_key=KEY)
-        await conn.execute("DELETE FROM outbox WHERE key = $1", key)  # as if relayed
+    await _committed(pool, catalogue, subject, record)
     try:
         async with pool.acquire() as batch, pool.acquire() as sweep:
             erasing = sweep.transaction()
@@ -326,6 +325,16 @@ async def test_a_snapshot_arriving_during_an_erasure_waits_and_leaves_the_record
             await _forget(conn, key, str(uuid.uuid4()), [
                 purge.record_reference(KEY, "amr", record_id),
                 purge.subject_reference(KEY, key)])
+
+
+async def _committed(pool: asyncpg.Pool, catalogue: Catalogue, subject: SubjectRef,
+                     record: ArchivedRecord) -> None:
+    """The subject's snapshot with the record, committed, and its events as if relayed."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await apply_snapshots(conn, catalogue, [snapshot(subject, [record])],
+                                  erasure_key=KEY)
+        await conn.execute("DELETE FROM outbox WHERE key = $1", subject.key)
 
 
 async def _forget(conn: asyncpg.Connection, key: str, entry_id: str,
