@@ -102,7 +102,7 @@ def open_entries_of_keys(*, lock: bool = False,
     whatever the statistics say (as `UNREVOKED_NOTICES_NAMING`): asked for open entries,
     the subquery matches only the indexes that lead with the subject key; `status` narrows
     outside it, where the partial indexes of one status cannot be brought in. Locked in
-    the order of the keys given."""
+    the order of the keys given (the callers give them sorted, each once)."""
     return ("SELECT e.* FROM unnest($1::text[]) AS k(subject_key) CROSS JOIN LATERAL"
             f" (SELECT {_ENTRY_COLUMNS} FROM list_entries WHERE subject_key = k.subject_key"
             f"  AND status IN ('pending', 'active') {'FOR UPDATE' if lock else 'OFFSET 0'}) AS e"
@@ -111,7 +111,7 @@ def open_entries_of_keys(*, lock: bool = False,
 
 async def lock_open_entries(conn: asyncpg.Connection,
                             subject_keys: Sequence[str]) -> dict[str, dict[str, Entry]]:
-    rows = await conn.fetch(open_entries_of_keys(lock=True), list(subject_keys))
+    rows = await conn.fetch(open_entries_of_keys(lock=True), sorted(set(subject_keys)))
     out: dict[str, dict[str, Entry]] = {}
     for r in rows:
         out.setdefault(r["subject_key"], {})[r["list"]] = _entry(r)
@@ -119,7 +119,7 @@ async def lock_open_entries(conn: asyncpg.Connection,
 
 
 async def pending_entries(conn: asyncpg.Connection, subject_keys: Sequence[str]) -> list[Entry]:
-    rows = await conn.fetch(open_entries_of_keys(status="pending"), list(subject_keys))
+    rows = await conn.fetch(open_entries_of_keys(status="pending"), sorted(set(subject_keys)))
     return [_entry(r) for r in rows]
 
 
@@ -156,7 +156,7 @@ async def unrevoked_notices(conn: asyncpg.Connection,
 async def open_entries(conn: asyncpg.Connection,
                        subject_keys: Sequence[str]) -> dict[str, dict[str, Entry]]:
     """As `lock_open_entries`, without locking (what-if reads in a read-only transaction)."""
-    rows = await conn.fetch(open_entries_of_keys(), list(subject_keys))
+    rows = await conn.fetch(open_entries_of_keys(), sorted(set(subject_keys)))
     out: dict[str, dict[str, Entry]] = {}
     for r in rows:
         out.setdefault(r["subject_key"], {})[r["list"]] = _entry(r)
