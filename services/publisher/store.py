@@ -99,10 +99,14 @@ async def lock_subjects(conn: asyncpg.Connection, subject_keys: Sequence[str]) -
 def open_entries_of_keys(*, lock: bool = False,
                          status: Literal["pending", "active"] | None = None) -> str:
     """The open (pending or active) entries of the subjects `$1`, one index probe per key
-    whatever the statistics say (as `UNREVOKED_NOTICES_NAMING`): asked for open entries,
-    the subquery matches only the indexes that lead with the subject key; `status` narrows
-    outside it, where the partial indexes of one status cannot be brought in. Locked in
-    the order of the keys given (the callers give them sorted, each once)."""
+    whatever the statistics say. On tables that grew since their last ANALYZE the planner
+    took `subject_key = ANY($1)` as a filter over a partial index that looked small (a
+    generic plan: the keys a parameter, compared one by one), every entry against each of a
+    batch's thousand keys: 0.1-1.8 s a batch. Asked for open entries, the LATERAL subquery
+    matches only the indexes that lead with the subject key; `status` narrows outside it,
+    where the partial indexes of one status cannot be brought in, and OFFSET 0 keeps it from
+    being flattened. Locked in the order of the keys given (the callers give them sorted,
+    each once)."""
     return ("SELECT e.* FROM unnest($1::text[]) AS k(subject_key) CROSS JOIN LATERAL"
             f" (SELECT {_ENTRY_COLUMNS} FROM list_entries WHERE subject_key = k.subject_key"
             f"  AND status IN ('pending', 'active') {'FOR UPDATE' if lock else 'OFFSET 0'}) AS e"
@@ -188,20 +192,13 @@ async def notice_ids_of_entries(conn: asyncpg.Connection, entry_ids: Sequence[st
     return {r["notice_id"] for r in rows}
 
 
-# One index probe per key, whatever the statistics say. On tables that grew since their last
-# ANALYZE the planner took `subject_key = ANY($1)` (or a join on the keys) as a filter over
-# the small-looking partial indexes of active entries: every active entry compared with each
-# of a batch's thousand keys, 50-450 ms a batch. Asked for open entries (pending or active),
-# the subquery matches only indexes that lead with the subject key (list_entries_one_open,
-# list_entries_subject); OFFSET 0 keeps it from being flattened, and the outer "active" from
-# being pushed into it, where it would bring the partial indexes back.
+# The batch's active entries as `open_entries_of_keys` reads them (one probe per key): joined
+# to the notices directly, the keys were a filter over every active entry (50-450 ms a batch).
 UNREVOKED_NOTICES_NAMING = (
     "SELECT n.entry_id::text, e.subject_key, n.agency, n.body"
-    " FROM unnest($1::text[]) AS k(subject_key)"
-    " CROSS JOIN LATERAL (SELECT entry_id, subject_key, status FROM list_entries"
-    "  WHERE subject_key = k.subject_key AND status IN ('pending', 'active') OFFSET 0) AS e"
-    " JOIN notices n ON n.entry_id = e.entry_id"
-    " WHERE e.status = 'active' AND n.measure = ANY($2::text[]) AND n.kind <> 'revocation'"
+    f" FROM ({open_entries_of_keys(status='active')}) AS e"
+    " JOIN notices n ON n.entry_id = e.entry_id::uuid"
+    " WHERE n.measure = ANY($2::text[]) AND n.kind <> 'revocation'"
     " AND NOT EXISTS (SELECT 1 FROM notices r WHERE r.revokes = n.notice_id"
     "  AND r.revokes IS NOT NULL)"  # the partial index notices_revokes (093)
     " ORDER BY n.written")
