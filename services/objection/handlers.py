@@ -393,6 +393,7 @@ async def remember_accepted(conn: asyncpg.Connection, messages: Sequence[Inbound
             dead.append(outbox.dead_letter("objection", m, f"unreadable event: {exc}"))
     fresh = await inbox.only_first_seen(conn, events, lambda e: e)
     known = domain.latest_known((e.data for e in fresh), catalogue)
+    await store.lock_known_records(conn, [(k.department, k.record_id) for k in known])
     erased = await purge.erased_records(
         conn, erasure_key or purge.erasure_key(get_settings()),
         [(k.department, k.record_id) for k in known])
@@ -441,6 +442,7 @@ async def remember_snapshots(conn: asyncpg.Connection, messages: Sequence[Inboun
                 best[(f.department, f.record_id)] = f
         repaired.update(r.repair.objection_id for r in domain.repaired_in(e.data)
                         if r.repair is not None and is_uuid(r.repair.objection_id))
+    await store.lock_known_records(conn, best)
     erased = await purge.erased_records(
         conn, erasure_key or purge.erasure_key(get_settings()), set(best))
     await store.remember_facts(conn, [f for k, f in best.items() if k not in erased])
@@ -459,9 +461,10 @@ async def remember_entries(conn: asyncpg.Connection, messages: Sequence[InboundM
             events.append(read_event_as(m, LISTS_CHANGED, ListReading))
         except ValueError as exc:
             dead.append(outbox.dead_letter("objection", m, f"unreadable event: {exc}"))
+    basis = {(b.department, b.record_id) for e in events for b in e.data.basis}
+    await store.lock_known_records(conn, basis)
     erased = await purge.erased_records(
-        conn, erasure_key or purge.erasure_key(get_settings()),
-        {(b.department, b.record_id) for e in events for b in e.data.basis})
+        conn, erasure_key or purge.erasure_key(get_settings()), basis)
     gone = {e.data.entry_id for e in events if e.data.basis
             and all((b.department, b.record_id) in erased for b in e.data.basis)}
     await store.remember_entries(conn, [(e.data.entry_id, e.data.list, e.data.subject.key)

@@ -3,7 +3,7 @@ name (a projection of credit.records.accepted), and the public forms' rate windo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -69,6 +69,29 @@ async def known_record(conn: asyncpg.Connection, department: str,
         subject=SubjectRef(type=row["subject_type"], id=row["subject_id"]),
         revision=row["revision"], catalogue_item=row["catalogue_item"],
         withdrawn=row["withdrawn"])
+
+
+async def lock_known_records(conn: asyncpg.Connection,
+                             keys: Iterable[tuple[str, str]]) -> None:
+    """The rows of the records a batch is about, before it reads the erasure ledger: an
+    erasure holds its records' rows until it commits (`lock_known_of_subject`), so the
+    ledger the batch reads after the wait has them. In key order, one probe per key."""
+    ordered = sorted(set(keys))
+    await conn.execute(
+        "SELECT 1 FROM unnest($1::text[], $2::text[]) AS k(department, record_id)"
+        " CROSS JOIN LATERAL (SELECT 1 FROM known_records r WHERE r.department = k.department"
+        "  AND r.record_id = k.record_id FOR NO KEY UPDATE) AS l",
+        [d for d, _ in ordered], [r for _, r in ordered])
+
+
+async def lock_known_of_subject(conn: asyncpg.Connection, subject_key: str) -> None:
+    """What an erasure takes first: the rows of every record known of the subject, in the
+    order a batch takes them (`lock_known_records`), so that a batch's writes about the
+    subject land wholly before or wholly after the erasure, and the two cannot deadlock."""
+    subject_type, _, identifier = subject_key.partition(":")
+    await conn.execute(
+        "SELECT 1 FROM known_records WHERE subject_type = $1 AND subject_id = $2"
+        " ORDER BY department, record_id FOR UPDATE", subject_type, identifier)
 
 
 async def remember_records(conn: asyncpg.Connection, records: Sequence[KnownRecord]) -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from services.objection import store
 from shared import clock, metrics, purge, sweeps
 from shared.context import ServiceContext
 from shared.purge import Erasure, Target
@@ -108,6 +109,7 @@ def plan(ctx: ServiceContext) -> purge.Plan:
                    erase_entries),
         ),
         holds_more=holds_more,
+        lock=store.lock_known_of_subject,
     )
 
 

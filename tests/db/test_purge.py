@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -38,6 +38,8 @@ from shared.contract import (
 from shared.envelope import submission_json
 from shared.messages import InboundMessage, OutboundEvent
 from shared.topics import RECORDS_ACCEPTED
+from tests.db import builders
+from tests.db.builders import snapshot_message
 from tests.db.conftest import OpenTransaction
 from tests.integration import kit
 from tests.unit.factories import ENTERPRISE, archived, resident_id, snapshot
@@ -299,24 +301,8 @@ async def test_a_snapshot_arriving_during_an_erasure_waits_and_leaves_the_record
     subject = ENTERPRISE.model_validate({"type": "individual", "id": pid, "name": "王某"})
     await _committed(pool, catalogue, subject, record)
     try:
-        async with pool.acquire() as batch, pool.acquire() as sweep:
-            erasing = sweep.transaction()
-            await erasing.start()
-            assert await purge.erase_subject(ctx, sweep, plan, KEY, key, ERASE_ON) == "done"
-
-            async def redelivered() -> None:
-                async with batch.transaction():
-                    await apply_snapshots(batch, catalogue, [snapshot(subject, [record],
-                                                                      version=2)],
-                                          erasure_key=KEY)
-
-            applying = asyncio.create_task(redelivered())
-            await kit.until(lambda: pool.fetchval(
-                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
-                batch.get_server_pid()), "the batch waits for the erasure", timeout=10,
-                interval=0.05)
-            await erasing.commit()
-            await asyncio.wait_for(applying, 30)
+        await _applied_during_erasure(pool, ctx, plan, key, lambda batch: apply_snapshots(
+            batch, catalogue, [snapshot(subject, [record], version=2)], erasure_key=KEY))
         async with pool.acquire() as conn:
             assert await holds(conn, key, {"subjects": "subject_key",
                                            "purge_schedule": "subject_key"}) == []
@@ -325,6 +311,120 @@ async def test_a_snapshot_arriving_during_an_erasure_waits_and_leaves_the_record
             await _forget(conn, key, str(uuid.uuid4()), [
                 purge.record_reference(KEY, "amr", record_id),
                 purge.subject_reference(KEY, key)])
+
+
+@pytest.mark.parametrize("redelivered", ["accepted record", "snapshot"])
+async def test_a_record_redelivered_to_objection_during_its_erasure_stays_erased(
+        redelivered: str, pools: dict[str, asyncpg.Pool], catalogue: Catalogue,
+        context_of: Callable[[str], ServiceContext]) -> None:
+    """Objection's copies of a record (`known_records`, `record_facts`) and the schedule
+    that erases them: a record re-sent while its erasure is written waits for the erasure,
+    then finds it in the ledger. Read before the wait, the ledger said nothing and the
+    copy came back until the next pass. Committed rows, two connections."""
+    pool, ctx = pools["objection"], context_of("objection")
+    pid, key = person()
+    record_id = f"W-{uuid.uuid4().hex[:8]}"
+
+    def snapshot_of(version: int) -> InboundMessage:
+        return snapshot_message(pid, builders.archived(
+            record_id, department="hrss", item="hrss.wage_arrears", decided_on=DECIDED),
+            version=version, subject_type="individual")
+
+    async def again(batch: asyncpg.Connection) -> None:
+        if redelivered == "snapshot":
+            await objection.remember_snapshots(batch, [snapshot_of(2)], KEY)
+        else:
+            await objection.remember_accepted(batch, [accepted(pid, record_id, 7)], catalogue,
+                                              KEY)
+
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await objection.remember_accepted(conn, [accepted(pid, record_id)], catalogue, KEY)
+            await objection.remember_snapshots(conn, [snapshot_of(1)], KEY)
+    try:
+        await _applied_during_erasure(pool, ctx, objection_sweeps.plan(ctx), key, again)
+        async with pool.acquire() as conn:
+            assert await holds(conn, pid, {"known_records": "subject_id",
+                                           "record_facts": "subject_key",
+                                           "purge_schedule": "subject_key"}) == []
+    finally:
+        async with pool.acquire() as conn:
+            for table, column, value in (("known_records", "subject_id", pid),
+                                         ("record_facts", "subject_key", key),
+                                         ("purge_schedule", "subject_key", key)):
+                await conn.execute(f"DELETE FROM {table} WHERE {column} = $1", value)
+            await conn.execute("DELETE FROM erasure_ledger WHERE reference = ANY($1::text[])", [
+                purge.record_reference(KEY, "hrss", record_id),
+                purge.subject_reference(KEY, key)])
+
+
+async def test_a_submission_during_its_records_erasure_is_refused(
+        pools: dict[str, asyncpg.Pool], catalogue: Catalogue,
+        context_of: Callable[[str], ServiceContext]) -> None:
+    """Ingest takes a submission's record row before it reads the ledger: a later revision
+    sent while the record's erasure is written waits, then is refused naming `record_id`,
+    and nothing of it is kept. Committed rows, two connections."""
+    pool, ctx = pools["ingest"], context_of("ingest")
+    pid, key = person()
+    record_id = f"W-{uuid.uuid4().hex[:8]}"
+
+    def delivery(revision: int) -> ingest.Delivery:
+        return ingest.Delivery("hrss", ingest.domain.parse_message(submission_json(
+            "hrss", wage_record(pid, record_id, revision=revision))))
+
+    outcomes: list[ingest.Outcome] = []
+
+    async def again(batch: asyncpg.Connection) -> None:
+        outcomes.extend(await ingest.ingest_deliveries(batch, catalogue, [delivery(2)],
+                                                       erasure_key=KEY))
+
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            [first] = await ingest.ingest_deliveries(conn, catalogue, [delivery(1)],
+                                                     erasure_key=KEY)
+        assert first.feedback.status == "accepted"
+        await conn.execute("DELETE FROM outbox WHERE key = $1", key)
+    try:
+        await _applied_during_erasure(pool, ctx, ingest_sweeps.PLAN, key, again)
+        assert [(e.field, e.code) for o in outcomes for e in o.feedback.errors] \
+            == [("record_id", "erased")]
+        async with pool.acquire() as conn:
+            assert await holds(conn, pid, {"records": "subject_key",
+                                           "submissions": "subject_key",
+                                           "purge_schedule": "subject_key"}) == []
+    finally:
+        async with pool.acquire() as conn:
+            for table in ("records", "submissions", "purge_schedule", "outbox"):
+                column = "key" if table == "outbox" else "subject_key"
+                await conn.execute(f"DELETE FROM {table} WHERE {column} = $1", key)
+            await conn.execute("DELETE FROM erasure_ledger WHERE reference = ANY($1::text[])", [
+                purge.record_reference(KEY, "hrss", record_id),
+                purge.subject_reference(KEY, key)])
+
+
+async def _applied_during_erasure(pool: asyncpg.Pool, ctx: ServiceContext, plan: purge.Plan,
+                                  key: str,
+                                  apply: Callable[[asyncpg.Connection], Awaitable[Any]]
+                                  ) -> None:
+    """The subject's erasure written and held open on one connection; `apply`, in a
+    transaction on another, until it waits for the erasure; then the erasure committed and
+    `apply` let finish."""
+    async with pool.acquire() as batch, pool.acquire() as sweep:
+        erasing = sweep.transaction()
+        await erasing.start()
+        assert await purge.erase_subject(ctx, sweep, plan, KEY, key, ERASE_ON) == "done"
+
+        async def applied() -> None:
+            async with batch.transaction():
+                await apply(batch)
+
+        applying = asyncio.create_task(applied())
+        await kit.until(lambda: pool.fetchval(
+            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+            batch.get_server_pid()), "the batch waits for the erasure", timeout=10,
+            interval=0.05)
+        await erasing.commit()
+        await asyncio.wait_for(applying, 30)
 
 
 async def _committed(pool: asyncpg.Pool, catalogue: Catalogue, subject: SubjectRef,
