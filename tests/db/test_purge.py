@@ -91,6 +91,15 @@ async def holds(conn: asyncpg.Connection, needle: str, tables: dict[str, str]) -
         f"SELECT count(*) FROM {t} WHERE {column}::text LIKE $1", f"%{needle}%")]
 
 
+async def _clear(conn: asyncpg.Connection, needle: str, tables: dict[str, str],
+                 references: list[str]) -> None:
+    """What a test with committed rows left where `holds` looks, and its ledger lines."""
+    for t, column in tables.items():
+        await conn.execute(f"DELETE FROM {t} WHERE {column}::text LIKE $1", f"%{needle}%")
+    await conn.execute("DELETE FROM erasure_ledger WHERE reference = ANY($1::text[])",
+                       references)
+
+
 async def test_ingest_erases_revisions_and_every_audit_line_and_refuses_the_record_again(
         tx: OpenTransaction, catalogue: Catalogue,
         context_of: Callable[[str], ServiceContext]) -> None:
@@ -341,21 +350,16 @@ async def test_a_record_redelivered_to_objection_during_its_erasure_stays_erased
         async with conn.transaction():
             await objection.remember_accepted(conn, [accepted(pid, record_id)], catalogue, KEY)
             await objection.remember_snapshots(conn, [snapshot_of(1)], KEY)
+    copies = {"known_records": "subject_id", "record_facts": "subject_key",
+              "purge_schedule": "subject_key"}
     try:
         await _applied_during_erasure(pool, ctx, objection_sweeps.plan(ctx), key, again)
         async with pool.acquire() as conn:
-            assert await holds(conn, pid, {"known_records": "subject_id",
-                                           "record_facts": "subject_key",
-                                           "purge_schedule": "subject_key"}) == []
+            assert await holds(conn, pid, copies) == []
     finally:
         async with pool.acquire() as conn:
-            for table, column, value in (("known_records", "subject_id", pid),
-                                         ("record_facts", "subject_key", key),
-                                         ("purge_schedule", "subject_key", key)):
-                await conn.execute(f"DELETE FROM {table} WHERE {column} = $1", value)
-            await conn.execute("DELETE FROM erasure_ledger WHERE reference = ANY($1::text[])", [
-                purge.record_reference(KEY, "hrss", record_id),
-                purge.subject_reference(KEY, key)])
+            await _clear(conn, pid, copies, [purge.record_reference(KEY, "hrss", record_id),
+                                             purge.subject_reference(KEY, key)])
 
 
 async def test_a_submission_during_its_records_erasure_is_refused(
@@ -384,22 +388,19 @@ async def test_a_submission_during_its_records_erasure_is_refused(
                                                      erasure_key=KEY)
         assert first.feedback.status == "accepted"
         await conn.execute("DELETE FROM outbox WHERE key = $1", key)
+    copies = {"records": "subject_key", "submissions": "subject_key",
+              "purge_schedule": "subject_key"}
     try:
         await _applied_during_erasure(pool, ctx, ingest_sweeps.PLAN, key, again)
         assert [(e.field, e.code) for o in outcomes for e in o.feedback.errors] \
             == [("record_id", "erased")]
         async with pool.acquire() as conn:
-            assert await holds(conn, pid, {"records": "subject_key",
-                                           "submissions": "subject_key",
-                                           "purge_schedule": "subject_key"}) == []
+            assert await holds(conn, pid, copies) == []
     finally:
         async with pool.acquire() as conn:
-            for table in ("records", "submissions", "purge_schedule", "outbox"):
-                column = "key" if table == "outbox" else "subject_key"
-                await conn.execute(f"DELETE FROM {table} WHERE {column} = $1", key)
-            await conn.execute("DELETE FROM erasure_ledger WHERE reference = ANY($1::text[])", [
-                purge.record_reference(KEY, "hrss", record_id),
-                purge.subject_reference(KEY, key)])
+            await _clear(conn, pid, {**copies, "outbox": "key"},
+                         [purge.record_reference(KEY, "hrss", record_id),
+                          purge.subject_reference(KEY, key)])
 
 
 async def _applied_during_erasure(pool: asyncpg.Pool, ctx: ServiceContext, plan: purge.Plan,
