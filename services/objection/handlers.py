@@ -343,8 +343,9 @@ class Decision:
 
 async def _not_erased(conn: asyncpg.Connection, key: bytes,
                       decisions: list[Decision]) -> list[Decision]:
-    """A decision about an objection that was erased (a redelivery, a replay) is dropped: a
-    dead letter would keep what was erased."""
+    """A decision about an objection that was erased (a redelivery, a replay, one sent while
+    the erasure was written) is dropped: a dead letter would keep what was erased."""
+    await store.lock_objections(conn, (d.payload.objection_id for d in decisions))
     refs = [purge.objection_reference(key, d.payload.objection_id) for d in decisions]
     erased = await purge.erased_references(conn, refs)
     kept = [d for ref, d in zip(refs, decisions, strict=True) if ref not in erased]

@@ -12,6 +12,7 @@ import asyncpg
 from services.objection.domain import KnownRecord, RecordFacts
 from shared import clock
 from shared.contract import SubjectRef
+from shared.identifiers import is_uuid
 
 
 async def create(conn: asyncpg.Connection, *, objection_id: str, kind: str, subject: SubjectRef,
@@ -77,6 +78,8 @@ async def lock_known_records(conn: asyncpg.Connection,
     erasure holds its records' rows until it commits (`lock_known_of_subject`), so the
     ledger the batch reads after the wait has them. In key order, one probe per key."""
     ordered = sorted(set(keys))
+    if not ordered:
+        return
     await conn.execute(
         "SELECT 1 FROM unnest($1::text[], $2::text[]) AS k(department, record_id)"
         " CROSS JOIN LATERAL (SELECT 1 FROM known_records r WHERE r.department = k.department"
@@ -146,6 +149,18 @@ async def add_event(conn: asyncpg.Connection, objection_id: str, status: str,
     await conn.execute(
         "INSERT INTO objection_events (objection_id, status, note, at) VALUES ($1, $2, $3, $4)",
         objection_id, status, note, at or clock.now())
+
+
+async def lock_objections(conn: asyncpg.Connection, objection_ids: Iterable[str]) -> None:
+    """The rows of the objections a batch's decisions are about, before it reads the erasure
+    ledger (as `lock_known_records`): an erasure holds them until it commits."""
+    ordered = sorted({i for i in objection_ids if is_uuid(i)})
+    if not ordered:
+        return
+    await conn.execute(
+        "SELECT 1 FROM unnest($1::uuid[]) AS k(objection_id) CROSS JOIN LATERAL"
+        " (SELECT 1 FROM objections o WHERE o.objection_id = k.objection_id"
+        "  FOR NO KEY UPDATE) AS l", ordered)
 
 
 async def lock(conn: asyncpg.Connection, objection_id: str) -> asyncpg.Record | None:

@@ -31,13 +31,14 @@ from shared.context import ServiceContext
 from shared.contract import (
     AcceptedRecord,
     ArchivedRecord,
+    ObjectionDecision,
     RecordSubmission,
     RelatedSubject,
     SubjectRef,
 )
 from shared.envelope import submission_json
 from shared.messages import InboundMessage, OutboundEvent
-from shared.topics import RECORDS_ACCEPTED
+from shared.topics import DECISIONS, RECORDS_ACCEPTED
 from tests.db import builders
 from tests.db.builders import snapshot_message
 from tests.db.conftest import OpenTransaction
@@ -360,6 +361,52 @@ async def test_a_record_redelivered_to_objection_during_its_erasure_stays_erased
         async with pool.acquire() as conn:
             await _clear(conn, pid, copies, [purge.record_reference(KEY, "hrss", record_id),
                                              purge.subject_reference(KEY, key)])
+
+
+async def test_a_decision_sent_during_its_objections_erasure_is_dropped(
+        pools: dict[str, asyncpg.Pool], catalogue: Catalogue,
+        context_of: Callable[[str], ServiceContext]) -> None:
+    """A department's decision about an objection whose erasure is being written waits for
+    the erasure, then finds the objection in the ledger and is dropped. Read before the
+    wait, the ledger said nothing, the objection was gone, and the decision went to dead
+    letters with its content. Committed rows, two connections."""
+    pool, ctx = pools["objection"], context_of("objection")
+    pid, key = person()
+    record_id, objection_id = f"W-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await objection.remember_accepted(conn, [accepted(pid, record_id)], catalogue, KEY)
+            known = await objection_store.known_record(conn, "hrss", record_id)
+            assert known is not None
+            assert await objection_store.create(
+                conn, objection_id=objection_id, kind="objection", subject=known.subject,
+                department="hrss", record_id=record_id, revision=1, reason="有误",
+                contact="13800000000", requester="r", token_hash="h", due_by=TODAY,
+                received_at=clock.now())
+        await conn.execute("DELETE FROM outbox WHERE key = $1", key)  # as if relayed
+    decision = OutboundEvent.of(DECISIONS.of("hrss"), "dept/hrss", key, ObjectionDecision(
+        objection_id=objection_id, decision="rejected", reason="核实无误"))
+    message = InboundMessage(topic=decision.topic, partition=0, offset=0, key=decision.key,
+                             value=decision.value, timestamp_ms=0)
+    handle = objection.make_handler(ctx)
+    dead_letters = ("SELECT count(*) FROM outbox WHERE topic LIKE 'credit.deadletter.%'"
+                    " AND position($1::bytea IN value) > 0")
+    copies = {"known_records": "subject_id", "objections": "subject_key",
+              "purge_schedule": "subject_key"}
+    try:
+        await _applied_during_erasure(pool, ctx, objection_sweeps.plan(ctx), key,
+                                      lambda batch: handle(batch, [message]))
+        async with pool.acquire() as conn:
+            assert await conn.fetchval(dead_letters, objection_id.encode()) == 0
+            assert await holds(conn, pid, copies) == []
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute("DELETE FROM outbox WHERE topic LIKE 'credit.deadletter.%'"
+                               " AND position($1::bytea IN value) > 0", objection_id.encode())
+            await _clear(conn, pid, copies, [
+                purge.record_reference(KEY, "hrss", record_id),
+                purge.subject_reference(KEY, key),
+                purge.objection_reference(purge.erasure_key(ctx.settings), objection_id)])
 
 
 async def test_a_submission_during_its_records_erasure_is_refused(
