@@ -576,16 +576,97 @@ def revision_fate(current: int | None, revision: int) -> FeedbackStatus:
     return "duplicate" if revision == current else "stale"
 
 
-def order_revisions(current: dict[tuple[str, str], int],
-                    submissions: Iterable[tuple[str, str, int]]) -> list[FeedbackStatus]:
-    """Fates of (department, record_id, revision) in arrival order; `current` is updated."""
-    fates: list[FeedbackStatus] = []
-    for dept, record_id, revision in submissions:
-        fate = revision_fate(current.get((dept, record_id)), revision)
+RecordKey = tuple[str, str]  # (department, record_id)
+EventKey = tuple[str, str]   # (the writer, the event id), as the inbox holds it
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A submission as the verdict sees it: its errors so far, and the event key it claims
+    (None when it has errors)."""
+
+    department: str
+    submission: RecordSubmission | None
+    errors: list[FieldError]
+    event: EventKey | None
+
+
+@dataclass(frozen=True)
+class RecordsHeld:
+    """What the store holds of a batch's records, read once their rows are locked."""
+
+    current: dict[RecordKey, int]                        # latest accepted revision
+    erased: set[RecordKey]                               # in the erasure ledger
+    commitments: dict[RecordKey, tuple[str, str | None]]  # (action, commitment state) of it
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: FeedbackStatus
+    errors: list[FieldError]
+
+
+def verdicts(catalogue: Catalogue, candidates: Iterable[Candidate], fresh: set[EventKey],
+             held: RecordsHeld) -> list[Verdict]:
+    """Each submission's fate, in arrival order. In turn: its own errors (rejected); an
+    event seen before, or a second copy in the batch (duplicate); an erased record
+    (rejected, naming `record_id`: 征信业管理条例 art. 16); a newer revision of a
+    commitment that its state refuses (rejected); then the revision against the latest
+    accepted one, which an accepted revision in the same batch moves on."""
+    unclaimed = set(fresh)
+    current, states = dict(held.current), dict(held.commitments)
+    out: list[Verdict] = []
+    for c in candidates:
+        sub = c.submission
+        if c.errors or sub is None or c.event is None:
+            out.append(Verdict("rejected", c.errors))
+            continue
+        if c.event not in unclaimed:
+            out.append(Verdict("duplicate", []))
+            continue
+        unclaimed.discard(c.event)
+        key = (c.department, sub.record_id)
+        if key in held.erased:
+            out.append(Verdict("rejected", [err(
+                "record_id", ERASED, "this record was erased (征信业管理条例 art. 16) and "
+                "cannot be sent again; a new decision is a new record")]))
+            continue
+        fate = revision_fate(current.get(key), sub.revision)
+        problems = (_commitment_problems(catalogue, sub, states.get(key))
+                    if fate == "accepted" else [])
+        if problems:
+            out.append(Verdict("rejected", [err(*p) for p in problems]))
+            continue
         if fate == "accepted":
-            current[(dept, record_id)] = revision
-        fates.append(fate)
-    return fates
+            current[key] = sub.revision
+            states[key] = (sub.action, commitment_state_of(catalogue, sub))
+        out.append(Verdict(fate, []))
+    return out
+
+
+def is_commitment(catalogue: Catalogue, sub: RecordSubmission | None) -> bool:
+    item = catalogue.items.get(sub.catalogue_item or "") if sub is not None else None
+    return item is not None and item.commitment is not None
+
+
+def commitment_state_of(catalogue: Catalogue, sub: RecordSubmission) -> str | None:
+    """The commitment state this revision records (None: not an upsert of a commitment)."""
+    if sub.action != "upsert" or not is_commitment(catalogue, sub):
+        return None
+    return commitments.state(sub.attributes)
+
+
+def _commitment_problems(catalogue: Catalogue, sub: RecordSubmission,
+                         held: tuple[str, str | None] | None) -> list[commitments.Problem]:
+    """A newer revision of a commitment against the state held (a signing and its breach
+    may come in one batch): a breach needs a signed commitment not already breached
+    (shared/commitments.py)."""
+    if sub.action != "upsert" or not is_commitment(catalogue, sub):
+        return []
+    action, state = held or ("withdraw", None)
+    return commitments.revision_problems(
+        state if action == "upsert" else None,  # type: ignore[arg-type]
+        action == "upsert", sub.attributes)
 
 
 # --- the HTTP gateway ---------------------------------------------------------------------

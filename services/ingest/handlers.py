@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from services.ingest import domain, store
-from shared import clock, commitments, disclosure, inbox, outbox, purge
+from shared import clock, disclosure, inbox, outbox, purge
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import (
@@ -114,111 +114,33 @@ async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
                             deliveries: Sequence[Delivery],
                             max_event_bytes: int | None = None,
                             erasure_key: bytes | None = None) -> list[Outcome]:
+    """Check, decide (`domain.verdicts`) and write a batch of deliveries. What the verdict
+    needs of the store is read first: the event ids not seen before (only valid submissions
+    claim theirs: a rejected event may be sent again, corrected, under the same id), then
+    the records' rows, locked, and what was erased or is held of them."""
     today = clock.today()
     checked = [_checked(catalogue, d, today) for d in deliveries]
     deliveries = [d for d, _ in checked]
-    errors = [e for _, e in checked]
-    # Only valid submissions claim their event id: a rejected event may be sent again,
-    # corrected, under the same id.
-    fresh = await inbox.first_seen(conn, [
-        _event_key(d) for d, errs in zip(deliveries, errors, strict=True) if not errs])
-    valid = []
-    statuses: list[FeedbackStatus | None] = []  # None: to be decided by its revision
-    for d, errs in zip(deliveries, errors, strict=True):
-        if errs:
-            statuses.append("rejected")
-        elif _event_key(d) in fresh:
-            fresh.discard(_event_key(d))  # a second copy in the same batch is a duplicate
-            statuses.append(None)
-            valid.append(d)
-        else:
-            statuses.append("duplicate")
-
-    keys = sorted({(d.department, d.parsed.record_id or "") for d in valid})
-    current = await store.lock_current_revisions(conn, keys)
-    # Looked up once the records are locked: an erasure committed meanwhile is seen.
-    erased = await purge.erased_records(conn, erasure_key or purge.erasure_key(get_settings()),
-                                        keys)
-    if erased:
-        errors, statuses, valid = _refuse_erased(deliveries, errors, statuses, valid, erased)
-    if any(_commitment_item(catalogue, d) for d in valid):
-        held = await store.commitment_states(conn, keys)
-        errors, statuses, valid = _refuse_commitment_revisions(
-            catalogue, deliveries, errors, statuses, valid, dict(current), held)
-    fates = iter(domain.order_revisions(current, [
-        (d.department, d.parsed.record_id or "", d.parsed.revision or 0) for d in valid]))
-    decided: list[FeedbackStatus] = [s if s is not None else next(fates) for s in statuses]
-
-    outcomes = [Outcome(d, _feedback(d, s, e))
-                for d, s, e in zip(deliveries, decided, errors, strict=True)]
+    candidates = [domain.Candidate(d.department, d.parsed.submission, errors,
+                                   None if errors else _event_key(d))
+                  for d, errors in checked]
+    fresh = await inbox.first_seen(conn, [c.event for c in candidates if c.event is not None])
+    claiming = [c for c in candidates if c.event in fresh and c.submission is not None]
+    keys = sorted({(c.department, c.submission.record_id) for c in claiming
+                   if c.submission is not None})
+    held = domain.RecordsHeld(
+        current=await store.lock_current_revisions(conn, keys),
+        # Read once the records are locked: an erasure committed meanwhile is seen.
+        erased=await purge.erased_records(
+            conn, erasure_key or purge.erasure_key(get_settings()), keys),
+        commitments=(await store.commitment_states(conn, keys)
+                     if any(domain.is_commitment(catalogue, c.submission) for c in claiming)
+                     else {}))
+    outcomes = [Outcome(d, _feedback(d, v.status, v.errors)) for d, v in zip(
+        deliveries, domain.verdicts(catalogue, candidates, fresh, held), strict=True)]
     await _write(conn, catalogue, outcomes, max_event_bytes)
     await _schedule_erasures(conn, catalogue, outcomes)
     return outcomes
-
-
-def _refuse_erased(deliveries: Sequence[Delivery], errors: list[list[FieldError]],
-                   statuses: list[FeedbackStatus | None], valid: list[Delivery],
-                   erased: set[tuple[str, str]]
-                   ) -> tuple[list[list[FieldError]], list[FeedbackStatus | None],
-                              list[Delivery]]:
-    """A record that was erased (征信业管理条例 art. 16) is not taken in again, whatever
-    revision is sent: rejected, naming `record_id`."""
-    errors, statuses = list(errors), list(statuses)
-    for i, d in enumerate(deliveries):
-        if statuses[i] is None and (d.department, d.parsed.record_id or "") in erased:
-            statuses[i] = "rejected"
-            errors[i] = [domain.err("record_id", domain.ERASED,
-                                    "this record was erased (征信业管理条例 art. 16) and cannot "
-                                    "be sent again; a new decision is a new record")]
-    return errors, statuses, [d for d in valid
-                              if (d.department, d.parsed.record_id or "") not in erased]
-
-
-def _commitment_item(catalogue: Catalogue, d: Delivery) -> bool:
-    sub = d.parsed.submission
-    item = catalogue.items.get(sub.catalogue_item or "") if sub is not None else None
-    return item is not None and item.commitment is not None
-
-
-def _refuse_commitment_revisions(
-        catalogue: Catalogue, deliveries: Sequence[Delivery], errors: list[list[FieldError]],
-        statuses: list[FeedbackStatus | None], valid: list[Delivery],
-        current: dict[tuple[str, str], int], held: dict[tuple[str, str], tuple[str, str | None]]
-) -> tuple[list[list[FieldError]], list[FeedbackStatus | None], list[Delivery]]:
-    """A commitment's revisions against its state, in arrival order (a signing and its
-    breach may come in one batch): a breach needs a signed commitment not already breached
-    (shared/commitments.py). Replayed and older revisions are left to `order_revisions`."""
-    errors, statuses = list(errors), list(statuses)
-    refused: set[int] = set()
-    for i, d in enumerate(deliveries):
-        sub = d.parsed.submission
-        if statuses[i] is not None or sub is None:
-            continue
-        key = (d.department, sub.record_id)
-        if key in current and sub.revision <= current[key]:
-            continue
-        action, state = held.get(key, ("withdraw", None))
-        if sub.action == "upsert" and _commitment_item(catalogue, d):
-            problems = commitments.revision_problems(
-                state if action == "upsert" else None,  # type: ignore[arg-type]
-                action == "upsert", sub.attributes)
-            if problems:
-                statuses[i] = "rejected"
-                errors[i] = [domain.err(*p) for p in problems]
-                refused.add(i)
-                continue
-        current[key] = sub.revision
-        held[key] = (sub.action, _state_of(catalogue, sub))
-    kept = {id(d) for d in valid}
-    return errors, statuses, [d for i, d in enumerate(deliveries)
-                              if id(d) in kept and i not in refused]
-
-
-def _state_of(catalogue: Catalogue, sub: RecordSubmission) -> str | None:
-    item = catalogue.items.get(sub.catalogue_item or "")
-    if sub.action != "upsert" or item is None or item.commitment is None:
-        return None
-    return commitments.state(sub.attributes)
 
 
 async def _schedule_erasures(conn: asyncpg.Connection, catalogue: Catalogue,
@@ -355,7 +277,7 @@ async def _write(conn: asyncpg.Connection, catalogue: Catalogue, outcomes: Seque
             # Later accepted revisions of the same record in this batch are higher.
             revisions[(d.department, sub.record_id)] = (
                 d.department, sub.record_id, sub.revision, sub.subject.key, sub.action,
-                accepted_at, _state_of(catalogue, sub))
+                accepted_at, domain.commitment_state_of(catalogue, sub))
         if d.parsed.unparseable and d.message is not None:
             events.append(outbox.dead_letter(
                 "ingest", d.message, "; ".join(f"{e.field}: {e.message}" for e in fb.errors)))

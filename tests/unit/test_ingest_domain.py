@@ -12,14 +12,16 @@ from typing import Any
 import pytest
 
 from services.ingest.domain import (
+    Candidate,
+    RecordsHeld,
     check_envelope,
     check_submission,
     corrected_revision,
-    order_revisions,
     parse_message,
     revision_fate,
+    verdicts,
 )
-from shared.contract import RecordSubmission, SubjectRef
+from shared.contract import FieldError, RecordSubmission, SubjectRef
 from shared.envelope import CloudEvent
 from shared.topics import RECORD_SUBMITTED
 from tests.unit.factories import (
@@ -29,6 +31,7 @@ from tests.unit.factories import (
     LEGACY_USCC,
     PERSON,
     SOCIAL_ORG_ID,
+    default_attributes,
     other_check_char,
     resident_id,
     submission,
@@ -424,15 +427,80 @@ def test_revision_fate(current, revision, fate):
     assert revision_fate(current, revision) == fate
 
 
-def test_order_revisions_in_one_batch():
-    current: dict[tuple[str, str], int] = {("court", "A"): 2}
-    fates = order_revisions(current, [
-        ("court", "A", 1), ("court", "A", 2), ("court", "A", 3), ("court", "A", 3),
-        ("court", "B", 2), ("court", "B", 1), ("tax", "A", 1), ("court", "A", 5),
-    ])
-    assert fates == ["stale", "duplicate", "accepted", "duplicate",
-                     "accepted", "stale", "accepted", "accepted"]
-    assert current == {("court", "A"): 5, ("court", "B"): 2, ("tax", "A"): 1}
+def candidate(record_id: str, revision: int, *, event: str | None = None,
+              department: str = "court", item: str = "court.dishonest_debtor",
+              errors: list[FieldError] | None = None, **attributes: Any) -> Candidate:
+    sub = submission(item, record_id=record_id, revision=revision,
+                     attributes=attributes or default_attributes(item))
+    return Candidate(department, sub, errors or [],
+                     None if errors else (f"dept/{department}", event or f"{record_id}@{revision}"))
+
+
+def fates(catalogue, candidates: list[Candidate], held: RecordsHeld | None = None,
+          seen: set[tuple[str, str]] = frozenset()) -> list[tuple[str, list[tuple[str, str]]]]:
+    fresh = {c.event for c in candidates if c.event is not None} - seen
+    return [(v.status, [(e.field, e.code) for e in v.errors]) for v in verdicts(
+        catalogue, candidates, fresh, held or RecordsHeld({}, set(), {}))]
+
+
+def test_revisions_in_one_batch_move_the_latest_on(catalogue):
+    """CONTRACT.md lines 62-63, in arrival order: an accepted revision is what the next one
+    is compared with."""
+    held = RecordsHeld({("court", "A"): 2}, set(), {})
+    got = fates(catalogue, [
+        candidate("A", 1), candidate("A", 2), candidate("A", 3), candidate("A", 3, event="x"),
+        candidate("B", 2), candidate("B", 1), candidate("A", 1, department="tax",
+                                                        item="tax.arrears"),
+        candidate("A", 5)], held)
+    assert [status for status, _ in got] == [
+        "stale", "duplicate", "accepted", "duplicate", "accepted", "stale", "accepted",
+        "accepted"]
+
+
+def test_own_errors_come_first_and_claim_no_event(catalogue):
+    error = FieldError(field="subject.id", code="checksum", message="m")
+    bad = candidate("A", 1, errors=[error])
+    assert fates(catalogue, [bad, candidate("A", 1)]) == [
+        ("rejected", [("subject.id", "checksum")]), ("accepted", [])]
+
+
+def test_an_event_seen_before_or_twice_in_a_batch_is_a_duplicate(catalogue):
+    first, again = candidate("A", 1, event="e"), candidate("A", 2, event="e")
+    assert [f for f, _ in fates(catalogue, [first, again])] == ["accepted", "duplicate"]
+    assert [f for f, _ in fates(catalogue, [first], seen={("dept/court", "e")})] \
+        == ["duplicate"]
+
+
+def test_an_erased_record_is_refused_naming_record_id_whatever_its_revision(catalogue):
+    held = RecordsHeld({}, {("court", "A")}, {})
+    assert fates(catalogue, [candidate("A", 9), candidate("B", 1)], held) == [
+        ("rejected", [("record_id", "erased")]), ("accepted", [])]
+
+
+COMMITMENT = "industry.enterprise_commitment"
+BREACH = {"on": "2026-06-01", "document_no": "（2026）1号"}
+
+
+def test_a_signing_and_its_breach_in_one_batch_are_both_taken(catalogue):
+    got = fates(catalogue, [
+        candidate("C", 1, department="industry", item=COMMITMENT, commitment={}),
+        candidate("C", 2, department="industry", item=COMMITMENT, commitment={},
+                  breach=BREACH)])
+    assert got == [("accepted", []), ("accepted", [])]
+
+
+def test_a_breach_needs_a_signed_commitment_not_yet_breached(catalogue):
+    breach = candidate("C", 2, department="industry", item=COMMITMENT, commitment={},
+                       breach=BREACH)
+    assert fates(catalogue, [breach]) == [
+        ("rejected", [("attributes.breach", "unknown_commitment")])]
+    breached = RecordsHeld({("industry", "C"): 1}, set(),
+                           {("industry", "C"): ("upsert", "breached")})
+    assert fates(catalogue, [breach], breached) == [
+        ("rejected", [("attributes.breach", "already_breached")])]
+    # A replay of the revision held is a duplicate, not judged against the state again.
+    held = RecordsHeld({("industry", "C"): 2}, set(), {("industry", "C"): ("upsert", "breached")})
+    assert fates(catalogue, [breach], held) == [("duplicate", [])]
 
 
 def test_a_decision_without_a_correction_is_not_a_submission():
