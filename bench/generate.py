@@ -198,6 +198,7 @@ async def _generate(stack: IsolatedStack, subjects: int, seed: int,
         await consumer
         await producer.stop()
         rss = await sampler.stop()
+        rss_by_quarter = sampler.by_quarter()
     seconds = end - first
     tally = city.tally.as_dict()
     expected = tally["expected_listed_by_list"]
@@ -219,6 +220,7 @@ async def _generate(stack: IsolatedStack, subjects: int, seed: int,
         "listed_as_expected": all(on_lists.get(k, 0) == v for k, v in expected.items()),
         **held,
         "rss_mib": rss,
+        "rss_mib_by_quarter": rss_by_quarter,
     }
 
 
@@ -313,4 +315,5 @@ def print_part(p: dict[str, Any]) -> None:
          + ("" if p["listed_as_expected"] else f"; expected {p['expected_listed']}")),
         ("dead letters", ", ".join(f"{k} {v}" for k, v in p["dead_letters"].items())),
         ("peak memory", report.fmt_rss(p["rss_mib"])),
+        ("by quarter of the run", report.fmt_rss_quarters(p.get("rss_mib_by_quarter", {}))),
     ])

@@ -148,6 +148,7 @@ async def _replay(stack: IsolatedStack, registry: ServiceProcess, records: int, 
         "records_per_second": round(written / seconds, 1),
         "snapshots": events, "subjects_with_snapshot": len(keys & subjects),
         "subjects_missing": missing, "rss_mib": rss,
+        "rss_mib_by_quarter": sampler.by_quarter(),
         # CPU time of the registry, Kafka and this run's PostgreSQL backends during the
         # replay: what it cost whatever else the shared machine was doing.
         "cpu_seconds": sampler.cpu(),
@@ -194,4 +195,5 @@ def print_part(p: dict[str, Any]) -> None:
         ("CPU per record", ", ".join(f"{k} {v:.2f} ms"
                                      for k, v in p["cpu_ms_per_record"].items())),
         ("peak memory", report.fmt_rss(p["rss_mib"])),
+        ("by quarter of the run", report.fmt_rss_quarters(p.get("rss_mib_by_quarter", {}))),
     ])

@@ -104,6 +104,12 @@ def fmt_rss(rss: dict[str, float]) -> str:
     return ", ".join(f"{name} {mib:,.0f}" for name, mib in rss.items()) + " MiB"
 
 
+def fmt_rss_quarters(quarters: dict[str, list[float]]) -> str:
+    """The highest memory of each process in each quarter of the run (bench/rss.py)."""
+    return ", ".join(f"{name} {' / '.join(f'{q:,.0f}' for q in peaks)}"
+                     for name, peaks in quarters.items()) + " MiB"
+
+
 def print_table(title: str, rows: Sequence[tuple[str, str]]) -> None:
     width = max(len(label) for label, _ in rows)
     print(f"\n{title}")

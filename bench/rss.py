@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from shared.settings import Settings
@@ -154,6 +155,24 @@ def postgres_pss_kib(postmaster: int, db_prefix: str) -> int:
     return total
 
 
+def quarter_peaks(timeline: Sequence[tuple[float, dict[str, int]]]) -> dict[str, list[float]]:
+    """The highest resident size (MiB) of each process in each quarter of a run's samples
+    (taken at a steady interval, in time order; fewer than four say nothing). A load that
+    grows the data as it runs (a city generated, a replay) shows a process whose memory
+    follows the data as rising quarters, and one whose memory is bounded as quarters that
+    level off."""
+    n = len(timeline)
+    if n < 4:
+        return {}
+    out: dict[str, list[float]] = {}
+    for i, (_, sizes) in enumerate(timeline):
+        quarter = i * 4 // n
+        for name, kib in sizes.items():
+            peaks = out.setdefault(name, [0.0] * 4)
+            peaks[quarter] = max(peaks[quarter], round(kib * 1024 / MIB, 1))
+    return out
+
+
 class RssSampler:
     """Samples every `interval` seconds in the background; `peaks()` in MiB per name."""
 
@@ -164,6 +183,9 @@ class RssSampler:
         self.interval = interval
         self.own = set(own)  # services this run started: their VmHWM is this run's peak
         self.peak_kib: dict[str, int] = {}
+        # (monotonic seconds, VmRSS KiB of each process): `by_quarter`.
+        self._timeline: list[tuple[float, dict[str, int]]] = []
+        self._current: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._kafka = kafka_pid(settings)
         self._postmaster = postmaster_pid(settings)
@@ -187,17 +209,20 @@ class RssSampler:
             self._jit[tid] = (first, now)
         self._jit_started = True
 
-    def _note(self, name: str, kib: int | None) -> None:
+    def _note(self, name: str, kib: int | None, current: bool = True) -> None:
         if kib:
             self.peak_kib[name] = max(self.peak_kib.get(name, 0), kib)
+            if current:
+                self._current[name] = kib
 
     def sample(self) -> None:
+        self._current = {}
         for name, pid in self.services().items():
             if pid is None:
                 continue
             self._note(name, _status_kib(pid, "VmRSS"))
             if name in self.own:
-                self._note(name, _status_kib(pid, "VmHWM"))
+                self._note(name, _status_kib(pid, "VmHWM"), current=False)
             self._note_cpu(name, pid)
         if self._kafka is not None:
             self._note("kafka", _status_kib(self._kafka, "VmRSS"))
@@ -215,6 +240,7 @@ class RssSampler:
                     self._note_cpu("postgres_bench" if own else "postgres", child)
         self._note("bench", _status_kib(os.getpid(), "VmRSS"))
         self._note_cpu("bench", os.getpid())
+        self._timeline.append((time.monotonic(), self._current))
 
     async def _run(self) -> None:
         while True:
@@ -234,6 +260,10 @@ class RssSampler:
 
     def peaks(self) -> dict[str, float]:
         return {name: round(kib * 1024 / MIB, 1) for name, kib in self.peak_kib.items()}
+
+    def by_quarter(self) -> dict[str, list[float]]:
+        """`quarter_peaks` of this run's samples."""
+        return quarter_peaks(self._timeline)
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds each process (PostgreSQL: this run's backends) spent while sampled.

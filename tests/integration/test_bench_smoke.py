@@ -52,6 +52,13 @@ def assert_rss(rss: dict[str, float], processes: tuple[str, ...]) -> None:
         assert rss.get(name, 0) > 0, (name, rss)
 
 
+def assert_quarters(quarters: dict[str, list[float]], processes: tuple[str, ...]) -> None:
+    """Each process's highest memory in each quarter of the run."""
+    for name in (*processes, "kafka"):
+        assert len(quarters.get(name, [])) == 4 and all(q > 0 for q in quarters[name]), (
+            name, quarters)
+
+
 def test_pipeline_closed(settings: Settings, tmp_path: Path) -> None:
     part = bench(settings, tmp_path, "pipeline", "--records", "500")["pipeline"]
     for key in ("records_per_second", "passthrough_events_per_second", "ratio"):
@@ -90,6 +97,7 @@ def test_generate_then_queries(settings: Settings, tmp_path: Path) -> None:
         assert set(generated["subjects_by_type"]) == {"enterprise", "individual",
                                                      "institution", "social_org"}
         assert_rss(generated["rss_mib"], SERVICES)
+        assert_quarters(generated["rss_mib_by_quarter"], SERVICES)
 
         reused = bench(settings, tmp_path, "generate", "--subjects", "2000", "--seed",
                        str(SEED), "--reuse")["generate"]
@@ -127,6 +135,7 @@ def test_replay(settings: Settings, tmp_path: Path) -> None:
     assert part["replay_seconds"] > 0 and part["records"] == 2000
     assert part["subjects_missing"] == 0 and part["snapshots"] >= part["subjects"]
     assert_rss(part["rss_mib"], ("registry",))
+    assert_quarters(part["rss_mib_by_quarter"], ("registry",))
 
 
 def test_reports(settings: Settings, tmp_path: Path) -> None:

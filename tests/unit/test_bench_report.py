@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from bench import queries, report
+from bench import queries, report, rss
 from deploy.cli import app
 
 
@@ -74,3 +74,18 @@ def test_bench_without_a_command_is_bench_pipeline(monkeypatch: pytest.MonkeyPat
     result = CliRunner().invoke(app, ["bench", "pipeline", "--rate", "50", "--seconds", "3"])
     assert result.exit_code == 0, result.output
     assert calls[1]["rate"] == 50 and calls[1]["seconds"] == 3
+
+
+def test_memory_by_quarter_is_each_quarters_highest_sample() -> None:
+    mib = 1024  # KiB
+    timeline = [(float(t), {"ingest": kib * mib, "registry": 100 * mib})
+                for t, kib in enumerate([10, 30, 20, 40, 40, 50, 45, 60, 55])]
+    assert rss.quarter_peaks(timeline) == {
+        "ingest": [30.0, 40.0, 50.0, 60.0], "registry": [100.0] * 4}
+    # A process that leaves mid-run keeps the quarters it was seen in.
+    timeline[-1][1].pop("registry")
+    timeline[-2][1].pop("registry")
+    assert rss.quarter_peaks(timeline)["registry"] == [100.0, 100.0, 100.0, 0.0]
+    assert rss.quarter_peaks(timeline[:3]) == {}
+    assert report.fmt_rss_quarters({"ingest": [30.0, 40.0, 50.0, 1234.4]}) \
+        == "ingest 30 / 40 / 50 / 1,234 MiB"
