@@ -352,7 +352,9 @@ class City:
         self.as_of = as_of
         self.catalogue = catalogue or load_catalogue()
         self.rng = random.Random(seed)
-        self.window_start = add_years(as_of, -YEARS)
+        # The day after the one five years back: a person's negative record decided on
+        # that day is erased on `as_of` (征信业管理条例 art. 16), and ingest refuses it.
+        self.window_start = add_years(as_of, -YEARS) + timedelta(days=1)
         self.tally = Tally()
         self._ids: set[str] = set()
         self._names: set[str] = set()

@@ -110,7 +110,9 @@ def test_about_three_records_a_subject_over_every_catalogue_item_and_five_years(
                  if item.commitment is None and item.subject_types != ("government",)}
     assert {s.data["catalogue_item"] for s in upserts} == generated
     days = [date.fromisoformat(s.data["decided_on"]) for s in upserts]
-    assert min(days) >= add_years(AS_OF, -YEARS) and max(days) < AS_OF
+    # Not on the window's first day: a person's negative record decided then is erased on
+    # AS_OF (5 years after the act), and ingest refuses it.
+    assert min(days) > add_years(AS_OF, -YEARS) and max(days) < AS_OF
     assert all(d.weekday() < 5 for d in days)
     years = Counter(d.year for d in days)
     assert years[AS_OF.year - 1] > years[AS_OF.year - YEARS]  # the archive grows
@@ -138,6 +140,18 @@ def test_individuals_have_namesakes_and_organizations_do_not() -> None:
     assert any(n.endswith("有限公司") for n in organizations)
     assert any(n.endswith("商会") for n in organizations)
     assert any("协会" in n for n in organizations)
+
+
+@pytest.mark.parametrize("as_of", [date(2026, 12, 1), date(2027, 3, 1)])
+def test_nothing_is_decided_on_the_day_a_five_year_old_act_is_erased(as_of: date) -> None:
+    """Five years before the city's day, a weekday here: a person's negative record decided
+    then is erased that day (征信业管理条例 art. 16) and ingest refuses it, so a city
+    generated for that day would lose it (and, where it was a subject's only record, the
+    subject)."""
+    subs = City(5, as_of).stream(subjects=SUBJECTS, block=1000)
+    days = [date.fromisoformat(s.data["decided_on"]) for s in subs
+            if s.data["action"] == "upsert"]
+    assert min(days) > add_years(as_of, -YEARS)
 
 
 def test_ingest_accepts_every_generated_submission() -> None:
