@@ -125,16 +125,16 @@ async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,
                                    None if errors else _event_key(d))
                   for d, errors in checked]
     fresh = await inbox.first_seen(conn, [c.event for c in candidates if c.event is not None])
-    claiming = [c for c in candidates if c.event in fresh and c.submission is not None]
-    keys = sorted({(c.department, c.submission.record_id) for c in claiming
-                   if c.submission is not None})
+    claiming = [(c.department, c.submission) for c in candidates
+                if c.event in fresh and c.submission is not None]
+    keys = sorted({(department, s.record_id) for department, s in claiming})
     held = domain.RecordsHeld(
         current=await store.lock_current_revisions(conn, keys),
         # Read once the records are locked: an erasure committed meanwhile is seen.
         erased=await purge.erased_records(
             conn, erasure_key or purge.erasure_key(get_settings()), keys),
         commitments=(await store.commitment_states(conn, keys)
-                     if any(domain.is_commitment(catalogue, c.submission) for c in claiming)
+                     if any(domain.is_commitment(catalogue, s) for _, s in claiming)
                      else {}))
     outcomes = [Outcome(d, _feedback(d, v.status, v.errors)) for d, v in zip(
         deliveries, domain.verdicts(catalogue, candidates, fresh, held), strict=True)]

@@ -394,10 +394,10 @@ async def remember_accepted(conn: asyncpg.Connection, messages: Sequence[Inbound
             dead.append(outbox.dead_letter("objection", m, f"unreadable event: {exc}"))
     fresh = await inbox.only_first_seen(conn, events, lambda e: e)
     known = domain.latest_known((e.data for e in fresh), catalogue)
-    await store.lock_known_records(conn, [(k.department, k.record_id) for k in known])
+    keys = [(k.department, k.record_id) for k in known]
+    await store.lock_known_records(conn, keys)
     erased = await purge.erased_records(
-        conn, erasure_key or purge.erasure_key(get_settings()),
-        [(k.department, k.record_id) for k in known])
+        conn, erasure_key or purge.erasure_key(get_settings()), keys)
     if erased:
         metrics.ERASED_DROPPED.labels("objection").inc(len(erased))
         known = [k for k in known if (k.department, k.record_id) not in erased]
