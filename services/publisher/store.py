@@ -115,7 +115,12 @@ def open_entries_of_keys(*, lock: bool = False,
 
 async def lock_open_entries(conn: asyncpg.Connection,
                             subject_keys: Sequence[str]) -> dict[str, dict[str, Entry]]:
-    rows = await conn.fetch(open_entries_of_keys(lock=True), sorted(set(subject_keys)))
+    return await _open_entries_by_subject(conn, subject_keys, lock=True)
+
+
+async def _open_entries_by_subject(conn: asyncpg.Connection, subject_keys: Sequence[str],
+                                   lock: bool) -> dict[str, dict[str, Entry]]:
+    rows = await conn.fetch(open_entries_of_keys(lock=lock), sorted(set(subject_keys)))
     out: dict[str, dict[str, Entry]] = {}
     for r in rows:
         out.setdefault(r["subject_key"], {})[r["list"]] = _entry(r)
@@ -160,11 +165,7 @@ async def unrevoked_notices(conn: asyncpg.Connection,
 async def open_entries(conn: asyncpg.Connection,
                        subject_keys: Sequence[str]) -> dict[str, dict[str, Entry]]:
     """As `lock_open_entries`, without locking (what-if reads in a read-only transaction)."""
-    rows = await conn.fetch(open_entries_of_keys(), sorted(set(subject_keys)))
-    out: dict[str, dict[str, Entry]] = {}
-    for r in rows:
-        out.setdefault(r["subject_key"], {})[r["list"]] = _entry(r)
-    return out
+    return await _open_entries_by_subject(conn, subject_keys, lock=False)
 
 
 async def subjects_for_what_if(conn: asyncpg.Connection, lists: Sequence[str],
