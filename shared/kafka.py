@@ -26,7 +26,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec  # not re-exported in the stubs
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from shared.positions import LogState
+from shared.positions import LogState, committed_on
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -184,18 +184,24 @@ async def _observe(admin: AdminClient, group: str,
     wanted = [AdminPartition(t, p) for t, p in partitions]
     starts = await _offsets(admin, wanted, OffsetSpec.earliest())
     ends = await _offsets(admin, wanted, OffsetSpec.latest())
-    committed: dict[tuple[str, int], int] = {}
+    committed: dict[tuple[str, int], tuple[int, tuple[str, str] | None]] = {}
     request = [ConsumerGroupTopicPartitions(group, wanted)]
     for future in admin.list_consumer_group_offsets(
             request, request_timeout=ADMIN_TIMEOUT_S).values():
         answer: Any = await _result(future)
         for tp in answer.topic_partitions:
             if tp.error is None and tp.offset >= 0:  # negative: nothing committed
-                committed[(tp.topic, tp.partition)] = tp.offset
-    return {(t, p): LogState(cluster_id=cluster_id, topic_id=topic_ids[t],
-                             log_start=starts[(t, p)], log_end=ends[(t, p)],
-                             committed=committed.get((t, p)))
+                committed[(tp.topic, tp.partition)] = (tp.offset, committed_on(tp.metadata))
+    return {(t, p): _log_state(cluster_id, topic_ids[t], starts[(t, p)], ends[(t, p)],
+                               committed.get((t, p)))
             for t, p in partitions}
+
+
+def _log_state(cluster_id: str, topic_id: str, start: int, end: int,
+               committed: tuple[int, tuple[str, str] | None] | None) -> LogState:
+    offset, counted_on = committed if committed is not None else (None, None)
+    return LogState(cluster_id=cluster_id, topic_id=topic_id, log_start=start, log_end=end,
+                    committed=offset, committed_on=counted_on)
 
 
 async def _offsets(admin: AdminClient, partitions: Sequence[AdminPartition],

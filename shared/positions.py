@@ -36,6 +36,20 @@ class LogState:
     log_start: int  # the first offset still in the log
     log_end: int  # the offset the next message will get (high watermark)
     committed: int | None  # the consumer group's committed offset, if any
+    # The log the committed offset was counted on, as its committer named it in the commit's
+    # metadata (`commit_metadata`); None when it did not say (a tool, an older commit).
+    committed_on: tuple[str, str] | None = None
+
+    @property
+    def group_offset(self) -> int | None:
+        """The committed offset, if it may have been counted on this log. A commit sent
+        while the old cluster was down is delivered to the new one when it comes up
+        (aiokafka retries it, and a member that lost its group commits as a standalone
+        consumer, which the broker accepts): its offset says nothing of this log."""
+        if self.committed_on is not None and self.committed_on != (self.cluster_id,
+                                                                    self.topic_id):
+            return None
+        return self.committed
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,8 @@ def decide(stored: StoredPosition | None, log: LogState, hold: Hold | None = Non
       the database counted, so the partition is replayed from the new log's start (the
       consumers are idempotent by event id and revision); paused if that log has already
       lost messages (its start is past 0);
+    - a committed offset whose metadata names another log is not this log's (it was
+      counted before the log changed): as if none were committed;
     - the stored position below the group's committed offset (a database restored from a
       dump, or rebuilt from nothing while the group went on): replayed from the
       database's position, so the restored database catches up;
@@ -102,7 +118,7 @@ def decide(stored: StoredPosition | None, log: LogState, hold: Hold | None = Non
         return Verdict(resolution_start(hold.resolution, stored, log),
                        resolved=hold.resolution)
     if stored is None:
-        if log.committed is None:
+        if log.group_offset is None:
             return Verdict(log.log_start)
         # The group consumed this partition but the database holds no trace of it: the
         # database started again from nothing, i.e. it is behind by everything.
@@ -115,9 +131,28 @@ def decide(stored: StoredPosition | None, log: LogState, hold: Hold | None = Non
         return Verdict(None, found="gap")
     if stored.next_offset > log.log_end:
         return Verdict(None, found="truncated")
-    if log.committed is not None and stored.next_offset < log.committed:
+    if log.group_offset is not None and stored.next_offset < log.group_offset:
         return Verdict(stored.next_offset, found="database_behind")
     return Verdict(stored.next_offset)
+
+
+_METADATA_PREFIX = "log "
+
+
+def commit_metadata(cluster_id: str | None, topic_id: str | None) -> str:
+    """What a worker writes beside each committed offset: the log it counted the offset on
+    (`LogState.committed_on`). Empty when it does not know them yet."""
+    if cluster_id is None or topic_id is None:
+        return ""
+    return f"{_METADATA_PREFIX}{cluster_id} {topic_id}"
+
+
+def committed_on(metadata: str | None) -> tuple[str, str] | None:
+    """The (cluster id, topic id) a commit's metadata names; None for any other metadata."""
+    if not metadata or not metadata.startswith(_METADATA_PREFIX):
+        return None
+    ids = metadata[len(_METADATA_PREFIX):].split(" ")
+    return (ids[0], ids[1]) if len(ids) == 2 and all(ids) else None
 
 
 def _replay_new_log(reason: Reason, log: LogState) -> Verdict:

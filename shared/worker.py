@@ -51,7 +51,7 @@ from shared.db import TRANSIENT
 from shared.kafka import log_ids, make_admin, observe_logs
 from shared.messages import InboundMessage
 from shared.outbox import OutboxRelay
-from shared.positions import resolve_command
+from shared.positions import LogState, commit_metadata, resolve_command
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,9 @@ class StreamWorker:
         self._deferred: dict[TopicPartition, int] = {}
         self._deferred_since = 0.0
         # Offsets stored in the database and not yet committed to the group: committed once
-        # `offset_commit_seconds` has passed since the last commit, not after every batch.
-        self._uncommitted: dict[TopicPartition, int] = {}
+        # `offset_commit_seconds` has passed since the last commit, not after every batch;
+        # each with the log it was counted on (`positions.commit_metadata`).
+        self._uncommitted: dict[TopicPartition, tuple[int, str]] = {}
         self._committed_at = 0.0
         # How many messages the next batch may take (settings `batch_max`, growing up to
         # `batch_max_backlog` while batches come full).
@@ -310,25 +311,20 @@ class StreamWorker:
         async with self.pool.acquire() as conn, conn.transaction():
             checked = await inbox.reconcile_positions(
                 conn, {by_name[tp]: logs[(tp.topic, tp.partition)] for tp in partitions})
+        # Recorded in the database whatever happens next: said now, once.
+        self._report({tp: checked[by_name[tp]] for tp in partitions})
         if generation != self._generation:
             return  # reassigned meanwhile: the new assignment is checked afresh
-        rewound: dict[TopicPartition, int] = {}
-        replays: dict[tuple[str, str, str | None], list[str]] = {}
+        rewound: dict[TopicPartition, tuple[int, str]] = {}
         for tp in partitions:
             c = checked[by_name[tp]]
             self.cluster_id = c.log.cluster_id
             self.topic_ids[tp.topic] = c.log.topic_id
             self._carry_out(tp, c)
-            if c.verdict.start is not None and c.verdict.start != c.log.committed and (
-                    c.verdict.found or c.verdict.resolved):
-                rewound[tp] = c.verdict.start
-            if c.verdict.replayed:
-                replays.setdefault((by_name[tp][0], c.verdict.found or "", c.detail), []).append(
-                    f"{tp.partition}@{c.verdict.start}")
-        for (topic, reason, detail), where in replays.items():
-            # One line per topic: a new cluster replays every partition of every topic.
-            log.warning("%s replayed (partition@offset: %s): %s: %s", topic, ", ".join(where),
-                        reason, detail)
+            if c.verdict.start is not None and (_counted_elsewhere(c.log) or (
+                    c.verdict.start != c.log.committed and (
+                        c.verdict.found or c.verdict.resolved))):
+                rewound[tp] = (c.verdict.start, self._counted_on(tp))
         self.unchecked.difference_update(partitions)
         metrics.PARTITIONS_PAUSED.labels(self.service).set(len(self.held))
         if rewound:
@@ -339,17 +335,30 @@ class StreamWorker:
                 "the next check may see the database behind the group and replay again, "
                 "harmlessly")
 
+    def _report(self, checked: dict[TopicPartition, inbox.Checked]) -> None:
+        """Log and count what the check found."""
+        replays: dict[tuple[str, str, str | None], list[str]] = {}
+        for tp, c in checked.items():
+            topic, v = self._contract_name(tp.topic), c.verdict
+            where = f"{topic}[{tp.partition}]"
+            if v.found is not None:
+                metrics.POSITION_MISMATCHES.labels(self.service, topic, v.found).inc()
+                if v.paused:
+                    log.error("%s paused: %s: %s; resolve with `%s`", where, v.found, c.detail,
+                              resolve_command(self.service, topic, tp.partition))
+                else:
+                    replays.setdefault((topic, v.found, c.detail), []).append(
+                        f"{tp.partition}@{v.start}")
+            elif v.resolved is not None:
+                log.warning("%s resumed from offset %d (%s, as an operator chose)", where,
+                            v.start, v.resolved)
+        for (topic, reason, detail), where_from in replays.items():
+            # One line per topic: a new cluster replays every partition of every topic.
+            log.warning("%s replayed (partition@offset: %s): %s: %s", topic,
+                        ", ".join(where_from), reason, detail)
+
     def _carry_out(self, tp: TopicPartition, c: inbox.Checked) -> None:
         topic, v = self._contract_name(tp.topic), c.verdict
-        where = f"{topic}[{tp.partition}]"
-        if v.found is not None:
-            metrics.POSITION_MISMATCHES.labels(self.service, topic, v.found).inc()
-            if v.paused:
-                log.error("%s paused: %s: %s; resolve with `%s`", where, v.found, c.detail,
-                          resolve_command(self.service, topic, tp.partition))
-        elif v.resolved is not None:
-            log.warning("%s resumed from offset %d (%s, as an operator chose)", where, v.start,
-                        v.resolved)
         if v.start is None:
             self.held[tp] = (f"{v.found or v.held_by}: {c.detail}; resolve with "
                              f"`{resolve_command(self.service, topic, tp.partition)}`")
@@ -358,8 +367,8 @@ class StreamWorker:
         self.consumer.seek(tp, v.start)
         self.consumer.resume(tp)
 
-    async def _commit_offsets(self, offsets: dict[TopicPartition, int], what: str,
-                              consequence: str) -> None:
+    async def _commit_offsets(self, offsets: dict[TopicPartition, tuple[int, str]],
+                              what: str, consequence: str) -> None:
         """Commit offsets to the group; a failure is logged, not raised: the database's
         positions are what this worker and the next owner resume from."""
         try:
@@ -396,9 +405,17 @@ class StreamWorker:
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Hold the offsets of a batch whose transaction has committed (with the deferred
         ones it stored) for the group, and commit them if one is due."""
-        self._uncommitted.update({**self._deferred, **offsets})
+        held = {**self._deferred, **offsets}
+        self._uncommitted.update({tp: (offset, self._counted_on(tp))
+                                  for tp, offset in held.items()})
         self._deferred = {}
         await self._commit_if_due()
+
+    def _counted_on(self, tp: TopicPartition) -> str:
+        """The commit metadata naming the log this worker consumes `tp` from: an offset
+        committed on a log that is gone when it arrives is then not taken for this one's
+        (shared/positions.py, `LogState.group_offset`)."""
+        return commit_metadata(self.cluster_id, self.topic_ids.get(tp.topic))
 
     async def _commit_if_due(self) -> None:
         """Commit the held offsets to the group at most every `offset_commit_seconds`. The
@@ -477,6 +494,11 @@ class StreamWorker:
         metrics.BATCH_SECONDS.labels(self.service).observe(self._last_batch_seconds)
         for topic, count in Counter(m.topic for m in messages).items():
             metrics.MESSAGES.labels(self.service, topic).inc(count)
+
+
+def _counted_elsewhere(log: LogState) -> bool:
+    """The group's offset was committed on another log (see `LogState.group_offset`)."""
+    return log.committed is not None and log.group_offset is None
 
 
 async def _nothing(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:

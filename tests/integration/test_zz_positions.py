@@ -21,13 +21,16 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError
 from confluent_kafka.admin import AdminClient
 
 from deploy import stack
 from deploy.brokers import LocalKafka
 from deploy.credentials import admin as kafka_admin
 from shared.db import TRANSIENT
-from shared.kafka import admin_config, log_ids, make_producer
+from shared.kafka import admin_config, client_options, log_ids, make_producer, observe_logs
+from shared.positions import commit_metadata
 from shared.settings import REPO_ROOT, Settings
 from tests.integration import kit
 from tests.integration.conftest import ENV, STACK
@@ -204,6 +207,74 @@ async def test_a_topic_created_again_is_replayed_from_its_start(
         " WHERE topic = $1 AND reason = 'new_topic'", ACCEPTED)
     assert {r["partition"] for r in replays} == set(stored)
     assert all(r["resumed_from"] == 0 for r in replays)
+
+
+async def _commit_as_a_lone_member(settings: Settings, service: str,
+                                   offsets: dict[TopicPartition, tuple[int, str]]) -> None:
+    """Commit to the service's group as a consumer outside it (generation -1, accepted by
+    an empty group): what aiokafka sends for a member that lost its group, as after a
+    broker went away with a commit in flight."""
+    consumer = AIOKafkaConsumer(
+        **client_options(settings, **STACK.service_credentials(service)),
+        group_id=settings.group_id(service), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+
+        async def committed() -> bool:
+            try:
+                await consumer.commit(offsets)
+                return True
+            except CommitFailedError:  # the service's member still leaving the group
+                return False
+
+        await _until(committed, "the lone commit accepted", timeout=60)
+    finally:
+        await consumer.stop()
+
+
+async def test_an_offset_committed_on_another_log_is_not_taken_for_a_restored_database(
+        settings: Settings, services: dict[str, stack.ServiceProcess], db: Any) -> None:
+    """Each commit names the log it was counted on (its metadata). One that names another
+    log (a commit that outlived its broker) is not taken for this log's: no replay, no
+    mismatch, and the group's offset is put back where the database stands. One that
+    names this log and is ahead of the database still is a restored database."""
+    tag = f"CO{uuid.uuid4().hex[:4]}"
+    warm = _records(tag, 24)
+    await _send_all(settings, warm)
+    await _archived_and_listed(db, warm, "before")
+    registry = services["registry"]
+    registry.stop()
+    stored = await _stored_positions(db, "registry", ACCEPTED)
+    gone, here = sorted(p for p, at in stored.items() if at > 0)[:2]
+    name = settings.topic(ACCEPTED)
+    admin = AdminClient(admin_config(settings, **STACK.service_credentials("registry")))
+    cluster, ids = await log_ids(admin, [name])
+    since = await db("registry").fetchval("SELECT now()")
+    await _commit_as_a_lone_member(settings, "registry", {
+        TopicPartition(name, gone): (stored[gone] + 500,
+                                     commit_metadata("a-gone-cluster", "a-gone-topic")),
+        TopicPartition(name, here): (stored[here] + 500, commit_metadata(cluster, ids[name])),
+    })
+    registry.start(ENV)
+    await _ready({"registry": registry})
+
+    found = {r["partition"]: r["reason"] for r in await db("registry").fetch(
+        "SELECT partition, reason FROM position_mismatches"
+        " WHERE topic = $1 AND detected_at >= $2", ACCEPTED, since)}
+    assert found == {here: "database_behind"}
+    group = settings.group_id("registry")
+
+    async def put_back() -> bool:
+        logs = await observe_logs(admin, group, [(name, gone), (name, here)])
+        return all((logs[(name, p)].committed, logs[(name, p)].committed_on)
+                   == (stored[p], (cluster, ids[name])) for p in (gone, here))
+
+    await _until(put_back, "the group's offsets back at the stored positions, named",
+                 timeout=60)
+    later = _records(tag + "b", 6)
+    await _send_all(settings, later)
+    await _archived_and_listed(db, later, "after")
 
 
 async def test_kafka_data_replaced_under_live_databases_skips_nothing(

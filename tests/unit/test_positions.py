@@ -9,6 +9,8 @@ from shared.positions import (
     LogState,
     StoredPosition,
     Verdict,
+    commit_metadata,
+    committed_on,
     decide,
     explain,
     resolve_command,
@@ -18,9 +20,10 @@ CLUSTER, TOPIC = "cluster-A", "topic-1"
 
 
 def log(start: int = 0, end: int = 100, committed: int | None = 40,
-        cluster: str = CLUSTER, topic: str = TOPIC) -> LogState:
+        cluster: str = CLUSTER, topic: str = TOPIC,
+        counted_on: tuple[str, str] | None = None) -> LogState:
     return LogState(cluster_id=cluster, topic_id=topic, log_start=start, log_end=end,
-                    committed=committed)
+                    committed=committed, committed_on=counted_on)
 
 
 def at(offset: int, cluster: str | None = CLUSTER, topic: str | None = TOPIC) -> StoredPosition:
@@ -71,6 +74,29 @@ def test_a_new_log_that_already_deleted_messages_is_held() -> None:
 def test_a_restored_database_replays_from_its_own_position() -> None:
     v = decide(at(25), log(committed=40))
     assert v == Verdict(25, found="database_behind")
+
+
+def test_a_group_offset_counted_on_another_log_is_not_this_logs() -> None:
+    """A commit in flight when the old broker went away arrives at the new one (stored
+    0 on the new cluster after its replay began, committed 413 from the old one)."""
+    stale = ("cluster-gone", "topic-gone")
+    assert decide(at(0), log(end=0, committed=413, counted_on=stale)) == Verdict(0)
+    assert decide(None, log(start=0, committed=413, counted_on=stale)) == Verdict(0)
+    assert decide(at(0), log(committed=40, counted_on=(CLUSTER, "topic-gone"))) == Verdict(0)
+
+
+def test_a_group_offset_counted_on_this_log_or_unnamed_still_finds_a_restored_database(
+        ) -> None:
+    for counted_on in ((CLUSTER, TOPIC), None):
+        assert decide(at(25), log(committed=40, counted_on=counted_on)) == Verdict(
+            25, found="database_behind")
+
+
+def test_commit_metadata_names_the_log_and_reads_back() -> None:
+    assert committed_on(commit_metadata("Kab-tq_6", "maOS-M_9")) == ("Kab-tq_6", "maOS-M_9")
+    assert commit_metadata(None, TOPIC) == commit_metadata(CLUSTER, None) == ""
+    for other in ("", None, "log ", "log a", "log a b c", "something else", "log  b"):
+        assert committed_on(other) is None, other
 
 
 def test_deleted_before_applied_is_a_gap() -> None:
