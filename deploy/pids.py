@@ -41,3 +41,32 @@ def running(pid_file: Path, ours: Callable[[list[bytes]], bool]) -> int | None:
     except OSError:
         return None
     return pid if ours(cmdline) else None
+
+
+def started_at(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (/proc/<pid>/stat, field 22):
+    with the pid, it names one process, never a later one that got the same number."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(") ", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def this_process() -> dict[str, int | None]:
+    return {"pid": os.getpid(), "started_at": started_at(os.getpid())}
+
+
+def still_running(process: dict[str, int | None]) -> bool:
+    """Whether the process `this_process` described then is still there."""
+    pid = process.get("pid")
+    return isinstance(pid, int) and alive(pid) and started_at(pid) == process.get("started_at")
+
+
+def has_environment(pid: int, name: str, value: str) -> bool:
+    """Whether the process was started with `name=value` in its environment."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"{name}={value}".encode() in environ

@@ -31,7 +31,7 @@ from deploy import credentials, secrets
 from deploy.brokers import LocalKafka
 from deploy.credentials import admin
 from deploy.kafka_admin import KafkaAdmin
-from deploy.pids import alive, running
+from deploy.pids import alive, has_environment, running, still_running, this_process
 from shared import clock, inbox
 from shared.access import Principal, username
 from shared.catalogue import load_catalogue
@@ -535,6 +535,9 @@ class IsolatedStack:
         return [*self.processes.values(), *self.replicas]
 
     def start(self) -> None:
+        for run in reap_abandoned_runs(self.settings.home):
+            print(f"stopped what run {run} left running (its owner is gone)", file=sys.stderr)
+        claim_run(run_dir(self.settings))
         infra_up(self.settings, self.env)
         asyncio.run(provision(self.settings))
         self.tester = self._principal("tester")
@@ -586,6 +589,62 @@ class IsolatedStack:
         for p in self.every_process:
             p.stop()
         asyncio.run(wipe(self.settings))
+
+
+# --- runs whose owner is gone ----------------------------------------------------------------
+
+# In a test or benchmark run's folder: the process that started the run (pid and start time).
+OWNER_FILE = "owner.json"
+
+
+def claim_run(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / OWNER_FILE).write_text(json.dumps(this_process()))
+
+
+def reap_abandoned_runs(home: Path) -> list[str]:
+    """Stop what test and benchmark runs left running when their owner died without
+    stopping them (killed, or a crash before its teardown): idle consumers that retry for
+    ever and take a share of the cores from every later run and benchmark. A run whose
+    owner still lives is left alone; the stack of `./xinyong up` has no owner file. Returns
+    the runs reaped."""
+    reaped = []
+    for folder in sorted((home / "run").glob(f"*/{OWNER_FILE}")):
+        folder = folder.parent
+        try:
+            owner = json.loads((folder / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(owner, dict) or still_running(owner):
+            continue
+        if _end_run(folder):
+            reaped.append(folder.name)
+    return reaped
+
+
+def _end_run(folder: Path) -> bool:
+    """SIGTERM, then SIGKILL, every live process of the run (its pid files; only processes
+    started with the run's namespace), after its supervisor is told to want none."""
+    for want in folder.glob("*.want"):
+        want.unlink(missing_ok=True)
+    namespace = f"{folder.name}."
+    pids = []
+    for pid_file in folder.glob("*.pid"):
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pid_file.read_text())
+            if alive(pid) and has_environment(pid, "XINYONG_TOPIC_NAMESPACE", namespace):
+                pids.append(pid)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return bool(pids)
 
 
 def credential_sweeper(settings: Settings) -> ServiceProcess:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from deploy import frontdoor, stack, supervisor
+from deploy.pids import alive
 from shared.settings import REPO_ROOT, Settings
 from shared.topics import SERVICES
 from tests.integration.conftest import ENV
@@ -166,3 +167,40 @@ def test_status_shows_every_part(settings: Settings,
         assert f"{name:<12} running (pid {services[name].pid()})" in text
     assert "lag " in text and "outbox " in text and "dead letters " in text
     assert "leads " in text
+
+
+def _idle(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A process that waits, as an abandoned service does."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                            env={**os.environ, **env}, start_new_session=True)
+
+
+def test_a_run_whose_owner_died_is_stopped_by_the_next_one(tmp_path: Any) -> None:
+    """A test or benchmark run killed before its teardown leaves its services retrying for
+    ever; the next run stops them. A run whose owner lives, the stack of `up` (no owner
+    file) and a process that only reuses a pid file's number are left alone."""
+    dead_owner = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_owner.wait()
+    runs = {name: tmp_path / "run" / name for name in ("tgone", "tlive", "stack")}
+    for folder in runs.values():
+        folder.mkdir(parents=True)
+    (runs["tgone"] / stack.OWNER_FILE).write_text(json.dumps(
+        {"pid": dead_owner.pid, "started_at": 1}))
+    stack.claim_run(runs["tlive"])  # this process: alive
+    left = {name: _idle({"XINYONG_TOPIC_NAMESPACE": f"{name}."}) for name in runs}
+    stranger = _idle({"XINYONG_TOPIC_NAMESPACE": "another."})
+    for name, proc in left.items():
+        (runs[name] / "ingest.pid").write_text(str(proc.pid))
+        (runs[name] / "ingest.want").write_text("{}")
+    (runs["tgone"] / "registry.pid").write_text(str(stranger.pid))
+    try:
+        assert stack.reap_abandoned_runs(tmp_path) == ["tgone"]
+        # (`alive` reaps a child of this process: gone, not a zombie)
+        assert not alive(left["tgone"].pid)
+        assert not (runs["tgone"] / "ingest.want").exists()  # no supervisor restarts it
+        assert all(alive(p.pid) for p in (left["tlive"], left["stack"], stranger))
+        assert stack.reap_abandoned_runs(tmp_path) == []  # nothing left to stop
+    finally:
+        for proc in [*left.values(), stranger]:
+            proc.kill()
+            proc.wait()
