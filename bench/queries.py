@@ -32,7 +32,7 @@ import asyncpg
 from bench import report
 from bench.rss import RssSampler
 from bench.stacks import find_city, named_stack, patiently, port_base, steadily
-from deploy.stack import infra_up
+from deploy.stack import infra_up, provision
 
 TARGETS_MS = {"profile": 20.0, "search": 50.0}
 PROFILE_SHARE = 0.70
@@ -344,6 +344,9 @@ def run(subjects: int | None = None, seed: int | None = None, rate: float = 500,
     publisher = stack.processes["publisher"]
     def start() -> None:
         infra_up(stack.settings)
+        # The city's databases may have outlived its broker's data (users, ACLs, topics):
+        # made again if so, as `up` does; its positions are checked against the new log.
+        asyncio.run(provision(stack.settings))
         publisher.start(stack.env)
         publisher.wait_ready()
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import asyncpg
 
-from deploy.brokers import operator_admin
+from deploy.brokers import operator_admin, operator_login
 from services.ingest import contracts as ingest
 from services.objection import contracts as objection
 from services.publisher import contracts as publisher
@@ -216,7 +216,8 @@ async def observe(settings: Settings, service: str) -> dict[Part, LogState]:
     admin = operator_admin(settings)
     logs: dict[Part, LogState] = {}
     for group, parts in consumed_partitions(settings, service).items():
-        seen = await observe_logs(admin, group, [(settings.topic(t), p) for t, p in parts])
+        seen = await observe_logs(admin, group, [(settings.topic(t), p) for t, p in parts],
+                                  operator_login(settings))
         logs.update({(t.removeprefix(settings.topic_namespace), p): state
                      for (t, p), state in seen.items()})
     return logs

@@ -23,7 +23,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from deploy.pids import alive, running
-from shared.kafka import admin_config
+from shared.kafka import admin_config, client_options
 from shared.settings import Settings
 
 NODE_STEP = 10
@@ -186,6 +186,14 @@ def operator_admin(settings: Settings, **overrides: str) -> AdminClient:
     return AdminClient({**admin_config(settings, settings.kafka_admin_username,
                                        admin_password(settings)), **overrides,
                         "logger": quiet()})
+
+
+def operator_login(settings: Settings) -> dict[str, Any]:
+    """The operator's Kafka user as aiokafka options (`observe_logs` reads the groups'
+    committed offsets with them)."""
+    from deploy.secrets import admin_password
+
+    return client_options(settings, settings.kafka_admin_username, admin_password(settings))
 
 
 def leadership(admin: AdminClient, prefix: str = "", timeout: float = 10) -> Leadership:

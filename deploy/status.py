@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from deploy import backup, frontdoor, stack, supervisor
-from deploy.brokers import LocalKafka, leadership, operator_admin
+from deploy.brokers import LocalKafka, leadership, operator_admin, operator_login
 from shared.kafka import observe_logs
 from shared.positions import resolve_command
 from shared.settings import Settings
@@ -100,7 +100,8 @@ async def _stream_app(settings: Settings, name: str) -> dict[str, Any]:
              for p in range(t.partitions)]
     try:
         admin = operator_admin(settings)
-        logs = await asyncio.wait_for(observe_logs(admin, settings.group_id(name), parts), 30)
+        logs = await asyncio.wait_for(observe_logs(admin, settings.group_id(name), parts,
+                                                   operator_login(settings)), 30)
         out["lag_total"] = sum(max(0, log.log_end - (log.committed if log.committed is not None
                                                      else log.log_start))
                                for log in logs.values())

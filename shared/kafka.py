@@ -1,6 +1,6 @@
 """Kafka clients, configured once: authenticated connections, idempotent producers,
 manual-commit consumers, and the admin client that reads what aiokafka cannot (cluster and
-topic ids, log starts, committed offsets).
+topic ids, log starts and ends).
 
 Every client of the project (services, command line, tests, benchmark) connects through
 `client_options` (aiokafka) or `admin_config` (confluent-kafka, for what aiokafka's admin
@@ -19,8 +19,11 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import TopicPartition as GroupPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicCollection
+from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka import TopicPartition as AdminPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec  # not re-exported in the stubs
@@ -163,38 +166,51 @@ async def log_ids(admin: AdminClient, topics: Sequence[str]) -> tuple[str, dict[
     return str(cluster.cluster_id), ids
 
 
-async def observe_logs(admin: AdminClient, group: str,
-                       partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], LogState]:
+async def observe_logs(admin: AdminClient, group: str, partitions: Sequence[tuple[str, int]],
+                       login: dict[str, Any]) -> dict[tuple[str, int], LogState]:
     """What the broker says of each (topic, partition) now: cluster and topic ids, the log's
-    start and end, and the group's committed offset. Retried a few times: a topic just
-    created has no leader for a moment."""
+    start and end (through `admin`), and the group's committed offset with the log its
+    commit names (through aiokafka, as `login`: `client_options`). Retried a few times: a
+    topic just created has no leader for a moment."""
     if not partitions:
         return {}
-    async for attempt in AsyncRetrying(retry=retry_if_exception_type(KafkaException),
+    async for attempt in AsyncRetrying(retry=retry_if_exception_type((KafkaException,
+                                                                      KafkaError)),
                                        stop=stop_after_attempt(3), reraise=True,
                                        wait=wait_exponential(multiplier=0.2, max=2)):
         with attempt:
-            return await _observe(admin, group, partitions)
+            return await _observe(admin, group, partitions, login)
     raise AssertionError("unreachable")  # AsyncRetrying re-raises the last failure
 
 
-async def _observe(admin: AdminClient, group: str,
-                   partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], LogState]:
+async def _observe(admin: AdminClient, group: str, partitions: Sequence[tuple[str, int]],
+                   login: dict[str, Any]) -> dict[tuple[str, int], LogState]:
     cluster_id, topic_ids = await log_ids(admin, [t for t, _ in partitions])
     wanted = [AdminPartition(t, p) for t, p in partitions]
     starts = await _offsets(admin, wanted, OffsetSpec.earliest())
     ends = await _offsets(admin, wanted, OffsetSpec.latest())
-    committed: dict[tuple[str, int], tuple[int, tuple[str, str] | None]] = {}
-    request = [ConsumerGroupTopicPartitions(group, wanted)]
-    for future in admin.list_consumer_group_offsets(
-            request, request_timeout=ADMIN_TIMEOUT_S).values():
-        answer: Any = await _result(future)
-        for tp in answer.topic_partitions:
-            if tp.error is None and tp.offset >= 0:  # negative: nothing committed
-                committed[(tp.topic, tp.partition)] = (tp.offset, committed_on(tp.metadata))
+    committed = await committed_offsets(login, group, partitions)
     return {(t, p): _log_state(cluster_id, topic_ids[t], starts[(t, p)], ends[(t, p)],
                                committed.get((t, p)))
             for t, p in partitions}
+
+
+async def committed_offsets(login: dict[str, Any], group: str,
+                            partitions: Sequence[tuple[str, int]]
+                            ) -> dict[tuple[str, int], tuple[int, tuple[str, str] | None]]:
+    """The group's committed offsets, each with the log its commit names (its metadata:
+    `positions.commit_metadata`). Read with aiokafka: confluent-kafka's admin (2.16) copies
+    an offset's metadata with `strdup` from a buffer librdkafka does not terminate, and
+    returns what follows it in memory or fails to decode it."""
+    client = AIOKafkaAdminClient(**login, request_timeout_ms=int(ADMIN_TIMEOUT_S * 1000))
+    await client.start()
+    try:
+        answer = await client.list_consumer_group_offsets(
+            group, partitions=[GroupPartition(t, p) for t, p in partitions])
+    finally:
+        await client.close()
+    return {(tp.topic, tp.partition): (o.offset, committed_on(o.metadata))
+            for tp, o in answer.items() if o.offset >= 0}  # -1: nothing committed
 
 
 def _log_state(cluster_id: str, topic_id: str, start: int, end: int,

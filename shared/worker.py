@@ -48,7 +48,7 @@ from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, w
 
 from shared import inbox, metrics, outbox
 from shared.db import TRANSIENT
-from shared.kafka import log_ids, make_admin, observe_logs
+from shared.kafka import client_options, log_ids, make_admin, observe_logs
 from shared.messages import InboundMessage
 from shared.outbox import OutboxRelay
 from shared.positions import LogState, commit_metadata, resolve_command
@@ -306,7 +306,8 @@ class StreamWorker:
         generation = self._generation
         partitions = sorted(self.unchecked)
         logs = await observe_logs(self.admin(), self.settings.group_id(self.service),
-                                  [(tp.topic, tp.partition) for tp in partitions])
+                                  [(tp.topic, tp.partition) for tp in partitions],
+                                  client_options(self.settings))
         by_name = {tp: (self._contract_name(tp.topic), tp.partition) for tp in partitions}
         async with self.pool.acquire() as conn, conn.transaction():
             checked = await inbox.reconcile_positions(

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from shared.db import create_pool
-from shared.kafka import admin_config, observe_logs
+from shared.kafka import admin_config, client_options, observe_logs
 from shared.settings import Settings
 from shared.topics import SERVICES
 from tests.integration.conftest import STACK
@@ -71,10 +71,15 @@ async def test_the_groups_offsets_catch_up_with_the_stored_positions(
                   for r in await db("registry").fetch(
                       "SELECT topic, partition, next_offset FROM consumed_positions"
                       " WHERE topic = 'credit.records.accepted'")}
-        logs = await observe_logs(admin, settings.group_id("registry"), sorted(stored))
-        # A partition never consumed has its start (0) stored and no group offset.
-        behind = {part: (at, logs[part].committed) for part, at in stored.items()
-                  if (logs[part].committed or 0) != at}
+        logs = await observe_logs(admin, settings.group_id("registry"), sorted(stored),
+                                  client_options(settings, **STACK.service_credentials("registry")))
+        # A partition never consumed has its start (0) stored and no group offset; each
+        # commit names the log it was counted on (shared/positions.py, commit_metadata).
+        behind = {part: (at, logs[part].committed, logs[part].committed_on)
+                  for part, at in stored.items()
+                  if (logs[part].committed or 0) != at or (at > 0 and logs[part].committed_on
+                                                           != (logs[part].cluster_id,
+                                                               logs[part].topic_id))}
         last.update(behind=behind)
         return not behind and any(at > 0 for at in stored.values())
 
@@ -82,5 +87,5 @@ async def test_the_groups_offsets_catch_up_with_the_stored_positions(
         await until(caught_up, "the registry's group offsets equal its stored positions",
                     timeout=30)
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; (stored, committed) where they differ: "
+        raise AssertionError(f"{exc}; (stored, committed, its log) where they differ: "
                              f"{last['behind']}") from None

@@ -266,7 +266,8 @@ async def test_an_offset_committed_on_another_log_is_not_taken_for_a_restored_da
     group = settings.group_id("registry")
 
     async def put_back() -> bool:
-        logs = await observe_logs(admin, group, [(name, gone), (name, here)])
+        logs = await observe_logs(admin, group, [(name, gone), (name, here)],
+                                  client_options(settings, **STACK.service_credentials("registry")))
         return all((logs[(name, p)].committed, logs[(name, p)].committed_on)
                    == (stored[p], (cluster, ids[name])) for p in (gone, here))
 
