@@ -203,8 +203,8 @@ async def committed_offsets(login: dict[str, Any], group: str,
     an offset's metadata with `strdup` from a buffer librdkafka does not terminate, and
     returns what follows it in memory or fails to decode it."""
     client = AIOKafkaAdminClient(**login, request_timeout_ms=int(ADMIN_TIMEOUT_S * 1000))
-    await client.start()
     try:
+        await client.start()
         answer = await client.list_consumer_group_offsets(
             group, partitions=[GroupPartition(t, p) for t, p in partitions])
     finally:
