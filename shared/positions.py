@@ -51,6 +51,11 @@ class LogState:
             return None
         return self.committed
 
+    @property
+    def committed_elsewhere(self) -> bool:
+        """The group's offset was committed on another log (`group_offset`)."""
+        return self.committed is not None and self.group_offset is None
+
 
 @dataclass(frozen=True)
 class StoredPosition:

@@ -51,7 +51,7 @@ from shared.db import TRANSIENT
 from shared.kafka import client_options, log_ids, make_admin, observe_logs
 from shared.messages import InboundMessage
 from shared.outbox import OutboxRelay
-from shared.positions import LogState, commit_metadata, resolve_command
+from shared.positions import commit_metadata, resolve_command
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -322,7 +322,7 @@ class StreamWorker:
             self.cluster_id = c.log.cluster_id
             self.topic_ids[tp.topic] = c.log.topic_id
             self._carry_out(tp, c)
-            if c.verdict.start is not None and (_counted_elsewhere(c.log) or (
+            if c.verdict.start is not None and (c.log.committed_elsewhere or (
                     c.verdict.start != c.log.committed and (
                         c.verdict.found or c.verdict.resolved))):
                 rewound[tp] = (c.verdict.start, self._counted_on(tp))
@@ -495,11 +495,6 @@ class StreamWorker:
         metrics.BATCH_SECONDS.labels(self.service).observe(self._last_batch_seconds)
         for topic, count in Counter(m.topic for m in messages).items():
             metrics.MESSAGES.labels(self.service, topic).inc(count)
-
-
-def _counted_elsewhere(log: LogState) -> bool:
-    """The group's offset was committed on another log (see `LogState.group_offset`)."""
-    return log.committed is not None and log.group_offset is None
 
 
 async def _nothing(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
