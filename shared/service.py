@@ -109,10 +109,11 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
                           relay=relay, idle=spec.idle)
     # Credentials have a consumer of their own: a backlog of records never delays a
     # revocation.
-    credentials_consumer = await _started(lambda: make_consumer(
-        settings, settings.group_id(spec.name) + "-credentials", ()))
+    credentials_group = settings.group_id(spec.name) + "-credentials"
+    credentials_consumer = await _started(lambda: make_consumer(settings, credentials_group, ()))
     credentials_worker = StreamWorker(settings, spec.name, pool, credentials_consumer,
-                                      [CREDENTIALS.name], credentials.apply, relay=relay)
+                                      [CREDENTIALS.name], credentials.apply, relay=relay,
+                                      group=credentials_group)
     probes = Probes(ctx, [consumer, credentials_consumer], [*topics, CREDENTIALS.name],
                     spec.gauges)
 

@@ -102,9 +102,11 @@ class StreamWorker:
     def __init__(self, settings: Settings, service: str, pool: asyncpg.Pool,
                  consumer: AIOKafkaConsumer, topics: Sequence[str], handler: BatchHandler,
                  admin: AdminClient | None = None, relay: OutboxRelay | None = None,
-                 idle: IdleMessage | None = None) -> None:
+                 idle: IdleMessage | None = None, group: str | None = None) -> None:
         self.settings = settings
         self.service = service
+        # The consumer's group, whose committed offsets the position check compares.
+        self.group = group or settings.group_id(service)
         self.pool = pool
         self.consumer = consumer
         self.topics = list(topics)
@@ -305,7 +307,7 @@ class StreamWorker:
     async def _reconcile(self) -> None:
         generation = self._generation
         partitions = sorted(self.unchecked)
-        logs = await observe_logs(self.admin(), self.settings.group_id(self.service),
+        logs = await observe_logs(self.admin(), self.group,
                                   [(tp.topic, tp.partition) for tp in partitions],
                                   client_options(self.settings))
         by_name = {tp: (self._contract_name(tp.topic), tp.partition) for tp in partitions}

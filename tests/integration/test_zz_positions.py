@@ -25,13 +25,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError
 from confluent_kafka.admin import AdminClient
 
-from deploy import stack
+from deploy import credentials, stack
 from deploy.brokers import LocalKafka
 from deploy.credentials import admin as kafka_admin
 from shared.db import TRANSIENT
 from shared.kafka import admin_config, client_options, log_ids, make_producer, observe_logs
 from shared.positions import commit_metadata
 from shared.settings import REPO_ROOT, Settings
+from shared.topics import CREDENTIALS
 from tests.integration import kit
 from tests.integration.conftest import ENV, STACK
 from tests.integration.helpers import enterprise, record
@@ -276,6 +277,38 @@ async def test_an_offset_committed_on_another_log_is_not_taken_for_a_restored_da
     later = _records(tag + "b", 6)
     await _send_all(settings, later)
     await _archived_and_listed(db, later, "after")
+
+
+async def test_the_credentials_consumer_is_checked_against_its_own_groups_offsets(
+        settings: Settings, services: dict[str, stack.ServiceProcess], db: Any) -> None:
+    """Credentials have a consumer group of their own (`<group>-credentials`); a database
+    restored behind it is found there, not against the records' group, which never read
+    the credentials."""
+    await credentials.issue(settings, "operator", "operator")  # one event at least
+    name, group = settings.topic(CREDENTIALS.name), settings.group_id("registry") + "-credentials"
+    admin = AdminClient(admin_config(settings, **STACK.service_credentials("registry")))
+    login = client_options(settings, **STACK.service_credentials("registry"))
+    at: dict[int, int] = {}
+
+    async def committed_as_stored() -> bool:
+        stored = await _stored_positions(db, "registry", CREDENTIALS.name)
+        logs = await observe_logs(admin, group, [(name, p) for p in stored], login)
+        at.update(stored)
+        return any(n > 0 for n in stored.values()) and all(
+            logs[(name, p)].committed == n for p, n in stored.items())
+
+    await _until(committed_as_stored, "the credentials group's offsets at the stored ones")
+    registry = services["registry"]
+    registry.stop()
+    since = await db("registry").fetchval("SELECT now()")
+    await db("registry").execute(  # as a database restored from before those credentials
+        "UPDATE consumed_positions SET next_offset = 0 WHERE topic = $1", CREDENTIALS.name)
+    registry.start(ENV)
+    await _ready({"registry": registry})
+    found = {(r["partition"], r["reason"]) for r in await db("registry").fetch(
+        "SELECT partition, reason FROM position_mismatches"
+        " WHERE topic = $1 AND detected_at >= $2", CREDENTIALS.name, since)}
+    assert found == {(p, "database_behind") for p, n in at.items() if n > 0}
 
 
 async def test_kafka_data_replaced_under_live_databases_skips_nothing(
