@@ -3,8 +3,11 @@ through (services, the supervisor, Kafka nodes)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+import signal
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -70,3 +73,20 @@ def has_environment(pid: int, name: str, value: str) -> bool:
     except OSError:
         return False
     return f"{name}={value}".encode() in environ
+
+
+def end(pids: Sequence[int], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    """Send `sig` to the processes, give them `timeout` seconds to go, then SIGKILL those
+    left and wait until they are gone."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.1)
+    for pid in pids:
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    while any(alive(p) for p in pids):
+        time.sleep(0.05)

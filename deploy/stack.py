@@ -31,7 +31,7 @@ from deploy import credentials, secrets
 from deploy.brokers import LocalKafka
 from deploy.credentials import admin
 from deploy.kafka_admin import KafkaAdmin
-from deploy.pids import alive, has_environment, running, still_running, this_process
+from deploy.pids import alive, end, has_environment, running, still_running, this_process
 from shared import clock, inbox
 from shared.access import Principal, username
 from shared.catalogue import load_catalogue
@@ -283,16 +283,8 @@ class ServiceProcess:
 
     def _end(self, sig: int, timeout: float) -> None:
         pid = self.pid()
-        if pid is None:
-            return
-        os.kill(pid, sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and alive(pid):
-            time.sleep(0.1)
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
-            while alive(pid):
-                time.sleep(0.05)
+        if pid is not None:
+            end([pid], sig, timeout)
 
     def kill(self) -> None:
         """SIGKILL: the crash the services must survive. It stays wanted, as after a real
@@ -634,16 +626,7 @@ def _end_run(folder: Path) -> bool:
             pid = int(pid_file.read_text())
             if alive(pid) and has_environment(pid, "XINYONG_TOPIC_NAMESPACE", namespace):
                 pids.append(pid)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in pids:
-        if alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    end(pids, signal.SIGTERM, timeout=10)
     return bool(pids)
 
 
