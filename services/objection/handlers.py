@@ -8,7 +8,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -357,15 +357,7 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
     key = purge.erasure_key(ctx.settings)
 
     async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
-        accepted = [m for m in messages if m.topic == RECORDS_ACCEPTED.name]
-        if accepted:
-            await remember_accepted(conn, accepted, ctx.catalogue, key)
-        snapshots = [m for m in messages if m.topic == SUBJECTS_CHANGED.name]
-        if snapshots:
-            await remember_snapshots(conn, snapshots, key)
-        entries = [m for m in messages if m.topic == LISTS_CHANGED.name]
-        if entries:
-            await remember_entries(conn, entries, key)
+        await remember(conn, messages, ctx.catalogue, key)
         own = (RECORDS_ACCEPTED.name, SUBJECTS_CHANGED.name, LISTS_CHANGED.name)
         decisions, dead = parse_decisions([m for m in messages if m.topic not in own])
         decisions = await _not_erased(conn, key, decisions)
@@ -380,32 +372,91 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
     return handle
 
 
-async def remember_accepted(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
-                            catalogue: Catalogue | None = None,
-                            erasure_key: bytes | None = None) -> None:
-    """Keep the projection of the accepted records that objections are checked against (and,
-    given the catalogue, when each is erased); a record the ledger says was erased is not
-    taken back (a replay of the topic)."""
-    events, dead = [], []
-    for m in messages:
-        try:
-            events.append(read_event_as(m, RECORDS_ACCEPTED, AcceptedReading))
-        except ValueError as exc:
-            dead.append(outbox.dead_letter("objection", m, f"unreadable event: {exc}"))
-    fresh = await inbox.only_first_seen(conn, events, lambda e: e)
-    known = domain.latest_known((e.data for e in fresh), catalogue)
-    keys = [(k.department, k.record_id) for k in known]
-    await store.lock_known_records(conn, keys)
+@dataclass
+class Projected:
+    """What a batch says of the records objections are judged on, read before anything is
+    locked: the accepted records new to this service, the registry's facts of each record
+    (the latest of the batch), the repairs its snapshots show done, the list entries."""
+
+    known: list[domain.KnownRecord] = field(default_factory=list)
+    facts: dict[tuple[str, str], domain.RecordFacts] = field(default_factory=dict)
+    repaired: set[str] = field(default_factory=set)
+    entries: list[CloudEvent[ListReading]] = field(default_factory=list)
+    dead: list[OutboundEvent] = field(default_factory=list)
+
+    def records(self) -> set[tuple[str, str]]:
+        """Every record the batch writes about, as (department, record_id)."""
+        return ({(k.department, k.record_id) for k in self.known} | set(self.facts)
+                | {(b.department, b.record_id) for e in self.entries for b in e.data.basis})
+
+
+async def remember(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
+                   catalogue: Catalogue | None = None,
+                   erasure_key: bytes | None = None) -> None:
+    """Keep this service's projections of the batch's accepted records
+    (credit.records.accepted), snapshots (credit.subjects.changed) and list entries
+    (credit.lists.changed); other messages are passed over. Given the catalogue, each
+    accepted record's erasure is scheduled.
+
+    The rows of every record the batch is about are locked once, in key order, before the
+    erasure ledger is read: an erasure takes a subject's rows in that order
+    (`store.lock_known_of_subject`), so the two cannot deadlock, and the ledger read after
+    the wait has the erasure. A record the ledger says was erased is not taken back (a
+    replay of a topic)."""
+    batch = await project(conn, messages, catalogue)
+    records = batch.records()
+    await store.lock_known_records(conn, records)
     erased = await purge.erased_records(
-        conn, erasure_key or purge.erasure_key(get_settings()), keys)
-    if erased:
-        metrics.ERASED_DROPPED.labels("objection").inc(len(erased))
-        known = [k for k in known if (k.department, k.record_id) not in erased]
+        conn, erasure_key or purge.erasure_key(get_settings()), records)
+    known = [k for k in batch.known if (k.department, k.record_id) not in erased]
+    if len(known) < len(batch.known):
+        metrics.ERASED_DROPPED.labels("objection").inc(len(batch.known) - len(known))
     await store.remember_records(conn, known)
     if catalogue is not None:
         await purge.schedule(conn, [(k.department, k.record_id, k.subject.key, k.purge_on)
                                     for k in known if not k.withdrawn])
-    await outbox.enqueue(conn, dead)
+    # No event-id record for snapshots: applied again, one changes nothing (the facts'
+    # upsert keeps the higher revision and version, a repair is marked passed on once).
+    await store.remember_facts(conn, [f for k, f in batch.facts.items() if k not in erased])
+    passed = await store.repairs_passed_on(conn, sorted(batch.repaired))
+    # An entry whose every basis record was erased is not kept (its exit, or a replay, may
+    # arrive after the erasure).
+    gone = {e.data.entry_id for e in batch.entries if e.data.basis
+            and all((b.department, b.record_id) in erased for b in e.data.basis)}
+    await store.remember_entries(conn, [(e.data.entry_id, e.data.list, e.data.subject.key)
+                                        for e in batch.entries if e.data.entry_id not in gone])
+    await store.forget_entries(conn, sorted(gone))
+    await outbox.enqueue(conn, [*batch.dead, *await request_events(conn, passed)])
+
+
+async def project(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
+                  catalogue: Catalogue | None) -> Projected:
+    """Read the batch's events of the three topics (`Projected`); an unreadable one becomes
+    a dead letter. Accepted records seen before (their event ids) are left out."""
+    batch = Projected()
+    accepted: list[CloudEvent[AcceptedReading]] = []
+    for m in messages:
+        try:
+            if m.topic == RECORDS_ACCEPTED.name:
+                accepted.append(read_event_as(m, RECORDS_ACCEPTED, AcceptedReading))
+            elif m.topic == SUBJECTS_CHANGED.name:
+                _take_facts(batch, read_event_as(m, SUBJECTS_CHANGED, SnapshotReading).data)
+            elif m.topic == LISTS_CHANGED.name:
+                batch.entries.append(read_event_as(m, LISTS_CHANGED, ListReading))
+        except ValueError as exc:
+            batch.dead.append(outbox.dead_letter("objection", m, f"unreadable event: {exc}"))
+    fresh = await inbox.only_first_seen(conn, accepted, lambda e: e) if accepted else []
+    batch.known = domain.latest_known((e.data for e in fresh), catalogue)
+    return batch
+
+
+def _take_facts(batch: Projected, snapshot: SnapshotReading) -> None:
+    for f in domain.facts_of(snapshot):
+        kept = batch.facts.get((f.department, f.record_id))
+        if kept is None or (f.revision, f.version) > (kept.revision, kept.version):
+            batch.facts[(f.department, f.record_id)] = f
+    batch.repaired.update(r.repair.objection_id for r in domain.repaired_in(snapshot)
+                          if r.repair is not None and is_uuid(r.repair.objection_id))
 
 
 def needs_no_work(message: InboundMessage) -> bool:
@@ -419,59 +470,6 @@ _DECIDED = OBJECTION_DECIDED.encode()
 
 def _may_be_a_decision(message: InboundMessage) -> bool:
     return _DECIDED in message.value
-
-
-async def remember_snapshots(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
-                             erasure_key: bytes | None = None) -> None:
-    """Keep what the registry says of each record (a repair request is judged on it), and
-    mark granted repairs whose result the registry now shows (passed on). A snapshot
-    replayed from before an erasure brings no erased record back."""
-    events, dead = [], []
-    for m in messages:
-        try:
-            events.append(read_event_as(m, SUBJECTS_CHANGED, SnapshotReading))
-        except ValueError as exc:
-            dead.append(outbox.dead_letter("objection", m, f"unreadable event: {exc}"))
-    # No event-id record: a snapshot applied again changes nothing (the facts' upsert keeps
-    # the higher revision and version, a repair is marked passed on once).
-    best: dict[tuple[str, str], domain.RecordFacts] = {}
-    repaired: set[str] = set()
-    for e in events:
-        for f in domain.facts_of(e.data):
-            kept = best.get((f.department, f.record_id))
-            if kept is None or (f.revision, f.version) > (kept.revision, kept.version):
-                best[(f.department, f.record_id)] = f
-        repaired.update(r.repair.objection_id for r in domain.repaired_in(e.data)
-                        if r.repair is not None and is_uuid(r.repair.objection_id))
-    await store.lock_known_records(conn, best)
-    erased = await purge.erased_records(
-        conn, erasure_key or purge.erasure_key(get_settings()), set(best))
-    await store.remember_facts(conn, [f for k, f in best.items() if k not in erased])
-    passed = await store.repairs_passed_on(conn, sorted(repaired))
-    await outbox.enqueue(conn, [*dead, *await request_events(conn, passed)])
-
-
-async def remember_entries(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
-                           erasure_key: bytes | None = None) -> None:
-    """Keep the list entries a complaint may name (credit.lists.changed). An entry whose
-    every basis record was erased is not kept (its exit, or a replay, may arrive after the
-    erasure)."""
-    events, dead = [], []
-    for m in messages:
-        try:
-            events.append(read_event_as(m, LISTS_CHANGED, ListReading))
-        except ValueError as exc:
-            dead.append(outbox.dead_letter("objection", m, f"unreadable event: {exc}"))
-    basis = {(b.department, b.record_id) for e in events for b in e.data.basis}
-    await store.lock_known_records(conn, basis)
-    erased = await purge.erased_records(
-        conn, erasure_key or purge.erasure_key(get_settings()), basis)
-    gone = {e.data.entry_id for e in events if e.data.basis
-            and all((b.department, b.record_id) in erased for b in e.data.basis)}
-    await store.remember_entries(conn, [(e.data.entry_id, e.data.list, e.data.subject.key)
-                                        for e in events if e.data.entry_id not in gone])
-    await store.forget_entries(conn, sorted(gone))
-    await outbox.enqueue(conn, dead)
 
 
 # --- the subject's own view: each request as it stands (credit.requests.changed) ---------

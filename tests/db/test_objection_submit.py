@@ -66,14 +66,14 @@ async def nothing_taken(conn: asyncpg.Connection) -> bool:
 async def test_the_projection_keeps_the_highest_revision_and_marks_withdrawals(
         tx: OpenTransaction) -> None:
     conn = await tx("objection")
-    await handlers.remember_accepted(conn, [accepted_message("P-1", FIRM_A, 2)])
-    await handlers.remember_accepted(conn, [accepted_message("P-1", FIRM_B, 1)])  # late, lower
+    await handlers.remember(conn, [accepted_message("P-1", FIRM_A, 2)])
+    await handlers.remember(conn, [accepted_message("P-1", FIRM_B, 1)])  # late, lower
     row = await conn.fetchrow("SELECT * FROM known_records WHERE record_id = 'P-1'")
     assert (row["subject_id"], row["revision"], row["withdrawn"]) == (FIRM_A, 2, False)
     assert row["catalogue_item"] == "amr.admin_penalty"
 
-    await handlers.remember_accepted(conn, [accepted_message("P-1", FIRM_A, 3,
-                                                             action="withdraw")])
+    await handlers.remember(conn, [accepted_message("P-1", FIRM_A, 3,
+                                                    action="withdraw")])
     row = await conn.fetchrow("SELECT * FROM known_records WHERE record_id = 'P-1'")
     assert (row["revision"], row["withdrawn"], row["catalogue_item"]) == (
         3, True, "amr.admin_penalty")
@@ -83,11 +83,11 @@ async def test_an_event_applied_twice_applies_once_and_unreadable_ones_are_dead_
         tx: OpenTransaction) -> None:
     conn = await tx("objection")
     first = accepted_message("P-2", FIRM_A, 1)
-    await handlers.remember_accepted(conn, [first])
+    await handlers.remember(conn, [first])
     await conn.execute("UPDATE known_records SET revision = 0 WHERE record_id = 'P-2'")
     broken = InboundMessage(topic=RECORDS_ACCEPTED.name, partition=0, offset=10_000,
                             key=None, value=b"{not json", timestamp_ms=0)
-    await handlers.remember_accepted(conn, [first, broken])
+    await handlers.remember(conn, [first, broken])
     # The same event again changed nothing, though its revision is now the higher one.
     assert await conn.fetchval(
         "SELECT revision FROM known_records WHERE record_id = 'P-2'") == 0
@@ -105,7 +105,7 @@ async def test_an_objection_about_a_known_record_names_its_real_subject_and_revi
     # Stored as a department sent it before identifiers were normalized (lower-case x).
     assert PERSON.endswith("X")
     stored_id = PERSON[:-1] + "x"
-    await handlers.remember_accepted(conn, [
+    await handlers.remember(conn, [
         accepted_message("S-1", stored_id, 4, subject_type="individual")])
     created = await submit(conn, catalogue, request(
         "S-1", "".join(chr(ord(c) + 0xFEE0) for c in PERSON), subject_type="individual"))
@@ -127,7 +127,7 @@ async def test_an_objection_about_a_known_record_names_its_real_subject_and_revi
 async def test_an_unknown_record_is_refused_and_nothing_is_stored(
         tx: OpenTransaction, catalogue: Catalogue) -> None:
     conn = await tx("objection")
-    await handlers.remember_accepted(conn, [accepted_message("U-1", FIRM_A)])
+    await handlers.remember(conn, [accepted_message("U-1", FIRM_A)])
     for req in (request("U-2"), request("U-1", department="tax")):
         problem = await refused(conn, catalogue, req)
         assert (problem.status, problem.code) == (422, "record_not_found")
@@ -139,7 +139,7 @@ async def test_an_unknown_record_is_refused_and_nothing_is_stored(
 async def test_a_record_of_another_subject_is_refused_and_nothing_is_stored(
         tx: OpenTransaction, catalogue: Catalogue) -> None:
     conn = await tx("objection")
-    await handlers.remember_accepted(conn, [accepted_message("M-1", FIRM_A)])
+    await handlers.remember(conn, [accepted_message("M-1", FIRM_A)])
     problem = await refused(conn, catalogue, request("M-1", FIRM_B))
     assert (problem.status, problem.code) == (422, "record_subject_mismatch")
     assert [(e["field"], e["code"]) for e in problem.errors or []] == [
@@ -151,9 +151,9 @@ async def test_a_record_of_another_subject_is_refused_and_nothing_is_stored(
 async def test_a_withdrawn_record_is_not_found(tx: OpenTransaction,
                                                catalogue: Catalogue) -> None:
     conn = await tx("objection")
-    await handlers.remember_accepted(conn, [accepted_message("W-1", FIRM_A, 1),
-                                            accepted_message("W-1", FIRM_A, 2,
-                                                             action="withdraw")])
+    await handlers.remember(conn, [accepted_message("W-1", FIRM_A, 1),
+                                   accepted_message("W-1", FIRM_A, 2,
+                                                    action="withdraw")])
     problem = await refused(conn, catalogue, request("W-1"))
     assert (problem.status, problem.code) == (422, "record_not_found")
     assert await nothing_taken(conn)
@@ -162,7 +162,7 @@ async def test_a_withdrawn_record_is_not_found(tx: OpenTransaction,
 async def test_one_open_objection_per_record_and_requester(
         tx: OpenTransaction, catalogue: Catalogue) -> None:
     conn = await tx("objection")
-    await handlers.remember_accepted(conn, [accepted_message("D-1", FIRM_A)])
+    await handlers.remember(conn, [accepted_message("D-1", FIRM_A)])
     first = await submit(conn, catalogue, request("D-1", contact="138 0000 0000"))
     events = len(await outbox_events(conn))
 
@@ -174,7 +174,7 @@ async def test_one_open_objection_per_record_and_requester(
 
     # Another requester, or a repair request by the same one, is a request of its own.
     await submit(conn, catalogue, request("D-1", contact="13900000000"))
-    await handlers.remember_snapshots(conn, [snapshot_message(FIRM_A, archived("D-1"))])
+    await handlers.remember(conn, [snapshot_message(FIRM_A, archived("D-1"))])
     repair = RepairRequest.model_validate({
         **request("D-1", contact="138 0000 0000").model_dump(mode="json"),
         "commitment": {"text_version": "2026-04", "signer_name": "张三",
@@ -193,7 +193,7 @@ async def test_one_open_objection_per_record_and_requester(
 async def test_too_many_requests_from_one_client_are_refused_failures_included(
         tx: OpenTransaction, catalogue: Catalogue) -> None:
     conn = await tx("objection")
-    await handlers.remember_accepted(conn, [accepted_message("R-1", FIRM_A)])
+    await handlers.remember(conn, [accepted_message("R-1", FIRM_A)])
     limits = handlers.Limits(domain.Rate(3, 3600), domain.Rate(1000, 3600))
     for _ in range(2):  # probing record ids counts
         problem = await refused(conn, catalogue, request("NO-SUCH"), limits=limits)
@@ -211,8 +211,8 @@ async def test_too_many_requests_from_one_client_are_refused_failures_included(
 async def test_too_many_requests_about_one_record_are_refused(
         tx: OpenTransaction, catalogue: Catalogue) -> None:
     conn = await tx("objection")
-    await handlers.remember_accepted(conn, [accepted_message("R-2", FIRM_A),
-                                            accepted_message("R-3", FIRM_A)])
+    await handlers.remember(conn, [accepted_message("R-2", FIRM_A),
+                                   accepted_message("R-3", FIRM_A)])
     limits = handlers.Limits(domain.Rate(1000, 3600), domain.Rate(2, 60))
     # Requests that do not name the record's subject do not use up its budget...
     for _ in range(3):
@@ -232,7 +232,7 @@ async def test_too_many_requests_about_one_record_are_refused(
 async def test_an_upheld_withdrawal_closes_the_record_to_new_objections(
         tx: OpenTransaction, catalogue: Catalogue) -> None:
     conn = await tx("objection")
-    await handlers.remember_accepted(conn, [accepted_message("X-1", FIRM_A)])
+    await handlers.remember(conn, [accepted_message("X-1", FIRM_A)])
     created = await submit(conn, catalogue, request("X-1"))
     await handlers.decide(conn, "amr", ObjectionDecision(
         objection_id=created.objection_id, decision="upheld", reason="撤销", withdraw=True))
@@ -243,10 +243,10 @@ async def test_an_upheld_withdrawal_closes_the_record_to_new_objections(
 async def test_a_decision_names_the_records_subject_as_it_now_is(
         tx: OpenTransaction, catalogue: Catalogue) -> None:
     conn = await tx("objection")
-    await handlers.remember_accepted(conn, [accepted_message("V-1", FIRM_A)])
+    await handlers.remember(conn, [accepted_message("V-1", FIRM_A)])
     created = await submit(conn, catalogue, request("V-1"))
     # The department corrects the record's subject (a new revision, through ingest).
-    await handlers.remember_accepted(conn, [accepted_message("V-1", FIRM_B, 2)])
+    await handlers.remember(conn, [accepted_message("V-1", FIRM_B, 2)])
     await conn.execute("DELETE FROM outbox")
     await handlers.decide(conn, "amr", ObjectionDecision(
         objection_id=created.objection_id, decision="rejected", reason="无误"))

@@ -342,15 +342,14 @@ async def test_a_record_redelivered_to_objection_during_its_erasure_stays_erased
 
     async def again(batch: asyncpg.Connection) -> None:
         if redelivered == "snapshot":
-            await objection.remember_snapshots(batch, [snapshot_of(2)], KEY)
+            await objection.remember(batch, [snapshot_of(2)], erasure_key=KEY)
         else:
-            await objection.remember_accepted(batch, [accepted(pid, record_id, 7)], catalogue,
-                                              KEY)
+            await objection.remember(batch, [accepted(pid, record_id, 7)], catalogue, KEY)
 
     async with pool.acquire() as conn:
         async with conn.transaction():
-            await objection.remember_accepted(conn, [accepted(pid, record_id)], catalogue, KEY)
-            await objection.remember_snapshots(conn, [snapshot_of(1)], KEY)
+            await objection.remember(conn, [accepted(pid, record_id)], catalogue, KEY)
+            await objection.remember(conn, [snapshot_of(1)], erasure_key=KEY)
     copies = {"known_records": "subject_id", "record_facts": "subject_key",
               "purge_schedule": "subject_key"}
     try:
@@ -361,6 +360,66 @@ async def test_a_record_redelivered_to_objection_during_its_erasure_stays_erased
         async with pool.acquire() as conn:
             await _clear(conn, pid, copies, [purge.record_reference(KEY, "hrss", record_id),
                                              purge.subject_reference(KEY, key)])
+
+
+async def test_a_batch_about_two_records_of_a_subject_cannot_deadlock_with_its_erasure(
+        pools: dict[str, asyncpg.Pool], catalogue: Catalogue) -> None:
+    """Objection locks the rows of every record a batch is about at once, in the order an
+    erasure takes a subject's rows (`lock_known_of_subject`). Locked per topic, an accepted
+    record about the second record was locked before a snapshot's first: an erasure that
+    took the first row in between waited for the second, the batch for the first, and
+    PostgreSQL aborted one of them. A third connection holds the second record's erasure
+    schedule, which the batch writes between the two, to make that order certain.
+    Committed rows, three connections."""
+    pool = pools["objection"]
+    pid, key = person()
+    tag = uuid.uuid4().hex[:8]
+    first, second = f"W-{tag}-a", f"W-{tag}-b"
+
+    def waits(conn: asyncpg.Connection, what: str) -> Awaitable[None]:
+        return kit.until(lambda: pool.fetchval(
+            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+            conn.get_server_pid()), what, timeout=10, interval=0.05)
+
+    async with pool.acquire() as conn, conn.transaction():
+        await objection.remember(conn, [accepted(pid, first), accepted(pid, second)],
+                                 catalogue, KEY)
+    batch_messages = [accepted(pid, second), snapshot_message(pid, *(builders.archived(
+        r, department="hrss", item="hrss.wage_arrears", decided_on=DECIDED)
+        for r in (first, second)), subject_type="individual")]
+    copies = {"known_records": "subject_id", "record_facts": "subject_key",
+              "purge_schedule": "subject_key"}
+    try:
+        async with pool.acquire() as holder, pool.acquire() as batch, \
+                pool.acquire() as sweep:
+            holding = holder.transaction()
+            await holding.start()
+            await holder.execute("SELECT 1 FROM purge_schedule WHERE department = 'hrss'"
+                                 " AND record_id = $1 FOR UPDATE", second)
+
+            async def applied() -> None:
+                async with batch.transaction():
+                    await objection.remember(batch, batch_messages, catalogue, KEY)
+
+            async def erasing() -> None:
+                async with sweep.transaction():
+                    await objection_store.lock_known_of_subject(sweep, key)
+
+            applying = asyncio.create_task(applied())
+            await waits(batch, "the batch waits at the erasure schedule")
+            erased = asyncio.create_task(erasing())
+            await waits(sweep, "the erasure waits for the batch")
+            await holding.commit()
+            outcomes = await asyncio.wait_for(
+                asyncio.gather(applying, erased, return_exceptions=True), 30)
+            # A side aborted by a deadlock: DeadlockDetectedError.
+            assert [o for o in outcomes if o is not None] == []
+        async with pool.acquire() as conn:
+            assert await conn.fetchval(
+                "SELECT count(*) FROM record_facts WHERE subject_key = $1", key) == 2
+    finally:
+        async with pool.acquire() as conn:
+            await _clear(conn, pid, copies, [])
 
 
 async def test_a_decision_sent_during_its_objections_erasure_is_dropped(
@@ -375,7 +434,7 @@ async def test_a_decision_sent_during_its_objections_erasure_is_dropped(
     record_id, objection_id = f"W-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
     async with pool.acquire() as conn:
         async with conn.transaction():
-            await objection.remember_accepted(conn, [accepted(pid, record_id)], catalogue, KEY)
+            await objection.remember(conn, [accepted(pid, record_id)], catalogue, KEY)
             known = await objection_store.known_record(conn, "hrss", record_id)
             assert known is not None
             assert await objection_store.create(
@@ -528,7 +587,7 @@ async def test_the_objection_service_erases_objections_timelines_and_its_copy(
         context_of: Callable[[str], ServiceContext]) -> None:
     conn = await tx("objection")
     pid, key = person()
-    await objection.remember_accepted(conn, [accepted(pid, "W-1")], catalogue, KEY)
+    await objection.remember(conn, [accepted(pid, "W-1")], catalogue, KEY)
     assert await conn.fetchval("SELECT purge_on FROM purge_schedule WHERE record_id = 'W-1'") \
         == ERASE_ON
     objection_id = str(uuid.uuid4())
@@ -549,7 +608,7 @@ async def test_the_objection_service_erases_objections_timelines_and_its_copy(
     assert await purge.erased_references(
         conn, [purge.objection_reference(service_key, objection_id)])
     # A replay of the accepted record does not bring the copy back.
-    await objection.remember_accepted(conn, [accepted(pid, "W-1", 5)], catalogue, KEY)
+    await objection.remember(conn, [accepted(pid, "W-1", 5)], catalogue, KEY)
     assert await objection_store.known_record(conn, "hrss", "W-1") is None
 
 

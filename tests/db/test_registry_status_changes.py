@@ -105,7 +105,7 @@ async def test_the_objection_projection_is_backfilled_from_the_archive(
         accepted_message("B-3", FIRM_A, 2, action="withdraw"),
         accepted_message("B-4", FIRM_A)])
     target = await tx("objection")
-    await objection.remember_accepted(target, [accepted_message("B-4", FIRM_B, 5)])
+    await objection.remember(target, [accepted_message("B-4", FIRM_B, 5)])
 
     assert await backfill.backfill(registry, target) == 4
     rows = {r["record_id"]: (r["subject_id"], r["revision"], r["withdrawn"])

@@ -53,9 +53,8 @@ async def outbox(conn: asyncpg.Connection, topic: str) -> list[dict[str, Any]]:
 
 async def known(conn: asyncpg.Connection, record_id: str, **facts: Any) -> None:
     """The record as ingest accepted it and as the registry's snapshot shows it."""
-    await objection.remember_accepted(conn, [accepted_message(record_id, FIRM_A)])
-    await objection.remember_snapshots(conn, [snapshot_message(FIRM_A,
-                                                               archived(record_id, **facts))])
+    await objection.remember(conn, [accepted_message(record_id, FIRM_A)])
+    await objection.remember(conn, [snapshot_message(FIRM_A, archived(record_id, **facts))])
 
 
 # --- repair ------------------------------------------------------------------------------
@@ -102,7 +101,7 @@ async def test_a_granted_repair_carries_its_commitment_and_is_passed_on(
     repaired = archived("G-1", status="repaired", repair={
         "objection_id": created.objection_id, "granted_on": today.isoformat(),
         "commitment": status["commitment"]})
-    await objection.remember_snapshots(conn, [snapshot_message(FIRM_A, repaired, version=2)])
+    await objection.remember(conn, [snapshot_message(FIRM_A, repaired, version=2)])
     steps = [r["status"] for r in await conn.fetch(
         "SELECT status FROM objection_events WHERE objection_id = $1::uuid ORDER BY id",
         created.objection_id)]
@@ -141,9 +140,9 @@ def list_change(entry_id: str, subject_id: str) -> InboundMessage:
 async def test_complaints_are_routed_to_whom_they_concern(
         tx: OpenTransaction, catalogue: Catalogue) -> None:
     conn = await tx("objection")
-    await objection.remember_accepted(conn, [accepted_message("C-1", FIRM_A)])
+    await objection.remember(conn, [accepted_message("C-1", FIRM_A)])
     entry_id = "0b8f4a5e-2f7e-4d7c-9d63-5c1d2a3b4c5d"
-    await objection.remember_entries(conn, [list_change(entry_id, FIRM_A)])
+    await objection.remember(conn, [list_change(entry_id, FIRM_A)])
 
     record = {"kind": "record", "subject": {"type": "enterprise", "id": FIRM_A},
               "record": {"department": "amr", "record_id": "C-1"}}
