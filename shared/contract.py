@@ -186,6 +186,16 @@ class AcceptedRecord(_Open):
     accepted_at: datetime
 
 
+class DecisionReceived(_Open):
+    """A department's objection decision as it arrived on its inbound topic: ingest ->
+    objection on credit.decisions.received. `department` is the inbound topic's, whose ACL
+    only that department may write, not a claim of the event; `sent` is the event as the
+    department sent it (cn.zhuhai.credit.objection.decided.v1), validated by objection."""
+
+    department: str
+    sent: dict[str, Any]
+
+
 RecordChange = Literal["flag", "unflag", "withdraw", "repair"]
 
 

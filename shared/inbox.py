@@ -45,12 +45,11 @@ async def unapplied(conn: asyncpg.Connection,
 
 
 async def advance(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
-                  positions: Mapping[tuple[str, int], int] | None = None,
                   outbox_ids: Sequence[int] = ()) -> set[int]:
-    """Store the next offset after the messages (and the `positions` given, next offsets
-    by (topic, partition)); never moves a position back. In the same statement, returns
-    which of `outbox_ids` are in the outbox (a savepoint rolled back takes its rows away)."""
-    following: dict[tuple[str, int], int] = dict(positions or {})
+    """Store the next offset after the messages; never moves a position back. In the same
+    statement, returns which of `outbox_ids` are in the outbox (a savepoint rolled back
+    takes its rows away)."""
+    following: dict[tuple[str, int], int] = {}
     for m in messages:
         k = (m.topic, m.partition)
         following[k] = max(following.get(k, 0), m.offset + 1)

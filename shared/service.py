@@ -39,7 +39,7 @@ from shared.outbox import OutboxRelay
 from shared.probes import Gauge, Probes, record_start
 from shared.settings import Settings, get_settings
 from shared.topics import CREDENTIALS
-from shared.worker import BatchHandler, IdleMessage, StreamWorker
+from shared.worker import BatchHandler, StreamWorker
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,6 @@ class ServiceSpec:
     # The service's own gauges, refreshed with the probes (e.g. notices past their deadline).
     gauges: Sequence[Gauge] = field(default_factory=tuple)
     # Messages the handler does nothing with: a batch of only those costs no transaction.
-    idle: IdleMessage | None = None
 
 
 async def housekeeping(ctx: ServiceContext) -> None:
@@ -106,7 +105,7 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     relay = OutboxRelay(settings, spec.name, producer)
     consumer = await _started(lambda: make_consumer(settings, settings.group_id(spec.name), ()))
     worker = StreamWorker(settings, spec.name, pool, consumer, topics, spec.handler(ctx),
-                          relay=relay, idle=spec.idle)
+                          relay=relay)
     # Credentials have a consumer of their own: a backlog of records never delays a
     # revocation.
     credentials_group = settings.group_id(spec.name) + "-credentials"

@@ -89,10 +89,6 @@ class Settings(BaseSettings):
     batch_linger_ms: int = 25
     batch_linger_records: int = 200
     outbox_batch: int = 2000
-    # A batch that needs no work (objection's share of the departments' submissions) costs
-    # no transaction: its positions are stored with the next batch that does, or after this
-    # long (a replay of such messages after a crash is harmless).
-    deferred_positions_seconds: float = 5.0
     # How often a stream worker commits its consumer group's offsets (the database holds the
     # positions it resumes from; the group's offsets trail them by at most this long).
     offset_commit_seconds: float = 1.0

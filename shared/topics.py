@@ -115,6 +115,12 @@ DECISIONS = TopicFamily("credit.inbound", OBJECTION_DECIDED, c.ObjectionDecision
 # Internal: each has one writer.
 RECORDS_ACCEPTED = Topic("credit.records.accepted", "cn.zhuhai.credit.record.accepted.v1",
                          c.AcceptedRecord, 6, False, "xinyong/ingest", WEEK)
+# The departments' objection decisions, passed on by ingest, which reads their inbound
+# topics: objection reads this instead of every department's submissions. Keyed as the
+# department keyed the decision (its subject), so one subject's decisions keep their order.
+DECISIONS_RECEIVED = Topic("credit.decisions.received",
+                           "cn.zhuhai.credit.objection.decision-received.v1",
+                           c.DecisionReceived, 3, False, "xinyong/ingest", WEEK)
 RECORDS_STATUS = Topic("credit.records.status", "cn.zhuhai.credit.record.status.v1",
                        c.RecordStatusChanged, 6, False, "xinyong/objection", WEEK)
 SUBJECTS_CHANGED = Topic("credit.subjects.changed", "cn.zhuhai.credit.subject.changed.v1",
@@ -170,8 +176,8 @@ SERVICES = ("ingest", "registry", "publisher", "objection", "stats")
 # Stream processors without a database (faust): their own principal, dead letters.
 STREAM_APPS = ("stats-windows",)
 FAMILIES = (INBOUND, FEEDBACK, OBJECTIONS, NOTICES, NOTICE_FEEDBACK)
-SINGLE_TOPICS = (RECORDS_ACCEPTED, RECORDS_STATUS, SUBJECTS_CHANGED, LISTS_CHANGED,
-                 COMMITMENTS_SIGNED,
+SINGLE_TOPICS = (RECORDS_ACCEPTED, DECISIONS_RECEIVED, RECORDS_STATUS, SUBJECTS_CHANGED,
+                 LISTS_CHANGED, COMMITMENTS_SIGNED,
                  SUBJECTS_NOTIFIED, REQUESTS_CHANGED, CREDENTIALS, OBJECTIONS_CLOSED,
                  STATS_DELTAS, STATS_WINDOWS, STATS_WARNINGS, STATS_WINDOWS_CHANGELOG)
 

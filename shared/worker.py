@@ -17,9 +17,7 @@ A lost database connection is not the message's fault: the worker waits and retr
 same batch.
 
 Once a batch's transaction has committed, the outbox rows it wrote go to the relay, which
-sends them from memory at once (shared/outbox.py). A batch whose every message needs no work
-(`idle`: objection's share of the departments' submissions) costs no transaction: its
-positions are stored with the next batch that does, or within `deferred_positions_seconds`.
+sends them from memory at once (shared/outbox.py).
 """
 
 from __future__ import annotations
@@ -58,8 +56,6 @@ log = logging.getLogger(__name__)
 _AUTHORIZATION_RETRY_S = 5.0
 
 BatchHandler = Callable[[asyncpg.Connection, Sequence[InboundMessage]], Awaitable[None]]
-# True for a message the handler would do nothing with (and would store nothing for).
-IdleMessage = Callable[[InboundMessage], bool]
 
 
 
@@ -102,7 +98,7 @@ class StreamWorker:
     def __init__(self, settings: Settings, service: str, pool: asyncpg.Pool,
                  consumer: AIOKafkaConsumer, topics: Sequence[str], handler: BatchHandler,
                  admin: AdminClient | None = None, relay: OutboxRelay | None = None,
-                 idle: IdleMessage | None = None, group: str | None = None) -> None:
+                 group: str | None = None) -> None:
         self.settings = settings
         self.service = service
         # The consumer's group, whose committed offsets the position check compares.
@@ -112,10 +108,6 @@ class StreamWorker:
         self.topics = list(topics)
         self.handler = handler
         self.relay = relay
-        self.idle = idle
-        # Next offsets of batches that needed no work, not yet stored nor committed.
-        self._deferred: dict[TopicPartition, int] = {}
-        self._deferred_since = 0.0
         # Offsets stored in the database and not yet committed to the group: committed once
         # `offset_commit_seconds` has passed since the last commit, not after every batch;
         # each with the log it was counted on (`positions.commit_metadata`).
@@ -152,8 +144,6 @@ class StreamWorker:
         # A partition is read from nowhere until its stored position has been checked.
         self.consumer.pause(*self.assigned)
         self.unchecked = set(self.assigned)
-        # Checked afresh from the database: a deferred position may belong to an old log.
-        self._deferred = {}
         # Held offsets were committed when the partitions were revoked; any left may belong
         # to a log the check below finds replaced.
         self._uncommitted = {}
@@ -202,21 +192,8 @@ class StreamWorker:
             messages = [self._message(m) for records in batches.values() for m in records]
             offsets = {tp: records[-1].offset + 1
                        for tp, records in batches.items() if records}
-            if messages and self.idle is not None and all(map(self.idle, messages)):
-                if not self._deferred:
-                    self._deferred_since = time.monotonic()
-                self._deferred.update(offsets)
-                # Consumed and passed over: as applied as they will ever be.
-                for topic, count in Counter(m.topic for m in messages).items():
-                    metrics.MESSAGES.labels(self.service, topic).inc(count)
-                messages = []
             if not messages:
-                if self._deferred and (time.monotonic() - self._deferred_since
-                                       >= self.settings.deferred_positions_seconds):
-                    await self._apply_with_fallback([])
-                    await self._commit({})
-                else:
-                    await self._commit_if_due()
+                await self._commit_if_due()
                 continue
             await self._apply_with_fallback(messages)
             await self._commit(offsets)
@@ -254,7 +231,6 @@ class StreamWorker:
     def _check_again(self, partitions: set[TopicPartition]) -> None:
         partitions &= self.assigned
         for tp in partitions:
-            self._deferred.pop(tp, None)
             # Counted on a log the check may find replaced: committed, they would make the
             # group look ahead of a replay (`database_behind`).
             self._uncommitted.pop(tp, None)
@@ -406,12 +382,10 @@ class StreamWorker:
         )
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        """Hold the offsets of a batch whose transaction has committed (with the deferred
-        ones it stored) for the group, and commit them if one is due."""
-        held = {**self._deferred, **offsets}
+        """Hold the offsets of a batch whose transaction has committed for the group, and
+        commit them if one is due."""
         self._uncommitted.update({tp: (offset, self._counted_on(tp))
-                                  for tp, offset in held.items()})
-        self._deferred = {}
+                                  for tp, offset in offsets.items()})
         await self._commit_if_due()
 
     def _counted_on(self, tp: TopicPartition) -> str:
@@ -441,8 +415,6 @@ class StreamWorker:
         try:
             await self._apply_retrying(self.handler, messages)
         except Exception:
-            if not messages:
-                raise
             log.exception("batch of %d failed; applying one by one", len(messages))
             for message in messages:
                 try:
@@ -478,19 +450,16 @@ class StreamWorker:
 
     async def _apply(self, effect: BatchHandler, messages: list[InboundMessage]) -> None:
         """One transaction: the messages not applied yet, their effects and outbox rows, the
-        positions (with the deferred ones); then the rows go to the relay."""
+        positions; then the rows go to the relay."""
         started = time.perf_counter()
-        deferred = {(self._contract_name(tp.topic), tp.partition): offset
-                    for tp, offset in self._deferred.items()}
         with outbox.collecting() as written:
             async with self.pool.acquire() as conn, conn.transaction():
-                fresh = await inbox.unapplied(conn, messages) if messages else []
+                fresh = await inbox.unapplied(conn, messages)
                 if fresh:
                     await effect(conn, fresh)
                 # Rows of a savepoint the handler rolled back are not in the table: only
                 # those that are go to the relay.
-                kept = await inbox.advance(conn, messages, deferred,
-                                           outbox_ids=[r.id for r in written])
+                kept = await inbox.advance(conn, messages, outbox_ids=[r.id for r in written])
         if self.relay is not None and kept:
             self.relay.committed([r for r in written if r.id in kept])
         self._last_batch_seconds = time.perf_counter() - started

@@ -8,10 +8,16 @@ from pydantic import BaseModel
 
 from shared.catalogue import Catalogue
 from shared.contract import FieldError
-from shared.topics import COMMITMENTS_SIGNED, FEEDBACK, INBOUND, RECORDS_ACCEPTED
+from shared.topics import (
+    COMMITMENTS_SIGNED,
+    DECISIONS_RECEIVED,
+    FEEDBACK,
+    INBOUND,
+    RECORDS_ACCEPTED,
+)
 
 CONSUMES = (INBOUND, COMMITMENTS_SIGNED)
-PRODUCES = (FEEDBACK, RECORDS_ACCEPTED)
+PRODUCES = (FEEDBACK, RECORDS_ACCEPTED, DECISIONS_RECEIVED)
 
 
 def consumed_topics(catalogue: Catalogue) -> list[str]:

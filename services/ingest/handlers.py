@@ -6,6 +6,7 @@ The Kafka handler and the HTTP gateway both feed `ingest_deliveries`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -20,6 +21,7 @@ from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import (
     AcceptedRecord,
+    DecisionReceived,
     FeedbackStatus,
     FieldError,
     RawPosition,
@@ -27,10 +29,11 @@ from shared.contract import (
     RecordSubmission,
 )
 from shared.db import TRANSIENT
-from shared.messages import InboundMessage, OutboundEvent
+from shared.messages import InboundMessage, OutboundEvent, caused_id
 from shared.settings import get_settings
 from shared.topics import (
     COMMITMENTS_SIGNED,
+    DECISIONS_RECEIVED,
     FEEDBACK,
     INBOUND,
     OBJECTION_DECIDED,
@@ -74,8 +77,13 @@ class Outcome:
 def make_handler(ctx: ServiceContext) -> BatchHandler:
     async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
         platform = ctx.catalogue.commitments.platform_department
-        deliveries = [d for d in (delivery_of(m, platform) for m in messages) if d is not None]
         limit = ctx.settings.max_event_bytes
+        parsed = [(m, domain.parse_message(m.value)) for m in messages]
+        # Passed on whatever becomes of a corrected revision the decision carries.
+        await outbox.enqueue(conn, [e for m, p in parsed
+                                    if (e := decision_received(m, p, limit)) is not None])
+        deliveries = [d for d in (delivery_of(m, platform, p) for m, p in parsed)
+                      if d is not None]
         if len(messages) > 1 or not deliveries:
             # A failing batch is retried one message at a time (shared/worker.py).
             await ingest_deliveries(conn, ctx.catalogue, deliveries, limit)
@@ -95,8 +103,11 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
     return handle
 
 
-def delivery_of(message: InboundMessage, platform: str = "ndrc") -> Delivery | None:
-    parsed = domain.parse_message(message.value)
+def delivery_of(message: InboundMessage, platform: str = "ndrc",
+                parsed: domain.ParsedSubmission | None = None) -> Delivery | None:
+    """The submission a message delivers (`parsed`: the message already read), if any."""
+    if parsed is None:
+        parsed = domain.parse_message(message.value)
     if message.topic == COMMITMENTS_SIGNED.name:
         return Delivery(platform, parsed, message, from_platform=True)
     if parsed.event is not None and parsed.event.type == OBJECTION_DECIDED:
@@ -108,6 +119,35 @@ def delivery_of(message: InboundMessage, platform: str = "ndrc") -> Delivery | N
         parsed = correction
     department = INBOUND.code_of(message.topic) or "unknown"
     return Delivery(department, parsed, message)
+
+
+def decision_received(message: InboundMessage, parsed: domain.ParsedSubmission,
+                      max_event_bytes: int) -> OutboundEvent | None:
+    """A department's objection decision on its inbound topic, passed on to objection as
+    sent, with the department the topic names (credit.decisions.received); a dead letter if
+    the envelope around it would make it too large to send."""
+    department = INBOUND.code_of(message.topic)
+    if department is None or parsed.event is None or parsed.event.type != OBJECTION_DECIDED:
+        return None
+    # The key as PostgreSQL and the next consumer can take it (any bytes may come).
+    key = (outbox.text_for_storage(message.key, outbox.KEY_MAX_CHARS)
+           if message.key is not None else None)
+    try:
+        # Read again as a whole (the parse above kept what a submission needs): decisions
+        # are rare, and the JSON was read once already. What the parse let through and
+        # strict JSON cannot carry (an unpaired surrogate) fails here.
+        event = OutboundEvent.of(DECISIONS_RECEIVED, SOURCE, key,
+                                 DecisionReceived(department=department,
+                                                  sent=json.loads(message.value)),
+                                 event_id=caused_id(SOURCE, "decision", message.delivery))
+    except (ValueError, RecursionError) as exc:
+        return outbox.dead_letter("ingest", message, f"an objection decision that could "
+                                  f"not be passed on: {type(exc).__name__}: {exc}")
+    if len(event.value) + len((event.key or "").encode()) > max_event_bytes:
+        return outbox.dead_letter("ingest", message, "an objection decision too large to "
+                                  f"pass on ({len(event.value)} bytes; max_event_bytes "
+                                  f"{max_event_bytes})")
+    return event
 
 
 async def ingest_deliveries(conn: asyncpg.Connection, catalogue: Catalogue,

@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 from shared.catalogue import Catalogue
 from shared.contract import REVISION_MAX, RecordStatus, SubjectType, subject_key
 from shared.topics import (
-    INBOUND,
+    DECISIONS_RECEIVED,
     LISTS_CHANGED,
     OBJECTIONS,
     OBJECTIONS_CLOSED,
@@ -21,17 +21,17 @@ from shared.topics import (
     SUBJECTS_CHANGED,
 )
 
-# Inbound: only the departments' objection decisions. Accepted records: the projection that
-# an objection's record and subject are checked against. Snapshots: what the registry says
-# of each record (a repair request's eligibility, a granted repair passed on). List changes:
-# the entries a complaint may name.
-CONSUMES = (INBOUND, RECORDS_ACCEPTED, SUBJECTS_CHANGED, LISTS_CHANGED)
+# The departments' objection decisions, as ingest passes them on from their inbound topics
+# (this service does not read the departments' submissions). Accepted records: the
+# projection that an objection's record and subject are checked against. Snapshots: what
+# the registry says of each record (a repair request's eligibility, a granted repair passed
+# on). List changes: the entries a complaint may name.
+CONSUMES = (DECISIONS_RECEIVED, RECORDS_ACCEPTED, SUBJECTS_CHANGED, LISTS_CHANGED)
 PRODUCES = (OBJECTIONS, RECORDS_STATUS, REQUESTS_CHANGED, OBJECTIONS_CLOSED)
 
 
-def consumed_topics(catalogue: Catalogue) -> list[str]:
-    return [RECORDS_ACCEPTED.name, SUBJECTS_CHANGED.name, LISTS_CHANGED.name,
-            *(INBOUND.of(dept).name for dept in catalogue.departments)]
+def consumed_topics(_: Catalogue) -> list[str]:
+    return [t.name for t in CONSUMES]
 
 
 # --- what this service reads of the large events it consumes --------------------------------

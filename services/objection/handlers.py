@@ -53,11 +53,13 @@ from shared.messages import (
     OutboundEvent,
     caused_id,
     check_source,
+    read_event,
     read_event_as,
 )
 from shared.settings import Settings, get_settings
 from shared.topics import (
     COMPLAINTS,
+    DECISIONS_RECEIVED,
     INBOUND,
     LISTS_CHANGED,
     OBJECTION_DECIDED,
@@ -358,8 +360,8 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
 
     async def handle(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
         await remember(conn, messages, ctx.catalogue, key)
-        own = (RECORDS_ACCEPTED.name, SUBJECTS_CHANGED.name, LISTS_CHANGED.name)
-        decisions, dead = parse_decisions([m for m in messages if m.topic not in own])
+        decisions, dead = parse_decisions(
+            [m for m in messages if m.topic == DECISIONS_RECEIVED.name])
         decisions = await _not_erased(conn, key, decisions)
         for d in await inbox.only_first_seen(conn, decisions, lambda d: d.event):
             try:
@@ -459,19 +461,6 @@ def _take_facts(batch: Projected, snapshot: SnapshotReading) -> None:
                           if r.repair is not None and is_uuid(r.repair.objection_id))
 
 
-def needs_no_work(message: InboundMessage) -> bool:
-    """A department's submission on its inbound topic: ingest's business, nothing for this
-    service to do or store (the same test as `parse_decisions`' pre-filter)."""
-    return INBOUND.code_of(message.topic) is not None and not _may_be_a_decision(message)
-
-
-_DECIDED = OBJECTION_DECIDED.encode()
-
-
-def _may_be_a_decision(message: InboundMessage) -> bool:
-    return _DECIDED in message.value
-
-
 # --- the subject's own view: each request as it stands (credit.requests.changed) ---------
 
 
@@ -521,19 +510,18 @@ def _request_event(state: RequestChanged) -> OutboundEvent:
 
 def parse_decisions(messages: Sequence[InboundMessage]
                     ) -> tuple[list[Decision], list[OutboundEvent]]:
-    """The departments' decisions among their inbound events; record submissions are
-    ingest's business and are passed over."""
+    """The departments' decisions as ingest passed them on from their inbound topics
+    (credit.decisions.received), each read as the department sent it: from that department
+    (the topic it came on), of the decision's type and shape."""
     decisions, dead = [], []
     for m in messages:
-        if not _may_be_a_decision(m):
-            continue  # cheap pre-filter: most inbound events are record submissions
         try:
-            if CloudEvent.model_validate_json(m.value).type != OBJECTION_DECIDED:
-                continue
-            event = typed(ObjectionDecision).model_validate_json(m.value)
-            department = INBOUND.code_of(m.topic) or ""
-            check_source(event, INBOUND.of(department))
-            decisions.append(Decision(m, event, department, event.data))
+            received = read_event(m, DECISIONS_RECEIVED).data
+            event = typed(ObjectionDecision).model_validate(received.sent)
+            if event.type != OBJECTION_DECIDED:
+                raise ValueError(f"type {event.type!r} is not {OBJECTION_DECIDED!r}")
+            check_source(event, INBOUND.of(received.department))
+            decisions.append(Decision(m, event, received.department, event.data))
         except ValueError as exc:
             dead.append(outbox.dead_letter("objection", m, f"unreadable decision: {exc}"))
     return decisions, dead

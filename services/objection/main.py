@@ -16,7 +16,6 @@ SPEC = ServiceSpec(
     gauges=(gauges.open_objections,),
     timers=(handlers.deadline_timer, handlers.rate_window_cleaner,
             shared_sweeps.timer(sweeps.all_sweeps)),
-    idle=handlers.needs_no_work,
 )
 
 

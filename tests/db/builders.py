@@ -6,16 +6,19 @@ from datetime import UTC, date, datetime
 from itertools import count
 from typing import Any
 
+from services.ingest import domain as ingest_domain
+from services.ingest import handlers as ingest_handlers
 from shared.contract import (
     AcceptedRecord,
     ArchivedRecord,
     Grade,
+    ObjectionDecision,
     RecordSubmission,
     SubjectChanged,
     SubjectRef,
 )
 from shared.messages import InboundMessage, OutboundEvent
-from shared.topics import RECORDS_ACCEPTED, SUBJECTS_CHANGED
+from shared.topics import DECISIONS, RECORDS_ACCEPTED, SUBJECTS_CHANGED
 from tests.unit.factories import uscc
 
 FIRM_A = uscc("91440400MA4W8KXA0")
@@ -61,3 +64,18 @@ def archived(record_id: str, *, department: str = "amr", item: str = "amr.admin_
         "department": department, "record_id": record_id, "revision": revision,
         "catalogue_item": item, "decided_on": decided_on, "status": status,
         "repair_from": repair_from, "public_until": public_until, **extra})
+
+
+def decision_message(department: str, key: str, decision: ObjectionDecision, *,
+                     source: str | None = None) -> InboundMessage:
+    """A department's decision as objection reads it: sent on the department's inbound topic
+    (from `source`, the department's own unless given) and passed on by ingest."""
+    sent = OutboundEvent.of(DECISIONS.of(department), source or f"dept/{department}", key,
+                            decision)
+    inbound = InboundMessage(topic=sent.topic, partition=0, offset=next(_offsets),
+                             key=sent.key, value=sent.value, timestamp_ms=0)
+    passed = ingest_handlers.decision_received(
+        inbound, ingest_domain.parse_message(inbound.value), 1_000_000)
+    assert passed is not None
+    return InboundMessage(topic=passed.topic, partition=0, offset=next(_offsets),
+                          key=passed.key, value=passed.value, timestamp_ms=0)

@@ -4,19 +4,29 @@ accepted records, and which public requests it takes (CONTRACT.md, "Objections a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import pytest
 
+from services.ingest import handlers as ingest_handlers
 from services.objection import domain, handlers
 from services.objection.contracts import ObjectionRequest, RepairRequest
 from shared.catalogue import Catalogue
+from shared.context import ServiceContext
 from shared.contract import ObjectionDecision
 from shared.http import Problem
-from shared.messages import InboundMessage
-from shared.topics import RECORDS_ACCEPTED, REQUESTS_CHANGED
-from tests.db.builders import FIRM_A, FIRM_B, accepted_message, archived, snapshot_message
+from shared.messages import InboundMessage, OutboundEvent
+from shared.topics import DECISIONS, DECISIONS_RECEIVED, RECORDS_ACCEPTED, REQUESTS_CHANGED
+from tests.db.builders import (
+    FIRM_A,
+    FIRM_B,
+    accepted_message,
+    archived,
+    decision_message,
+    snapshot_message,
+)
 from tests.db.conftest import OpenTransaction
 from tests.unit.factories import resident_id
 
@@ -252,3 +262,76 @@ async def test_a_decision_names_the_records_subject_as_it_now_is(
         objection_id=created.objection_id, decision="rejected", reason="无误"))
     [(_, status)] = [e for e in await outbox_events(conn) if e[0] == "credit.records.status"]
     assert (status["data"]["change"], status["data"]["subject"]["id"]) == ("unflag", FIRM_B)
+
+
+async def test_a_department_decision_is_passed_on_by_ingest_and_decided_by_objection(
+        tx: OpenTransaction, catalogue: Catalogue,
+        context_of: Callable[[str], ServiceContext]) -> None:
+    """The decision as the department sent it on its inbound topic: ingest passes it on
+    (credit.decisions.received) with the department its topic names, and gives no feedback
+    for it; objection decides on what ingest passed on."""
+    conn = await tx("objection")
+    await handlers.remember(conn, [accepted_message("K-1", FIRM_A)])
+    created = await submit(conn, catalogue, request("K-1"))
+    await conn.execute("DELETE FROM outbox")
+    decision = ObjectionDecision(objection_id=created.objection_id, decision="rejected",
+                                 reason="核实无误")
+    sent = OutboundEvent.of(DECISIONS.of("amr"), "dept/amr", f"enterprise:{FIRM_A}", decision)
+    inbound = InboundMessage(topic=sent.topic, partition=0, offset=7, key=sent.key,
+                             value=sent.value, timestamp_ms=0)
+    ingest = await tx("ingest")
+    await ingest_handlers.make_handler(context_of("ingest"))(ingest, [inbound])
+    rows = await ingest.fetch("SELECT topic, key, value FROM outbox ORDER BY id")
+    assert [(r["topic"], r["key"]) for r in rows] == [
+        (DECISIONS_RECEIVED.name, f"enterprise:{FIRM_A}")]
+    passed = json.loads(bytes(rows[0]["value"]))
+    assert (passed["source"], passed["data"]) == (
+        "xinyong/ingest", {"department": "amr", "sent": json.loads(sent.value)})
+
+    await handlers.make_handler(context_of("objection"))(conn, [InboundMessage(
+        topic=DECISIONS_RECEIVED.name, partition=0, offset=0, key=rows[0]["key"],
+        value=bytes(rows[0]["value"]), timestamp_ms=0)])
+    assert [(t, e["data"]["change"]) for t, e in await outbox_events(conn)
+            if t == "credit.records.status"] == [("credit.records.status", "unflag")]
+    assert await conn.fetchval("SELECT status FROM objections WHERE objection_id = $1",
+                               created.objection_id) == "rejected"
+
+
+async def test_a_decision_that_speaks_for_another_department_is_a_dead_letter(
+        tx: OpenTransaction, catalogue: Catalogue,
+        context_of: Callable[[str], ServiceContext]) -> None:
+    """Sent on amr's inbound topic, it claims tax's source: objection takes the department
+    from the topic (through ingest), not from the event, and sets it aside."""
+    conn = await tx("objection")
+    await handlers.remember(conn, [accepted_message("K-2", FIRM_A)])
+    created = await submit(conn, catalogue, request("K-2"))
+    await conn.execute("DELETE FROM outbox")
+    await handlers.make_handler(context_of("objection"))(conn, [decision_message(
+        "amr", f"enterprise:{FIRM_A}", ObjectionDecision(
+            objection_id=created.objection_id, decision="rejected", reason="核实无误"),
+        source="dept/tax")])
+    [(topic, dead)] = await outbox_events(conn)
+    assert topic == "credit.deadletter.objection"
+    assert "'dept/tax' is not 'dept/amr'" in dead["data"]["reason"]
+    assert await conn.fetchval("SELECT status FROM objections WHERE objection_id = $1",
+                               created.objection_id) == "routed"
+
+
+async def test_a_decision_of_any_bytes_is_passed_on_or_set_aside_never_stalls_ingest(
+        tx: OpenTransaction, context_of: Callable[[str], ServiceContext]) -> None:
+    """A key with NUL (PostgreSQL text refuses it) is passed on cleaned; text that strict
+    JSON cannot carry (an unpaired surrogate, which the lenient parse let through) makes
+    ingest's dead letter. Neither fails the batch."""
+    conn = await tx("ingest")
+    value = (b'{"specversion": "1.0", "id": "d-1", "source": "dept/amr", "type": '
+             b'"cn.zhuhai.credit.objection.decided.v1", "time": "2026-11-01T00:00:00Z", '
+             b'"data": {"objection_id": "x", "decision": "rejected", "reason": "%s"}}')
+    messages = [InboundMessage(topic=DECISIONS.of("amr").name, partition=0, offset=n,
+                               key="enterprise:\x00", value=value % reason, timestamp_ms=0)
+                for n, reason in enumerate((b"ok", b"\\ud800"))]
+    await ingest_handlers.make_handler(context_of("ingest"))(conn, messages)
+    rows = await conn.fetch("SELECT topic, key, value FROM outbox ORDER BY id")
+    assert [(r["topic"], r["key"]) for r in rows] == [
+        (DECISIONS_RECEIVED.name, "enterprise:\N{REPLACEMENT CHARACTER}"),
+        ("credit.deadletter.ingest", "enterprise:\N{REPLACEMENT CHARACTER}")]
+    assert "could not be passed on" in json.loads(bytes(rows[1]["value"]))["data"]["reason"]

@@ -38,7 +38,7 @@ from shared.contract import (
 )
 from shared.envelope import submission_json
 from shared.messages import InboundMessage, OutboundEvent
-from shared.topics import DECISIONS, RECORDS_ACCEPTED
+from shared.topics import RECORDS_ACCEPTED
 from tests.db import builders
 from tests.db.builders import snapshot_message
 from tests.db.conftest import OpenTransaction
@@ -443,10 +443,8 @@ async def test_a_decision_sent_during_its_objections_erasure_is_dropped(
                 contact="13800000000", requester="r", token_hash="h", due_by=TODAY,
                 received_at=clock.now())
         await conn.execute("DELETE FROM outbox WHERE key = $1", key)  # as if relayed
-    decision = OutboundEvent.of(DECISIONS.of("hrss"), "dept/hrss", key, ObjectionDecision(
+    message = builders.decision_message("hrss", key, ObjectionDecision(
         objection_id=objection_id, decision="rejected", reason="核实无误"))
-    message = InboundMessage(topic=decision.topic, partition=0, offset=0, key=decision.key,
-                             value=decision.value, timestamp_ms=0)
     handle = objection.make_handler(ctx)
     dead_letters = ("SELECT count(*) FROM outbox WHERE topic LIKE 'credit.deadletter.%'"
                     " AND position($1::bytea IN value) > 0")
