@@ -129,9 +129,7 @@ def decision_received(message: InboundMessage, parsed: domain.ParsedSubmission,
     department = INBOUND.code_of(message.topic)
     if department is None or parsed.event is None or parsed.event.type != OBJECTION_DECIDED:
         return None
-    # The key as PostgreSQL and the next consumer can take it (any bytes may come).
-    key = (outbox.text_for_storage(message.key, outbox.KEY_MAX_CHARS)
-           if message.key is not None else None)
+    key = _stored_key(message)
     try:
         # Read again as a whole (the parse above kept what a submission needs): decisions
         # are rare, and the JSON was read once already. What the parse let through and
@@ -275,9 +273,14 @@ def _kafka_key(d: Delivery) -> str | None:
     """The feedback's key: the subject key, or the message's own key as it can be stored."""
     if d.parsed.submission is not None:
         return d.parsed.submission.subject.key
-    if d.message is not None and d.message.key is not None:
-        return outbox.text_for_storage(d.message.key, outbox.KEY_MAX_CHARS)
-    return None
+    return _stored_key(d.message) if d.message is not None else None
+
+
+def _stored_key(message: InboundMessage) -> str | None:
+    """The message's own key as PostgreSQL and strict JSON take it (any bytes may come)."""
+    if message.key is None:
+        return None
+    return outbox.text_for_storage(message.key, outbox.KEY_MAX_CHARS)
 
 
 def _audit_row(d: Delivery, fb: RecordFeedback) -> tuple[Any, ...]:
