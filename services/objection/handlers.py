@@ -377,7 +377,7 @@ def make_handler(ctx: ServiceContext) -> BatchHandler:
 @dataclass
 class Projected:
     """What a batch says of the records objections are judged on, read before anything is
-    locked: the accepted records new to this service, the registry's facts of each record
+    locked: the accepted records (the latest revision of each), the registry's facts of each record
     (the latest of the batch), the repairs its snapshots show done, the list entries."""
 
     known: list[domain.KnownRecord] = field(default_factory=list)
@@ -405,7 +405,7 @@ async def remember(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
     (`store.lock_known_of_subject`), so the two cannot deadlock, and the ledger read after
     the wait has the erasure. A record the ledger says was erased is not taken back (a
     replay of a topic)."""
-    batch = await project(conn, messages, catalogue)
+    batch = project(messages, catalogue)
     records = batch.records()
     await store.lock_known_records(conn, records)
     erased = await purge.erased_records(
@@ -413,12 +413,15 @@ async def remember(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
     known = [k for k in batch.known if (k.department, k.record_id) not in erased]
     if len(known) < len(batch.known):
         metrics.ERASED_DROPPED.labels("objection").inc(len(batch.known) - len(known))
-    await store.remember_records(conn, known)
+    # No event-id record for accepted records or snapshots: applied again, one changes
+    # nothing. A record's row and its erasure schedule change only with a higher revision
+    # (a replay of an older one must not bring back its schedule); the facts' upsert keeps
+    # the higher revision and version; a repair is marked passed on once.
+    written = await store.remember_records(conn, known)
     if catalogue is not None:
         await purge.schedule(conn, [(k.department, k.record_id, k.subject.key, k.purge_on)
-                                    for k in known if not k.withdrawn])
-    # No event-id record for snapshots: applied again, one changes nothing (the facts'
-    # upsert keeps the higher revision and version, a repair is marked passed on once).
+                                    for k in known if not k.withdrawn
+                                    and (k.department, k.record_id) in written])
     await store.remember_facts(conn, [f for k, f in batch.facts.items() if k not in erased])
     passed = await store.repairs_passed_on(conn, sorted(batch.repaired))
     # An entry whose every basis record was erased is not kept (its exit, or a replay, may
@@ -431,10 +434,9 @@ async def remember(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
     await outbox.enqueue(conn, [*batch.dead, *await request_events(conn, passed)])
 
 
-async def project(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
-                  catalogue: Catalogue | None) -> Projected:
+def project(messages: Sequence[InboundMessage], catalogue: Catalogue | None) -> Projected:
     """Read the batch's events of the three topics (`Projected`); an unreadable one becomes
-    a dead letter. Accepted records seen before (their event ids) are left out."""
+    a dead letter."""
     batch = Projected()
     accepted: list[CloudEvent[AcceptedReading]] = []
     for m in messages:
@@ -447,8 +449,7 @@ async def project(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
                 batch.entries.append(read_event_as(m, LISTS_CHANGED, ListReading))
         except ValueError as exc:
             batch.dead.append(outbox.dead_letter("objection", m, f"unreadable event: {exc}"))
-    fresh = await inbox.only_first_seen(conn, accepted, lambda e: e) if accepted else []
-    batch.known = domain.latest_known((e.data for e in fresh), catalogue)
+    batch.known = domain.latest_known((e.data for e in accepted), catalogue)
     return batch
 
 

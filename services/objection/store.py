@@ -97,12 +97,14 @@ async def lock_known_of_subject(conn: asyncpg.Connection, subject_key: str) -> N
         " ORDER BY department, record_id FOR UPDATE", subject_type, identifier)
 
 
-async def remember_records(conn: asyncpg.Connection, records: Sequence[KnownRecord]) -> None:
+async def remember_records(conn: asyncpg.Connection,
+                           records: Sequence[KnownRecord]) -> set[tuple[str, str]]:
     """Upsert records (one row per record in `records`): a higher revision replaces what is
-    kept, a lower or equal one (a replay, a late delivery) changes nothing."""
+    kept, a lower or equal one (a replay, a late delivery) changes nothing. Returns the
+    (department, record_id) of the rows written."""
     if not records:
-        return
-    await conn.execute(
+        return set()
+    rows = await conn.fetch(
         "INSERT INTO known_records (department, record_id, subject_type, subject_id, revision,"
         " catalogue_item, withdrawn, purge_on)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],"
@@ -113,11 +115,13 @@ async def remember_records(conn: asyncpg.Connection, records: Sequence[KnownReco
         "   catalogue_item = COALESCE(EXCLUDED.catalogue_item, known_records.catalogue_item),"
         "   withdrawn = EXCLUDED.withdrawn,"
         "   purge_on = COALESCE(EXCLUDED.purge_on, known_records.purge_on)"
-        " WHERE known_records.revision < EXCLUDED.revision",
+        " WHERE known_records.revision < EXCLUDED.revision"
+        " RETURNING department, record_id",
         [r.department for r in records], [r.record_id for r in records],
         [r.subject.type for r in records], [r.subject.id for r in records],
         [r.revision for r in records], [r.catalogue_item for r in records],
         [r.withdrawn for r in records], [r.purge_on for r in records])
+    return {(r["department"], r["record_id"]) for r in rows}
 
 
 async def mark_withdrawn(conn: asyncpg.Connection, department: str, record_id: str) -> None:

@@ -28,12 +28,13 @@ _offsets = count()
 
 def accepted_message(record_id: str, subject_id: str, revision: int = 1, *,
                      department: str = "amr", action: str = "upsert",
-                     subject_type: str = "enterprise") -> InboundMessage:
+                     subject_type: str = "enterprise",
+                     decided_on: date = date(2026, 6, 1)) -> InboundMessage:
     data: dict[str, Any] = {
         "record_id": record_id, "revision": revision, "action": action,
         "subject": {"type": subject_type, "id": subject_id, "name": "测试"}}
     if action == "upsert":
-        data.update(catalogue_item="amr.admin_penalty", decided_on=date(2026, 6, 1),
+        data.update(catalogue_item="amr.admin_penalty", decided_on=decided_on,
                     district="440402", attributes={"penalty_class": "other"})
     payload = AcceptedRecord(department=department,
                              submission=RecordSubmission.model_validate(data),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -89,18 +90,30 @@ async def test_the_projection_keeps_the_highest_revision_and_marks_withdrawals(
         3, True, "amr.admin_penalty")
 
 
-async def test_an_event_applied_twice_applies_once_and_unreadable_ones_are_dead_letters(
-        tx: OpenTransaction) -> None:
+async def test_a_replay_of_an_older_revision_brings_back_neither_its_row_nor_its_schedule(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
     conn = await tx("objection")
-    first = accepted_message("P-2", FIRM_A, 1)
-    await handlers.remember(conn, [first])
-    await conn.execute("UPDATE known_records SET revision = 0 WHERE record_id = 'P-2'")
+    person = resident_id(sequence=401)
+    first = accepted_message("P-2", person, 1, subject_type="individual",
+                             decided_on=date(2026, 1, 5))
+    second = accepted_message("P-2", person, 2, subject_type="individual",
+                              decided_on=date(2026, 3, 9))
+
+    async def kept() -> tuple[int, date]:
+        row = await conn.fetchrow(
+            "SELECT k.revision, p.purge_on FROM known_records k JOIN purge_schedule p"
+            " USING (department, record_id) WHERE k.record_id = 'P-2'")
+        return row["revision"], row["purge_on"]
+
+    await handlers.remember(conn, [first], catalogue)
+    once = await kept()
+    await handlers.remember(conn, [second], catalogue)
+    twice = await kept()
+    assert once[0] == 1 and twice[0] == 2 and twice[1] > once[1]
     broken = InboundMessage(topic=RECORDS_ACCEPTED.name, partition=0, offset=10_000,
                             key=None, value=b"{not json", timestamp_ms=0)
-    await handlers.remember(conn, [first, broken])
-    # The same event again changed nothing, though its revision is now the higher one.
-    assert await conn.fetchval(
-        "SELECT revision FROM known_records WHERE record_id = 'P-2'") == 0
+    await handlers.remember(conn, [first, broken], catalogue)  # a replay of the topic
+    assert await kept() == twice
     [(topic, letter)] = await outbox_events(conn)
     assert topic == "credit.deadletter.objection"
     assert letter["data"]["offset"] == broken.offset
@@ -247,6 +260,10 @@ async def test_an_upheld_withdrawal_closes_the_record_to_new_objections(
     await handlers.decide(conn, "amr", ObjectionDecision(
         objection_id=created.objection_id, decision="upheld", reason="撤销", withdraw=True))
     problem = await refused(conn, catalogue, request("X-1", contact="13900000000"))
+    assert problem.code == "record_not_found"
+    # The record's accepted event again (a replay): the withdrawal stays.
+    await handlers.remember(conn, [accepted_message("X-1", FIRM_A)])
+    problem = await refused(conn, catalogue, request("X-1", contact="13700000000"))
     assert problem.code == "record_not_found"
 
 

@@ -69,10 +69,10 @@ def wage_record(pid: str, record_id: str, **extra: Any) -> dict[str, Any]:
     return data
 
 
-def accepted(pid: str, record_id: str, offset: int = 0) -> InboundMessage:
+def accepted(pid: str, record_id: str, offset: int = 0, revision: int = 1) -> InboundMessage:
     payload = AcceptedRecord(department="hrss",
                              submission=RecordSubmission.model_validate(
-                                 wage_record(pid, record_id)),
+                                 wage_record(pid, record_id, revision=revision)),
                              source_event_id=f"ev-{record_id}",
                              accepted_at=datetime.now(UTC))
     event = OutboundEvent.of(RECORDS_ACCEPTED, "xinyong/ingest", f"individual:{pid}", payload,
@@ -384,7 +384,7 @@ async def test_a_batch_about_two_records_of_a_subject_cannot_deadlock_with_its_e
     async with pool.acquire() as conn, conn.transaction():
         await objection.remember(conn, [accepted(pid, first), accepted(pid, second)],
                                  catalogue, KEY)
-    batch_messages = [accepted(pid, second), snapshot_message(pid, *(builders.archived(
+    batch_messages = [accepted(pid, second, revision=2), snapshot_message(pid, *(builders.archived(
         r, department="hrss", item="hrss.wage_arrears", decided_on=DECIDED)
         for r in (first, second)), subject_type="individual")]
     copies = {"known_records": "subject_id", "record_facts": "subject_key",
