@@ -1,5 +1,6 @@
 """Identifier standards: GB 32100-2015 unified social credit codes (統一社會信用代碼) and
-GB 11643-1999 resident identity numbers (公民身份號碼). Pure functions, no I/O.
+GB 11643-1999 resident identity numbers (公民身份號碼), and the name-based UUIDs (RFC 4122
+version 5) this system gives its events, notices and list entries. Pure functions, no I/O.
 
 Each check returns a list of `IdentifierError` (empty when valid) so the caller can name
 the field and the rule that failed.
@@ -7,6 +8,7 @@ the field and the rule that failed.
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -175,3 +177,15 @@ def is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def uuid5_text(namespace: uuid.UUID, name: str) -> str:
+    """`str(uuid.uuid5(namespace, name))`, computed without building UUID objects: every
+    event id, notice id and list-change id is one (SHA-1 of namespace and name, version 5,
+    RFC 4122 variant)."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode(),
+                                    usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

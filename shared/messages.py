@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +10,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from shared.envelope import AnyEvent, CloudEvent, encode_event, encode_event_json, typed
+from shared.identifiers import uuid5_text
 from shared.topics import Topic
 
 P = TypeVar("P", bound=BaseModel)
@@ -18,22 +18,11 @@ R = TypeVar("R", bound=BaseModel)
 _CAUSED_NS = uuid.UUID("0c7e52a4-3f51-4f0e-9d53-6a1e8f0b2d77")
 
 
-_CAUSED_NS_BYTES = _CAUSED_NS.bytes
-
-
 def caused_id(*cause: object) -> str:
     """The id of an event that `cause` (its source, a kind, and what names the input that
     caused it) makes: the same input applied again, by a replay from Kafka or a restored
-    database, re-emits the event under the same id, which consumers de-duplicate.
-
-    `uuid.uuid5(_CAUSED_NS, "|".join(cause))`, computed without building UUID objects (it
-    is on every event's path): SHA-1 of namespace and name, version 5, RFC 4122 variant."""
-    digest = bytearray(hashlib.sha1(_CAUSED_NS_BYTES + "|".join(map(str, cause)).encode(),
-                                    usedforsecurity=False).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    database, re-emits the event under the same id, which consumers de-duplicate."""
+    return uuid5_text(_CAUSED_NS, "|".join(map(str, cause)))
 
 
 @dataclass(frozen=True)

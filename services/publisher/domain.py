@@ -28,7 +28,7 @@ from shared.contract import (
     SubjectChanged,
     SubjectRef,
 )
-from shared.identifiers import is_minor_on, mask_resident_id
+from shared.identifiers import is_minor_on, mask_resident_id, uuid5_text
 
 # Stable ids, functions of their cause and never of the clock: the same entry, measure and
 # kind always give the same notice_id, so a notice sent again (a relay retry, or a replay of
@@ -316,22 +316,22 @@ def is_overdue(feedback_status: str | None, due_by: date | None, today: date) ->
 
 def entry_id_for(list_name: str, subject_key: str, ordinal: int) -> str:
     """The id of a subject's entry on a list, numbered from 0 in the order they were made."""
-    return str(uuid.uuid5(_NOTICE_NS, f"entry|{list_name}|{subject_key}|{ordinal}"))
+    return uuid5_text(_NOTICE_NS, f"entry|{list_name}|{subject_key}|{ordinal}")
 
 
 def list_change_id(entry_id: str, ordinal: int) -> str:
     """The event id of an entry's list change (ADD, MOD, DEL), numbered from 0."""
-    return str(uuid.uuid5(_NOTICE_NS, f"change|{entry_id}|{ordinal}"))
+    return uuid5_text(_NOTICE_NS, f"change|{entry_id}|{ordinal}")
 
 
 def notice_id_for(entry_id: str, measure: str, kind: str) -> str:
-    return str(uuid.uuid5(_NOTICE_NS, f"{entry_id}|{measure}|{kind}"))
+    return uuid5_text(_NOTICE_NS, f"{entry_id}|{measure}|{kind}")
 
 
 def superseding_notice_id(entry_id: str, measure: str, kind: str, until: date) -> str:
     """The id of a notice that replaces an entry's earlier one for a new term (an extension):
     one per term, the same whenever the same extension is applied again."""
-    return str(uuid.uuid5(_NOTICE_NS, f"{entry_id}|{measure}|{kind}|until={until}"))
+    return uuid5_text(_NOTICE_NS, f"{entry_id}|{measure}|{kind}|until={until}")
 
 
 def materialize(catalogue: Catalogue, actions: Sequence[Action],

@@ -22,7 +22,7 @@ from shared.contract import (
     SubjectChanged,
     SubjectNotified,
 )
-from shared.identifiers import mask_resident_id
+from shared.identifiers import mask_resident_id, uuid5_text
 
 _NS = uuid.UUID("7b1e0f3c-54a2-4d6e-9a41-0c2f8e5d7a19")
 
@@ -38,7 +38,7 @@ ANNOUNCEMENT_BASIS = ("国办发〔2020〕49号：认定失信主体前应告知
 
 def notification_id_for(entry_id: str) -> str:
     """One notification per entry: a replay finds the same."""
-    return str(uuid.uuid5(_NS, f"notification|{entry_id}"))
+    return uuid5_text(_NS, f"notification|{entry_id}")
 
 
 def notified_by_xinyong(catalogue: Catalogue, list_name: str) -> bool:

@@ -22,7 +22,7 @@ import os
 import random
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,10 +87,6 @@ def first_arrivals(events: list[dict[str, Any]], id_of: Callable[[dict[str, Any]
 
 
 _until = functools.partial(kit.until, timeout=300, interval=0.05)
-
-
-async def _reached(count: Awaitable[int], wanted: int) -> bool:
-    return await count >= wanted
 
 
 async def _killer(service: ServiceProcess, progress: Callable[[], int],
@@ -233,7 +229,10 @@ async def _run_with_kills(settings: Settings, producer: AIOKafkaProducer,
         return int(await db("publisher").fetchval(
             "SELECT count(*) FROM subjects WHERE id = ANY($1::text[])", list(run.subjects())))
 
-    await _until(lambda: _reached(publisher_subjects(), records), "the publisher's every subject")
+    async def publisher_holds_all() -> bool:
+        return await publisher_subjects() >= records
+
+    await _until(publisher_holds_all, "the publisher's every subject")
     assert await publisher_subjects() == records
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -71,11 +72,19 @@ def test_the_partitioner_agrees_with_the_java_clients_murmur2() -> None:
 
 
 def test_caused_ids_are_uuid5_of_their_cause() -> None:
-    import uuid
-
     from shared.messages import _CAUSED_NS, caused_id
     for cause in [("xinyong/ingest", "feedback", "topic-id|3|17"), ("a",), ("珠海", 1, None)]:
         assert caused_id(*cause) == str(uuid.uuid5(_CAUSED_NS, "|".join(map(str, cause))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(namespace=st.uuids(), name=st.text())
+def test_name_based_ids_are_the_standard_librarys_uuid5(namespace: uuid.UUID,
+                                                         name: str) -> None:
+    """Notice, entry and event ids are promised stable (CONTRACT.md): the fast builder must
+    give what `uuid.uuid5` gave for every namespace and name."""
+    from shared.identifiers import uuid5_text
+    assert uuid5_text(namespace, name) == str(uuid.uuid5(namespace, name))
 
 
 @settings(max_examples=400, deadline=None)
