@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, FastAPI, Form, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
@@ -32,6 +34,23 @@ from shared.http import ANSWERED_AS_RETURNED, Problem, base_app, bearer_token
 from shared.identifiers import is_uuid
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+
+async def _held_with_token(ctx: ServiceContext,
+                           lookup: Callable[[asyncpg.Connection, str],
+                                            Awaitable[dict[str, Any] | None]],
+                           item_id: str, authorization: str | None, what: str
+                           ) -> dict[str, Any]:
+    """The objection or complaint `item_id`, for the holder of its access token only. The
+    same answer for an unknown id and a wrong token: ids cannot be probed."""
+    given = bearer_token(authorization)
+    found = None
+    if is_uuid(item_id):
+        async with ctx.pool.acquire() as conn:
+            found = await lookup(conn, item_id)
+    if found is None or not given or not credentials.secret_matches(given, found["token_hash"]):
+        raise Problem(404, "not_found", f"No {what} with this id and token")
+    return found
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -88,14 +107,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     async def complaint_status(complaint_id: str, authorization: Annotated[
             str | None, Header()] = None) -> ComplaintStatus:
         """With the complaint's access token (`Authorization: Bearer`): status and timeline."""
-        given = bearer_token(authorization)
-        found = None
-        if is_uuid(complaint_id):
-            async with ctx.pool.acquire() as conn:
-                found = await store.complaint(conn, complaint_id)
-        if (found is None or not given
-                or not credentials.secret_matches(given, found["token_hash"])):
-            raise Problem(404, "not_found", "No complaint with this id and token")
+        found = await _held_with_token(ctx, store.complaint, complaint_id, authorization,
+                                       "complaint")
         return _complaint_status(found)
 
     answerer = credentials.caller(ctx.pool, "department", "operator")
@@ -136,15 +149,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                      authorization: Annotated[str | None, Header()] = None) -> ObjectionStatus:
         """The token goes in `Authorization: Bearer <access_token>` only: a URL with it would
         end up in logs, browser history and Referer headers."""
-        given = bearer_token(authorization)
-        found = None
-        if is_uuid(objection_id):
-            async with ctx.pool.acquire() as conn:
-                found = await store.with_timeline(conn, objection_id)
-        # The same answer for an unknown id and a wrong token: ids cannot be probed.
-        if (found is None or not given
-                or not credentials.secret_matches(given, found["token_hash"])):
-            raise Problem(404, "not_found", "No objection with this id and token")
+        found = await _held_with_token(ctx, store.with_timeline, objection_id, authorization,
+                                       "objection")
         return ObjectionStatus(
             objection_id=found["objection_id"], kind=found["kind"], status=found["status"],
             due_by=found["due_by"],

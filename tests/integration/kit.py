@@ -6,8 +6,9 @@ import asyncio
 import inspect
 import random
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -15,6 +16,9 @@ from aiokafka import AIOKafkaProducer
 from shared.envelope import submission_json
 from shared.settings import Settings
 from tests.integration.helpers import key_of
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import TopicWatcher
 
 
 async def send(producer: AIOKafkaProducer, settings: Settings, dept: str,
@@ -103,3 +107,68 @@ async def once_record_known(send: Callable[[], Awaitable[httpx.Response]],
             return r
         assert time.monotonic() < deadline, f"the record never became known: {r.text[:500]}"
         await asyncio.sleep(0.2)
+
+
+def tagged_feedback(watcher: TopicWatcher, tag: str) -> list[dict[str, Any]]:
+    """The feedback received so far for the records whose ids start with `tag` (the
+    streams of the crash and scale-out tests: administrative penalties and court records)."""
+    return [e for t in ("credit.feedback.amr", "credit.feedback.court")
+            for e in watcher.events[t]
+            if (e.get("data", {}).get("record_id") or "").startswith(tag)]
+
+
+async def each_record_once(db: Callable[[str], Any], watcher: TopicWatcher, tag: str,
+                           ids: set[str], listed: set[str], timeout: float) -> None:
+    """Once the stream of the records `ids` (each starting with `tag`) is through, whatever
+    was killed on the way: one feedback per delivery, each an acceptance; every record in
+    the publisher's snapshots, once in the registry's history and once in ingest's audit;
+    each subject in `listed` (a court record's) with five notices, one notice id per agency
+    on the wire (a resent notice keeps its id) and one ADD on its list."""
+    records = len(ids)
+
+    async def all_feedback() -> bool:
+        return {e["data"]["record_id"] for e in tagged_feedback(watcher, tag)} >= ids
+
+    await until(all_feedback, "a feedback for every record", timeout)
+    event_ids: dict[str, set[str]] = defaultdict(set)
+    for e in tagged_feedback(watcher, tag):
+        event_ids[e["data"]["record_id"]].add(e["id"])
+        assert e["data"]["status"] == "accepted", e
+    # A relay resend after a crash repeats the same event (same id); never a second verdict.
+    assert all(len(v) == 1 for v in event_ids.values()), "one feedback per delivery"
+
+    async def all_published() -> bool:
+        n = await db("publisher").fetchval(
+            "SELECT count(*) FROM subjects s, json_array_elements(s.snapshot->'records') r"
+            " WHERE r->>'record_id' LIKE $1", tag + "%")
+        return bool(n == records)
+
+    await until(all_published, "every record in the publisher's snapshots", timeout)
+    for service, table in (("registry", "record_history"), ("ingest", "submissions")):
+        rows = await db(service).fetch(
+            f"SELECT record_id, count(*) AS n FROM {table} WHERE record_id LIKE $1"
+            " GROUP BY record_id", tag + "%")
+        assert len(rows) == records and {r["n"] for r in rows} == {1}, (service, table)
+
+    keys = [f"enterprise:{s}" for s in listed]
+    notices = await db("publisher").fetch(
+        "SELECT subject_key, count(*) AS n FROM notices WHERE subject_key = ANY($1::text[])"
+        " GROUP BY subject_key", keys)
+    assert len(notices) == len(listed) and {r["n"] for r in notices} == {5}
+
+    def land_notices() -> list[dict[str, Any]]:
+        return [e for e in watcher.events["credit.notices.land"]
+                if e.get("data", {}).get("subject", {}).get("id") in listed]
+
+    async def all_notified() -> bool:
+        return {e["data"]["subject"]["id"] for e in land_notices()} >= listed
+
+    await until(all_notified, "a notice to the land agency for every listed subject", timeout)
+    per_subject: dict[str, set[str]] = defaultdict(set)
+    for e in land_notices():
+        per_subject[e["data"]["subject"]["id"]].add(e["data"]["notice_id"])
+    assert {len(v) for v in per_subject.values()} == {1}, "one notice id per subject"
+    adds = await db("publisher").fetch(
+        "SELECT subject_key, count(*) AS n FROM list_changes WHERE op = 'ADD'"
+        " AND subject_key = ANY($1::text[]) GROUP BY subject_key", keys)
+    assert len(adds) == len(listed) and {r["n"] for r in adds} == {1}, "one ADD a subject"

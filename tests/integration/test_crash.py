@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
-from collections import defaultdict
 from typing import Any
 
 import asyncpg
@@ -47,13 +46,8 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
     listed = {d["subject"]["id"] for d in batch if d["catalogue_item"].startswith("court")}
     producing = asyncio.create_task(_produce(producer, settings, batch))
 
-    def ours() -> list[dict[str, Any]]:
-        return [e for t in ("credit.feedback.amr", "credit.feedback.court")
-                for e in watcher.events[t]
-                if (e.get("data", {}).get("record_id") or "").startswith(tag)]
-
     async def some_feedback() -> bool:
-        return len(ours()) >= RECORDS // 10
+        return len(kit.tagged_feedback(watcher, tag)) >= RECORDS // 10
 
     await _wait_until(some_feedback, "some feedback")
     services["ingest"].kill()
@@ -81,56 +75,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
     for name in ("ingest", "registry", "publisher"):
         services[name].wait_ready()
 
-    async def all_feedback() -> bool:
-        return {e["data"]["record_id"] for e in ours()} >= ids
-
-    await _wait_until(all_feedback, "all feedback")
-    event_ids: dict[str, set[str]] = defaultdict(set)
-    for e in ours():
-        event_ids[e["data"]["record_id"]].add(e["id"])
-        assert e["data"]["status"] == "accepted", e
-    # A relay resend after a crash repeats the same event (same id); never a second verdict.
-    assert all(len(v) == 1 for v in event_ids.values())
-
-    async def all_published() -> bool:
-        n = await db("publisher").fetchval(
-            "SELECT count(*) FROM subjects s, json_array_elements(s.snapshot->'records') r"
-            " WHERE r->>'record_id' LIKE $1", tag + "%")
-        return bool(n == RECORDS)
-
-    await _wait_until(all_published, "all published")
-    history = await db("registry").fetch(
-        "SELECT record_id, count(*) AS n FROM record_history WHERE record_id LIKE $1"
-        " GROUP BY record_id", tag + "%")
-    assert len(history) == RECORDS
-    assert {r["n"] for r in history} == {1}
-    audit = await db("ingest").fetch(
-        "SELECT record_id, count(*) AS n FROM submissions WHERE record_id LIKE $1"
-        " GROUP BY record_id", tag + "%")
-    assert len(audit) == RECORDS and {r["n"] for r in audit} == {1}
-
-    # Each listed subject: five notices in the database, one distinct notice id per agency
-    # on the wire (a resent notice keeps its id), and one ADD on the list.
-    notices = await db("publisher").fetch(
-        "SELECT subject_key, count(*) AS n FROM notices WHERE subject_key = ANY($1::text[])"
-        " GROUP BY subject_key", [f"enterprise:{s}" for s in listed])
-    assert len(notices) == len(listed) and {r["n"] for r in notices} == {5}
-
-    async def all_notified() -> bool:
-        return {e["data"]["subject"]["id"] for e in watcher.events["credit.notices.land"]
-                } >= listed
-
-    await _wait_until(all_notified, "all notified")
-    ids_per_subject: dict[str, set[str]] = defaultdict(set)
-    for e in watcher.events["credit.notices.land"]:
-        if e["data"]["subject"]["id"] in listed:
-            ids_per_subject[e["data"]["subject"]["id"]].add(e["data"]["notice_id"])
-    assert {len(v) for v in ids_per_subject.values()} == {1}
-    adds = await db("publisher").fetch(
-        "SELECT subject_key, count(*) AS n FROM list_changes WHERE op = 'ADD'"
-        " AND subject_key = ANY($1::text[]) GROUP BY subject_key",
-        [f"enterprise:{s}" for s in listed])
-    assert len(adds) == len(listed) and {r["n"] for r in adds} == {1}
+    await kit.each_record_once(db, watcher, tag, ids, listed, timeout=120)
 
 
 async def test_database_outage_is_waited_out_without_losing_or_dead_lettering(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
-from collections import defaultdict
 from typing import Any
 
 import pytest
@@ -72,22 +71,19 @@ async def test_a_second_process_shares_the_work_and_takes_it_all_when_the_first_
                                        for d in batch[i:i + 50]))
                 await asyncio.sleep(0.3)  # a steady stream, still flowing at the kill
 
-        def ours() -> list[dict[str, Any]]:
-            return [e for t in ("credit.feedback.amr", "credit.feedback.court")
-                    for e in watcher.events[t]
-                    if (e.get("data", {}).get("record_id") or "").startswith(tag)]
-
         producing = asyncio.create_task(produce())
 
         async def mid_stream() -> bool:
             n = await db("registry").fetchval(
                 "SELECT count(*) FROM records WHERE record_id LIKE $1", tag + "%")
-            return bool(len(ours()) >= RECORDS // 5 and n >= RECORDS // 10)
+            fed = len(kit.tagged_feedback(watcher, tag))
+            return bool(fed >= RECORDS // 5 and n >= RECORDS // 10)
 
         await _until(mid_stream, "the stream under way in every service")
         for name in ("ingest", "registry", "publisher"):
             services[name].kill()
-        assert not producing.done() and len(ours()) < RECORDS, "killed mid-stream"
+        assert (not producing.done()
+                and len(kit.tagged_feedback(watcher, tag)) < RECORDS), "killed mid-stream"
 
         async def taken_over() -> bool:
             held = [await asyncio.to_thread(_partitions, second[n])
@@ -98,46 +94,7 @@ async def test_a_second_process_shares_the_work_and_takes_it_all_when_the_first_
         await _until(taken_over, "the second processes hold every partition", timeout=120)
         await producing
 
-        async def all_feedback() -> bool:
-            return {e["data"]["record_id"] for e in ours()} >= ids
-
-        await _until(all_feedback, "a feedback for every record")
-        event_ids: dict[str, set[str]] = defaultdict(set)
-        for e in ours():
-            event_ids[e["data"]["record_id"]].add(e["id"])
-            assert e["data"]["status"] == "accepted", e
-        assert all(len(v) == 1 for v in event_ids.values()), "one feedback per delivery"
-
-        async def all_published() -> bool:
-            n = await db("publisher").fetchval(
-                "SELECT count(*) FROM subjects s, json_array_elements(s.snapshot->'records') r"
-                " WHERE r->>'record_id' LIKE $1", tag + "%")
-            return bool(n == RECORDS)
-
-        await _until(all_published, "every record in the publisher's snapshots")
-        history = await db("registry").fetch(
-            "SELECT record_id, count(*) AS n FROM record_history WHERE record_id LIKE $1"
-            " GROUP BY record_id", tag + "%")
-        assert len(history) == RECORDS and {r["n"] for r in history} == {1}
-        audit = await db("ingest").fetch(
-            "SELECT record_id, count(*) AS n FROM submissions WHERE record_id LIKE $1"
-            " GROUP BY record_id", tag + "%")
-        assert len(audit) == RECORDS and {r["n"] for r in audit} == {1}
-        notices = await db("publisher").fetch(
-            "SELECT subject_key, count(*) AS n FROM notices WHERE subject_key = ANY($1::text[])"
-            " GROUP BY subject_key", [f"enterprise:{s}" for s in listed])
-        assert len(notices) == len(listed) and {r["n"] for r in notices} == {5}
-
-        async def all_notified() -> bool:
-            return {e["data"]["subject"]["id"] for e in watcher.events["credit.notices.land"]
-                    if "subject" in e.get("data", {})} >= listed
-
-        await _until(all_notified, "a notice to the land agency for every listed subject")
-        per_subject: dict[str, set[str]] = defaultdict(set)
-        for e in watcher.events["credit.notices.land"]:
-            if e.get("data", {}).get("subject", {}).get("id") in listed:
-                per_subject[e["data"]["subject"]["id"]].add(e["data"]["notice_id"])
-        assert {len(v) for v in per_subject.values()} == {1}, "one notice id per subject"
+        await kit.each_record_once(db, watcher, tag, ids, listed, timeout=180)
     finally:
         for name in STREAM:
             services[name].start(ENV)
