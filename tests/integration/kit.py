@@ -122,8 +122,8 @@ async def each_record_once(db: Callable[[str], Any], watcher: TopicWatcher, tag:
     """Once the stream of the records `ids` (each starting with `tag`) is through, whatever
     was killed on the way: one feedback per delivery, each an acceptance; every record in
     the publisher's snapshots, once in the registry's history and once in ingest's audit;
-    each subject in `listed` (a court record's) with five notices, one notice id per agency
-    on the wire (a resent notice keeps its id) and one ADD on its list."""
+    each subject in `listed` (a court record's) with five notices, one notice id on the land
+    bureau's topic (a resent notice keeps its id) and one ADD on its list."""
     records = len(ids)
 
     async def all_feedback() -> bool:
