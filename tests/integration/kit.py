@@ -110,11 +110,12 @@ async def once_record_known(send: Callable[[], Awaitable[httpx.Response]],
 
 
 def tagged_feedback(watcher: TopicWatcher, tag: str) -> list[dict[str, Any]]:
-    """The feedback received so far for the records whose ids start with `tag` (the
-    streams of the crash and scale-out tests: administrative penalties and court records)."""
+    """The feedback received so far for the records whose ids start with `tag`: the
+    streams of administrative penalties and court records that the crash, scale-out, order
+    and three-broker tests send."""
     return [e for t in ("credit.feedback.amr", "credit.feedback.court")
             for e in watcher.events[t]
-            if (e.get("data", {}).get("record_id") or "").startswith(tag)]
+            if str((e.get("data") or {}).get("record_id") or "").startswith(tag)]
 
 
 async def each_record_once(db: Callable[[str], Any], watcher: TopicWatcher, tag: str,

@@ -52,13 +52,8 @@ class Run:
     court: list[dict[str, Any]] = field(default_factory=list)
     withdrawn: list[dict[str, Any]] = field(default_factory=list)  # revision 2 of some court
 
-    def ours(self, event: dict[str, Any]) -> bool:
-        data = event.get("data") or {}
-        return str(data.get("record_id") or "").startswith(self.tag)
-
     def feedback(self) -> list[dict[str, Any]]:
-        return [e for t in ("credit.feedback.amr", "credit.feedback.court")
-                for e in self.watcher.events[t] if self.ours(e)]
+        return kit.tagged_feedback(self.watcher, self.tag)
 
     def subjects(self) -> set[str]:
         return {d["subject"]["id"] for d in [*self.amr, *self.court]}

@@ -138,11 +138,8 @@ async def test_a_leader_killed_mid_stream_loses_no_acknowledged_record(
 
         def feedback() -> dict[str, set[str]]:
             ids: dict[str, set[str]] = defaultdict(set)
-            for t in ("credit.feedback.amr", "credit.feedback.court"):
-                for e in watcher.events[t]:
-                    rid = e.get("data", {}).get("record_id") or ""
-                    if rid.startswith(tag):
-                        ids[rid].add(e["id"])
+            for e in kit.tagged_feedback(watcher, tag):
+                ids[e["data"]["record_id"]].add(e["id"])
             return ids
 
         async def every_acked_answered() -> bool:
@@ -152,10 +149,8 @@ async def test_a_leader_killed_mid_stream_loses_no_acknowledged_record(
         answers = feedback()
         assert all(len(answers[r]) == 1 for r in acked), "one feedback per acknowledged record"
         assert all(len(answers.get(r, ())) <= 1 for r in unacked)
-        for t in ("credit.feedback.amr", "credit.feedback.court"):
-            for e in watcher.events[t]:
-                if (e.get("data", {}).get("record_id") or "").startswith(tag):
-                    assert e["data"]["status"] == "accepted", e
+        for e in kit.tagged_feedback(watcher, tag):
+            assert e["data"]["status"] == "accepted", e
 
         async def archived() -> bool:
             n = await pools["registry"].fetchval(
