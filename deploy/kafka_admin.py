@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
@@ -68,6 +68,8 @@ _SCRAM = {"SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512,
           "SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256}
 _ITERATIONS = 8192
 
+Login = Literal["accepted", "refused", "unanswered"]
+
 
 def _wait(futures: dict[Any, Future[Any]], ignore: Iterable[int] = ()) -> None:
     for future in futures.values():
@@ -83,8 +85,29 @@ class KafkaAdmin:
     def __init__(self, settings: Settings, username: str, password: str,
                  overrides: dict[str, str] | None = None) -> None:
         self.settings = settings
+        self.refused = False  # the broker turned this client's password down
         self.client = AdminClient({**admin_config(settings, username, password),
-                                   **(overrides or {})})
+                                   **(overrides or {}), "error_cb": self._on_error})
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._AUTHENTICATION:
+            self.refused = True
+
+    def login(self, timeout: float = 15) -> Login:
+        """Whether this client's user can log in. A refused password is told at the broker's
+        first refusal (a fraction of a second): a metadata request alone would wait out its
+        whole timeout while the client tries the login again and again."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.client.list_topics(timeout=min(0.5, max(deadline - time.monotonic(), 0.01)))
+                return "accepted"
+            except KafkaException:
+                self.client.poll(0)  # serves the error callback
+                if self.refused:
+                    return "refused"
+                if time.monotonic() >= deadline:
+                    return "unanswered"
 
     # --- topics ------------------------------------------------------------------------
 

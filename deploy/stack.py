@@ -25,7 +25,6 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
-from confluent_kafka import KafkaException
 
 from deploy import credentials, secrets
 from deploy.brokers import LocalKafka
@@ -61,23 +60,26 @@ def infra_up(settings: Settings, env: Mapping[str, str] | None = None) -> None:
 
 def ensure_kafka_admin(settings: Settings) -> None:
     """Make sure the bootstrap administrator can log in. A broker whose storage was
-    formatted before its listeners were authenticated has no SCRAM users: they are added
-    over the inter-broker listener, as the broker's own (PLAIN, static JAAS) super user, so
-    that an old local broker is upgraded with no manual step."""
-    try:
-        admin(settings).topic_names()
+    formatted before its listeners were authenticated has no SCRAM users, and one formatted
+    by another checkout holds another password: the user is set over the inter-broker
+    listener, as the broker's own (PLAIN, static JAAS) super user, so that an old local
+    broker is upgraded with no manual step."""
+    if admin(settings).login() == "accepted":
         return
-    except KafkaException:
-        pass
-    first = settings.kafka_bootstrap.split(",")[0]
-    port = int(os.environ.get("XINYONG_KAFKA_BROKER_PORT") or int(first.rsplit(":", 1)[1]) + 2)
-    broker = KafkaAdmin(settings, "broker", secrets.secret(settings, "kafka-broker.password"),
-                        overrides={"bootstrap.servers": f"127.0.0.1:{port}",
-                                   "sasl.mechanism": "PLAIN",
-                                   "security.protocol": "SASL_PLAINTEXT"})
+    broker = broker_admin(settings)
     broker.upsert_user("broker", secrets.secret(settings, "kafka-broker.password"))
     broker.upsert_user(settings.kafka_admin_username, secrets.admin_password(settings))
     admin(settings).topic_names()
+
+
+def broker_admin(settings: Settings) -> KafkaAdmin:
+    """The broker's own super user, over the inter-broker listener."""
+    first = settings.kafka_bootstrap.split(",")[0]
+    port = int(os.environ.get("XINYONG_KAFKA_BROKER_PORT") or int(first.rsplit(":", 1)[1]) + 2)
+    return KafkaAdmin(settings, "broker", secrets.secret(settings, "kafka-broker.password"),
+                      overrides={"bootstrap.servers": f"127.0.0.1:{port}",
+                                 "sasl.mechanism": "PLAIN",
+                                 "security.protocol": "SASL_PLAINTEXT"})
 
 
 def infra_down(settings: Settings, env: Mapping[str, str] | None = None) -> None:

@@ -34,6 +34,15 @@ def db_settings() -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="session")
+def kafka(db_settings: Settings) -> Iterator[None]:
+    """The broker, for the few tests of this tier that need one (deploy/kafka.sh, started
+    as the integration tier starts it), with the administrator able to log in."""
+    stack.run_script("kafka.sh", "start", db_settings)
+    stack.ensure_kafka_admin(db_settings)
+    yield
+
+
+@pytest.fixture(scope="session")
 def catalogue() -> Catalogue:
     return load_catalogue()
 

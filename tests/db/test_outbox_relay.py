@@ -1,9 +1,8 @@
 """The outbox relay against a real broker that refuses some rows: those are set aside with
 the error while the rest are sent, and `replay` puts them back (issue 6, item 7).
 
-The one test of this tier that needs the broker (deploy/kafka.sh, started here like the
-integration tier does); the outbox rows live in a rolled-back transaction as elsewhere in
-this tier.
+One of the two files of this tier that need the broker (the `kafka` fixture of conftest.py);
+the outbox rows live in a rolled-back transaction as elsewhere in this tier.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import REGISTRY
 
-from deploy import secrets, stack
+from deploy import secrets
 from deploy.credentials import admin
 from shared import inbox, outbox
 from shared.access import Principal, username
@@ -35,13 +34,6 @@ pytestmark = pytest.mark.db
 
 FEEDBACK_TOPIC = FEEDBACK.of("court").name
 LATE_TOPIC = "credit.feedback.late"  # exists only once the test creates it
-
-
-@pytest.fixture(scope="module")
-def kafka(db_settings: Settings) -> Iterator[None]:
-    stack.run_script("kafka.sh", "start", db_settings)
-    stack.ensure_kafka_admin(db_settings)
-    yield
 
 
 @pytest_asyncio.fixture
