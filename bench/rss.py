@@ -26,6 +26,11 @@ from pathlib import Path
 from shared.settings import Settings
 
 MIB = 1024 * 1024
+# PostgreSQL's proportional set sizes are read every this many samples (and at the end):
+# the kernel walks every page table of 30-odd backends for them, some 25 ms of CPU a time,
+# a load the run under test would otherwise share. Its memory moves slowly (the buffer
+# cache filling), so a peak is not missed by much.
+PSS_EVERY = 5
 
 
 def _status_kib(pid: int, field: str) -> int | None:
@@ -144,10 +149,15 @@ def postmaster_pid(settings: Settings) -> int | None:
         return None
 
 
-def postgres_pss_kib(postmaster: int, db_prefix: str) -> int:
+def postgres_backends(postmaster: int) -> list[tuple[int, str]]:
+    """The postmaster's children with their process titles."""
+    return [(child, _cmdline(child)) for child in _children(postmaster)]
+
+
+def postgres_pss_kib(postmaster: int, backends: Sequence[tuple[int, str]],
+                     db_prefix: str) -> int:
     total = _pss_kib(postmaster)
-    for child in _children(postmaster):
-        cmd = _cmdline(child)
+    for child, cmd in backends:
         # Client backends name their database in the process title ("postgres: 15/x: user
         # db 127.0.0.1(port) idle"); auxiliary processes name no client address.
         if "127.0.0.1(" not in cmd or db_prefix in cmd:
@@ -194,6 +204,7 @@ class RssSampler:
         # The broker's JIT compiler threads: CPU seconds per thread id, first and last seen.
         self._jit: dict[int, tuple[float, float]] = {}
         self._jit_started = False
+        self._samples = 0
 
     def _note_cpu(self, name: str, pid: int) -> None:
         now = cpu_seconds(pid)
@@ -215,7 +226,7 @@ class RssSampler:
             if current:
                 self._current[name] = kib
 
-    def sample(self) -> None:
+    def sample(self, last: bool = False) -> None:
         self._current = {}
         for name, pid in self.services().items():
             if pid is None:
@@ -229,10 +240,11 @@ class RssSampler:
             self._note_cpu("kafka", self._kafka)
             self._note_jit(jvm_compiler_threads(self._kafka))
         if self._postmaster is not None:
-            self._note("postgres", postgres_pss_kib(self._postmaster,
-                                                    self.settings.db_prefix))
-            for child in _children(self._postmaster):
-                cmd = _cmdline(child)
+            backends = postgres_backends(self._postmaster)
+            if last or self._samples % PSS_EVERY == 0:
+                self._note("postgres", postgres_pss_kib(self._postmaster, backends,
+                                                        self.settings.db_prefix))
+            for child, cmd in backends:
                 if self.settings.db_prefix in cmd:
                     # The bench's own checks connect as the admin role (the process title
                     # names the user): their backends are the bench's work, not the stack's.
@@ -241,6 +253,7 @@ class RssSampler:
         self._note("bench", _status_kib(os.getpid(), "VmRSS"))
         self._note_cpu("bench", os.getpid())
         self._timeline.append((time.monotonic(), self._current))
+        self._samples += 1
 
     async def _run(self) -> None:
         while True:
@@ -255,7 +268,7 @@ class RssSampler:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self.sample()  # last word: the services are still up
+        self.sample(last=True)  # last word: the services are still up
         return self.peaks()
 
     def peaks(self) -> dict[str, float]:
