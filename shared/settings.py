@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     # last one took"). 0 turns it off.
     batch_linger_ms: int = 25
     batch_linger_records: int = 200
+    # Services off the notice path (statistics, objection's projections) gather each batch
+    # for this long instead, up to a full batch: fewer, larger transactions on cores the
+    # notice path shares, for figures half a second later (docs/decisions.md, "Services off
+    # the notice path gather their batches"). JSON in the environment,
+    # e.g. XINYONG_BATCH_GATHER_MS='{"stats": 1000}'; a service left out lingers as above.
+    batch_gather_ms: dict[str, int] = {"stats": 500, "objection": 500}
     outbox_batch: int = 2000
     # How often a stream worker commits its consumer group's offsets (the database holds the
     # positions it resumes from; the group's offsets trail them by at most this long).

@@ -71,12 +71,24 @@ def next_batch_limit(limit: int, fetched: int, settings: Settings) -> int:
     return settings.batch_max
 
 
-def linger_seconds(fetched: int, last_batch_seconds: float, settings: Settings) -> float:
+def linger_seconds(fetched: int, last_batch_seconds: float, settings: Settings,
+                   gather_ms: int = 0) -> float:
     """How long a batch of `fetched` messages waits for more before its transaction: as
-    long as the last batch took, capped; none for an empty or a large enough batch."""
-    if fetched == 0 or fetched >= settings.batch_linger_records:
+    long as the last batch took, capped; none for an empty or a large enough batch. A
+    service that gathers (`batch_gather_ms`) waits its gathering time for any batch."""
+    if fetched == 0:
+        return 0.0
+    if gather_ms:
+        return gather_ms / 1000
+    if fetched >= settings.batch_linger_records:
         return 0.0
     return min(last_batch_seconds, settings.batch_linger_ms / 1000)
+
+
+def linger_records(limit: int, settings: Settings, gather_ms: int = 0) -> int:
+    """How many messages end a batch's wait at once: a full batch for a service that
+    gathers, else `batch_linger_records`."""
+    return limit if gather_ms else min(settings.batch_linger_records, limit)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -210,9 +222,10 @@ class StreamWorker:
         messages are never dropped here: the client's positions have moved past them, so a
         failing fetch ends the wait and the batch goes on with what it has."""
         count = sum(map(len, batches.values()))
+        gather_ms = self.settings.batch_gather_ms.get(self.service, 0)
         deadline = time.monotonic() + linger_seconds(count, self._last_batch_seconds,
-                                                     self.settings)
-        while count < min(self.settings.batch_linger_records, self.batch_limit):
+                                                     self.settings, gather_ms)
+        while count < linger_records(self.batch_limit, self.settings, gather_ms):
             left = deadline - time.monotonic()
             if left <= 0:
                 break

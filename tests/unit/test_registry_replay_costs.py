@@ -14,7 +14,7 @@ from shared.messages import InboundMessage, OutboundEvent
 from shared.service import GC_YOUNG_THRESHOLD, settle_garbage_collector
 from shared.settings import Settings
 from shared.topics import RECORDS_ACCEPTED, RECORDS_STATUS
-from shared.worker import linger_seconds, next_batch_limit
+from shared.worker import linger_records, linger_seconds, next_batch_limit
 
 SETTINGS = Settings(batch_max=1000, batch_max_backlog=5000)
 
@@ -37,6 +37,22 @@ def test_a_small_batch_lingers_as_long_as_the_last_took_and_no_longer_than_the_c
     assert linger_seconds(0, 0.300, settings) == 0.0  # nothing fetched: the loop goes on
     assert linger_seconds(200, 0.300, settings) == 0.0  # large enough
     assert linger_seconds(3, 0.300, Settings(batch_linger_ms=0)) == 0.0  # turned off
+
+
+def test_a_service_that_gathers_waits_its_time_for_any_batch_until_the_batch_is_full() -> None:
+    settings = Settings(batch_linger_ms=25, batch_linger_records=200)
+    assert linger_seconds(3, 0.004, settings, gather_ms=500) == 0.5  # even when quiet
+    assert linger_seconds(200, 0.004, settings, gather_ms=500) == 0.5  # past the 200 too
+    assert linger_seconds(0, 0.004, settings, gather_ms=500) == 0.0  # nothing to gather for
+    assert linger_records(1000, settings, gather_ms=500) == 1000  # until a full batch
+    assert linger_records(1000, settings) == 200
+    assert linger_records(100, settings) == 100
+
+
+def test_the_services_off_the_notice_path_gather_and_those_on_it_do_not() -> None:
+    gathering = Settings().batch_gather_ms
+    assert set(gathering) == {"stats", "objection"} and all(gathering.values())
+    assert not {"ingest", "registry", "publisher"} & set(gathering)
 
 
 def test_a_backlog_limit_below_batch_max_never_shrinks_batches() -> None:
