@@ -105,9 +105,9 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     relay = OutboxRelay(settings, spec.name, producer)
     consumer = await _started(lambda: make_consumer(settings, settings.group_id(spec.name), ()))
     worker = StreamWorker(settings, spec.name, pool, consumer, topics, spec.handler(ctx),
-                          relay=relay)
+                          relay=relay, gather_ms=settings.batch_gather_ms.get(spec.name, 0))
     # Credentials have a consumer of their own: a backlog of records never delays a
-    # revocation.
+    # revocation, nor does a gathering batch (it lingers as on the notice path).
     credentials_group = settings.group_id(spec.name) + "-credentials"
     credentials_consumer = await _started(lambda: make_consumer(settings, credentials_group, ()))
     credentials_worker = StreamWorker(settings, spec.name, pool, credentials_consumer,

@@ -110,9 +110,12 @@ class StreamWorker:
     def __init__(self, settings: Settings, service: str, pool: asyncpg.Pool,
                  consumer: AIOKafkaConsumer, topics: Sequence[str], handler: BatchHandler,
                  admin: AdminClient | None = None, relay: OutboxRelay | None = None,
-                 group: str | None = None) -> None:
+                 group: str | None = None, gather_ms: int = 0) -> None:
         self.settings = settings
         self.service = service
+        # How long each batch gathers (`batch_gather_ms`, off the notice path); 0: the
+        # adaptive linger (`linger_seconds`).
+        self.gather_ms = gather_ms
         # The consumer's group, whose committed offsets the position check compares.
         self.group = group or settings.group_id(service)
         self.pool = pool
@@ -222,10 +225,9 @@ class StreamWorker:
         messages are never dropped here: the client's positions have moved past them, so a
         failing fetch ends the wait and the batch goes on with what it has."""
         count = sum(map(len, batches.values()))
-        gather_ms = self.settings.batch_gather_ms.get(self.service, 0)
         deadline = time.monotonic() + linger_seconds(count, self._last_batch_seconds,
-                                                     self.settings, gather_ms)
-        while count < linger_records(self.batch_limit, self.settings, gather_ms):
+                                                     self.settings, self.gather_ms)
+        while count < linger_records(self.batch_limit, self.settings, self.gather_ms):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
