@@ -204,7 +204,6 @@ class RssSampler:
         # The broker's JIT compiler threads: CPU seconds per thread id, first and last seen.
         self._jit: dict[int, tuple[float, float]] = {}
         self._jit_started = False
-        self._samples = 0
 
     def _note_cpu(self, name: str, pid: int) -> None:
         now = cpu_seconds(pid)
@@ -241,7 +240,7 @@ class RssSampler:
             self._note_jit(jvm_compiler_threads(self._kafka))
         if self._postmaster is not None:
             backends = postgres_backends(self._postmaster)
-            if last or self._samples % PSS_EVERY == 0:
+            if last or len(self._timeline) % PSS_EVERY == 0:  # the first sample, and on
                 self._note("postgres", postgres_pss_kib(self._postmaster, backends,
                                                         self.settings.db_prefix))
             for child, cmd in backends:
@@ -253,7 +252,6 @@ class RssSampler:
         self._note("bench", _status_kib(os.getpid(), "VmRSS"))
         self._note_cpu("bench", os.getpid())
         self._timeline.append((time.monotonic(), self._current))
-        self._samples += 1
 
     async def _run(self) -> None:
         while True:
