@@ -34,6 +34,10 @@ PARTITIONS_PAUSED = Gauge(
     "Partitions not consumed until an operator resolves a position mismatch", ["service"])
 
 # --- outbox and dead letters (shared/outbox.py) ------------------------------------------
+CONSUMERS_REPLACED = Counter(
+    "xinyong_consumers_replaced_total",
+    "Stream consumers closed and made again after too long out of their group "
+    "(shared/worker.py, StreamWorker._mind_group)", ["service", "group"])
 DEAD_LETTERS = Counter("xinyong_dead_letters_total", "Messages sent to the dead-letter topic",
                        ["service"])
 MESSAGES_SKIPPED = Counter("xinyong_messages_skipped_total",

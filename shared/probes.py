@@ -55,12 +55,12 @@ async def record_start(conn: asyncpg.Connection, service: str) -> int:
 
 
 class Probes:
-    def __init__(self, ctx: ServiceContext, consumers: Sequence[AIOKafkaConsumer],
+    def __init__(self, ctx: ServiceContext, assigned: Callable[[], set[TopicPartition]],
                  topics: Sequence[str], gauges: Sequence[Gauge] = ()) -> None:
-        """`consumers`: the service's stream consumers, whose assigned partitions are this
+        """`assigned`: the partitions the service's stream consumers hold now, this
         process's share of the lag; `topics`: every topic they consume (un-namespaced)."""
         self.ctx = ctx
-        self.consumers = consumers
+        self.assigned = assigned
         self.topics = list(topics)
         self.gauges = gauges
         self._probe: AIOKafkaConsumer | None = None
@@ -130,9 +130,7 @@ class Probes:
         when the cluster does not answer. With no partitions, the cluster's metadata is the
         probe."""
         namespace = self.ctx.settings.topic_namespace
-        assigned: set[TopicPartition] = set()
-        for consumer in self.consumers:
-            assigned |= set(consumer.assignment())
+        assigned = self.assigned()
         try:
             probe = await self._probe_client()
             if not assigned:

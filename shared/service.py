@@ -34,6 +34,7 @@ from shared.context import ServiceContext
 from shared.db import SHARED_MIGRATIONS, TRANSIENT, create_http_pool, create_pool, migrate
 from shared.http import RequestMetrics
 from shared.kafka import make_consumer, make_producer
+from shared.lifecycle import end_if_still_running
 from shared.logs import configure_logging
 from shared.outbox import OutboxRelay
 from shared.probes import Gauge, Probes, record_start
@@ -103,18 +104,22 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
     topics = list(spec.consumes(catalogue))
     _zero_counters(spec.name, [*topics, CREDENTIALS.name])
     relay = OutboxRelay(settings, spec.name, producer)
-    consumer = await _started(lambda: make_consumer(settings, settings.group_id(spec.name), ()))
-    worker = StreamWorker(settings, spec.name, pool, consumer, topics, spec.handler(ctx),
-                          relay=relay, gather_ms=settings.batch_gather_ms.get(spec.name, 0))
+    group = settings.group_id(spec.name)
+    worker = StreamWorker(settings, spec.name, pool, await _consumer_of(settings, group),
+                          topics, spec.handler(ctx), relay=relay,
+                          gather_ms=settings.batch_gather_ms.get(spec.name, 0),
+                          new_consumer=lambda: _consumer_of(settings, group))
     # Credentials have a consumer of their own: a backlog of records never delays a
     # revocation, nor does a gathering batch (it lingers as on the notice path).
-    credentials_group = settings.group_id(spec.name) + "-credentials"
-    credentials_consumer = await _started(lambda: make_consumer(settings, credentials_group, ()))
-    credentials_worker = StreamWorker(settings, spec.name, pool, credentials_consumer,
+    credentials_group = group + "-credentials"
+    credentials_worker = StreamWorker(settings, spec.name, pool,
+                                      await _consumer_of(settings, credentials_group),
                                       [CREDENTIALS.name], credentials.apply, relay=relay,
-                                      group=credentials_group)
-    probes = Probes(ctx, [consumer, credentials_consumer], [*topics, CREDENTIALS.name],
-                    spec.gauges)
+                                      group=credentials_group,
+                                      new_consumer=lambda: _consumer_of(settings,
+                                                                        credentials_group))
+    probes = Probes(ctx, lambda: worker.assigned | credentials_worker.assigned,
+                    [*topics, CREDENTIALS.name], spec.gauges)
 
     app = spec.api(dataclasses.replace(ctx, pool=http_pool))
     _add_readiness(app, worker)
@@ -160,14 +165,15 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
                           exc_info=None if task.cancelled() else task.exception())
                 raise SystemExit(1)
     finally:
+        end_if_still_running(settings.stop_deadline_seconds, spec.name)
         server.should_exit = True
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await _quietly(consumer.stop())
-        await _quietly(credentials_consumer.stop())
+        await _quietly(worker.consumer.stop())
+        await _quietly(credentials_worker.consumer.stop())
         await _quietly(producer.stop())
         await _quietly(http_pool.close())
         await _quietly(pool.close())
@@ -176,6 +182,10 @@ async def run_service(spec: ServiceSpec, settings: Settings | None = None) -> No
 
 KAFKA_START_SECONDS = 60.0
 _Client = TypeVar("_Client", AIOKafkaProducer, AIOKafkaConsumer)
+
+
+async def _consumer_of(settings: Settings, group: str) -> AIOKafkaConsumer:
+    return await _started(lambda: make_consumer(settings, group, ()))
 
 
 async def _started(make: Callable[[], _Client]) -> _Client:

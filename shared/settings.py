@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     # positions were counted on (a topic created again keeps its partitions, so nothing
     # else tells), and picks up operators' resolutions of paused partitions.
     position_check_seconds: float = 10.0
+    # A stream worker's consumer that has been out of its group this long (never joined,
+    # or left by a rebalance that never finished) is closed and a new one joins instead
+    # (shared/worker.py, `StreamWorker._mind_group`).
+    group_rejoin_seconds: float = 90.0
+    # A process whose stop has not finished this long after it began ends itself
+    # (shared/lifecycle.py): a Kafka client's close can wait for ever on its coordinator.
+    stop_deadline_seconds: float = 30.0
 
     pg_host: str = "127.0.0.1"
     pg_port: int = 5433

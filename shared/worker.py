@@ -16,6 +16,10 @@ bytes kept in the `dead_letters` table), so one poison message never stalls its 
 A lost database connection is not the message's fault: the worker waits and retries the
 same batch.
 
+A consumer out of its group for `group_rejoin_seconds` (a join that never ends, as after a
+broker that stalled longer than a session) is closed and a new one joins in its place: the
+database's positions make the new member start where the old one stopped.
+
 Once a batch's transaction has committed, the outbox rows it wrote go to the relay, which
 sends them from memory at once (shared/outbox.py).
 """
@@ -23,6 +27,7 @@ sends them from memory at once (shared/outbox.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -54,8 +59,12 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 _AUTHORIZATION_RETRY_S = 5.0
+# How much longer than its own timeout a fetch may wait (`StreamWorker._fetch`).
+_FETCH_GRACE_S = 1.0
 
 BatchHandler = Callable[[asyncpg.Connection, Sequence[InboundMessage]], Awaitable[None]]
+# Makes and starts a consumer in the worker's group, subscribed to nothing yet.
+ConsumerFactory = Callable[[], Awaitable[AIOKafkaConsumer]]
 
 
 
@@ -96,6 +105,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.worker = worker
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.worker.rejoining()
         # The next owner starts from the database's positions whatever the group's offsets
         # say; committing what is held keeps the group's view (and its lag) close.
         await self.worker.commit_held(revoked)
@@ -110,7 +120,10 @@ class StreamWorker:
     def __init__(self, settings: Settings, service: str, pool: asyncpg.Pool,
                  consumer: AIOKafkaConsumer, topics: Sequence[str], handler: BatchHandler,
                  admin: AdminClient | None = None, relay: OutboxRelay | None = None,
-                 group: str | None = None, gather_ms: int = 0) -> None:
+                 group: str | None = None, gather_ms: int = 0,
+                 new_consumer: ConsumerFactory | None = None) -> None:
+        """`new_consumer`: how to make the consumer that replaces one stuck out of its group
+        (`_mind_group`); without it a stuck consumer is only reported."""
         self.settings = settings
         self.service = service
         # How long each batch gathers (`batch_gather_ms`, off the notice path); 0: the
@@ -120,6 +133,12 @@ class StreamWorker:
         self.group = group or settings.group_id(service)
         self.pool = pool
         self.consumer = consumer
+        self._new_consumer = new_consumer
+        # Exported at 0 from the start: an alert's increase() misses a series' first value.
+        metrics.CONSUMERS_REPLACED.labels(service, self.group)
+        # Since when the consumer has held no generation of its group: from the start, and
+        # from each rebalance until its assignment.
+        self.out_of_group_since: float | None = time.monotonic()
         self.topics = list(topics)
         self.handler = handler
         self.relay = relay
@@ -152,9 +171,14 @@ class StreamWorker:
         # every message consumed: the namespace and the label lookup once per topic).
         self._topic_of: dict[str, tuple[str, Any]] = {}
 
+    def rejoining(self) -> None:
+        if self.out_of_group_since is None:
+            self.out_of_group_since = time.monotonic()
+
     def assignment_changed(self) -> None:
         self.assigned = set(self.consumer.assignment())
         self.joined = True
+        self.out_of_group_since = None
         self._generation += 1
         # A partition is read from nowhere until its stored position has been checked.
         self.consumer.pause(*self.assigned)
@@ -172,14 +196,18 @@ class StreamWorker:
                             "partition": tp.partition, "why": why}
                            for tp, why in sorted(self.held.items())]}
 
+    def _subscribe(self) -> None:
+        self.out_of_group_since = time.monotonic()
+        self.consumer.subscribe([self.settings.topic(t) for t in self.topics],
+                                listener=_Rebalance(self))
+
     async def run(self) -> None:
-        namespaced = [self.settings.topic(t) for t in self.topics]
-        self.consumer.subscribe(namespaced, listener=_Rebalance(self))
+        self._subscribe()
         while True:
+            await self._mind_group()
             await self._check_positions()
             try:
-                batches = await self.consumer.getmany(
-                    timeout_ms=self.settings.batch_wait_ms, max_records=self.batch_limit)
+                batches = await self._fetch(self.settings.batch_wait_ms, self.batch_limit)
                 batches = await self._gathered(batches)
             except OffsetOutOfRangeError as exc:
                 # The log no longer has the position (deleted, truncated, created again):
@@ -219,6 +247,23 @@ class StreamWorker:
                 messages, batches = [], {}
                 gc.collect(1)
 
+    async def _fetch(self, timeout_ms: int, max_records: int
+                     ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """What the consumer has fetched, within `timeout_ms` and a little more. Until its
+        group has given it an assignment, aiokafka's getmany waits for one without a
+        timeout; the worker's loop must go on (`_mind_group`), and counts the consumer out
+        of its group from then on. Cancelled while waiting, getmany has taken no records
+        yet; returning, it holds an assignment."""
+        try:
+            fetched = await asyncio.wait_for(
+                self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records),
+                timeout_ms / 1000 + _FETCH_GRACE_S)
+        except TimeoutError:
+            self.rejoining()
+            return {}
+        self.out_of_group_since = None
+        return fetched  # type: ignore[no-any-return]
+
     async def _gathered(self, batches: dict[TopicPartition, list[ConsumerRecord]]
                         ) -> dict[TopicPartition, list[ConsumerRecord]]:
         """The batch, with what arrives while it lingers (`linger_seconds`). Fetched
@@ -232,14 +277,62 @@ class StreamWorker:
             if left <= 0:
                 break
             try:
-                more = await self.consumer.getmany(timeout_ms=max(1, int(left * 1000)),
-                                                   max_records=self.batch_limit - count)
+                more = await self._fetch(max(1, int(left * 1000)), self.batch_limit - count)
             except KafkaError:
                 break  # the next fetch meets it again, outside the wait
             for tp, records in more.items():
                 batches.setdefault(tp, []).extend(records)
                 count += len(records)
         return batches
+
+    # --- the consumer's group ---------------------------------------------------------------
+
+    async def _mind_group(self) -> None:
+        """Replace a consumer that has been out of its group for `group_rejoin_seconds`.
+        aiokafka rejoins a member that a broker stall dropped on its own, and it usually
+        does; once (a main broker fenced for ten seconds under load) every service's
+        consumer stayed out for good, without a word, and their loops waited in getmany.
+        Closed, it leaves whatever it was waiting on; a new member starts from the
+        database's positions like any other."""
+        since = self.out_of_group_since
+        if (since is None or self._new_consumer is None
+                or time.monotonic() - since < self.settings.group_rejoin_seconds):
+            return
+        log.error("the consumer of group %s has been out of it for %.0fs; replacing it",
+                  self.group, time.monotonic() - since)
+        metrics.CONSUMERS_REPLACED.labels(self.service, self.group).inc()
+        old, self.out_of_group_since = self.consumer, time.monotonic()
+        await self._close(old)
+        try:
+            self.consumer = await self._new_consumer()
+        except KafkaError as exc:  # the cluster does not take it yet: the next round again
+            log.error("no new consumer for group %s yet (%s)", self.group, exc)
+            return
+        self.assigned, self.unchecked, self._uncommitted = set(), set(), {}
+        metrics.ASSIGNED_PARTITIONS.labels(self.service).set(0)
+        self._subscribe()
+
+    async def _close(self, consumer: AIOKafkaConsumer) -> None:
+        """Stop a consumer; if its stop is stuck too, end by hand what the stop did not reach
+        (its heartbeat and fetch tasks, its connections), so that a replaced consumer
+        leaves nothing running behind it."""
+        try:
+            await asyncio.wait_for(consumer.stop(), self.settings.stop_deadline_seconds)
+            return
+        except Exception as exc:  # TimeoutError among them
+            log.warning("the replaced consumer did not stop (%s: %s); ending its tasks",
+                        type(exc).__name__, exc)
+        # aiokafka's own parts (0.14): the stop above cancelled the coordination task it was
+        # waiting on, not these.
+        coordinator = getattr(consumer, "_coordinator", None)
+        for task in (getattr(coordinator, "_heartbeat_task", None),
+                     getattr(coordinator, "_commit_refresh_task", None)):
+            if task is not None:
+                task.cancel()
+        for part in (getattr(consumer, "_fetcher", None), getattr(consumer, "_client", None)):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(part.close(), self.settings.stop_deadline_seconds)
 
     # --- positions checked against their log (shared/positions.py) --------------------------
 
@@ -366,8 +459,12 @@ class StreamWorker:
         """Commit offsets to the group; a failure is logged, not raised: the database's
         positions are what this worker and the next owner resume from."""
         try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, KafkaError, IllegalStateError) as exc:
+            # aiokafka retries a commit as long as the coordinator answers with a retriable
+            # error; a commit is only the group's view, so it never holds the worker (or a
+            # rebalance: `_Rebalance.on_partitions_revoked`) longer than a session.
+            await asyncio.wait_for(self.consumer.commit(offsets),
+                                   self.settings.kafka_session_timeout_ms / 1000)
+        except (CommitFailedError, KafkaError, IllegalStateError, TimeoutError) as exc:
             log.warning("%s failed (%s); %s", what, exc, consequence)
 
     def _contract_name(self, topic: str) -> str:

@@ -53,6 +53,7 @@ from shared.catalogue import Catalogue, load_catalogue
 from shared.contract import DeadLetter, StatsDelta, StatsWarning, StatsWindow, WindowRange
 from shared.envelope import encode_event, typed
 from shared.kafka import client_options
+from shared.lifecycle import end_if_still_running
 from shared.logs import configure_logging
 from shared.messages import check_source
 from shared.settings import Settings, get_settings
@@ -406,17 +407,30 @@ def _window(r: tuple[float, float]) -> tuple[WindowRange, str]:
 
 class Worker(faust.Worker):
     """faust's worker, keeping its command line: the stack knows its processes by it
-    (deploy/stack.py::ServiceProcess.pid), and faust would retitle the process."""
+    (deploy/stack.py::ServiceProcess.pid), and faust would retitle the process. Its stop,
+    after a signal or a crash, has `stop_deadline_seconds` to finish (shared/lifecycle.py):
+    faust's consumer thread can wait for ever on the app's loop while that loop waits for
+    the thread to stop."""
+
+    def __init__(self, app: faust.App, stop_deadline_seconds: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.stop_deadline_seconds = stop_deadline_seconds
 
     def _setproctitle(self, info: str, *, ident: str = "") -> None:
         pass
+
+    async def stop(self) -> None:
+        if not self._stopped.is_set():
+            end_if_still_running(self.stop_deadline_seconds, NAME)
+        await super().stop()
 
 
 def main() -> None:
     settings = get_settings()
     configure_logging(NAME, settings.log_level)
     app = build(settings, load_catalogue(settings.catalogue_path))
-    worker = Worker(app, loglevel=settings.log_level, override_logging=False)
+    worker = Worker(app, settings.stop_deadline_seconds, loglevel=settings.log_level,
+                    override_logging=False)
     worker.execute_from_commandline()
 
 

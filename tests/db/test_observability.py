@@ -184,7 +184,7 @@ async def test_gauges_run_without_parallel_workers_and_leave_the_connection_as_i
         seen.append(await conn.fetchval(
             "SELECT current_setting('max_parallel_workers_per_gather')"))
 
-    await Probes(ctx, [], [], gauges=(setting, setting))._from_database()
+    await Probes(ctx, set, [], gauges=(setting, setting))._from_database()
     assert seen == ["0", "0"]
     async with ctx.pool.acquire() as conn:
         assert await conn.fetchval(

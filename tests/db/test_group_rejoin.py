@@ -1,0 +1,124 @@
+"""A stream worker whose consumer is stuck out of its group, on the real broker: after
+`group_rejoin_seconds` the worker closes it (ending by hand what its stuck stop leaves
+running) and a new consumer joins, takes its share and consumes again.
+
+The stall is made by the rebalance listener of the first rebalance after the worker joined
+never returning (the shape of a rejoin that never ends), while a second member joins the
+group to start that rebalance."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from deploy import secrets
+from shared import metrics
+from shared import worker as worker_module
+from shared.kafka import admin_config, make_consumer, make_producer
+from shared.messages import InboundMessage
+from shared.settings import Settings
+from shared.worker import StreamWorker
+
+pytestmark = pytest.mark.db
+
+# A topic of this test alone: the worker stores its positions under this name (without
+# the namespace) in the session's registry database, where other tests look for theirs.
+TOPIC = "test.group-rejoin"
+
+
+def _as_administrator(db_settings: Settings) -> Settings:
+    return db_settings.model_copy(update={
+        "kafka_sasl_username": db_settings.kafka_admin_username,
+        "kafka_sasl_password": secrets.admin_password(db_settings),
+        "topic_namespace": f"rejoin{uuid.uuid4().hex[:6]}.",
+        "group_rejoin_seconds": 4.0, "stop_deadline_seconds": 3.0,
+        "kafka_session_timeout_ms": 6000, "position_check_seconds": 1.0})
+
+
+def _create_topic(settings: Settings, partitions: int) -> AdminClient:
+    admin = AdminClient(admin_config(settings))
+    futures = admin.create_topics([NewTopic(settings.topic(TOPIC), partitions, 1)])
+    for future in futures.values():
+        future.result(30)
+    return admin
+
+
+async def _until(check: Any, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.2)
+
+
+async def test_a_consumer_stuck_out_of_its_group_is_replaced(
+        db_settings: Settings, kafka: None, pools: dict[str, asyncpg.Pool],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _as_administrator(db_settings)
+    admin = _create_topic(settings, 2)
+    seen: list[str] = []
+
+    async def handler(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
+        seen.extend(m.value.decode() for m in messages)
+
+    async def new_consumer() -> AIOKafkaConsumer:
+        consumer = make_consumer(settings, settings.group_id("registry"), ())
+        await consumer.start()
+        return consumer
+
+    hung: list[set[Any]] = []
+    revoked = worker_module._Rebalance.on_partitions_revoked
+
+    async def first_revocation_never_returns(self: Any, partitions: set[Any]) -> None:
+        if partitions and not hung:  # not the empty set of a first join
+            hung.append(partitions)
+            await asyncio.Event().wait()
+        await revoked(self, partitions)
+
+    monkeypatch.setattr(worker_module._Rebalance, "on_partitions_revoked",
+                        first_revocation_never_returns)
+    replaced = metrics.CONSUMERS_REPLACED.labels("registry", settings.group_id("registry"))
+    before = replaced._value.get()
+    first = await new_consumer()
+    worker = StreamWorker(settings, "registry", pools["registry"], first, [TOPIC], handler,
+                          new_consumer=new_consumer)
+    running = asyncio.create_task(worker.run())
+    other = make_consumer(settings, settings.group_id("registry"), [TOPIC])
+    producer = make_producer(settings)
+    try:
+        await _until(lambda: worker.out_of_group_since is None, "the worker joins")
+        assert worker.assigned  # alone in the group: both partitions
+        await other.start()  # a second member: the group rebalances, the worker's hangs
+        await _until(lambda: worker.consumer is not first, "the stuck consumer is replaced")
+        assert hung  # it was stuck where the test made it
+        assert replaced._value.get() == before + 1
+        await _until(lambda: worker.out_of_group_since is None and bool(worker.assigned)
+                     and not worker.unchecked, "the new consumer joins and takes its share")
+        # The abandoned consumer's heartbeats ended with it: the group shares the partitions
+        # between the new consumer and the other member only.
+        await _until(lambda: len(worker.assigned) + len(other.assignment()) == 2,
+                     "the partitions shared by the two live members")
+
+        await producer.start()
+        for partition in sorted(tp.partition for tp in worker.assigned):
+            await producer.send_and_wait(settings.topic(TOPIC), f"after {partition}".encode(),
+                                         partition=partition)
+        await _until(lambda: len(seen) == len(worker.assigned), "the new consumer consumes")
+        assert not running.done()
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        for client in (producer, other, worker.consumer):
+            with contextlib.suppress(Exception):  # a stuck consumer's stop never ends
+                await asyncio.wait_for(client.stop(), 10)
+        for table in ("consumed_positions", "position_mismatches"):
+            await pools["registry"].execute(f"DELETE FROM {table} WHERE topic = $1", TOPIC)
+        admin.delete_topics([settings.topic(TOPIC)])
