@@ -599,7 +599,8 @@ def test(pytest_args: Annotated[list[str] | None, typer.Argument()] = None) -> N
     checks = [
         ["ruff", "check", "."],
         ["mypy", "shared", "services", "deploy", "bench"],
-        ["pytest", "-p", "no:cacheprovider", *(pytest_args or ["tests"])],
+        # The whole suite names its slowest tests: CI keeps it well under half an hour.
+        ["pytest", "-p", "no:cacheprovider", *(pytest_args or ["tests", "--durations=25"])],
     ]
     for command in checks:
         typer.echo("$ " + " ".join(command), err=True)
