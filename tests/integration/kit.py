@@ -7,12 +7,13 @@ import inspect
 import random
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from deploy.stack import PositionsPaused, ServiceProcess
 from shared.envelope import submission_json
 from shared.settings import Settings
 from tests.integration.helpers import key_of
@@ -173,3 +174,28 @@ async def each_record_once(db: Callable[[str], Any], watcher: TopicWatcher, tag:
         "SELECT subject_key, count(*) AS n FROM list_changes WHERE op = 'ADD'"
         " AND subject_key = ANY($1::text[]) GROUP BY subject_key", keys)
     assert len(adds) == len(listed) and {r["n"] for r in adds} == {1}, "one ADD a subject"
+
+
+async def ready_again(services: Mapping[str, ServiceProcess], env: Mapping[str, str]
+                      ) -> list[str]:
+    """Every service ready; a service that exited, or exits while it is awaited, is started
+    again, as the supervisor would (deploy/supervisor.py). Returns those started again.
+    A service holding a partition for an operator (`PositionsPaused`) is not waited for."""
+    restarted = []
+    for proc in services.values():
+        for attempt in (1, 2):
+            if proc.pid() is None:
+                restarted.append(proc.label)
+                proc.start(env)
+            try:
+                await asyncio.to_thread(proc.wait_ready, 120)
+                break
+            except PositionsPaused:
+                raise
+            except RuntimeError:  # it exited while awaited
+                if attempt == 2:
+                    raise
+                deadline = time.monotonic() + 30
+                while proc.pid() is not None and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+    return restarted

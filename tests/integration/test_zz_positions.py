@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from typing import Any
 
@@ -110,24 +109,10 @@ async def _is_ready(proc: stack.ServiceProcess) -> bool:
 
 
 async def _ready(services: dict[str, stack.ServiceProcess]) -> None:
-    """Every service ready; a service that exited, or exits while it is awaited, is started
-    again, as a supervisor would (stats-windows ends itself when it finds its table's
-    changelog behind what it had read: faust's ConsistencyError, after the Kafka data went)."""
-    for proc in services.values():
-        for attempt in (1, 2):
-            if proc.pid() is None:
-                proc.start(ENV)
-            try:
-                await asyncio.to_thread(proc.wait_ready, 120)
-                break
-            except stack.PositionsPaused:
-                raise
-            except RuntimeError:  # it exited while awaited
-                if attempt == 2:
-                    raise
-                deadline = time.monotonic() + 30
-                while proc.pid() is not None and time.monotonic() < deadline:
-                    await asyncio.sleep(0.2)
+    """Every service ready, one that exited started again (stats-windows ends itself when it
+    finds its table's changelog behind what it had read: faust's ConsistencyError, after the
+    Kafka data went)."""
+    await kit.ready_again(services, ENV)
 
 
 async def test_a_truncated_log_holds_its_partition_until_an_operator_resolves_it(
