@@ -45,11 +45,20 @@ def _as_administrator(db_settings: Settings) -> Settings:
 
 
 def _create_topic(settings: Settings, partitions: int) -> AdminClient:
+    """The topic, once the broker leads each of its partitions: a group that joins before
+    sees it without partitions, then again with them (a rebalance the test did not make)."""
     admin = AdminClient(admin_config(settings))
-    futures = admin.create_topics([NewTopic(settings.topic(TOPIC), partitions, 1)])
-    for future in futures.values():
+    name = settings.topic(TOPIC)
+    for future in admin.create_topics([NewTopic(name, partitions, 1)]).values():
         future.result(30)
-    return admin
+    deadline = time.monotonic() + 60
+    while True:
+        described = admin.list_topics(name, timeout=10).topics[name]
+        if described.error is None and len(described.partitions) == partitions and all(
+                p.leader >= 0 for p in described.partitions.values()):
+            return admin
+        assert time.monotonic() < deadline, f"{name}: no leader for every partition"
+        time.sleep(0.2)
 
 
 async def _until(check: Any, what: str, timeout: float = 120) -> None:
@@ -94,25 +103,26 @@ async def test_a_consumer_stuck_out_of_its_group_is_replaced(
     other = make_consumer(settings, settings.group_id("registry"), [TOPIC])
     producer = make_producer(settings)
     try:
-        await _until(lambda: worker.out_of_group_since is None, "the worker joins")
-        assert worker.assigned  # alone in the group: both partitions
-        await other.start()  # a second member: the group rebalances, the worker's hangs
-        await _until(lambda: worker.consumer is not first, "the stuck consumer is replaced")
-        assert hung  # it was stuck where the test made it
-        assert replaced._value.get() == before + 1
-        await _until(lambda: worker.out_of_group_since is None and bool(worker.assigned)
-                     and not worker.unchecked, "the new consumer joins and takes its share")
-        # The abandoned consumer's heartbeats ended with it: the group shares the partitions
-        # between the new consumer and the other member only.
-        await _until(lambda: len(worker.assigned) + len(other.assignment()) == 2,
-                     "the partitions shared by the two live members")
+        async with asyncio.timeout(150):  # a hang fails here, saying where
+            await _until(lambda: worker.out_of_group_since is None, "the worker joins")
+            assert worker.assigned  # alone in the group: both partitions
+            await other.start()  # a second member: the group rebalances, the worker's hangs
+            await _until(lambda: worker.consumer is not first,
+                         "the stuck consumer is replaced")
+            assert hung  # it was stuck where the test made it
+            assert replaced._value.get() == before + 1
+            await _until(lambda: worker.out_of_group_since is None and bool(worker.assigned)
+                         and not worker.unchecked, "the new consumer joins and takes its share")
+            # The group shares the partitions between the new consumer and the other member.
+            await _until(lambda: len(worker.assigned) + len(other.assignment()) == 2,
+                         "the partitions shared by the two live members")
 
-        await producer.start()
-        for partition in sorted(tp.partition for tp in worker.assigned):
-            await producer.send_and_wait(settings.topic(TOPIC), f"after {partition}".encode(),
-                                         partition=partition)
-        await _until(lambda: len(seen) == len(worker.assigned), "the new consumer consumes")
-        assert not running.done()
+            await producer.start()
+            for partition in sorted(tp.partition for tp in worker.assigned):
+                await producer.send_and_wait(settings.topic(TOPIC),
+                                             f"after {partition}".encode(), partition=partition)
+            await _until(lambda: len(seen) == len(worker.assigned), "the new consumer consumes")
+            assert not running.done()
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
