@@ -136,9 +136,9 @@ class StreamWorker:
         self._new_consumer = new_consumer
         # Exported at 0 from the start: an alert's increase() misses a series' first value.
         metrics.CONSUMERS_REPLACED.labels(service, self.group)
-        # Since when the consumer has held no generation of its group: from the start, and
-        # from each rebalance until its assignment.
-        self.out_of_group_since: float | None = time.monotonic()
+        # Since when the consumer has held no generation of its group: from each
+        # subscription (`_subscribe`) and each rebalance until its assignment.
+        self.out_of_group_since: float | None = None
         self.topics = list(topics)
         self.handler = handler
         self.relay = relay
@@ -255,9 +255,10 @@ class StreamWorker:
         of its group from then on. Cancelled while waiting, getmany has taken no records
         yet; returning, it holds an assignment."""
         try:
-            fetched = await asyncio.wait_for(
-                self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records),
-                timeout_ms / 1000 + _FETCH_GRACE_S)
+            # asyncio.timeout, not wait_for: no task of its own for every fetch.
+            async with asyncio.timeout(timeout_ms / 1000 + _FETCH_GRACE_S):
+                fetched = await self.consumer.getmany(timeout_ms=timeout_ms,
+                                                      max_records=max_records)
         except TimeoutError:
             self.rejoining()
             return {}

@@ -104,8 +104,8 @@ async def test_a_consumer_stuck_out_of_its_group_is_replaced(
     producer = make_producer(settings)
     try:
         async with asyncio.timeout(150):  # a hang fails here, saying where
-            await _until(lambda: worker.out_of_group_since is None, "the worker joins")
-            assert worker.assigned  # alone in the group: both partitions
+            await _until(lambda: worker.out_of_group_since is None and len(worker.assigned) == 2,
+                         "the worker joins, alone in the group: both partitions")
             await other.start()  # a second member: the group rebalances, the worker's hangs
             await _until(lambda: worker.consumer is not first,
                          "the stuck consumer is replaced")
