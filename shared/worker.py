@@ -302,13 +302,14 @@ class StreamWorker:
         log.error("the consumer of group %s has been out of it for %.0fs; replacing it",
                   self.group, time.monotonic() - since)
         metrics.CONSUMERS_REPLACED.labels(self.service, self.group).inc()
-        old, self.out_of_group_since = self.consumer, time.monotonic()
-        await self._close(old)
-        try:
-            self.consumer = await self._new_consumer()
-        except KafkaError as exc:  # the cluster does not take it yet: the next round again
-            log.error("no new consumer for group %s yet (%s)", self.group, exc)
-            return
+        await self._close(self.consumer)
+        while True:  # the old one is stopped: the loop has nothing to fetch from until then
+            try:
+                self.consumer = await self._new_consumer()
+                break
+            except KafkaError as exc:  # the cluster does not take it yet
+                log.error("no new consumer for group %s yet (%s); retrying", self.group, exc)
+                await asyncio.sleep(_AUTHORIZATION_RETRY_S)
         self.assigned, self.unchecked, self._uncommitted = set(), set(), {}
         metrics.ASSIGNED_PARTITIONS.labels(self.service).set(0)
         self._subscribe()
