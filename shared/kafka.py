@@ -144,7 +144,7 @@ def make_consumer(settings: Settings, group: str, topics: Iterable[str]) -> AIOK
         # only a metadata refresh brings it back (aiokafka's default: every 5 minutes).
         metadata_max_age_ms=int(settings.position_check_seconds * 1000),
         session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=max(500, settings.kafka_session_timeout_ms // 10),
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
     )
 
 

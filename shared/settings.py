@@ -263,6 +263,11 @@ class Settings(BaseSettings):
     def secrets_dir(self) -> Path:
         return self.home / "secrets"
 
+    @property
+    def kafka_heartbeat_interval_ms(self) -> int:
+        # A tenth of the session: a member misses several heartbeats before it is given up.
+        return max(500, self.kafka_session_timeout_ms // 10)
+
     def topic(self, name: str) -> str:
         return self.topic_namespace + name
 

@@ -243,6 +243,10 @@ def build(settings: Settings, catalogue: Catalogue) -> faust.App:
         # a warning waits 50 ms more, its target is seconds.
         producer_linger=0.05,
         broker_commit_interval=domain.COMMIT_INTERVAL,
+        # The group's timing of every other worker, not faust's own 60 s: a killed
+        # stats-windows keeps its partitions from its successor for a session.
+        broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_ms / 1000,
         topic_partitions=STATS_DELTAS.partitions,
         # Every topic it uses exists before it starts (provisioned); it declares none.
         topic_allow_declare=False,

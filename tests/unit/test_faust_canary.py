@@ -4,6 +4,7 @@ that changes them fails here first (services/stats/windows.py; docs/decisions.md
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -11,7 +12,11 @@ from faust.transport.consumer import Consumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
+from services.stats import windows
 from services.stats.windows import Delta, _Consumer
+from shared.catalogue import load_catalogue
+from shared.kafka import make_consumer
+from shared.settings import Settings
 
 
 def _consumer(committed: int, acked: list[int]) -> tuple[Any, TP]:
@@ -129,3 +134,15 @@ async def test_a_missing_delta_is_sought_once_and_an_expired_one_given_up() -> N
     assert sought[-1] == 150
     assert consumer.next_to_count(tp, 151) == 150
     assert consumer._committed_offset[tp] == 150
+
+
+async def test_stats_windows_keeps_the_groups_session_of_every_other_worker(
+        tmp_path: Path) -> None:
+    """faust's own default is a 60 s session: a killed stats-windows kept its partitions from
+    the process started after it twice as long as any other worker's (and `up` after a
+    `kill -9` waited for it)."""
+    settings = Settings(kafka_session_timeout_ms=6_000, home=tmp_path)
+    conf = windows.build(settings, load_catalogue()).conf
+    worker = make_consumer(settings, "g", [])  # never started
+    assert int(conf.broker_session_timeout * 1000) == worker._session_timeout_ms == 6_000
+    assert int(conf.broker_heartbeat_interval * 1000) == worker._heartbeat_interval_ms
