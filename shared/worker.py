@@ -51,7 +51,7 @@ from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, w
 
 from shared import inbox, metrics, outbox
 from shared.db import TRANSIENT
-from shared.kafka import client_options, log_ids, make_admin, observe_logs
+from shared.kafka import ADMIN_TIMEOUT_S, client_options, log_ids, make_admin, observe_logs
 from shared.messages import InboundMessage
 from shared.outbox import OutboxRelay
 from shared.positions import commit_metadata, resolve_command
@@ -154,6 +154,9 @@ class StreamWorker:
         # for more (`linger_seconds`).
         self._last_batch_seconds = 0.0
         self._admin = admin  # made when first needed (a worker that never checks needs none)
+        # Admin clients given up on, each kept until its requests have timed out: librdkafka
+        # destroying one while an answer is parsed can abort the process (`_retire_admin`).
+        self._retired_admins: list[tuple[float, AdminClient]] = []
         self.assigned: set[TopicPartition] = set()
         # Whether the group has given this worker its share at least once (maybe none: a
         # standby when the group has more workers than partitions).
@@ -365,12 +368,24 @@ class StreamWorker:
             # librdkafka keeps what it knew of the cluster (leader epochs, the coordinator):
             # after a new cluster under the same address its requests fail or time out
             # where a new client's succeed.
-            self._admin = None
+            self._retire_admin()
 
     def admin(self) -> AdminClient:
+        now = time.monotonic()
+        self._retired_admins = [(until, a) for until, a in self._retired_admins if until > now]
         if self._admin is None:
             self._admin = make_admin(self.settings)
         return self._admin
+
+    def _retire_admin(self) -> None:
+        """Stop using the admin client, but keep it until every request it may still have in
+        flight has timed out: a failed check leaves some (one future raised, the others
+        still waiting), and librdkafka 2.16 asserts, aborting the process, when a Metadata
+        answer is parsed just as its client is destroyed (the parser then gives neither a
+        result nor an error; rdkafka_admin.c, as DescribeCluster's did after a stall)."""
+        if self._admin is not None:
+            self._retired_admins.append((time.monotonic() + 2 * ADMIN_TIMEOUT_S, self._admin))
+            self._admin = None
 
     async def _spot_new_logs(self) -> None:
         """A topic deleted and created again keeps its partitions, so no rebalance says so; a
@@ -387,7 +402,7 @@ class StreamWorker:
             log.warning("the log changed under %d partitions (cluster %s -> %s); checking "
                         "their positions", len(moved), self.cluster_id, cluster_id)
         if self.cluster_id not in (None, cluster_id):
-            self._admin = None  # see _check_positions
+            self._retire_admin()  # see _check_positions
         self._check_again(moved | set(self.held))
 
     async def _reconcile(self) -> None:
