@@ -15,11 +15,9 @@ every page they reach, once per page name and size:
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import subprocess
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,6 +37,7 @@ from shared.settings import Settings
 from tests.integration.conftest import producer, services, settings  # noqa: F401
 from tests.integration.helpers import enterprise, record
 from tests.integration.kit import send
+from tests.polling import until
 
 pytestmark = pytest.mark.integration
 
@@ -149,21 +148,20 @@ async def site(settings: Settings, services: Any,  # noqa: F811
     await send(producer, settings, "court",
                record(body, "court.government_dishonest_debtor", district=BODY_DISTRICT))
     public = services["publisher"].url()
-    deadline = time.monotonic() + 60
+    last: list[httpx.Response] = []
     async with httpx.AsyncClient(base_url=public) as client:
-        while True:
+        async def published() -> bool:
             profile = await client.get(f"/api/v1/subjects/enterprise/{firm.id}")
             second = await client.get(f"/api/v1/lists/{LIST}", params={"page": 2})
             government = await client.get(f"/api/v1/subjects/government/{body.id}")
-            if (profile.status_code == 200 and len(profile.json()["records"]) >= 7
-                    and profile.json()["lists"] and profile.json()["commitments"]
-                    and second.status_code == 200 and second.json()["members"]
-                    and government.status_code == 200 and [
-                        m["list"] for m in government.json()["lists"]] == [DEFAULTING_BODIES]):
-                break
-            assert time.monotonic() < deadline, (
-                f"never published: {profile.text[:300]} {government.text[:300]}")
-            await asyncio.sleep(0.2)
+            last[:] = [profile, government]
+            return bool(profile.status_code == 200 and len(profile.json()["records"]) >= 7
+                        and profile.json()["lists"] and profile.json()["commitments"]
+                        and second.status_code == 200 and second.json()["members"]
+                        and government.status_code == 200 and [
+                            m["list"] for m in government.json()["lists"]] == [DEFAULTING_BODIES])
+
+        await until(published, lambda: f"published: {last[0].text[:300]} {last[1].text[:300]}")
     return Site(public=public, objection=services["objection"].url(), firm=firm,
                 penalties=penalties, commitment=commitment, body=body, debt=debt)
 

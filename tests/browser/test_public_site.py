@@ -8,11 +8,9 @@ A journey whose page does not exist yet is written and skipped with the page it 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import re
-import time
 from datetime import timedelta
 
 import pytest
@@ -32,6 +30,7 @@ from tests.browser.conftest import (
     Visit,
 )
 from tests.integration.helpers import enterprise
+from tests.polling import until
 
 pytestmark = pytest.mark.integration
 
@@ -136,13 +135,11 @@ async def test_the_objection_form_from_the_subject_page(visit: Visit, site: Site
     # through Kafka to the publisher: the page is loaded again until then).
     penalty = site.penalties[("mouse", visit.size)]
     row = page.get_by_role("row").filter(has_text=penalty["document_no"])
-    deadline = time.monotonic() + 30
-    while True:
+    async def disputed() -> bool:
         await visit.open(site.subject_path, "subject-disputed")
-        if "异议处理中" in await row.inner_text():
-            break
-        assert time.monotonic() < deadline, "the record never showed 异议处理中"
-        await asyncio.sleep(0.3)
+        return "异议处理中" in await row.inner_text()
+
+    await until(disputed, "the record shows 异议处理中", timeout=30, interval=0.3)
 
 
 async def test_objection_errors_are_tied_to_their_field(visit: Visit, site: Site) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +26,7 @@ from shared.kafka import admin_config, make_consumer, make_producer
 from shared.messages import InboundMessage
 from shared.settings import Settings
 from shared.worker import StreamWorker
+from tests.polling import until, until_sync
 
 pytestmark = pytest.mark.db
 
@@ -51,21 +51,14 @@ def _create_topic(settings: Settings, partitions: int) -> AdminClient:
     name = settings.topic(TOPIC)
     for future in admin.create_topics([NewTopic(name, partitions, 1)]).values():
         future.result(30)
-    deadline = time.monotonic() + 60
-    while True:
+
+    def led() -> bool:
         described = admin.list_topics(name, timeout=10).topics[name]
-        if described.error is None and len(described.partitions) == partitions and all(
-                p.leader >= 0 for p in described.partitions.values()):
-            return admin
-        assert time.monotonic() < deadline, f"{name}: no leader for every partition"
-        time.sleep(0.2)
+        return described.error is None and len(described.partitions) == partitions and all(
+            p.leader >= 0 for p in described.partitions.values())
 
-
-async def _until(check: Any, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.2)
+    until_sync(led, f"{name}: a leader for every partition")
+    return admin
 
 
 async def test_a_consumer_stuck_out_of_its_group_is_replaced(
@@ -104,24 +97,26 @@ async def test_a_consumer_stuck_out_of_its_group_is_replaced(
     producer = make_producer(settings)
     try:
         async with asyncio.timeout(150):  # a hang fails here, saying where
-            await _until(lambda: worker.out_of_group_since is None and len(worker.assigned) == 2,
-                         "the worker joins, alone in the group: both partitions")
+            await until(lambda: worker.out_of_group_since is None and len(worker.assigned) == 2,
+                        "the worker joins, alone in the group: both partitions", timeout=120)
             await other.start()  # a second member: the group rebalances, the worker's hangs
-            await _until(lambda: worker.consumer is not first,
-                         "the stuck consumer is replaced")
+            await until(lambda: worker.consumer is not first,
+                        "the stuck consumer is replaced", timeout=120)
             assert hung  # it was stuck where the test made it
             assert replaced._value.get() == before + 1
-            await _until(lambda: worker.out_of_group_since is None and bool(worker.assigned)
-                         and not worker.unchecked, "the new consumer joins and takes its share")
+            await until(lambda: worker.out_of_group_since is None and bool(worker.assigned)
+                        and not worker.unchecked, "the new consumer joins and takes its share",
+                        timeout=120)
             # The group shares the partitions between the new consumer and the other member.
-            await _until(lambda: len(worker.assigned) + len(other.assignment()) == 2,
-                         "the partitions shared by the two live members")
+            await until(lambda: len(worker.assigned) + len(other.assignment()) == 2,
+                        "the partitions shared by the two live members", timeout=120)
 
             await producer.start()
             for partition in sorted(tp.partition for tp in worker.assigned):
                 await producer.send_and_wait(settings.topic(TOPIC),
                                              f"after {partition}".encode(), partition=partition)
-            await _until(lambda: len(seen) == len(worker.assigned), "the new consumer consumes")
+            await until(lambda: len(seen) == len(worker.assigned), "the new consumer consumes",
+                        timeout=120)
             assert not running.done()
     finally:
         running.cancel()

@@ -39,10 +39,10 @@ from shared.contract import (
 from shared.envelope import submission_json
 from shared.messages import InboundMessage, OutboundEvent
 from shared.topics import RECORDS_ACCEPTED
+from tests import polling
 from tests.db import builders
 from tests.db.builders import snapshot_message
 from tests.db.conftest import OpenTransaction
-from tests.integration import kit
 from tests.unit.factories import ENTERPRISE, archived, resident_id, snapshot
 
 pytestmark = pytest.mark.db
@@ -275,7 +275,7 @@ async def test_an_erasure_and_a_batch_about_the_same_subject_take_turns(
                     return await purge.erase_subject(ctx, sweep, plan, KEY, key, ERASE_ON)
 
             erasing = asyncio.create_task(erasure())
-            await kit.until(lambda: pool.fetchval(
+            await polling.until(lambda: pool.fetchval(
                 "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
                 sweep.get_server_pid()), "the erasure waits for the batch", timeout=10,
                 interval=0.05)
@@ -377,7 +377,7 @@ async def test_a_batch_about_two_records_of_a_subject_cannot_deadlock_with_its_e
     first, second = f"W-{tag}-a", f"W-{tag}-b"
 
     def waits(conn: asyncpg.Connection, what: str) -> Awaitable[None]:
-        return kit.until(lambda: pool.fetchval(
+        return polling.until(lambda: pool.fetchval(
             "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
             conn.get_server_pid()), what, timeout=10, interval=0.05)
 
@@ -524,7 +524,7 @@ async def _applied_during_erasure(pool: asyncpg.Pool, ctx: ServiceContext, plan:
                 await apply(batch)
 
         applying = asyncio.create_task(applied())
-        await kit.until(lambda: pool.fetchval(
+        await polling.until(lambda: pool.fetchval(
             "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
             batch.get_server_pid()), "the batch waits for the erasure", timeout=10,
             interval=0.05)

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import os
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -33,6 +32,7 @@ from shared.catalogue import load_catalogue
 from shared.kafka import client_options, make_producer
 from shared.settings import Settings
 from shared.topics import SERVICES, all_topics
+from tests import polling
 from tests.integration import kit
 
 PORT_BASE = int(os.environ.get("XINYONG_TEST_PORT_BASE", "18000"))
@@ -173,15 +173,15 @@ class TopicWatcher:
 
     async def wait_for(self, topic: str, match: Callable[[dict[str, Any]], bool],
                        timeout: float = 30, count: int = 1) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [e for e in self.events[topic] if _matches(match, e)]
-            if len(found) >= count:
-                return found
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{len(found)} of {count} matching events on {topic} after {timeout}s")
-            await asyncio.sleep(0.05)
+        found: list[dict[str, Any]] = []
+
+        def enough() -> bool:
+            found[:] = [e for e in self.events[topic] if _matches(match, e)]
+            return len(found) >= count
+
+        await polling.until(enough, lambda: f"{len(found)} of {count} matching events on {topic}",
+                            timeout=timeout, interval=0.05)
+        return found
 
     async def stop(self) -> None:
         if self._task:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import random
 import time
 from collections import defaultdict
@@ -17,6 +16,7 @@ from deploy.stack import PositionsPaused, ServiceProcess
 from shared.envelope import submission_json
 from shared.settings import Settings
 from tests.integration.helpers import key_of
+from tests.polling import until
 
 if TYPE_CHECKING:
     from tests.integration.conftest import TopicWatcher
@@ -31,25 +31,6 @@ async def send(producer: AIOKafkaProducer, settings: Settings, dept: str,
 async def send_raw(producer: AIOKafkaProducer, settings: Settings, topic: str, value: bytes,
                    key: bytes | None) -> None:
     await producer.send_and_wait(settings.topic(topic), value, key=key)
-
-
-async def until(check: Callable[[], Awaitable[Any] | Any], what: str, timeout: float = 60,
-                interval: float = 0.2, ignoring: tuple[type[BaseException], ...] = ()) -> Any:
-    """Call `check` (awaiting what it returns, if it is awaitable) until it gives something
-    true, and return that; fails with `what` after `timeout` seconds. Exceptions of the
-    `ignoring` types count as not yet (a database restarted by another checkout, say)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = check()
-            if inspect.isawaitable(found):
-                found = await found
-        except ignoring:
-            found = None
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"not reached in {timeout}s: {what}"
-        await asyncio.sleep(interval)
 
 
 async def until_answer(ask: Callable[[], Awaitable[httpx.Response]],
@@ -99,15 +80,16 @@ async def once_record_known(send: Callable[[], Awaitable[httpx.Response]],
                             timeout: float = 30) -> httpx.Response:
     """Send an objection or repair request until the objection service knows the record
     (its projection of accepted records lags ingest by a moment); the first other answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        r = await send()
+    last: list[httpx.Response] = []
+
+    async def known() -> httpx.Response | None:
+        last[:] = [r := await send()]
         unknown = r.status_code == 422 and (
             "record_not_found" in r.text or "no record with this id" in r.text)
-        if not unknown:
-            return r
-        assert time.monotonic() < deadline, f"the record never became known: {r.text[:500]}"
-        await asyncio.sleep(0.2)
+        return None if unknown else r
+
+    return await until(known, lambda: f"the record never became known: "  # type: ignore[no-any-return]
+                       f"{last[0].text[:500]}", timeout=timeout)
 
 
 def tagged_feedback(watcher: TopicWatcher, tag: str) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from shared.settings import Settings
 from tests.integration.conftest import STACK, TopicWatcher, wait_until_accepted
 from tests.integration.helpers import enterprise, individual, record
 from tests.integration.kit import send, token_header
+from tests.polling import until
 
 pytestmark = pytest.mark.integration
 
@@ -97,11 +97,11 @@ async def test_a_poller_sees_every_notice_once_in_topic_order_whatever_the_reten
     for f in firms:
         await send(producer, settings, "court", record(f, "court.dishonest_debtor"))
     keys = [f"enterprise:{f.id}" for f in delayed]
-    deadline = time.monotonic() + 120
-    while await db("publisher").fetchval(
-            "SELECT count(*) FROM list_entries WHERE subject_key = ANY($1::text[])", keys) < 10:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.2)
+    async def entered() -> bool:
+        return await db("publisher").fetchval(  # type: ignore[no-any-return]
+            "SELECT count(*) FROM list_entries WHERE subject_key = ANY($1::text[])", keys) >= 10
+
+    await until(entered, "the delayed firms' entries", timeout=120)
     await db("publisher").execute(
         "UPDATE list_entries SET publish_at = now() WHERE subject_key = ANY($1::text[])"
         " AND status = 'pending'", keys)
@@ -109,10 +109,8 @@ async def test_a_poller_sees_every_notice_once_in_topic_order_whatever_the_reten
     sent = await watcher.wait_for("credit.notices.land",
                                   lambda e: e["data"]["subject"]["id"] in ours,
                                   count=len(ours), timeout=300)
-    deadline = time.monotonic() + 60
-    while {e["data"]["notice_id"] for e in sent} - set(seen):
-        assert time.monotonic() < deadline, "the poller never saw every notice"
-        await asyncio.sleep(0.2)
+    await until(lambda: not {e["data"]["notice_id"] for e in sent} - set(seen),
+                "the poller saw every notice")
     done.set()
     await asyncio.gather(*tasks)
 
@@ -182,21 +180,19 @@ async def test_overdue_across_a_holiday_the_gauge_and_forward_only_feedback(
         " WHERE notice_id = $1::uuid", notice_id)
     url = services["publisher"].url()
     async with httpx.AsyncClient(base_url=url) as client:
-        deadline = time.monotonic() + 30
-        while True:
-            overdue, _ = await _history(client, "/api/v1/agencies/land/overdue", land)
-            mine = [o for o in overdue if o["notice"]["notice_id"] == notice_id]
-            if mine:
-                break
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.2)
+        async def listed_overdue() -> list[dict[str, Any]]:
+            page, _ = await _history(client, "/api/v1/agencies/land/overdue", land)
+            return [o for o in page if o["notice"]["notice_id"] == notice_id]
+
+        mine = await until(listed_overdue, "the notice listed overdue", timeout=30)
         assert mine[0]["due_by"] == "2026-10-20" and mine[0]["overdue"] is True
         metrics = f"http://127.0.0.1:{settings.metrics_port('publisher')}/metrics"
-        deadline = time.monotonic() + 60
-        while 'xinyong_notices_overdue{agency="land",measure="land.restrict",' \
-                'service="publisher"} 0.0' in (await client.get(metrics)).text:
-            assert time.monotonic() < deadline, "the gauge never counted it"
-            await asyncio.sleep(1)
+
+        async def counted() -> bool:
+            return 'xinyong_notices_overdue{agency="land",measure="land.restrict",' \
+                'service="publisher"} 0.0' not in (await client.get(metrics)).text
+
+        await until(counted, "the gauge counted it", interval=1)
 
         applied = await client.post(f"/api/v1/notices/{notice_id}/feedback",
                                     json={"status": "applied"}, headers=token_header(land))
@@ -214,12 +210,10 @@ async def test_overdue_across_a_holiday_the_gauge_and_forward_only_feedback(
              "data": {"notice_id": notice_id, "status": "received"}}
     await producer.send_and_wait(settings.topic("credit.notice-feedback.land"),
                                  json.dumps(event).encode(), key=notice["subject"].encode())
-    deadline = time.monotonic() + 30
-    while not await db("publisher").fetchval(
-            "SELECT count(*) FROM notice_feedback_history WHERE notice_id = $1::uuid"
-            " AND channel = 'kafka' AND outcome = 'refused'", notice_id):
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.2)
+    await until(lambda: db("publisher").fetchval(
+        "SELECT count(*) FROM notice_feedback_history WHERE notice_id = $1::uuid"
+        " AND channel = 'kafka' AND outcome = 'refused'", notice_id),
+        "the late Kafka feedback recorded as refused", timeout=30)
     assert await db("publisher").fetchval(
         "SELECT feedback_status FROM notices WHERE notice_id = $1::uuid", notice_id) == "applied"
 
@@ -271,11 +265,11 @@ async def test_a_measure_added_then_removed_across_restarts_as_what_if_predicted
             " AND measure = 'land.notify' AND kind = $1", kind)
 
     async def until_count(kind: str, n: int) -> list[Any]:
-        deadline = time.monotonic() + 120
-        while len(rows := await notify(kind)) < n:
-            assert time.monotonic() < deadline, f"{len(rows)} of {n} {kind}"
-            await asyncio.sleep(0.5)
-        return rows
+        async def enough() -> list[Any] | None:
+            return rows if len(rows := await notify(kind)) >= n else None
+
+        return await until(enough, f"{n} {kind} notices", timeout=120,  # type: ignore[no-any-return]
+                           interval=0.5)
 
     _restart(publisher, _catalogue_with(tmp_path, {"land.notify": measure}))
     sent = await until_count("penalty", len(expected))

@@ -25,6 +25,7 @@ from services.ingest.domain import ATTRIBUTES_MAX_BYTES
 from shared.contract import REVISION_MAX
 from shared.envelope import submission_json
 from shared.settings import REPO_ROOT, Settings
+from tests import polling
 from tests.integration import kit
 from tests.integration.conftest import ENV, TopicWatcher
 from tests.integration.helpers import enterprise, individual, key_of, record
@@ -186,7 +187,7 @@ async def test_an_event_the_broker_refuses_is_set_aside_and_the_outbox_goes_on(
 
 
 async def poll_row(conn: Any, event_id: str, newer_than: int = 0) -> Any:
-    return await kit.until(lambda: conn.fetchrow(
+    return await polling.until(lambda: conn.fetchrow(
         "SELECT * FROM outbox_set_aside WHERE event_id = $1 AND id > $2", event_id,
         newer_than), "the row is set aside", timeout=30, interval=0.1)
 

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from deploy.stack import ServiceProcess
 from shared.settings import Settings
+from tests import polling
 from tests.integration import kit
 from tests.integration.conftest import ENV, TopicWatcher
 from tests.integration.helpers import enterprise, record
@@ -31,7 +32,7 @@ async def _produce(producer: AIOKafkaProducer, settings: Settings,
         await asyncio.sleep(0.05)
 
 
-_wait_until = functools.partial(kit.until, timeout=120, interval=0.05)
+_wait_until = functools.partial(polling.until, timeout=120, interval=0.05)
 
 
 async def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +29,7 @@ from shared.contract import subject_key
 from shared.identifiers import mask_resident_id
 from shared.settings import Settings
 from tests.integration.kit import as_client, send
+from tests.polling import until
 
 pytestmark = pytest.mark.integration
 
@@ -70,11 +70,15 @@ async def test_every_demo_subjects_report_is_a_chinese_pdf_that_verify_matches(
     # Every demo subject published (its first record is enough: the report prints what is
     # public when it is taken, whatever that is).
     pool = db("publisher")
-    deadline = time.monotonic() + 90
-    while (held := await pool.fetchval("SELECT count(*) FROM subjects WHERE subject_key = ANY($1)",
-                                       list(subjects))) < len(subjects):
-        assert time.monotonic() < deadline, f"published {held} of {len(subjects)} subjects"
-        await asyncio.sleep(0.5)
+    held: list[int] = [0]
+
+    async def published() -> bool:
+        held[0] = await pool.fetchval("SELECT count(*) FROM subjects WHERE subject_key = ANY($1)",
+                                      list(subjects))
+        return held[0] >= len(subjects)
+
+    await until(published, lambda: f"published {held[0]} of {len(subjects)} subjects",
+                timeout=90, interval=0.5)
 
     publisher = services["publisher"].url()
     gate = asyncio.Semaphore(IN_FLIGHT)

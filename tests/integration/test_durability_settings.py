@@ -17,7 +17,8 @@ from shared.settings import Settings
 from shared.topics import SERVICES
 from tests.integration.conftest import STACK
 from tests.integration.helpers import enterprise, record
-from tests.integration.kit import send, until
+from tests.integration.kit import send
+from tests.polling import until
 
 pytestmark = pytest.mark.integration
 

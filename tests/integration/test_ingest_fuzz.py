@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from shared.envelope import submission_json
 from shared.settings import Settings
-from tests.integration import kit
+from tests import polling
 from tests.integration.conftest import TopicWatcher
 from tests.integration.helpers import enterprise, key_of, record
 from tests.strategies import inbound_value, message_keys
@@ -71,7 +71,7 @@ async def test_each_generated_message_gets_exactly_one_feedback(
             return (raw["partition"], raw["offset"]) in positions
         return e["data"].get("event_id") in ids
 
-    await kit.until(lambda: len([e for e in watcher.events[feedback_topic][seen_before:]
+    await polling.until(lambda: len([e for e in watcher.events[feedback_topic][seen_before:]
                                  if ours(e)]) >= len(batch),
                     "every message gets its feedback", timeout=60, interval=0.05)
     [accepted] = await watcher.wait_for(

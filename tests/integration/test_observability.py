@@ -17,7 +17,7 @@ from deploy import dashboards, observe
 from deploy.stack import ServiceProcess
 from shared.settings import Settings
 from shared.topics import SERVICES, STREAM_APPS
-from tests.integration import kit
+from tests import polling
 from tests.integration.conftest import TopicWatcher
 from tests.integration.helpers import enterprise, key_of, record
 from tests.integration.kit import feedback_for, send, send_raw
@@ -54,7 +54,7 @@ def value(samples: Samples, name: str, /, **labels: str) -> float:
 
 
 # Probes run every `probe_interval_seconds` (15 s): wait a little over two rounds.
-until = functools.partial(kit.until, timeout=45, interval=0.25)
+until = functools.partial(polling.until, timeout=45, interval=0.25)
 
 
 def _read(board_or_rules: Any) -> set[str]:

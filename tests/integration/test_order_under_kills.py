@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaProducer
 from deploy.stack import ServiceProcess
 from shared.envelope import submission_json
 from shared.settings import Settings
+from tests import polling
 from tests.integration import kit
 from tests.integration.conftest import ENV, TopicWatcher
 from tests.integration.helpers import enterprise, key_of, record
@@ -81,7 +82,7 @@ def first_arrivals(events: list[dict[str, Any]], id_of: Callable[[dict[str, Any]
     return out
 
 
-_until = functools.partial(kit.until, timeout=300, interval=0.05)
+_until = functools.partial(polling.until, timeout=300, interval=0.05)
 
 
 async def _killer(service: ServiceProcess, progress: Callable[[], int],

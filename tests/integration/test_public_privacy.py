@@ -20,7 +20,7 @@ from deploy.demo import DemoSubject, make_resident_id
 from deploy.stack import ServiceProcess
 from shared import clock
 from shared.settings import Settings
-from tests.integration import kit
+from tests import polling
 from tests.integration.conftest import TopicWatcher
 from tests.integration.helpers import enterprise, record
 from tests.integration.kit import feedback_for, poll_json, send
@@ -80,7 +80,7 @@ async def publisher_snapshot(db: Any, key: str, check: Callable[[dict[str, Any]]
         snapshot = json.loads(body) if body is not None else None
         return snapshot if snapshot is not None and check(snapshot) else None
 
-    return await kit.until(stored, f"the publisher stores {key} as expected",  # type: ignore[no-any-return]
+    return await polling.until(stored, f"the publisher stores {key} as expected",  # type: ignore[no-any-return]
                            timeout=timeout, interval=0.1)
 
 

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from deploy.stack import ServiceProcess
 from shared.settings import Settings
+from tests import polling
 from tests.integration import kit
 from tests.integration.conftest import ENV, TopicWatcher
 from tests.integration.helpers import enterprise, record
@@ -27,7 +28,7 @@ RECORDS = 1500
 STREAM = ("ingest", "registry", "publisher", "objection")
 
 
-_until = functools.partial(kit.until, timeout=180)
+_until = functools.partial(polling.until, timeout=180)
 
 
 def _partitions(proc: ServiceProcess) -> int:

@@ -28,6 +28,7 @@ from shared.topics import STATS_DELTAS
 from tests.integration.conftest import STACK, TopicWatcher
 from tests.integration.helpers import enterprise, record
 from tests.integration.kit import poll_json, send
+from tests.polling import until
 
 pytestmark = pytest.mark.integration
 
@@ -65,15 +66,18 @@ async def _settled(db: Any, district: str, expected: int, timeout: float = 60,
     """Until every window holding today's deltas counts at least `expected`, and at most
     `recounted` more (deltas counted again after a worker stopped before committing them:
     harmless by design, the official figures are SQL's). Returns the count."""
-    deadline = time.monotonic() + timeout
-    while True:
-        counts = await _counts(db, district)
-        if counts and len(set(counts.values())) == 1 and min(counts.values()) >= expected:
-            [count] = set(counts.values())
-            assert count - expected <= recounted, f"windows of {district}: {counts}"
-            return count
-        assert time.monotonic() < deadline, f"windows of {district}: {counts}"
-        await asyncio.sleep(0.2)
+    counts: dict[datetime, int] = {}
+
+    async def settled() -> bool:
+        counts.clear()
+        counts.update(await _counts(db, district))
+        return bool(counts) and len(set(counts.values())) == 1 and min(
+            counts.values()) >= expected
+
+    await until(settled, lambda: f"windows of {district}: {counts}", timeout=timeout)
+    [count] = set(counts.values())
+    assert count - expected <= recounted, f"windows of {district}: {counts}"
+    return count
 
 
 def _warned(district: str) -> Any:
@@ -148,13 +152,12 @@ async def test_a_restart_and_a_kill_lose_no_window(
     windows.start(STACK.env)
     windows.wait_ready(120)
     expected = count + burst
-    deadline = time.monotonic() + 120
-    while True:
+    async def caught_up() -> set[int] | None:
         counts = set((await _counts(db, district)).values())
-        if counts and min(counts) >= expected:
-            break
-        assert time.monotonic() < deadline, counts
-        await asyncio.sleep(0.3)
+        return counts if counts and min(counts) >= expected else None
+
+    counts = await until(caught_up, f"every window of {district} at {expected}", timeout=120,
+                         interval=0.3)
     assert max(counts) - expected <= burst
 
 
@@ -245,10 +248,11 @@ async def test_it_keeps_up_with_twice_the_benchmarks_negative_record_rate(
             await asyncio.sleep(tick)
         await stats.flush()
         sending = time.monotonic() - began
-        deadline = time.monotonic() + 60
-        while await _counted(windows) - start < sent:
-            assert time.monotonic() < deadline, f"{sent} sent, lag {lags[-5:]}"
-            await asyncio.sleep(0.2)
+
+        async def all_counted() -> bool:
+            return await _counted(windows) - start >= sent
+
+        await until(all_counted, lambda: f"{sent} sent, lag {lags[-5:]}")
         drained = time.monotonic() - began - sending
     finally:
         sampler.cancel()
@@ -283,30 +287,31 @@ async def test_records_from_a_department_count_exactly_in_the_windows(
              for data in sent for rule in rules}
     cases |= {domain.delta_id(dept, withdrawn, 2, rule, -1): -1 for rule in rules}
     stats = db("stats")
-    deadline = time.monotonic() + 90
-    while True:
-        stored = await stats.fetch("SELECT fact_id, delta FROM deltas WHERE fact_id = ANY($1)",
-                                   list(cases))
-        if len(stored) == len(cases):
-            break
-        assert time.monotonic() < deadline, f"{len(stored)} of {len(cases)} case deltas"
-        await asyncio.sleep(0.3)
+    stored: list[Any] = []
+
+    async def every_case() -> bool:
+        stored[:] = await stats.fetch(
+            "SELECT fact_id, delta FROM deltas WHERE fact_id = ANY($1)", list(cases))
+        return len(stored) == len(cases)
+
+    await until(every_case, lambda: f"{len(stored)} of {len(cases)} case deltas", timeout=90,
+                interval=0.3)
     assert {r["fact_id"]: r["delta"] for r in stored} == cases
 
     on = domain.on_of(day)
-    deadline = time.monotonic() + 60
-    while True:
-        rows = await stats.fetch(
+    shape = domain.window_shape(load_catalogue())
+    assert shape is not None
+    windows_per_day = len(rules) * (shape[0] // shape[1])
+    rows: list[Any] = []
+
+    async def as_sql_counts() -> bool:
+        rows[:] = await stats.fetch(
             'SELECT w.measure, w.window_from, w.count, (SELECT coalesce(sum(d.delta), 0)'
             ' FROM deltas d WHERE d.measure = w.measure AND d.district = w.district'
             '  AND d."on" >= w.window_from AND d."on" < w.window_to) AS sql'
             " FROM windows w WHERE w.district = '440402' AND w.measure = ANY($1)"
             " AND w.window_from <= $2 AND $2 < w.window_to", rules, on)
-        shape = domain.window_shape(load_catalogue())
-        assert shape is not None
-        windows_per_day = len(rules) * (shape[0] // shape[1])
-        if len(rows) == windows_per_day and all(r["count"] == r["sql"] for r in rows):
-            break
-        assert time.monotonic() < deadline, [dict(r) for r in rows]
-        await asyncio.sleep(0.3)
+        return len(rows) == windows_per_day and all(r["count"] == r["sql"] for r in rows)
+
+    await until(as_sql_counts, lambda: [dict(r) for r in rows], interval=0.3)
     assert all(r["sql"] >= len(sent) - 1 for r in rows)  # ours at least, the withdrawal out

@@ -30,6 +30,7 @@ from tests.integration.kit import (
     send_raw,
     token_header,
 )
+from tests.polling import until
 
 pytestmark = pytest.mark.integration
 
@@ -56,13 +57,13 @@ def decision(department: str, subject_key: str, objection_id: str, verdict: str)
 async def until_judged(send_it: Any, wanted: str, timeout: float = 30) -> httpx.Response:
     """Send a repair request until the objection service has the registry's figures for the
     record (its snapshot follows the record by a moment) and answers with `wanted` in it."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        r = await once_record_known(send_it)
-        if wanted in r.text:
-            return r
-        assert asyncio.get_running_loop().time() < deadline, r.text
-        await asyncio.sleep(0.2)
+    last: list[httpx.Response] = []
+
+    async def judged() -> httpx.Response | None:
+        last[:] = [r := await once_record_known(send_it)]
+        return r if wanted in r.text else None
+
+    return await until(judged, lambda: last[0].text, timeout=timeout)  # type: ignore[no-any-return]
 
 
 # --- item 3: repair ----------------------------------------------------------------------
@@ -413,10 +414,4 @@ async def test_no_listing_xinyong_announces_is_published_before_its_notification
 
 
 async def _wait_rows(pool: Any, sql: str, *args: Any, timeout: float = 30) -> list[Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        rows = await pool.fetch(sql, *args)
-        if rows:
-            return list(rows)
-        assert asyncio.get_running_loop().time() < deadline, f"no rows for {sql}"
-        await asyncio.sleep(0.2)
+    return list(await until(lambda: pool.fetch(sql, *args), f"rows for {sql}", timeout=timeout))

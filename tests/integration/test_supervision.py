@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ from deploy.pids import alive
 from shared.settings import REPO_ROOT, Settings
 from shared.topics import SERVICES
 from tests.integration.conftest import ENV
+from tests.polling import until_sync
 
 pytestmark = pytest.mark.integration
 
@@ -31,13 +31,6 @@ def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "deploy.cli", *args], cwd=REPO_ROOT,
                           env={**os.environ, **ENV}, capture_output=True, text=True,
                           timeout=timeout)
-
-
-def _wait(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"not reached in {timeout}s: {what}"
-        time.sleep(0.1)
 
 
 def _ready(proc: stack.ServiceProcess) -> bool:
@@ -102,12 +95,12 @@ def test_the_supervisor_restarts_a_crashed_service_and_not_a_stopped_one(
     supervisor.restarts_file(registry).unlink(missing_ok=True)
     try:
         watcher.start(ENV)
-        _wait(lambda: watcher.pid() is not None, "the supervisor running")
+        until_sync(lambda: watcher.pid() is not None, "the supervisor running")
 
         # A crash: back and ready without a command, counted, logged.
         crashed = registry.pid()
         registry.kill()
-        _wait(lambda: registry.pid() not in (None, crashed), "registry started again", 30)
+        until_sync(lambda: registry.pid() not in (None, crashed), "registry started again", 30)
         registry.wait_ready(120)
         record = supervisor.read_record(registry)
         assert record.restarts == 1
@@ -125,7 +118,7 @@ def test_the_supervisor_restarts_a_crashed_service_and_not_a_stopped_one(
 
         # A crash loop: given up after --burst restarts, and said so.
         crashy.start(ENV)
-        _wait(crashy.given_up_file.exists, "the supervisor gave up on a crash loop", 60)
+        until_sync(crashy.given_up_file.exists, "the supervisor gave up on a crash loop", 60)
         assert supervisor.read_record(crashy).restarts == 3
         assert "keeps exiting" in watcher.tail(50) and crashy.pid() is None
         time.sleep(2)

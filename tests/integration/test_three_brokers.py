@@ -28,6 +28,7 @@ from deploy.secrets import admin_password
 from shared.envelope import submission_json
 from shared.kafka import admin_config, make_producer
 from shared.settings import Settings
+from tests import polling
 from tests.integration import kit
 from tests.integration.conftest import TopicWatcher
 from tests.integration.helpers import enterprise, key_of, record
@@ -57,7 +58,7 @@ def cluster(settings: Settings) -> Iterator[stack.IsolatedStack]:
             shutil.rmtree(kafka.folder, ignore_errors=True)
 
 
-_until = functools.partial(kit.until, timeout=300, interval=0.25,
+_until = functools.partial(polling.until, timeout=300, interval=0.25,
                            ignoring=(OSError, asyncpg.PostgresError))
 
 

@@ -32,6 +32,7 @@ from shared.kafka import admin_config, client_options, log_ids, make_producer, o
 from shared.positions import commit_metadata
 from shared.settings import REPO_ROOT, Settings
 from shared.topics import CREDENTIALS
+from tests import polling
 from tests.integration import kit
 from tests.integration.conftest import ENV, STACK
 from tests.integration.helpers import enterprise, record
@@ -43,7 +44,7 @@ ACCEPTED = "credit.records.accepted"
 
 
 # The machine's PostgreSQL is shared: another checkout may restart it meanwhile.
-_until = functools.partial(kit.until, timeout=120, ignoring=TRANSIENT)
+_until = functools.partial(polling.until, timeout=120, ignoring=TRANSIENT)
 
 
 def _observer_admin(settings: Settings) -> AdminClient:
