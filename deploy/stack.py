@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -589,6 +590,9 @@ class IsolatedStack:
 
 # In a test or benchmark run's folder: the process that started the run (pid and start time).
 OWNER_FILE = "owner.json"
+# How long the folder of a finished test or benchmark run (its services' logs) is kept for a
+# look after the run; the next run to start removes it after that.
+FINISHED_RUN_LOGS_KEPT = timedelta(days=3)
 
 
 def claim_run(folder: Path) -> None:
@@ -600,8 +604,9 @@ def reap_abandoned_runs(home: Path) -> list[str]:
     """Stop what test and benchmark runs left running when their owner died without
     stopping them (killed, or a crash before its teardown): idle consumers that retry for
     ever and take a share of the cores from every later run and benchmark. A run whose
-    owner still lives is left alone; the stack of `./xinyong up` has no owner file. Returns
-    the runs reaped."""
+    owner still lives is left alone; the stack of `./xinyong up` has no owner file. The
+    folder of a finished run is removed once `FINISHED_RUN_LOGS_KEPT` has passed since it was
+    last written. Returns the runs reaped."""
     reaped = []
     for folder in sorted((home / "run").glob(f"*/{OWNER_FILE}")):
         folder = folder.parent
@@ -613,7 +618,16 @@ def reap_abandoned_runs(home: Path) -> list[str]:
             continue
         if _end_run(folder):
             reaped.append(folder.name)
+        elif time.time() - _last_written(folder) > FINISHED_RUN_LOGS_KEPT.total_seconds():
+            # Its logs, pid files and clock: nothing a later run reads (a kept city's data
+            # is in its databases and topics, its manifest under <home>/bench).
+            shutil.rmtree(folder, ignore_errors=True)
     return reaped
+
+
+def _last_written(folder: Path) -> float:
+    return max((f.stat().st_mtime for f in folder.iterdir() if f.is_file()),
+               default=folder.stat().st_mtime)
 
 
 def _end_run(folder: Path) -> bool:

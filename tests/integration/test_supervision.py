@@ -170,8 +170,9 @@ def _idle(env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 def test_a_run_whose_owner_died_is_stopped_by_the_next_one(tmp_path: Any) -> None:
     """A test or benchmark run killed before its teardown leaves its services retrying for
-    ever; the next run stops them. A run whose owner lives, the stack of `up` (no owner
-    file) and a process that only reuses a pid file's number are left alone."""
+    ever; the next run stops them, and removes its folder once it is old. A run whose owner
+    lives, the stack of `up` (no owner file) and a process that only reuses a pid file's
+    number are left alone."""
     dead_owner = subprocess.Popen([sys.executable, "-c", "pass"])
     dead_owner.wait()
     runs = {name: tmp_path / "run" / name for name in ("tgone", "tlive", "stack")}
@@ -193,6 +194,14 @@ def test_a_run_whose_owner_died_is_stopped_by_the_next_one(tmp_path: Any) -> Non
         assert not (runs["tgone"] / "ingest.want").exists()  # no supervisor restarts it
         assert all(alive(p.pid) for p in (left["tlive"], left["stack"], stranger))
         assert stack.reap_abandoned_runs(tmp_path) == []  # nothing left to stop
+        assert runs["tgone"].exists()  # its logs, kept a while for a look
+        long_ago = time.time() - stack.FINISHED_RUN_LOGS_KEPT.total_seconds() - 60
+        for folder in runs.values():
+            for f in folder.iterdir():
+                os.utime(f, (long_ago, long_ago))
+        stack.reap_abandoned_runs(tmp_path)
+        assert not runs["tgone"].exists()  # finished long ago: removed
+        assert runs["tlive"].exists() and runs["stack"].exists()  # an owner alive; `up`'s
     finally:
         for proc in [*left.values(), stranger]:
             proc.kill()
