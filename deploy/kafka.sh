@@ -283,6 +283,12 @@ num.partitions=3
 auto.create.topics.enable=false
 # Tests start consumers and expect assignment immediately.
 group.initial.rebalance.delay.ms=0
+# A node started again after a SIGKILL registers with the quorum only once the controller
+# takes it (its old incarnation's session expired) and it has caught up; on a loaded 2-core
+# machine that took more than Kafka's 60 s, after which the node exits by itself (seen in
+# CI: "unable to register", the three-node test's restart). It may take as long as this
+# script waits for it.
+initial.broker.registration.timeout.ms=$((start_timeout_s * 1000))
 # The default 50 offsets partitions make the first consumer group on a fresh
 # node wait several seconds; 2 cores do not need that many.
 offsets.topic.num.partitions=10
@@ -394,6 +400,9 @@ EOF
 fail_with_log() {
     log "error: $*"
     if [[ -f $log_file ]]; then
+        # The cause is often logged long before the shutdown that fills the last lines.
+        log "errors in $log_file:"
+        grep -E '(ERROR|FATAL)' -- "$log_file" | head -n 20 >&2 || true
         log "last lines of $log_file:"
         tail -n 40 -- "$log_file" >&2
     fi
