@@ -11,9 +11,12 @@ loses nothing: it is the crash the services are built to survive.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
+from collections.abc import Awaitable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -36,3 +39,25 @@ def end_if_still_running(after_seconds: float, what: str) -> None:
     timer = threading.Timer(after_seconds, overran)
     timer.daemon = True
     timer.start()
+
+
+async def outcome_of(step: Awaitable[Any], within: float | None) -> BaseException | None:
+    """Await one step of a stop for at most `within` seconds (None: as long as it takes);
+    what it raised, or None.
+
+    A `CancelledError` that is not a cancellation of the awaiting task is an outcome like any
+    other: aiokafka's fetcher, closing, cancels its fetch tasks and then awaits them without
+    catching what that raises, so a consumer's `stop()` raises `CancelledError` whenever a
+    fetch was in flight (a broker down). Let through, it ended the task that stopped the
+    consumer as if that task had been cancelled. A cancellation of the awaiting task itself
+    (its own `cancelling()`) is passed on."""
+    try:
+        await asyncio.wait_for(step, within)
+        return None
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        return exc
+    except Exception as exc:  # TimeoutError among them
+        return exc

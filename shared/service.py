@@ -34,7 +34,7 @@ from shared.context import ServiceContext
 from shared.db import SHARED_MIGRATIONS, TRANSIENT, create_http_pool, create_pool, migrate
 from shared.http import RequestMetrics
 from shared.kafka import make_consumer, make_producer
-from shared.lifecycle import end_if_still_running
+from shared.lifecycle import end_if_still_running, outcome_of
 from shared.logs import configure_logging
 from shared.outbox import OutboxRelay
 from shared.probes import Gauge, Probes, record_start
@@ -236,8 +236,8 @@ def _add_readiness(app: FastAPI, worker: StreamWorker) -> None:
 
 
 async def _quietly(awaitable: Awaitable[Any]) -> None:
-    with contextlib.suppress(Exception):
-        await awaitable
+    # Bounded by the process's own stop deadline (`end_if_still_running`).
+    await outcome_of(awaitable, None)
 
 
 # Young objects the collector lets accumulate before it looks for cycles (CPython: 700).

@@ -27,7 +27,6 @@ sends them from memory at once (shared/outbox.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
@@ -52,6 +51,7 @@ from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, w
 from shared import inbox, metrics, outbox
 from shared.db import TRANSIENT
 from shared.kafka import ADMIN_TIMEOUT_S, client_options, log_ids, make_admin, observe_logs
+from shared.lifecycle import outcome_of
 from shared.messages import InboundMessage
 from shared.outbox import OutboxRelay
 from shared.positions import commit_metadata, resolve_command
@@ -321,12 +321,11 @@ class StreamWorker:
         """Stop a consumer; if its stop is stuck too, end by hand what the stop did not reach
         (its heartbeat and fetch tasks, its connections), so that a replaced consumer
         leaves nothing running behind it."""
-        try:
-            await asyncio.wait_for(consumer.stop(), self.settings.stop_deadline_seconds)
+        failed = await outcome_of(consumer.stop(), self.settings.stop_deadline_seconds)
+        if failed is None:
             return
-        except Exception as exc:  # TimeoutError among them
-            log.warning("the replaced consumer did not stop (%s: %s); ending its tasks",
-                        type(exc).__name__, exc)
+        log.warning("the replaced consumer did not stop cleanly (%s: %s); ending its tasks",
+                    type(failed).__name__, failed)
         # aiokafka's own parts (0.14): the stop above cancelled the coordination task it was
         # waiting on, not these.
         coordinator = getattr(consumer, "_coordinator", None)
@@ -336,8 +335,7 @@ class StreamWorker:
                 task.cancel()
         for part in (getattr(consumer, "_fetcher", None), getattr(consumer, "_client", None)):
             if part is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(part.close(), self.settings.stop_deadline_seconds)
+                await outcome_of(part.close(), self.settings.stop_deadline_seconds)
 
     # --- positions checked against their log (shared/positions.py) --------------------------
 
