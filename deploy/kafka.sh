@@ -401,8 +401,9 @@ fail_with_log() {
     log "error: $*"
     if [[ -f $log_file ]]; then
         # The cause is often logged long before the shutdown that fills the last lines.
-        log "errors in $log_file:"
-        grep -E '(ERROR|FATAL)' -- "$log_file" | head -n 20 >&2 || true
+        log "errors of this start in $log_file:"
+        tail -c "+$((${log_start_bytes:-0} + 1))" -- "$log_file" | grep -E '(ERROR|FATAL)' |
+            head -n 20 >&2 || true
         log "last lines of $log_file:"
         tail -n 40 -- "$log_file" >&2
     fi
@@ -467,6 +468,8 @@ launch() {
         mv -f -- "$log_file" "$log_file.1"
     fi
     log "starting node $node_id on 127.0.0.1:$port (log: $log_file)"
+    # Where this start's lines begin: a failure names the errors of this start only.
+    log_start_bytes=$(stat -c %s -- "$log_file" 2>/dev/null || echo 0)
     rm -f -- "$pid_file"
     # setsid: own session, so a Ctrl-C or the caller's process group ending
     # does not take the broker down with it. The inner shell writes its own
