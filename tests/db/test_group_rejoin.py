@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,8 @@ pytestmark = pytest.mark.db
 # A topic of this test alone: the worker stores its positions under this name (without
 # the namespace) in the session's registry database, where other tests look for theirs.
 TOPIC = "test.group-rejoin"
+# A rebalance, a session and a replacement on a loaded machine: minutes at worst.
+_until = functools.partial(until, timeout=120)
 
 
 def _as_administrator(db_settings: Settings) -> Settings:
@@ -97,26 +100,24 @@ async def test_a_consumer_stuck_out_of_its_group_is_replaced(
     producer = make_producer(settings)
     try:
         async with asyncio.timeout(150):  # a hang fails here, saying where
-            await until(lambda: worker.out_of_group_since is None and len(worker.assigned) == 2,
-                        "the worker joins, alone in the group: both partitions", timeout=120)
+            await _until(lambda: worker.out_of_group_since is None and len(worker.assigned) == 2,
+                         "the worker joins, alone in the group: both partitions")
             await other.start()  # a second member: the group rebalances, the worker's hangs
-            await until(lambda: worker.consumer is not first,
-                        "the stuck consumer is replaced", timeout=120)
+            await _until(lambda: worker.consumer is not first,
+                         "the stuck consumer is replaced")
             assert hung  # it was stuck where the test made it
             assert replaced._value.get() == before + 1
-            await until(lambda: worker.out_of_group_since is None and bool(worker.assigned)
-                        and not worker.unchecked, "the new consumer joins and takes its share",
-                        timeout=120)
+            await _until(lambda: worker.out_of_group_since is None and bool(worker.assigned)
+                         and not worker.unchecked, "the new consumer joins and takes its share")
             # The group shares the partitions between the new consumer and the other member.
-            await until(lambda: len(worker.assigned) + len(other.assignment()) == 2,
-                        "the partitions shared by the two live members", timeout=120)
+            await _until(lambda: len(worker.assigned) + len(other.assignment()) == 2,
+                         "the partitions shared by the two live members")
 
             await producer.start()
             for partition in sorted(tp.partition for tp in worker.assigned):
                 await producer.send_and_wait(settings.topic(TOPIC),
                                              f"after {partition}".encode(), partition=partition)
-            await until(lambda: len(seen) == len(worker.assigned), "the new consumer consumes",
-                        timeout=120)
+            await _until(lambda: len(seen) == len(worker.assigned), "the new consumer consumes")
             assert not running.done()
     finally:
         running.cancel()
