@@ -301,6 +301,14 @@ class Catalogue(_Frozen):
     def measures_for(self, list_name: str) -> list[tuple[str, Measure]]:
         return list(self._measures_by_list.get(list_name, ()))
 
+    def shows_while_listed(self, item_name: str) -> bool:
+        """Whether the public sees a record of the item only while a published list entry
+        rests on it: the court's (its regime, 法释〔2017〕7号), and every item of a list the
+        subject is told of before publication (国办发〔2020〕49号: a notice period; Order 54's
+        month after service). There the record is the listing: shown at once, it would
+        publish the listing before the subject could object."""
+        return item_name in self._shown_while_listed
+
     def model_copy(self, *, update: Mapping[str, Any] | None = None,
                    deep: bool = False) -> Catalogue:
         """A copy (what-if, tests) whose indexes are made from its own lists and measures,
@@ -323,6 +331,15 @@ class Catalogue(_Frozen):
             for item in lst.items:
                 found.setdefault(item, []).append(name)
         return found
+
+    @cached_property
+    def _shown_while_listed(self) -> frozenset[str]:
+        noticed = (item for lst in self.lists.values()
+                   if lst.notified_by == "xinyong" or lst.notice_period_days > 0
+                   or lst.publish_month_after_service for item in lst.items)
+        by_regime = (name for name in self.items
+                     if isinstance(self.regime_of(name), WhileListedRegime))
+        return frozenset((*noticed, *by_regime))
 
     @cached_property
     def _measures_by_list(self) -> dict[str, list[tuple[str, Measure]]]:

@@ -25,6 +25,7 @@ Rule versions (the catalogue's `disclosure_rules` and `disclosure_regimes`):
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -131,6 +132,16 @@ def _market_regulation(name: str, regime: MarketRegulationRegime, ndrc: Window,
 def extension_years(regime: WhileListedRegime, attributes: dict[str, Any]) -> int:
     value = attributes.get(regime.extension_attribute)
     return value if type(value) is int else 0
+
+
+def held_until_listed(catalogue: Catalogue, record: ArchivedRecord,
+                      listed: Collection[tuple[str, str]]) -> bool:
+    """A record the public sees only while a published entry rests on it
+    (`Catalogue.shows_while_listed`), and none does (`listed`: the basis records of the
+    subject's published entries): not yet (the notice period, Order 54's month after
+    service) or no longer. It is then neither shown nor graded."""
+    return (catalogue.shows_while_listed(record.catalogue_item)
+            and (record.department, record.record_id) not in listed)
 
 
 def is_displayed(record: ArchivedRecord, today: date) -> bool:

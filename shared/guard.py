@@ -4,8 +4,10 @@ read, and the client's address as far as trusted proxies vouch for it."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+from slowapi import Limiter
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.http import problem_response
@@ -130,3 +132,21 @@ class BodyCap:
         # The unread rest of the body makes the connection unusable for another request.
         response = problem_response(status, code, title, headers={"Connection": "close"})
         await response(scope, receive, send)
+
+
+def client_of(trusted_proxies: Iterable[str]) -> Callable[[Request], str]:
+    """A request's client as `client_address` tells it, behind the trusted proxies: the key of
+    every per-client limit and the address a view is logged with."""
+    trusted = networks(trusted_proxies)
+
+    def of(request: Request) -> str:
+        return client_address(request.client.host if request.client else None,
+                              request.headers.getlist("x-forwarded-for"), trusted)
+    return of
+
+
+def public_limiter(trusted_proxies: Iterable[str]) -> Limiter:
+    """The per-client rate limiter of a public API (slowapi, fixed windows in shared/http.py's
+    swept memory): each client counted apart, also behind the front door, which is every
+    visitor's peer."""
+    return Limiter(key_func=client_of(trusted_proxies), storage_uri="swept-memory://")

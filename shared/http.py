@@ -12,8 +12,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from limits.storage import MemoryStorage
 from pydantic import BaseModel, ConfigDict
-from slowapi import Limiter
-from slowapi.util import get_remote_address
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -59,11 +57,6 @@ class SweptMemoryStorage(MemoryStorage):
         if now - self._swept >= self.SWEEP_SECONDS:
             self._swept = now
             self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
-
-
-def public_limiter() -> Limiter:
-    """The per-client rate limiter of a public API (slowapi, fixed windows in memory)."""
-    return Limiter(key_func=get_remote_address, storage_uri="swept-memory://")
 
 
 class Answer(BaseModel):

@@ -59,11 +59,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     # Every body, the public forms' above all, is refused past the cap before it is read.
     app.add_middleware(guard.BodyCap, max_bytes=ctx.settings.objection_body_max_bytes)
     limits = handlers.Limits.of(ctx.settings)
-    trusted = guard.networks(ctx.settings.trusted_proxies)
-
-    def client_of(request: Request) -> str:
-        return guard.client_address(request.client.host if request.client else None,
-                                    request.headers.getlist("x-forwarded-for"), trusted)
+    client_of = guard.client_of(ctx.settings.trusted_proxies)
 
     async def submit(kind: str, body: ObjectionRequest, request: Request) -> ObjectionCreated:
         async with ctx.pool.acquire() as conn:

@@ -33,7 +33,7 @@ from services.publisher import (
     whatif,
 )
 from services.publisher.contracts import FeedbackRequest
-from shared import clock, credentials
+from shared import clock, credentials, guard
 from shared.context import ServiceContext
 from shared.contract import (
     SUBJECT_TYPES,
@@ -50,7 +50,6 @@ from shared.http import (
     base_app,
     field_errors,
     problem_response,
-    public_limiter,
     unavailable,
 )
 from shared.identifiers import normalize_identifier
@@ -81,7 +80,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                    "government (机关: unified social credit code category 11, and 13 群团组织 "
                    "as an addition to CONTRACT.md; docs/decisions.md, 'Government "
                    "integrity').")
-    limiter = public_limiter()
+    limiter = guard.public_limiter(ctx.settings.trusted_proxies)
     app.state.limiter = limiter
     app.state.catalogue = ctx.catalogue
     _answer_web_pages_in_html(app)
@@ -377,12 +376,12 @@ class PublicViews:
 
     def _still_discoverable(self, row: asyncpg.Record, today: date) -> bool:
         """The stored date already filtered; a person's hit is checked again against the full
-        rule, which also covers rows stored before that date existed (the migration's
-        estimate). An organization can always be found."""
+        rule with the lists the person is on, which also covers rows stored before that date
+        existed (the migration's estimate). An organization can always be found."""
         if row["person_snapshot"] is None:
             return True
         snapshot = SubjectChanged.model_validate_json(row["person_snapshot"])
-        return domain.is_discoverable(self.catalogue, snapshot, today)
+        return domain.is_discoverable(self.catalogue, snapshot, today, set(row["lists"]))
 
     async def profile(self, subject_type: str, identifier: str,
                       at: datetime | None = None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import hashlib
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -581,15 +581,14 @@ def public_records(catalogue: Catalogue, subject: SubjectRef, records: Iterable[
                    ) -> list[dict[str, Any]]:
     """Only what the catalogue marks public, in force, within its disclosure period, and not
     about someone who was a minor on its decision date. Given `listed` (the basis records of
-    the subject's active entries), a record whose item shows while listed (法释〔2017〕7号)
-    shows only while an entry rests on it."""
+    the subject's published entries), a record whose item shows while listed shows only
+    while an entry rests on it (`disclosure.held_until_listed`)."""
     shown = []
     for r in records:
         if (r.public_until is None or r.public_until < today
                 or not _may_be_public(catalogue, subject, r)):
             continue
-        if (listed is not None and (r.department, r.record_id) not in listed
-                and isinstance(catalogue.regime_of(r.catalogue_item), WhileListedRegime)):
+        if listed is not None and disclosure.held_until_listed(catalogue, r, listed):
             continue
         item = catalogue.items[r.catalogue_item]
         shown.append({"department": r.department, "record_id": r.record_id,
@@ -680,17 +679,20 @@ def public_profile(catalogue: Catalogue, past: SubjectChanged, entries: Sequence
     the entries' states then, less what has stopped being shown since (`current`, `today`);
     None when the public could not see the subject then or cannot now. The live profile is
     this function with today's snapshot for both."""
-    if not (is_discoverable(catalogue, past, day) and is_discoverable(catalogue, current, today)):
+    active_now = {m.entry_id for m in current_entries if m.status == "active"}
+    lists = [m for m in entries if m.status == "active" and m.entry_id in active_now]
+    if not (is_discoverable(catalogue, past, day, {m.list for m in lists})
+            and is_discoverable(catalogue, current, today,
+                                {m.list for m in current_entries if m.status == "active"})):
         return None
     shown = still_displayed(current, today)
-    active_now = {m.entry_id for m in current_entries}
-    lists = [m for m in entries if m.status == "active" and m.entry_id in active_now]
-    records = [r for r in past.records if (r.department, r.record_id) in shown]
     listed: set[tuple[str, str]] = set().union(*(m.basis for m in lists))
+    records = [r for r in past.records if (r.department, r.record_id) in shown
+               and not disclosure.held_until_listed(catalogue, r, listed)]
     by_key = {(r.department, r.record_id): r for r in past.records}
     return {
         "subject": public_subject(past.subject),
-        "records": public_records(catalogue, past.subject, records, day, listed),
+        "records": public_records(catalogue, past.subject, records, day),
         "lists": [membership(catalogue, m, by_key) for m in lists],
         "grade": grading.grade(catalogue, past.subject, records, day).model_dump(mode="json"),
         # Departments' commitments under the rules of any record shown; one signed for a
@@ -714,9 +716,11 @@ def own_profile(catalogue: Catalogue, past: SubjectChanged, entries: Sequence[Me
     """The full past view (the subject's own, an operator's): every record and entry as
     they stood at the end of `day`, public or not, the grade as it was given."""
     by_key = {(r.department, r.record_id): r for r in past.records}
+    listed: set[tuple[str, str]] = set().union(*(m.basis for m in entries
+                                                 if m.status == "active"))
     return {
         "subject": past.subject.model_dump(mode="json"),
-        "records": rights.own_records(catalogue, past, day),
+        "records": rights.own_records(catalogue, past, day, listed),
         "lists": [membership(catalogue, m, by_key) | {"status": m.status} for m in entries],
         "grade": past.grade.model_dump(mode="json"),
     }
@@ -740,22 +744,30 @@ def membership(catalogue: Catalogue, m: Membership,
 ALWAYS = date.max
 
 
-def discoverable_until(catalogue: Catalogue, snapshot: SubjectChanged) -> date | None:
+def discoverable_until(catalogue: Catalogue, snapshot: SubjectChanged,
+                       on_lists: Set[str] | None = None) -> date | None:
     """The last day the subject can be found at all: organizations always, a person until
-    the end of the last public record about them, None if there is none. Stored with the
-    snapshot, so that name search needs no rule of its own and stops finding a person the
-    day their last record's period ends, without waiting for another snapshot."""
+    the end of the last public record about them, None if there is none. A record that shows
+    only while listed counts while the person is on one of its item's lists (`on_lists`, the
+    lists of their published entries); None counts it as if they were. Stored that way with
+    the snapshot, a bound that name search narrows with the entries it reads, so that it
+    stops finding a person the day their last record's period ends without waiting for
+    another snapshot."""
     if snapshot.subject.type != "individual":
         return ALWAYS
     return max((r.public_until for r in snapshot.records
                 if r.public_until is not None
-                and _may_be_public(catalogue, snapshot.subject, r)), default=None)
+                and _may_be_public(catalogue, snapshot.subject, r)
+                and (on_lists is None or not catalogue.shows_while_listed(r.catalogue_item)
+                     or not on_lists.isdisjoint(catalogue.lists_fed_by(r.catalogue_item)))),
+               default=None)
 
 
-def is_discoverable(catalogue: Catalogue, snapshot: SubjectChanged, today: date) -> bool:
+def is_discoverable(catalogue: Catalogue, snapshot: SubjectChanged, today: date,
+                    on_lists: Set[str] | None = None) -> bool:
     """Organizations can always be found; a person only while something about them is
     public. Unknown, hidden, expired and minor all look the same from outside."""
-    until = discoverable_until(catalogue, snapshot)
+    until = discoverable_until(catalogue, snapshot, on_lists)
     return until is not None and today <= until
 
 

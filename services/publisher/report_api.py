@@ -105,14 +105,8 @@ def install(app: FastAPI, ctx: ServiceContext, limiter: Limiter,
     app.router.on_startup.append(renderer.start)
     app.router.on_shutdown.append(renderer.close)
     subject_token = credentials.caller(ctx.pool, "subject")
-    trusted = guard.networks(settings.trusted_proxies)
-
-    def client_of(request: Request) -> str:
-        """The per-client key of the reports' stricter limit: the client behind a trusted
-        proxy (the front door), not the proxy."""
-        return guard.client_address(request.client.host if request.client else None,
-                                    request.headers.getlist("x-forwarded-for"),
-                                    trusted) or "unknown"
+    # The reports' stricter limit counts the client behind the front door, not the door.
+    client_of = guard.client_of(settings.trusted_proxies)
 
     async def own(authorization: str | None, key: str) -> bool:
         """A subject's valid token naming this subject (a token that is not valid: 401)."""

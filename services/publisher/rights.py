@@ -9,7 +9,7 @@ import base64
 import ipaddress
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
@@ -220,14 +220,18 @@ def purge_on(catalogue: Catalogue, subject_type: str, record: ArchivedRecord) ->
         return ended.replace(year=ended.year + PURGE_YEARS, day=28)
 
 
-def own_records(catalogue: Catalogue, snapshot: SubjectChanged,
-                today: date) -> list[dict[str, Any]]:
-    """Every record about the subject, public or not, with where it stands."""
+def own_records(catalogue: Catalogue, snapshot: SubjectChanged, today: date,
+                listed: Collection[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Every record about the subject, public or not, with where it stands; given `listed`
+    (the basis records of its published entries), `public_now` is false for a record that
+    waits for its entry (`disclosure.held_until_listed`)."""
     out = []
     for r in snapshot.records:
         item = catalogue.items.get(r.catalogue_item)
         public_now = (item is not None and item.disclosure == "public" and r.status == "active"
-                      and r.public_until is not None and today <= r.public_until)
+                      and r.public_until is not None and today <= r.public_until
+                      and not (listed is not None
+                               and disclosure.held_until_listed(catalogue, r, listed)))
         out.append({
             "department": r.department, "record_id": r.record_id, "revision": r.revision,
             "catalogue_item": r.catalogue_item, "item_name": item.name if item else None,

@@ -55,13 +55,11 @@ class QueryLog:
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        self.trusted = guard.networks(ctx.settings.trusted_proxies)
+        self.client_of = guard.client_of(ctx.settings.trusted_proxies)
         self._rows: list[tuple[str, datetime, str, str | None, str | None]] = []
 
     def address(self, request: Request) -> str | None:
-        return rights.mask_address(guard.client_address(
-            request.client.host if request.client else None,
-            request.headers.getlist("x-forwarded-for"), self.trusted))
+        return rights.mask_address(self.client_of(request))
 
     async def record(self, key: str, channel: rights.Channel, request: Request,
                      purpose: str | None = None) -> None:
@@ -216,7 +214,9 @@ def install(app: FastAPI, ctx: ServiceContext, render: Callable[..., HTMLRespons
         today = clock.today()
         return {
             "subject": snapshot.subject.model_dump() if snapshot else None,
-            "records": rights.own_records(catalogue, snapshot, today) if snapshot else [],
+            "records": rights.own_records(catalogue, snapshot, today, {
+                (b["department"], b["record_id"]) for e in entries if e["status"] == "active"
+                for b in e["basis"]}) if snapshot else [],
             "grade": snapshot.grade.model_dump() if snapshot else None,
             "lists": [_entry(catalogue, e, snapshot) for e in entries],
             "notices": [_notice(n) for n in notices],

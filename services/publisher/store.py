@@ -553,6 +553,12 @@ async def search_in_order(conn: asyncpg.Connection, query_norm: str,
 Membership = domain.Membership  # where the profile's rules read it
 
 
+async def subject_name(conn: asyncpg.Connection, key: str) -> str | None:
+    """The name the archive holds for a subject (its departments'), None if none."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT name FROM subjects WHERE subject_key = $1", key)
+
+
 def _memberships(rows: Sequence[Any]) -> list[domain.Membership]:
     """(entry_id, list, status, since, until, basis JSON) rows, as memberships."""
     out = []

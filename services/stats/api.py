@@ -12,7 +12,7 @@ from slowapi.errors import RateLimitExceeded
 
 from services.stats import domain, store
 from services.stats.responses import Districts, Scorecards, Warnings
-from shared import clock, credentials
+from shared import clock, credentials, guard
 from shared.context import ServiceContext
 from shared.contract import SUBJECT_TYPES
 from shared.http import (
@@ -20,7 +20,6 @@ from shared.http import (
     Problem,
     base_app,
     problem_response,
-    public_limiter,
 )
 
 FIGURES = ("negative_records", "black_list_entries", "red_list_entries")
@@ -29,7 +28,7 @@ FIGURES = ("negative_records", "black_list_entries", "red_list_entries")
 def create_app(ctx: ServiceContext) -> FastAPI:
     app = base_app("Xinyong statistics",
                    "City statistics and department assessment (CONTRACT.md).")
-    limiter = public_limiter()
+    limiter = guard.public_limiter(ctx.settings.trusted_proxies)
     app.state.limiter = limiter
 
     @app.exception_handler(RateLimitExceeded)

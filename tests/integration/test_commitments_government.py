@@ -163,6 +163,31 @@ async def test_a_subject_signs_its_own_commitment(
     assert (mine["kind"], mine["department"], mine["status"]) == ("conduct", "ndrc", "kept")
 
 
+async def test_a_subject_signing_cannot_rename_itself(
+        settings: Settings, producer: AIOKafkaProducer,
+        services: dict[str, ServiceProcess]) -> None:
+    """The name in the signing request is the subject's word; once a department has named
+    the subject, the archive, the profile and the agencies keep the department's."""
+    firm = enterprise("珠海市改名测试有限公司")
+    base = services["publisher"].url()
+    url = f"{base}/api/v1/subjects/enterprise/{firm.id}"
+    await send(producer, settings, "tax", record(firm, "tax.a_grade_taxpayer"))
+    await poll_json(url, lambda r: r.status_code == 200)
+    issued = await credentials.issue(settings, "subject", f"enterprise:{firm.id}")
+    await wait_until_accepted(issued.token, f"{base}/api/v1/me")
+    body = {"subject": {"type": "enterprise", "id": firm.id, "name": "珠海市冒名顶替有限公司"},
+            "text_version": "2026-01", "signer": {"name": "王芳", "role": "法定代表人"},
+            "term_until": (clock.today() + timedelta(days=365)).isoformat()}
+    async with httpx.AsyncClient() as client:
+        taken = await client.post(f"{base}/api/v1/me/commitments", json=body,
+                                  headers=token_header(issued.token))
+    assert taken.status_code == 202, taken.text
+    commitment_id = taken.json()["commitment_id"]
+    profile = (await poll_json(url, lambda r: r.status_code == 200 and any(
+        c["commitment_id"] == commitment_id for c in r.json()["commitments"]))).json()
+    assert profile["subject"]["name"] == firm.name
+
+
 async def test_a_body_is_listed_through_its_defaults_and_counted_per_district(
         settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
         services: dict[str, ServiceProcess], db: Callable[[str], Any]) -> None:

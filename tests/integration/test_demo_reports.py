@@ -3,10 +3,13 @@
 about 300 subjects of the five types), sent as the departments send them; then each
 subject's report is taken, downloaded and verified.
 
-Every demo subject has something public, so each report is taken on the public route, as
-anyone would (no token; a 404 fails the test). Reports are taken a few at a time, within
-the renderer's queue (`report_queue_max`), each as a client of its own (the per-client
-report limit). About a minute on the 2-core machine for the 306 subjects."""
+Every demo subject but a few persons has something public, so each report is taken on the
+public route, as anyone would (no token; a 404 fails the test). A person whose every record
+is the listing of a list told before publication (tax, wage arrears: their entries wait out
+the notice period) has nothing public yet: the public route answers 404 for them. Reports
+are taken a few at a time, within the renderer's queue (`report_queue_max`), each as a
+client of its own (the per-client report limit). About a minute on the 2-core machine for
+the 306 subjects."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from deploy import demo
 from deploy.stack import ServiceProcess
 from services.publisher import report
 from shared import clock
+from shared.catalogue import Catalogue, load_catalogue
 from shared.contract import subject_key
 from shared.identifiers import mask_resident_id
 from shared.settings import Settings
@@ -47,6 +51,15 @@ def text_of(pdf: bytes) -> str:
     return "".join(text.split())
 
 
+def waiting_items(catalogue: Catalogue) -> set[str]:
+    """Items whose record shows only once its entry is published, and whose entry waits: a
+    list Xinyong tells the subject of, with a notice period or Order 54's month (the test's
+    own reading of docs/decisions.md, "A record that is the listing waits for it")."""
+    return {item for lst in catalogue.lists.values()
+            if lst.notified_by == "xinyong" or lst.notice_period_days > 0
+            or lst.publish_month_after_service for item in lst.items}
+
+
 def printed_code(subject: dict[str, str]) -> str:
     """The subject's code as a report prints it: an identity number masked."""
     if subject["type"] == "individual":
@@ -59,8 +72,15 @@ async def test_every_demo_subjects_report_is_a_chinese_pdf_that_verify_matches(
         services: dict[str, ServiceProcess], db: Callable[[str], Any]) -> None:
     records = list(demo.demo_records(seed=DEMO_SEED, today=clock.today()))
     subjects: dict[str, dict[str, str]] = {}
+    shown: set[str] = set()  # has a record that shows before any notice period ends
+    waits = waiting_items(load_catalogue())
     for _, data in records:
-        subjects[subject_key(data["subject"]["type"], data["subject"]["id"])] = data["subject"]
+        key = subject_key(data["subject"]["type"], data["subject"]["id"])
+        subjects[key] = data["subject"]
+        if data.get("catalogue_item") not in waits:
+            shown.add(key)
+    hidden = set(subjects) - shown
+    assert hidden and all(subjects[k]["type"] == "individual" for k in hidden)
     types = {s["type"] for s in subjects.values()}
     assert types == {"enterprise", "individual", "institution", "social_org", "government"}
     # In order per subject (a breach after its signing, a withdrawal after its record).
@@ -89,6 +109,9 @@ async def test_every_demo_subjects_report_is_a_chinese_pdf_that_verify_matches(
                 "purpose": "示例数据报告核验"}
         async with gate:
             r = await client.post("/api/v1/reports", json=body, headers=as_client())
+            if key in hidden:
+                assert r.status_code == 404, (key, r.text)
+                return
             assert r.status_code == 201, (key, r.text)
             issued = r.json()
             pdf = await client.get(issued["url"])
@@ -107,4 +130,4 @@ async def test_every_demo_subjects_report_is_a_chinese_pdf_that_verify_matches(
 
     async with httpx.AsyncClient(base_url=publisher, timeout=120) as client:
         await asyncio.gather(*(one(client, k, s) for k, s in subjects.items()))
-    assert taken == set(subjects)
+    assert taken == shown

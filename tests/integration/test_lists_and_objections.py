@@ -119,8 +119,10 @@ async def test_objection_flags_the_record_routes_it_and_a_rejection_lifts_the_fl
         settings: Settings, producer: AIOKafkaProducer, watcher: TopicWatcher,
         services: dict[str, ServiceProcess]) -> None:
     person = individual()
-    data = record(person, "hrss.wage_arrears")
-    await send(producer, settings, "hrss", data)
+    # The court's record shows as soon as it arrives (its list is published at once); a
+    # record of a list the subject is told of first would show only after its notice period.
+    data = record(person, "court.dishonest_debtor")
+    await send(producer, settings, "court", data)
     profile_url = f"{services['publisher'].url()}/api/v1/subjects/individual/{person.id}"
     profile = (await poll_json(profile_url, lambda r: r.status_code == 200)).json()
     assert profile["subject"]["id"] == person.id[:6] + "*" * 11 + person.id[-1]
@@ -130,8 +132,8 @@ async def test_objection_flags_the_record_routes_it_and_a_rejection_lifts_the_fl
                                  headers=as_client()) as client:
         r = await once_record_known(lambda: client.post("/api/v1/objections", json={
             "subject": {"type": "individual", "id": person.id},
-            "record": {"department": "hrss", "record_id": data["record_id"]},
-            "reason": "工资已于判决前结清", "contact": "13800000000"}))
+            "record": {"department": "court", "record_id": data["record_id"]},
+            "reason": "款项已于立案前履行", "contact": "13800000000"}))
         assert r.status_code == 201, r.text
         created = r.json()
         assert created["status"] == "routed"
@@ -141,10 +143,10 @@ async def test_objection_flags_the_record_routes_it_and_a_rejection_lifts_the_fl
         assert created["due_by"] == clock.next_working_day(twentieth).day.isoformat()
 
         [routed] = await watcher.wait_for(
-            "credit.objections.hrss",
+            "credit.objections.court",
             lambda e: e["data"]["objection_id"] == created["objection_id"])
         assert routed["type"] == "cn.zhuhai.credit.objection.routed.v1"
-        assert routed["data"]["record"] == {"department": "hrss",
+        assert routed["data"]["record"] == {"department": "court",
                                             "record_id": data["record_id"], "revision": 1}
         assert routed["data"]["due_by"] == created["due_by"]
         await poll_json(profile_url, lambda r: r.json()["records"][0]["disputed"] is True)
@@ -159,13 +161,13 @@ async def test_objection_flags_the_record_routes_it_and_a_rejection_lifts_the_fl
         assert wrong.status_code == 404
         assert wrong.headers["content-type"].startswith("application/problem+json")
 
-        decision = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "dept/hrss",
+        decision = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "dept/court",
                     "type": "cn.zhuhai.credit.objection.decided.v1",
                     "subject": f"individual:{person.id}", "datacontenttype": "application/json",
                     "data": {"objection_id": created["objection_id"], "decision": "rejected",
-                             "reason": "经核查，欠薪事实清楚"}}
+                             "reason": "经核查，未履行事实清楚"}}
         import json
-        await send_raw(producer, settings, "credit.inbound.hrss", json.dumps(decision).encode(),
+        await send_raw(producer, settings, "credit.inbound.court", json.dumps(decision).encode(),
                        key_of(data))
         await poll_json(profile_url, lambda r: r.json()["records"][0]["disputed"] is False)
         final = await poll_json(

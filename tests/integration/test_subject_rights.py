@@ -254,7 +254,7 @@ async def test_the_subject_sees_its_whole_archive_and_who_looked(
         await send(producer, settings, dept, data)
     publisher = services["publisher"].url()
     profile_url = f"{publisher}/api/v1/subjects/enterprise/{firm.id}"
-    await poll_json(profile_url, lambda r: r.status_code == 200 and len(r.json()["records"]) == 2)
+    await poll_json(profile_url, lambda r: r.status_code == 200 and len(r.json()["records"]) == 1)
     await poll_json(f"{publisher}/api/v1/subjects/enterprise/{other.id}",
                     lambda r: r.status_code == 200)
 
@@ -277,6 +277,13 @@ async def test_the_subject_sees_its_whole_archive_and_who_looked(
     assert records[wage["record_id"]]["contact_from_department"] == "138****22"
     [entry] = me["lists"]
     assert (entry["list"], entry["status"]) == ("hrss.wage_arrears", "pending")
+    # The wage record is the listing: while its entry waits for the notice period, the
+    # public sees neither the record nor the grade it gives (D), and the subject is told so.
+    assert records[wage["record_id"]]["public_now"] is False
+    async with httpx.AsyncClient() as client:
+        public = (await client.get(profile_url)).json()
+    assert [r["record_id"] for r in public["records"]] == [penalty["record_id"]]
+    assert (public["grade"]["grade"], public["lists"]) == ("C", [])
 
     # Views: the API with a purpose, the web page, a full-code search; a 404 is not logged.
     async with httpx.AsyncClient(headers={"X-Forwarded-For": "203.0.113.77"}) as client:

@@ -208,3 +208,46 @@ def test_the_subjects_own_entries_carry_their_basis_with_provenance(catalogue):
     assert [b["provenance"] and b["provenance"]["event_id"] for b in shown["basis"]] == [
         "ev-1", None]
     assert shown["kind"] == "black"
+
+
+# --- a record that is the listing waits for it (国办发〔2020〕49号) -----------------------
+
+TAX = "tax.major_violation"
+
+
+def tax_entry(status: str) -> domain.Membership:
+    return domain.Membership(
+        list=TAX, since=None if status == "pending" else DAY, until=None,
+        basis=frozenset({("tax", "T-1")}), entry_id="e-tax", status=status,
+        basis_records=(BasisRecord(department="tax", record_id="T-1", revision=1),))
+
+
+@pytest.mark.parametrize("subject", [ENTERPRISE, PERSON])
+def test_a_record_whose_entry_awaits_its_notice_period_is_neither_shown_nor_graded(
+        catalogue, subject):
+    record = archived(TAX, record_id="T-1", decided_on=date(2026, 6, 1))
+    now = snapshot(subject, [record])
+    pending = tax_entry("pending")
+    shown = domain.public_profile(catalogue, now, [pending], TODAY, now, [pending], TODAY)
+    if subject.type == "individual":
+        # Nothing else about the person is public: not found at all.
+        assert shown is None
+    else:
+        assert shown is not None
+        assert (shown["records"], shown["lists"], shown["grade"]["grade"]) == ([], [], "B")
+        assert "T-1" not in str(shown)
+    published = tax_entry("active")
+    shown = domain.public_profile(catalogue, now, [published], TODAY, now, [published], TODAY)
+    assert shown is not None
+    assert [r["record_id"] for r in shown["records"]] == ["T-1"]
+    assert shown["grade"]["grade"] == "D"
+    assert [m["list"] for m in shown["lists"]] == [TAX]
+
+
+def test_a_person_known_only_by_a_record_that_waits_is_found_only_once_listed(catalogue):
+    person = snapshot(PERSON, [archived("hrss.wage_arrears", record_id="W-1")])
+    assert not domain.is_discoverable(catalogue, person, TODAY, set())
+    assert domain.is_discoverable(catalogue, person, TODAY, {"hrss.wage_arrears"})
+    assert not domain.is_discoverable(catalogue, person, TODAY, {"tax.major_violation"})
+    # Stored with the snapshot, before the entries are known: the bound search narrows.
+    assert domain.is_discoverable(catalogue, person, TODAY)

@@ -14,14 +14,18 @@ from limits.strategies import FixedWindowRateLimiter
 
 from services.publisher.api import create_app
 from shared.context import ServiceContext
-from shared.http import SweptMemoryStorage, public_limiter
+from shared.guard import public_limiter
+from shared.http import SweptMemoryStorage
 from shared.settings import Settings
 
+FRONT_DOOR = "127.0.0.2"  # deploy/frontdoor.py's source address, every visitor's peer
 
-def _client(catalogue: Any, limit: str) -> TestClient:
-    ctx = ServiceContext("publisher", Settings(public_rate_limit=limit), catalogue,
+
+def _client(catalogue: Any, limit: str, trusted: tuple[str, ...] = ()) -> TestClient:
+    ctx = ServiceContext("publisher", Settings(public_rate_limit=limit,
+                                               trusted_proxies=list(trusted)), catalogue,
                          pool=None)  # type: ignore[arg-type]
-    return TestClient(create_app(ctx))
+    return TestClient(create_app(ctx), client=(FRONT_DOOR, 40000))
 
 
 def test_public_api_answers_429_past_the_limit(catalogue: Any) -> None:
@@ -31,6 +35,27 @@ def test_public_api_answers_429_past_the_limit(catalogue: Any) -> None:
     limited = client.get("/api/v1/lists/no.such_list")
     assert limited.headers["content-type"].startswith("application/problem+json")
     assert limited.json()["code"] == "rate_limited"
+
+
+def test_behind_the_front_door_each_visitor_has_a_budget_of_its_own(catalogue: Any) -> None:
+    """The front door is every visitor's peer: counted by it, one visitor past the limit
+    would shut the public site for the city."""
+    client = _client(catalogue, "2/minute", trusted=(FRONT_DOOR,))
+
+    def status(visitor: str) -> int:
+        return client.get("/api/v1/lists/no.such_list",
+                          headers={"X-Forwarded-For": visitor}).status_code
+
+    assert [status("203.0.113.7") for _ in range(3)] == [404, 404, 429]
+    assert [status("198.51.100.9") for _ in range(2)] == [404, 404]
+
+
+def test_a_forwarded_address_from_an_untrusted_peer_counts_for_nothing(catalogue: Any) -> None:
+    client = _client(catalogue, "2/minute")
+    answers = [client.get("/api/v1/lists/no.such_list",
+                          headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code
+               for i in range(3)]
+    assert answers == [404, 404, 429]
 
 
 def test_unknown_subject_type_is_a_problem_naming_the_field(catalogue: Any) -> None:
@@ -87,5 +112,5 @@ def test_requests_start_no_threads() -> None:
 
 def test_the_apis_use_it() -> None:
     assert isinstance(storage_from_string("swept-memory://"), SweptMemoryStorage)
-    limiter = public_limiter()
+    limiter = public_limiter([])
     assert limiter._storage_uri == "swept-memory://"

@@ -213,9 +213,25 @@ def test_a_court_record_shows_only_while_an_entry_rests_on_it(catalogue):
     assert public_records(catalogue, ENTERPRISE, [record], TODAY, listed=set()) == []
     assert len(public_records(catalogue, ENTERPRISE, [record], TODAY,
                               listed={("court", "R-1")})) == 1
-    # Other items are not concerned.
-    wages = archived(WAGES, record_id="W-1")
-    assert len(public_records(catalogue, PERSON, [wages], TODAY, listed=set())) == 1
+
+
+@pytest.mark.parametrize("item", [WAGES, "tax.major_violation"])
+def test_a_record_of_a_list_told_before_publication_shows_only_once_published(catalogue, item):
+    """The subject is told before the list is published (国办发〔2020〕49号); its record is
+    the listing, so it waits for the entry too."""
+    record = archived(item, record_id="X-1")
+    assert catalogue.shows_while_listed(item)
+    assert public_records(catalogue, PERSON, [record], TODAY, listed=set()) == []
+    assert len(public_records(catalogue, PERSON, [record], TODAY,
+                              listed={(record.department, "X-1")})) == 1
+
+
+def test_items_of_lists_published_at_once_or_of_no_list_show_by_their_own_period(catalogue):
+    assert not catalogue.shows_while_listed("amr.admin_penalty")
+    assert not catalogue.shows_while_listed("tax.a_grade_taxpayer")
+    assert not catalogue.shows_while_listed("supervision.contract_breach")
+    penalty = archived("amr.admin_penalty", record_id="P-1")
+    assert len(public_records(catalogue, ENTERPRISE, [penalty], TODAY, listed=set())) == 1
 
 
 # --- the changes feed ---------------------------------------------------------------------
