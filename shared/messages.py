@@ -83,6 +83,17 @@ def check_source(event: AnyEvent, topic: Topic[P]) -> None:
                             f"of {topic.name}")
 
 
+class _EventType(BaseModel):
+    type: str = ""
+
+
+def event_type_of(message: InboundMessage) -> str:
+    """The `type` of the event a message holds ('' without one), for a topic that carries
+    more than one (credit.objections.<dept>: objections and complaints); raises ValueError
+    for a value that is not a JSON object."""
+    return _EventType.model_validate_json(message.value).type
+
+
 def read_event(message: InboundMessage, topic: Topic[P]) -> CloudEvent[P]:
     """The message as an event of the topic's type from the topic's writer, its data
     validated (one pass over the JSON); raises ValueError (pydantic's ValidationError is

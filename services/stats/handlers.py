@@ -25,8 +25,9 @@ from shared.contract import (
     StatsWindow,
 )
 from shared.db import TRANSIENT
-from shared.messages import InboundMessage, OutboundEvent, read_event
+from shared.messages import InboundMessage, OutboundEvent, event_type_of, read_event
 from shared.topics import (
+    COMPLAINTS,
     FEEDBACK,
     LISTS_CHANGED,
     OBJECTIONS,
@@ -89,6 +90,10 @@ async def apply(conn: asyncpg.Connection, catalogue: Catalogue,
                 at = f.time or clock.now()
                 feedback.append((f.id, department, f.data, at))
             elif routed_to is not None:
+                # Complaints share the departments' objections topics (CONTRACT.md) and are
+                # not the statistics' business; neither is what they say.
+                if event_type_of(m) == COMPLAINTS.event_type:
+                    continue
                 routed.append(read_event(m, OBJECTIONS.of(routed_to)).data)
             else:
                 raise ValueError(f"no handler for {m.topic}")

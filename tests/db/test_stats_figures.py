@@ -20,6 +20,7 @@ from shared.catalogue import Catalogue
 from shared.contract import (
     AcceptedRecord,
     BasisRecord,
+    ComplaintRouted,
     FieldError,
     ListChanged,
     ObjectionClosed,
@@ -34,6 +35,7 @@ from shared.contract import (
 from shared.envelope import encode_event
 from shared.messages import InboundMessage
 from shared.topics import (
+    COMPLAINTS,
     FEEDBACK,
     LISTS_CHANGED,
     OBJECTIONS,
@@ -240,3 +242,24 @@ async def test_what_each_record_counts_for_follows_its_last_revision_in_a_batch(
         ("B-1", "negative.high_incidence", date(2026, 9, 29), 2)]
     deltas = await conn.fetch('SELECT "on", delta FROM deltas')
     assert sum(d["delta"] for d in deltas) == 1
+
+
+async def test_a_complaint_on_an_objections_topic_is_passed_over_not_dead_lettered(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    """Complaints reach a department on its objections topic (CONTRACT.md): the statistics
+    count the objections beside them and keep nothing of a complaint, its text least of all
+    (a dead letter would)."""
+    conn = await tx("stats")
+    firm = SubjectRef(type="enterprise", id=uscc("91440400MA4W8KY40"), name="戊")
+    complaint = _message(COMPLAINTS.of("amr"), ComplaintRouted(
+        complaint_id=str(uuid.uuid4()), about={"kind": "record", "record_id": "A-1"},
+        subject=firm, text="投诉内容：联系电话13800000000", due_by=date(2026, 11, 9),
+        received_at=datetime(2026, 10, 9, tzinfo=UTC)))
+    assert complaint.topic == OBJECTIONS.of("amr").name
+    objection = _message(OBJECTIONS.of("amr"), ObjectionRouted(
+        objection_id=str(uuid.uuid4()), kind="objection", subject=firm,
+        record=RecordRef(department="amr", record_id="A-1"), reason="r",
+        due_by=date(2026, 10, 29), received_at=datetime(2026, 10, 1, tzinfo=UTC)))
+    await handlers.apply(conn, catalogue, [complaint, objection])
+    assert not await conn.fetch("SELECT 1 FROM outbox")  # nothing dead-lettered
+    assert await conn.fetchval("SELECT count(*) FROM objection_facts") == 1
