@@ -328,10 +328,13 @@ def notice_id_for(entry_id: str, measure: str, kind: str) -> str:
     return uuid5_text(_NOTICE_NS, f"{entry_id}|{measure}|{kind}")
 
 
-def superseding_notice_id(entry_id: str, measure: str, kind: str, until: date) -> str:
-    """The id of a notice that replaces an entry's earlier one for a new term (an extension):
-    one per term, the same whenever the same extension is applied again."""
-    return uuid5_text(_NOTICE_NS, f"{entry_id}|{measure}|{kind}|until={until}")
+def superseding_notice_id(earlier_notice_id: str, until: date) -> str:
+    """The id of a notice that replaces the one in force for a new term (an extension): the
+    same whenever the same change is applied to the same notice again (a replay), and never
+    an id already sent: a term changed back (an extension corrected away) follows another
+    notice than the one it first followed. An id of the term alone came back then, and the
+    agencies, who drop an id they have, kept the term in between."""
+    return uuid5_text(_NOTICE_NS, f"supersedes={earlier_notice_id}|until={until}")
 
 
 def materialize(catalogue: Catalogue, actions: Sequence[Action],
@@ -393,8 +396,7 @@ def _new_term(catalogue: Catalogue, fx: ListEffects, entry: Entry,
     for agency, earlier in issued.get(entry.entry_id, ()):
         measure = catalogue.measures.get(earlier.measure)
         notice = earlier.model_copy(update={
-            "notice_id": superseding_notice_id(entry.entry_id, earlier.measure, earlier.kind,
-                                               until),
+            "notice_id": superseding_notice_id(earlier.notice_id, until),
             "supersedes": earlier.notice_id, "effective_until": until,
             "basis": list(entry.basis), "subject": snapshot.subject, "issued_at": now,
             "related_subjects": [] if measure is None else related_for(measure, snapshot,

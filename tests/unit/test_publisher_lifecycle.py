@@ -179,6 +179,25 @@ def test_an_extension_moves_the_term_publishes_a_mod_and_supersedes_every_notice
     assert [n.notice_id for _, n, _ in again.notices] == [n.notice_id for _, n, _ in fx.notices]
 
 
+def test_a_term_changed_back_is_announced_under_ids_never_sent_before(catalogue):
+    """Extended by 2 years, corrected to 1, then back to 2: each notice is new to the
+    agencies, who drop an id they already have."""
+    entry, issued = published(catalogue, court())
+    sent = {n.notice_id for _, n in issued[entry.entry_id]}
+    for years in (2, 1, 2):
+        record = court(revision=2 + years, attributes={"extension_years": years},
+                       public_until=date(2028 + years, 6, 1))
+        fx = materialize(catalogue, [Rebase(entry, basis(record))], snap(record), issued,
+                         NOW, TODAY)
+        [entry] = fx.changed_entries
+        ids = {n.notice_id for _, n, _ in fx.notices}
+        assert len(ids) == 5 and not ids & sent, years
+        assert {n.supersedes for _, n, _ in fx.notices} == {
+            n.notice_id for _, n in issued[entry.entry_id]}
+        sent |= ids
+        issued = {entry.entry_id: [(a, n) for a, n, _ in fx.notices]}
+
+
 def test_the_exit_after_an_extension_revokes_the_superseding_notices(catalogue):
     record = court()
     entry, issued = published(catalogue, record)
