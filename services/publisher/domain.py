@@ -371,7 +371,8 @@ def materialize(catalogue: Catalogue, actions: Sequence[Action],
             case Rebase(entry, basis):
                 rebased = replace(entry, basis=basis)
                 if entry.status == "active":
-                    rebased = _new_term(catalogue, fx, rebased, subjects, issued, now, today)
+                    rebased = _new_term(catalogue, fx, entry, rebased, subjects, issued, now,
+                                        today)
                 fx.changed_entries.append(rebased)
             case Exit(entry, reason):
                 fx.changed_entries.append(_withdraw(fx, entry, reason, subjects, issued, now,
@@ -379,17 +380,19 @@ def materialize(catalogue: Catalogue, actions: Sequence[Action],
     return fx
 
 
-def _new_term(catalogue: Catalogue, fx: ListEffects, entry: Entry,
+def _new_term(catalogue: Catalogue, fx: ListEffects, before: Entry, entry: Entry,
               subjects: Mapping[str, SubjectChanged],
               issued: Mapping[str, Sequence[tuple[str, Notice]]], now: datetime,
               today: date) -> Entry:
-    """An active entry's new basis: if it moves the end of the term (an extension, 延长), a
-    MOD and, to each agency, a notice for the new term that supersedes the earlier one;
-    otherwise (a corrected document number, say) nothing is published."""
+    """An active entry's new basis: if it moves the end of the term (an extension, 延长) or
+    rests on other records (one of two withdrawn, another added), a MOD and, to each agency,
+    a notice that supersedes the earlier one (CONTRACT.md: "a list extended, a basis
+    changed"); a new revision of the same records in the same term (a corrected document
+    number, say) publishes nothing."""
     assert entry.since is not None
     snapshot = subjects[entry.subject_key]
     until = entry_until(catalogue, entry, entry.since, snapshot)
-    if until == entry.until:
+    if until == entry.until and _records_of(before) == _records_of(entry):
         return entry
     moved = replace(entry, until=until)
     _add_change(fx, _list_change(moved, "MOD", subjects))
@@ -404,6 +407,10 @@ def _new_term(catalogue: Catalogue, fx: ListEffects, entry: Entry,
         fx.notices.append((agency, notice, entry.entry_id))
         _note_related(fx, notice, snapshot, moved)
     return moved
+
+
+def _records_of(entry: Entry) -> set[tuple[str, str]]:
+    return {(b.department, b.record_id) for b in entry.basis}
 
 
 def _note_related(fx: ListEffects, notice: Notice, snapshot: SubjectChanged,

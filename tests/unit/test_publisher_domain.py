@@ -340,6 +340,26 @@ def test_a_corrected_revision_updates_the_entry_and_publishes_nothing(catalogue)
     assert fx.notices == []
 
 
+def test_an_entry_resting_on_other_records_supersedes_its_notices(catalogue):
+    """One of two decisions withdrawn, the term unchanged: the agencies' notices name a
+    basis that is no longer the entry's, so each is replaced (CONTRACT.md: "a basis
+    changed"), and the feed says so."""
+    first, second = archived(), archived(record_id="R-2")
+    both = replace(entry(), basis=basis_of(first, second))
+    issued = issued_for(catalogue, both)
+    fx = materialize(catalogue, [Rebase(both, basis_of(first))], subjects(first), issued,
+                     NOW, TODAY)
+    [changed] = fx.changed_entries
+    assert (changed.basis, changed.until) == (basis_of(first), both.until)
+    [change] = fx.list_changes
+    assert (change.op, change.basis) == ("MOD", list(basis_of(first)))
+    earlier = {n.notice_id for _, n in issued[both.entry_id]}
+    assert len(fx.notices) == 5
+    for _, notice, _ in fx.notices:
+        assert notice.supersedes in earlier and notice.notice_id not in earlier
+        assert (notice.basis, notice.effective_until) == (list(basis_of(first)), both.until)
+
+
 def test_rebase_of_a_pending_entry_is_not_published(catalogue):
     pending = entry(TAX, "pending", TAX_BASIS)
     fx = materialize(catalogue, [Rebase(pending, ())], subjects(), {}, NOW, TODAY)
