@@ -66,7 +66,7 @@ def test_every_failing_reason_is_given_at_once(catalogue):
 
 
 @pytest.mark.parametrize("item", ["court.dishonest_debtor", "tax.major_violation",
-                                  "hrss.wage_arrears"])
+                                  "hrss.wage_arrears", "court.government_dishonest_debtor"])
 def test_items_with_their_own_removal_are_not_repairable_and_say_which_procedure(
         catalogue, item):
     [problem] = repair_eligibility(catalogue, facts(item), TODAY, commitment_given=True,
