@@ -39,19 +39,29 @@ def new_access_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def changes_on_decision(kind: str, decision: str, withdraw: bool) -> list[RecordChange]:
+def changes_on_decision(kind: str, decision: str, withdraw: bool,
+                        corrected: bool) -> list[RecordChange]:
     """What the record undergoes when the department decides.
 
-    A rejected objection lifts the dispute flag. An upheld objection either withdraws the
-    record or lifts the flag (the corrected revision arrives as a normal submission). An
-    upheld repair stops public display, data sharing and the penalty measures together
-    (NDRC Order 36).
+    A rejected objection lifts the dispute flag. An upheld objection withdraws the record,
+    or lifts the flag with the corrected revision in hand; without it (a decision over HTTP
+    carries none) the record the department agrees is wrong stays disputed until its next
+    revision arrives (`awaits_correction`). An upheld repair stops public display, data
+    sharing and the penalty measures together (NDRC Order 36).
     """
     if decision == "rejected":
         return ["unflag"] if kind == "objection" else []
     if kind == "repair":
         return ["repair"]
-    return ["withdraw"] if withdraw else ["unflag"]
+    if withdraw:
+        return ["withdraw"]
+    return ["unflag"] if corrected else []
+
+
+def awaits_correction(kind: str, decision: str, withdraw: bool, corrected: bool) -> bool:
+    """An upheld objection whose record is neither withdrawn nor corrected by the decision:
+    its flag is lifted when the department's next revision of the record arrives."""
+    return kind == "objection" and decision == "upheld" and not (withdraw or corrected)
 
 
 # --- which requests are taken ------------------------------------------------------------

@@ -287,6 +287,13 @@ def _refused(problem: Problem) -> Problem:
 async def decide(conn: asyncpg.Connection, department: str, decision: ObjectionDecision,
                  catalogue: Catalogue | None = None) -> str:
     """Apply a department's decision; returns the objection's status after it."""
+    if not is_uuid(decision.objection_id):
+        raise DecisionRefused(f"no objection {decision.objection_id}")
+    record = await store.record_of(conn, decision.objection_id)
+    if record is not None:
+        # The record's copy before the objection, in a batch's order (`remember`): a
+        # correction being kept meanwhile is committed before the revision is compared.
+        await store.lock_known_records(conn, [record])
     row = await store.lock(conn, decision.objection_id)
     if row is None:
         raise DecisionRefused(f"no objection {decision.objection_id}")
@@ -298,12 +305,17 @@ async def decide(conn: asyncpg.Connection, department: str, decision: ObjectionD
     # when the objection was taken.
     known = await store.known_record(conn, department, row["record_id"])
     subject = known.subject if known else SubjectRef.model_validate(row["subject"])
-    changes = domain.changes_on_decision(row["kind"], decision.decision, decision.withdraw)
+    # A revision later than the one objected to, already here, is the correction.
+    corrected = decision.corrected is not None or (
+        known is not None and row["revision"] is not None and known.revision > row["revision"])
+    changes = domain.changes_on_decision(row["kind"], decision.decision, decision.withdraw,
+                                         corrected)
     steps = (catalogue or load_catalogue()).repair.steps
     result_by = (domain.pass_on_by(clock.today(), steps)
                  if row["kind"] == "repair" and decision.decision == "upheld" else None)
     await store.set_decided(conn, decision.objection_id, decision.decision, decision.reason,
-                            result_by)
+                            result_by, correction_awaited=domain.awaits_correction(
+                                row["kind"], decision.decision, decision.withdraw, corrected))
     if "withdraw" in changes:
         await store.mark_withdrawn(conn, department, row["record_id"])
     commitment = (Commitment.model_validate(row["commitment"])
@@ -418,6 +430,8 @@ async def remember(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
     # (a replay of an older one must not bring back its schedule); the facts' upsert keeps
     # the higher revision and version; a repair is marked passed on once.
     written = await store.remember_records(conn, known)
+    corrections = await store.corrections_arrived(
+        conn, [k for k in known if (k.department, k.record_id) in written])
     if catalogue is not None:
         await purge.schedule(conn, [(k.department, k.record_id, k.subject.key, k.purge_on)
                                     for k in known if not k.withdrawn
@@ -431,7 +445,11 @@ async def remember(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
     await store.remember_entries(conn, [(e.data.entry_id, e.data.list, e.data.subject.key)
                                         for e in batch.entries if e.data.entry_id not in gone])
     await store.forget_entries(conn, sorted(gone))
-    await outbox.enqueue(conn, [*batch.dead, *await request_events(conn, passed)])
+    await outbox.enqueue(conn, [
+        *batch.dead, *await request_events(conn, passed),
+        # The department's next revision after an upheld objection: its correction.
+        *(_status_event("unflag", k.department, k.record_id, k.subject, objection_id,
+                        "corrected revision received") for objection_id, k in corrections)])
 
 
 def project(messages: Sequence[InboundMessage], catalogue: Catalogue | None) -> Projected:

@@ -167,21 +167,48 @@ async def lock_objections(conn: asyncpg.Connection, objection_ids: Iterable[str]
         "  FOR NO KEY UPDATE) AS l", ordered)
 
 
+async def record_of(conn: asyncpg.Connection, objection_id: str) -> tuple[str, str] | None:
+    """(department, record_id) an objection is about, read without a lock."""
+    row = await conn.fetchrow("SELECT department, record_id FROM objections"
+                              " WHERE objection_id = $1::uuid", objection_id)
+    return (row["department"], row["record_id"]) if row is not None else None
+
+
 async def lock(conn: asyncpg.Connection, objection_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT objection_id::text, kind, subject, department, record_id, status, due_by,"
-        " token_hash, received_at, commitment FROM objections"
+        "SELECT objection_id::text, kind, subject, department, record_id, revision, status,"
+        " due_by, token_hash, received_at, commitment FROM objections"
         " WHERE objection_id = $1::uuid FOR UPDATE",
         objection_id)
 
 
 async def set_decided(conn: asyncpg.Connection, objection_id: str, status: str,
-                      note: str, result_by: date | None = None) -> None:
+                      note: str, result_by: date | None = None,
+                      correction_awaited: bool = False) -> None:
     await conn.execute(
         # The service's clock (shared/clock.py): the contact is erased counting from it.
-        "UPDATE objections SET status = $2, decided_at = $3, result_by = $4"
-        " WHERE objection_id = $1::uuid", objection_id, status, clock.now(), result_by)
+        "UPDATE objections SET status = $2, decided_at = $3, result_by = $4,"
+        " correction_awaited = $5 WHERE objection_id = $1::uuid",
+        objection_id, status, clock.now(), result_by, correction_awaited)
     await add_event(conn, objection_id, status, note)
+
+
+async def corrections_arrived(conn: asyncpg.Connection, records: Sequence[KnownRecord]
+                              ) -> list[tuple[str, KnownRecord]]:
+    """The upheld objections awaiting a correction that these newly kept revisions bring (a
+    revision above the one objected to), each with its record; they await it no longer."""
+    if not records:
+        return []
+    by_key = {(r.department, r.record_id): r for r in records}
+    rows = await conn.fetch(
+        "UPDATE objections o SET correction_awaited = false"
+        " FROM unnest($1::text[], $2::text[], $3::int[]) AS k(department, record_id, revision)"
+        " WHERE o.correction_awaited AND o.department = k.department"
+        "  AND o.record_id = k.record_id AND coalesce(o.revision, 0) < k.revision"
+        " RETURNING o.objection_id::text, o.department, o.record_id",
+        [r.department for r in records], [r.record_id for r in records],
+        [r.revision for r in records])
+    return [(r["objection_id"], by_key[(r["department"], r["record_id"])]) for r in rows]
 
 
 async def with_timeline(conn: asyncpg.Connection, objection_id: str) -> dict[str, Any] | None:

@@ -19,7 +19,13 @@ from shared.context import ServiceContext
 from shared.contract import ObjectionDecision
 from shared.http import Problem
 from shared.messages import InboundMessage, OutboundEvent
-from shared.topics import DECISIONS, DECISIONS_RECEIVED, RECORDS_ACCEPTED, REQUESTS_CHANGED
+from shared.topics import (
+    DECISIONS,
+    DECISIONS_RECEIVED,
+    RECORDS_ACCEPTED,
+    RECORDS_STATUS,
+    REQUESTS_CHANGED,
+)
 from tests.db.builders import (
     FIRM_A,
     FIRM_B,
@@ -352,3 +358,45 @@ async def test_a_decision_of_any_bytes_is_passed_on_or_set_aside_never_stalls_in
         (DECISIONS_RECEIVED.name, "enterprise:\N{REPLACEMENT CHARACTER}"),
         ("credit.deadletter.ingest", "enterprise:\N{REPLACEMENT CHARACTER}")]
     assert "could not be passed on" in json.loads(bytes(rows[1]["value"]))["data"]["reason"]
+
+
+# --- an upheld objection without the corrected revision ------------------------------------
+
+
+def status_changes(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str]]:
+    return [(e["data"]["change"], e["data"]["record_id"]) for topic, e in events
+            if topic == RECORDS_STATUS.name]
+
+
+async def test_an_upheld_objection_keeps_the_flag_until_the_corrected_revision_arrives(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    """Upheld over HTTP (which carries no corrected revision): the record the department
+    agrees is wrong stays disputed; its next revision lifts the flag, once."""
+    conn = await tx("objection")
+    await handlers.remember(conn, [accepted_message("C-1", FIRM_A, 1)])
+    taken = await submit(conn, catalogue, request("C-1"))
+    assert status_changes(await outbox_events(conn)) == [("flag", "C-1")]
+
+    await handlers.decide(conn, "amr", ObjectionDecision(
+        objection_id=taken.objection_id, decision="upheld", reason="处罚决定金额有误"))
+    assert status_changes(await outbox_events(conn)) == [("flag", "C-1")]
+    assert await conn.fetchval("SELECT correction_awaited FROM objections") is True
+
+    await handlers.remember(conn, [accepted_message("C-1", FIRM_A, 1)])  # a replay: not it
+    assert status_changes(await outbox_events(conn)) == [("flag", "C-1")]
+    await handlers.remember(conn, [accepted_message("C-1", FIRM_A, 2)])  # the correction
+    await handlers.remember(conn, [accepted_message("C-1", FIRM_A, 3)])  # a later one
+    assert status_changes(await outbox_events(conn)) == [("flag", "C-1"), ("unflag", "C-1")]
+    assert await conn.fetchval("SELECT correction_awaited FROM objections") is False
+
+
+async def test_an_upheld_objection_after_its_correction_lifts_the_flag_at_once(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("objection")
+    await handlers.remember(conn, [accepted_message("C-2", FIRM_A, 1)])
+    taken = await submit(conn, catalogue, request("C-2"))
+    await handlers.remember(conn, [accepted_message("C-2", FIRM_A, 2)])  # corrected first
+    await handlers.decide(conn, "amr", ObjectionDecision(
+        objection_id=taken.objection_id, decision="upheld", reason="已更正"))
+    assert status_changes(await outbox_events(conn)) == [("flag", "C-2"), ("unflag", "C-2")]
+    assert await conn.fetchval("SELECT correction_awaited FROM objections") is False

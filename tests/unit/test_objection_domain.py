@@ -12,6 +12,7 @@ from services.objection.domain import (
     COMPLAINT_DAYS,
     KnownRecord,
     Rate,
+    awaits_correction,
     changes_on_decision,
     due_by,
     latest_known,
@@ -71,24 +72,26 @@ def test_a_follow_up_token_is_kept_as_the_one_secret_hash_and_matches_only_itsel
     assert not secret_matches(token, token)  # the raw token is not a valid stored hash
 
 
-@pytest.mark.parametrize(("kind", "decision", "withdraw", "changes"), [
+@pytest.mark.parametrize(("kind", "decision", "withdraw", "corrected", "changes", "awaits"), [
     # A rejected objection lifts the "under objection" flag (DOMAIN.md line 60).
-    ("objection", "rejected", False, ["unflag"]),
-    ("objection", "rejected", True, ["unflag"]),
-    # An upheld objection withdraws the record or lifts the flag (a corrected revision
-    # arrives as a normal submission).
-    ("objection", "upheld", True, ["withdraw"]),
-    ("objection", "upheld", False, ["unflag"]),
+    ("objection", "rejected", False, False, ["unflag"], False),
+    ("objection", "rejected", True, False, ["unflag"], False),
+    # An upheld objection withdraws the record, or lifts the flag with the corrected
+    # revision; without it the flag stays until the department's next revision.
+    ("objection", "upheld", True, False, ["withdraw"], False),
+    ("objection", "upheld", False, True, ["unflag"], False),
+    ("objection", "upheld", False, False, [], True),
     # A repair request never flags the record, so a refusal changes nothing.
-    ("repair", "rejected", False, []),
-    ("repair", "rejected", True, []),
+    ("repair", "rejected", False, False, [], False),
+    ("repair", "rejected", True, False, [], False),
     # An upheld repair stops display, sharing and the measures together (NDRC Order 36,
     # DOMAIN.md lines 48-49), whatever the withdraw flag says.
-    ("repair", "upheld", False, ["repair"]),
-    ("repair", "upheld", True, ["repair"]),
+    ("repair", "upheld", False, False, ["repair"], False),
+    ("repair", "upheld", True, False, ["repair"], False),
 ])
-def test_changes_on_decision(kind, decision, withdraw, changes):
-    assert changes_on_decision(kind, decision, withdraw) == changes
+def test_changes_on_decision(kind, decision, withdraw, corrected, changes, awaits):
+    assert changes_on_decision(kind, decision, withdraw, corrected) == changes
+    assert awaits_correction(kind, decision, withdraw, corrected) is awaits
 
 
 # --- which requests are taken (CONTRACT.md, "Objections and repair") ----------------------
