@@ -703,7 +703,10 @@ def public_profile(catalogue: Catalogue, past: SubjectChanged, entries: Sequence
         "subject": public_subject(past.subject),
         "records": public_records(catalogue, past.subject, records, day),
         "lists": [membership(catalogue, m, by_key) for m in lists],
-        "grade": grading.grade(catalogue, past.subject, records, day).model_dump(mode="json"),
+        # Graded on what the public may see, since the grade names its records.
+        "grade": grading.grade(catalogue, past.subject,
+                               [r for r in records if _may_be_public(catalogue, past.subject, r)],
+                               day).model_dump(mode="json"),
         # Departments' commitments under the rules of any record shown; one signed for a
         # repair once the repair is granted (it rests on the repaired record, whose own
         # display has stopped).

@@ -251,3 +251,18 @@ def test_a_person_known_only_by_a_record_that_waits_is_found_only_once_listed(ca
     assert not domain.is_discoverable(catalogue, person, TODAY, {"tax.major_violation"})
     # Stored with the snapshot, before the entries are known: the bound search narrows.
     assert domain.is_discoverable(catalogue, person, TODAY)
+
+
+def test_the_public_grade_names_no_record_the_public_may_not_see(catalogue):
+    """An internal item's record counts in the registry's grade, not in the public one,
+    which names its records (today's catalogue has no internal item that grades: one is
+    made for the test)."""
+    items = dict(catalogue.items)
+    items["amr.legal_representative"] = items["amr.legal_representative"].model_copy(
+        update={"polarity": "negative", "severity": "serious"})
+    internal = catalogue.model_copy(update={"items": items})
+    record = archived("amr.legal_representative", record_id="L-1", public_until=None)
+    now = snapshot(ENTERPRISE, [record])
+    shown = domain.public_profile(internal, now, [], TODAY, now, [], TODAY)
+    assert shown is not None
+    assert shown["grade"]["grade"] == "B" and "L-1" not in str(shown)
