@@ -37,7 +37,7 @@ from shared.disclosure import (
     (date(2026, 5, 1), "ndrc-order-36", "civil.activity_abnormal", date(2026, 8, 1),
      date(2027, 5, 1)),
     # Before 527 took effect: the earliest rule there is.
-    (date(2018, 1, 31), "ndrc-2019-527", "amr.abnormal_operation", date(2018, 4, 30),
+    (date(2018, 1, 31), "ndrc-2019-527", "civil.activity_abnormal", date(2018, 4, 30),
      date(2019, 1, 31)),
 ])
 def test_ndrc_rule_version_in_force_on_the_decision_date(catalogue, decided_on, rule,
@@ -97,6 +97,14 @@ def test_a_court_record_shows_while_listed(catalogue, extension, public_until):
     attributes = {"extension_years": extension} if extension else {}
     assert window(catalogue, "court.dishonest_debtor", date(2026, 6, 1), attributes) == Window(
         "fashi-2017-7", None, public_until)
+
+
+def test_a_firm_on_the_abnormal_operations_list_shows_until_removed_or_three_years(catalogue):
+    """Not the NDRC's general 12 months: the department's removal (its withdrawal) ends it,
+    and after 3 years the firm is market regulation's to list as seriously dishonest."""
+    assert window(catalogue, "amr.abnormal_operation", date(2026, 6, 1)) == Window(
+        "samr-abnormal-operation", None, date(2029, 6, 1))
+    assert catalogue.items["amr.abnormal_operation"].own_removal  # not repaired (Order 36)
 
 
 def test_a_major_tax_violation_shows_three_years(catalogue):

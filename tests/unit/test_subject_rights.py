@@ -66,7 +66,8 @@ def test_every_failing_reason_is_given_at_once(catalogue):
 
 
 @pytest.mark.parametrize("item", ["court.dishonest_debtor", "tax.major_violation",
-                                  "hrss.wage_arrears", "court.government_dishonest_debtor"])
+                                  "hrss.wage_arrears", "court.government_dishonest_debtor",
+                                  "amr.abnormal_operation"])
 def test_items_with_their_own_removal_are_not_repairable_and_say_which_procedure(
         catalogue, item):
     [problem] = repair_eligibility(catalogue, facts(item), TODAY, commitment_given=True,
