@@ -15,7 +15,8 @@ import pytest
 
 from deploy import frontdoor, stack
 from shared.settings import Settings
-from tests.integration.helpers import enterprise
+from tests.integration.helpers import enterprise, individual
+from tests.polling import until
 
 pytestmark = pytest.mark.integration
 
@@ -110,3 +111,26 @@ async def test_the_forwarding_header_is_the_doors_alone(
         assert statuses[:limit] == [422] * limit, statuses
         assert statuses[limit] == 429
         assert (await other.post(url, json=body)).status_code == 422
+
+
+async def test_the_access_log_keeps_no_path_query_or_client_address(
+        doors: dict[str, str], settings: Settings) -> None:
+    """A person's profile path holds their identity number and a search its words: neither
+    may outlive an erasure in nginx's log. Its lines still say which door answered what."""
+    person = individual()
+    async with _from("127.0.0.9") as visitor:
+        page = await visitor.get(f"{doors['public']}/api/v1/subjects/individual/{person.id}")
+        assert page.status_code == 404
+        await visitor.get(doors["public"] + "/api/v1/subjects", params={"q": "冒昧一问"})
+    log = frontdoor.FrontDoor(settings).directory / "access.log"
+    port = str(frontdoor.DOORS[0].port(settings))
+
+    def written() -> str:
+        text = log.read_text(encoding="utf-8") if log.exists() else ""
+        return text if " 404 " in text else ""
+
+    text = await until(written, "the requests in the access log")
+    assert port in text and "GET" in text
+    for kept in (person.id, person.id[:6] + person.id[-4:], "q=", "subjects", "127.0.0.9",
+                 "%E5%86%92"):
+        assert kept not in text, kept
