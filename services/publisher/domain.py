@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import re
 import unicodedata
 import uuid
@@ -220,6 +221,9 @@ class History:
 
     entries: Mapping[tuple[str, str], int] = field(default_factory=dict)
     changes: Mapping[str, int] = field(default_factory=dict)
+    # The key new entries' ids are made with (`entry_id_for`); the publisher's is the
+    # deployment's subject key.
+    id_key: bytes = b""
 
 
 @dataclass
@@ -314,9 +318,17 @@ def is_overdue(feedback_status: str | None, due_by: date | None, today: date) ->
             and feedback_status not in FEEDBACK_CLOSING)
 
 
-def entry_id_for(list_name: str, subject_key: str, ordinal: int) -> str:
-    """The id of a subject's entry on a list, numbered from 0 in the order they were made."""
-    return uuid5_text(_NOTICE_NS, f"entry|{list_name}|{subject_key}|{ordinal}")
+def entry_id_for(list_name: str, subject_key: str, ordinal: int, key: bytes = b"") -> str:
+    """The id of a subject's entry on a list, numbered from 0 in the order they were made.
+    Keyed (HMAC-SHA-256 under `key`, the deployment's subject key): the public changes feed
+    keeps an entry's id after it stops naming the subject, and a plain function of a
+    subject key would name them again to anyone who computes it from an identity number.
+    Without a key, the plain UUIDv5 of the entries made before (and of tests)."""
+    text = f"entry|{list_name}|{subject_key}|{ordinal}"
+    if not key:
+        return uuid5_text(_NOTICE_NS, text)
+    digest = hmac.new(key, text.encode(), hashlib.sha256).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 def list_change_id(entry_id: str, ordinal: int) -> str:
@@ -352,7 +364,8 @@ def materialize(catalogue: Catalogue, actions: Sequence[Action],
             case Enter(list_name, subject_key, basis):
                 ordinal = entered.get((list_name, subject_key), 0)
                 entered[(list_name, subject_key)] = ordinal + 1
-                entry = Entry(entry_id_for(list_name, subject_key, ordinal), list_name,
+                entry = Entry(entry_id_for(list_name, subject_key, ordinal, history.id_key),
+                              list_name,
                               subject_key, "pending", basis)
                 lst = catalogue.lists[list_name]
                 if lst.notified_by == "xinyong":

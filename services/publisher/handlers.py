@@ -228,13 +228,14 @@ async def carry_out(conn: asyncpg.Connection, catalogue: Catalogue,
     issued = await store.unrevoked_notices(conn, touched) if touched else {}
     entering = [(a.list, a.subject_key) for a in actions if isinstance(a, domain.Enter)]
     entries = await store.entry_counts(conn, entering)
-    for k, n in (await lifecycle.erased_counts(
-            conn, erasure_key or purge.erasure_key(get_settings()), entering)).items():
+    key = erasure_key or purge.erasure_key(get_settings())
+    for k, n in (await lifecycle.erased_counts(conn, key, entering)).items():
         entries[k] = entries.get(k, 0) + n
     history = domain.History(
         entries=entries,
         changes=await store.change_counts(conn, [a.entry.entry_id for a in actions
-                                                 if not isinstance(a, domain.Enter)]))
+                                                 if not isinstance(a, domain.Enter)]),
+        id_key=key)
     fx = domain.materialize(catalogue, actions, subjects, issued, clock.now(), clock.today(),
                             history)
     # Each change and notice serialized once: the body stored is its event's data.

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.publisher import agencies, follow, handlers, store
+from services.publisher import agencies, domain, follow, handlers, store
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import NoticeFeedback, RelatedSubject, SubjectRef
@@ -268,3 +268,18 @@ async def test_a_batchs_keys_are_each_looked_up_whatever_the_statistics(
         (n["Node Type"], n.get("Index Name"), n.get("Index Cond"), n.get("Filter"))
         for n in entries]
     assert not [n for n in nodes if "subject_key" in n.get("Filter", "") + n.get("Join Filter", "")]
+
+
+async def test_the_publisher_keys_the_entry_ids_it_makes(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    """The public changes feed shows entry ids: the publisher makes them with the
+    deployment's key, so no one computes them from a subject's code."""
+    conn = await tx("publisher")
+    firm = _firm()
+    await handlers.apply_snapshots(conn, catalogue, [snapshot(
+        firm, [archived("court.dishonest_debtor")])], erasure_key=b"the deployment's key")
+    entry_id = await conn.fetchval("SELECT entry_id::text FROM list_entries"
+                                   " WHERE subject_key = $1", firm.key)
+    assert entry_id == domain.entry_id_for("court.dishonest_debtor", firm.key, 0,
+                                           b"the deployment's key")
+    assert entry_id != domain.entry_id_for("court.dishonest_debtor", firm.key, 0)

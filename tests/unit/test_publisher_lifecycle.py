@@ -16,10 +16,12 @@ from services.publisher.domain import (
     Enter,
     Entry,
     Exit,
+    History,
     Rebase,
     add_years,
     cursor_expired,
     encode_cursor,
+    entry_id_for,
     entry_until,
     feed_names_subject,
     lapsed_lists,
@@ -287,3 +289,23 @@ def test_an_active_entry_rebased_onto_a_pending_one_changes_nothing_public(catal
     fx = materialize(catalogue, [Rebase(pending, basis(court(revision=2)))],
                      snap(court(revision=2)), {}, NOW, TODAY)
     assert fx.list_changes == [] and fx.notices == []
+
+
+# --- entry ids ----------------------------------------------------------------------------
+
+
+def test_an_entry_id_cannot_be_computed_from_the_subject_without_the_key(catalogue):
+    """The public changes feed keeps an entry's id after it stops naming the subject: made
+    with the deployment's key, the id is not a function of an identity number anyone can
+    compute; the same key gives the same id again (a replay)."""
+    record = court()
+    history = History(id_key=b"deployment key")
+    fx = materialize(catalogue, [Enter(COURT, ENTERPRISE.key, basis(record))], snap(record),
+                     {}, NOW, TODAY, history)
+    [entry] = fx.new_entries
+    assert entry.entry_id == entry_id_for(COURT, ENTERPRISE.key, 0, b"deployment key")
+    assert entry.entry_id != entry_id_for(COURT, ENTERPRISE.key, 0)
+    assert entry.entry_id != entry_id_for(COURT, ENTERPRISE.key, 0, b"another key")
+    again = materialize(catalogue, [Enter(COURT, ENTERPRISE.key, basis(record))],
+                        snap(record), {}, NOW, TODAY, history)
+    assert [e.entry_id for e in again.new_entries] == [entry.entry_id]
