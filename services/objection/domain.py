@@ -43,11 +43,13 @@ def changes_on_decision(kind: str, decision: str, withdraw: bool,
                         corrected: bool) -> list[RecordChange]:
     """What the record undergoes when the department decides.
 
-    A rejected objection lifts the dispute flag. An upheld objection withdraws the record,
-    or lifts the flag with the corrected revision in hand; without it (a decision over HTTP
-    carries none) the record the department agrees is wrong stays disputed until its next
-    revision arrives (`awaits_correction`). An upheld repair stops public display, data
-    sharing and the penalty measures together (NDRC Order 36).
+    A rejected objection lifts the dispute flag (unless another objection holds it: the
+    caller's). An upheld objection withdraws the record, or lifts the flag with the
+    corrected revision in hand; without it (a decision over HTTP carries none) the record
+    the department agrees is wrong stays disputed until its next revision arrives
+    (`awaits_correction`): flagged, also if this objection did not flag it (one about a
+    revision already examined). An upheld repair stops public display, data sharing and the
+    penalty measures together (NDRC Order 36).
     """
     if decision == "rejected":
         return ["unflag"] if kind == "objection" else []
@@ -55,7 +57,7 @@ def changes_on_decision(kind: str, decision: str, withdraw: bool,
         return ["repair"]
     if withdraw:
         return ["withdraw"]
-    return ["unflag"] if corrected else []
+    return ["unflag"] if corrected else ["flag"]
 
 
 def awaits_correction(kind: str, decision: str, withdraw: bool, corrected: bool) -> bool:

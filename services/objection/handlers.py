@@ -124,6 +124,11 @@ async def submit(conn: asyncpg.Connection, catalogue: Catalogue, limits: Limits,
             deadlines = (domain.repair_deadlines(today, catalogue.repair.steps)
                          if repair is not None else None)
             due = deadlines.decide_by if deadlines else domain.due_by(today)
+            # 异议标注: the record shows as disputed at once, unless the department has
+            # already examined this revision on an objection and rejected it (objecting
+            # again would hold a pending listing for ever).
+            flags = kind == "objection" and not await store.rejected_on(
+                conn, department, record_id, known.revision)
             if await store.create(
                     conn, objection_id=objection_id, kind=kind, subject=subject,
                     department=department, record_id=record_id, revision=known.revision,
@@ -131,10 +136,10 @@ async def submit(conn: asyncpg.Connection, catalogue: Catalogue, limits: Limits,
                     token_hash=credentials.secret_hash(token), due_by=due, received_at=now,
                     commitment=repair.commitment.model_dump(mode="json") if repair else None,
                     obligations=repair.obligations if repair else None,
-                    steps=_repair_steps(deadlines) if deadlines else ()):
+                    steps=_repair_steps(deadlines) if deadlines else (), holds_flag=flags):
                 await outbox.enqueue(conn, [
                     *_routing_events(objection_id, kind, subject, known, request.reason, due,
-                                     now, repair),
+                                     now, flags, repair),
                     *await request_events(conn, [objection_id])])
                 return ObjectionCreated(
                     objection_id=objection_id, kind=kind, status="routed", due_by=due,
@@ -253,7 +258,7 @@ def _repair_steps(deadlines: domain.RepairDeadlines) -> list[tuple[str, str]]:
 
 
 def _routing_events(objection_id: str, kind: str, subject: SubjectRef, known: domain.KnownRecord,
-                    reason: str, due: date, received_at: datetime,
+                    reason: str, due: date, received_at: datetime, flags: bool,
                     repair: RepairTerms | None = None) -> list[OutboundEvent]:
     extra: dict[str, Any] = ({"commitment": repair.commitment.model_dump(mode="json"),
                               "obligations": repair.obligations} if repair else {})
@@ -264,7 +269,7 @@ def _routing_events(objection_id: str, kind: str, subject: SubjectRef, known: do
         reason=reason, due_by=due, received_at=received_at, **extra)
     events = [OutboundEvent.of(OBJECTIONS.of(known.department), SOURCE, subject.key, routed,
                                event_id=domain.routed_id(objection_id))]
-    if kind == "objection":  # 异议标注: the record shows as disputed at once
+    if flags:
         events.append(_status_event("flag", known.department, known.record_id, subject,
                                     objection_id, None))
     return events
@@ -316,6 +321,10 @@ async def decide(conn: asyncpg.Connection, department: str, decision: ObjectionD
     await store.set_decided(conn, decision.objection_id, decision.decision, decision.reason,
                             result_by, correction_awaited=domain.awaits_correction(
                                 row["kind"], decision.decision, decision.withdraw, corrected))
+    if "unflag" in changes and await store.flag_held(conn, department, row["record_id"]):
+        changes = [c for c in changes if c != "unflag"]  # another objection keeps it
+    if "flag" in changes and row["holds_flag"]:
+        changes = [c for c in changes if c != "flag"]  # this one set it when routed
     if "withdraw" in changes:
         await store.mark_withdrawn(conn, department, row["record_id"])
     commitment = (Commitment.model_validate(row["commitment"])
@@ -430,8 +439,9 @@ async def remember(conn: asyncpg.Connection, messages: Sequence[InboundMessage],
     # (a replay of an older one must not bring back its schedule); the facts' upsert keeps
     # the higher revision and version; a repair is marked passed on once.
     written = await store.remember_records(conn, known)
-    corrections = await store.corrections_arrived(
+    corrections = [(objection_id, k) for objection_id, k in await store.corrections_arrived(
         conn, [k for k in known if (k.department, k.record_id) in written])
+        if not await store.flag_held(conn, k.department, k.record_id)]
     if catalogue is not None:
         await purge.schedule(conn, [(k.department, k.record_id, k.subject.key, k.purge_on)
                                     for k in known if not k.withdrawn

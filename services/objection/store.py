@@ -20,20 +20,21 @@ async def create(conn: asyncpg.Connection, *, objection_id: str, kind: str, subj
                  requester: str, token_hash: str, due_by: date, received_at: datetime,
                  commitment: dict[str, Any] | None = None,
                  obligations: dict[str, Any] | None = None,
-                 steps: Sequence[tuple[str, str]] = ()) -> bool:
+                 steps: Sequence[tuple[str, str]] = (), holds_flag: bool = False) -> bool:
     """Store a new open objection; False (nothing stored) when this requester already has
     one open of this kind about the record. `steps` are timeline entries before the routing
-    (a repair request's acceptance and check)."""
+    (a repair request's acceptance and check); `holds_flag`: it marks the record disputed."""
     created = await conn.fetchval(
         "INSERT INTO objections (objection_id, kind, subject_key, subject, department, record_id,"
         " revision, reason, contact, requester, token_hash, status, due_by, received_at,"
-        " commitment, obligations)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'routed', $12, $13, $14, $15)"
+        " commitment, obligations, holds_flag)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'routed', $12, $13, $14, $15,"
+        " $16)"
         " ON CONFLICT (kind, department, record_id, requester) WHERE status = 'routed'"
         " DO NOTHING RETURNING true",
         objection_id, kind, subject.key, subject.model_dump(mode="json"), department, record_id,
         revision, reason, contact, requester, token_hash, due_by, received_at, commitment,
-        obligations)
+        obligations, holds_flag)
     if not created:
         return False
     for status, note in steps:
@@ -177,7 +178,7 @@ async def record_of(conn: asyncpg.Connection, objection_id: str) -> tuple[str, s
 async def lock(conn: asyncpg.Connection, objection_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT objection_id::text, kind, subject, department, record_id, revision, status,"
-        " due_by, token_hash, received_at, commitment FROM objections"
+        " due_by, token_hash, received_at, commitment, holds_flag FROM objections"
         " WHERE objection_id = $1::uuid FOR UPDATE",
         objection_id)
 
@@ -185,12 +186,31 @@ async def lock(conn: asyncpg.Connection, objection_id: str) -> asyncpg.Record | 
 async def set_decided(conn: asyncpg.Connection, objection_id: str, status: str,
                       note: str, result_by: date | None = None,
                       correction_awaited: bool = False) -> None:
+    """The decision; an objection awaiting its correction goes on holding the flag."""
     await conn.execute(
         # The service's clock (shared/clock.py): the contact is erased counting from it.
         "UPDATE objections SET status = $2, decided_at = $3, result_by = $4,"
-        " correction_awaited = $5 WHERE objection_id = $1::uuid",
+        " correction_awaited = $5, holds_flag = $5 WHERE objection_id = $1::uuid",
         objection_id, status, clock.now(), result_by, correction_awaited)
     await add_event(conn, objection_id, status, note)
+
+
+async def flag_held(conn: asyncpg.Connection, department: str, record_id: str) -> bool:
+    """Whether an objection still keeps the record disputed (after this transaction's own
+    changes: the deciding objection's has been let go)."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT EXISTS (SELECT 1 FROM objections WHERE department = $1 AND record_id = $2"
+        " AND holds_flag)", department, record_id)
+
+
+async def rejected_on(conn: asyncpg.Connection, department: str, record_id: str,
+                      revision: int) -> bool:
+    """Whether the department has examined this revision of the record (or a later one) on
+    an objection and rejected it."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT EXISTS (SELECT 1 FROM objections WHERE department = $1 AND record_id = $2"
+        " AND kind = 'objection' AND status = 'rejected' AND coalesce(revision, 0) >= $3)",
+        department, record_id, revision)
 
 
 async def corrections_arrived(conn: asyncpg.Connection, records: Sequence[KnownRecord]
@@ -201,7 +221,7 @@ async def corrections_arrived(conn: asyncpg.Connection, records: Sequence[KnownR
         return []
     by_key = {(r.department, r.record_id): r for r in records}
     rows = await conn.fetch(
-        "UPDATE objections o SET correction_awaited = false"
+        "UPDATE objections o SET correction_awaited = false, holds_flag = false"
         " FROM unnest($1::text[], $2::text[], $3::int[]) AS k(department, record_id, revision)"
         " WHERE o.correction_awaited AND o.department = k.department"
         "  AND o.record_id = k.record_id AND coalesce(o.revision, 0) < k.revision"

@@ -400,3 +400,52 @@ async def test_an_upheld_objection_after_its_correction_lifts_the_flag_at_once(
         objection_id=taken.objection_id, decision="upheld", reason="已更正"))
     assert status_changes(await outbox_events(conn)) == [("flag", "C-2"), ("unflag", "C-2")]
     assert await conn.fetchval("SELECT correction_awaited FROM objections") is False
+
+
+# --- one objection's decision lifts no other's flag -----------------------------------------
+
+
+async def test_a_rejected_objection_lifts_no_flag_another_holds(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    """Two open objections on one record (the subject's, and anyone's): the department
+    rejecting one does not show the record undisputed while the other waits."""
+    conn = await tx("objection")
+    await handlers.remember(conn, [accepted_message("F-1", FIRM_A, 1)])
+    genuine = await submit(conn, catalogue, request("F-1", contact="13800000001"))
+    frivolous = await submit(conn, catalogue, request("F-1", contact="13800000002"),
+                             client="203.0.113.9")
+    await handlers.decide(conn, "amr", ObjectionDecision(
+        objection_id=frivolous.objection_id, decision="rejected", reason="无新事实"))
+    assert status_changes(await outbox_events(conn)) == [("flag", "F-1"), ("flag", "F-1")]
+    await handlers.decide(conn, "amr", ObjectionDecision(
+        objection_id=genuine.objection_id, decision="rejected", reason="经核查无误"))
+    assert status_changes(await outbox_events(conn))[-1] == ("unflag", "F-1")
+
+
+async def test_objecting_again_to_a_revision_already_rejected_holds_nothing(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    """The department examined this revision on an objection and rejected it: a new
+    objection about it is routed, but does not mark the record disputed again (which would
+    hold a pending listing for as long as objections follow each other). A new revision may
+    be objected to as before; an upheld repeat objection marks the record."""
+    conn = await tx("objection")
+    await handlers.remember(conn, [accepted_message("G-1", FIRM_A, 1)])
+    first = await submit(conn, catalogue, request("G-1"))
+    await handlers.decide(conn, "amr", ObjectionDecision(
+        objection_id=first.objection_id, decision="rejected", reason="经核查无误"))
+    before = status_changes(await outbox_events(conn))
+    assert before == [("flag", "G-1"), ("unflag", "G-1")]
+
+    again = await submit(conn, catalogue, request("G-1"))
+    assert again.status == "routed"
+    routed = [e for topic, e in await outbox_events(conn) if topic == "credit.objections.amr"]
+    assert routed[-1]["data"]["objection_id"] == again.objection_id
+    assert status_changes(await outbox_events(conn)) == before
+    await handlers.decide(conn, "amr", ObjectionDecision(
+        objection_id=again.objection_id, decision="upheld", reason="补充材料证实有误"))
+    assert status_changes(await outbox_events(conn)) == [*before, ("flag", "G-1")]
+
+    await handlers.remember(conn, [accepted_message("H-1", FIRM_A, 1)])
+    other = await submit(conn, catalogue, request("H-1"))
+    assert status_changes(await outbox_events(conn))[-1] == ("flag", "H-1")
+    assert other.status == "routed"

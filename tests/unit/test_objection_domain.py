@@ -80,7 +80,7 @@ def test_a_follow_up_token_is_kept_as_the_one_secret_hash_and_matches_only_itsel
     # revision; without it the flag stays until the department's next revision.
     ("objection", "upheld", True, False, ["withdraw"], False),
     ("objection", "upheld", False, True, ["unflag"], False),
-    ("objection", "upheld", False, False, [], True),
+    ("objection", "upheld", False, False, ["flag"], True),
     # A repair request never flags the record, so a refusal changes nothing.
     ("repair", "rejected", False, False, [], False),
     ("repair", "rejected", True, False, [], False),
