@@ -66,8 +66,10 @@ def service_grants(service: str, consumes: Sequence[Declared], produces: Sequenc
                    namespace: str) -> list[Grant]:
     grants = [_topic(t, namespace, "read") for t in (*consumes, CREDENTIALS)]
     grants += [_topic(t, namespace, "write") for t in (*produces, DEAD_LETTERS.of(service))]
-    # Its stream workers' groups: `<ns>xinyong-<service>` and `...-credentials`.
-    grants.append(Grant("group", f"{namespace}xinyong-{service}", "prefixed", "read"))
+    # Its stream workers' groups, `<ns>xinyong-<service>` and `...-credentials`, by name: a
+    # prefix `xinyong-stats` would also be stats-windows' group.
+    group = f"{namespace}xinyong-{service}"
+    grants += [Grant("group", g, "literal", "read") for g in (group, f"{group}-credentials")]
     return sorted(set(grants))
 
 

@@ -134,6 +134,19 @@ async def test_each_internal_topic_is_written_by_its_one_writer_only(
             assert allowed == (service == other), (service, other)
 
 
+async def test_a_service_joins_its_own_groups_only(
+        settings: Settings, services: dict[str, ServiceProcess]) -> None:
+    """Group grants are names, not prefixes: `xinyong-stats` as a prefix was also the group
+    of stats-windows, whose rebalances stats could then disturb."""
+    from tests.integration.conftest import STACK
+
+    stats = STACK.service_credentials("stats")
+    topic = "credit.records.accepted"  # which stats may read (in its own groups, which the
+    # running stats shows; joining them here would only disturb it)
+    assert not await _can_read(settings, stats, topic, "xinyong-stats-windows")
+    assert not await _can_read(settings, stats, topic, "xinyong-statsx")
+
+
 async def test_unauthenticated_and_wrong_password_clients_are_refused(
         settings: Settings, services: dict[str, ServiceProcess]) -> None:
     anonymous = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap,
