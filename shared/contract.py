@@ -22,7 +22,8 @@ SUBJECT_TYPES: tuple[SubjectType, ...] = ("enterprise", "individual", "instituti
 class _Open(BaseModel):
     """More fields may be added by the producer (CONTRACT.md: 'field lists are the minimum')."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # Its errors' text reaches dead letters and logs: without the values (envelope.py).
+    model_config = ConfigDict(extra="allow", frozen=True, hide_input_in_errors=True)
 
 
 def subject_key(subject_type: str, identifier: str) -> str:
@@ -365,7 +366,7 @@ class WindowRange(_Open):
     to: datetime
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True,
-                              serialize_by_alias=True)
+                              serialize_by_alias=True, hide_input_in_errors=True)
 
 
 class StatsWindow(_Open):

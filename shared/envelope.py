@@ -20,7 +20,9 @@ class CloudEvent(BaseModel, Generic[P]):
     """`CloudEvent` reads any event; `CloudEvent[Payload]` also validates its data, in one
     pass over the JSON."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # A validation error's text goes into dead letters and logs: without the values, which
+    # may be a person's identity number or name (pydantic quotes each wrong value).
+    model_config = ConfigDict(extra="allow", frozen=True, hide_input_in_errors=True)
 
     specversion: Literal["1.0"]
     id: str = Field(min_length=1, max_length=200)
