@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.catalogue import DEFAULT_CATALOGUE_PATH
@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     # subjects one pass of the purge takes.
     sweep_interval_seconds: float = 300.0
     purge_batch: int = 100
+    # The statistics keep no subject to erase by: their dead letters and refused events
+    # (whatever personal data the unreadable message held) are deleted this many days on.
+    stats_dead_letter_days: int = Field(default=30, ge=1)
     # The public changes feed names an entry's subject while the entry is on its list and
     # this many days after it ends; a cursor older than that is `410 cursor_expired`
     # (docs/decisions.md, "The changes feed").

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from services.stats import api, contracts, handlers
+from services.stats import api, contracts, handlers, sweeps
 from shared.service import ServiceSpec
 from shared.service import main as run
 
@@ -12,7 +12,7 @@ SPEC = ServiceSpec(
     consumes=contracts.consumed_topics,
     handler=handlers.make_handler,
     api=api.create_app,
-    timers=(handlers.reconciler,),
+    timers=(handlers.reconciler, sweeps.TIMER),
 )
 
 

@@ -15,6 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from services.stats import api, domain, handlers, store
+from services.stats import sweeps as stats_sweeps
 from shared import clock
 from shared.catalogue import Catalogue
 from shared.contract import (
@@ -263,3 +264,25 @@ async def test_a_complaint_on_an_objections_topic_is_passed_over_not_dead_letter
     await handlers.apply(conn, catalogue, [complaint, objection])
     assert not await conn.fetch("SELECT 1 FROM outbox")  # nothing dead-lettered
     assert await conn.fetchval("SELECT count(*) FROM objection_facts") == 1
+
+
+async def test_kept_messages_are_forgotten_after_their_days(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    """The statistics cannot erase by subject: what they could not read (which may name a
+    person) is deleted after `stats_dead_letter_days`, and only that."""
+    conn = await tx("stats")
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    for days, reason in ((31, "old"), (29, "recent")):
+        await conn.execute(
+            "INSERT INTO dead_letters (service, topic, partition, \"offset\", key, value,"
+            " reason, at) VALUES ('stats', 't', 0, 0, 'individual:440402198505171239',"
+            " '张伟', $1, $2)", reason, now - timedelta(days=days))
+        await conn.execute(
+            "INSERT INTO outbox_set_aside (outbox_id, event_id, topic, key, value, created_at,"
+            " error, set_aside_at) VALUES (1, $1, 't', 'k', '张伟', $2, 'e', $2)",
+            reason, now - timedelta(days=days))
+    assert await stats_sweeps.forget_kept_messages(conn, now - timedelta(days=30)) == 2
+    assert [r["reason"] for r in await conn.fetch("SELECT reason FROM dead_letters")] == [
+        "recent"]
+    assert [r["event_id"] for r in await conn.fetch(
+        "SELECT event_id FROM outbox_set_aside")] == ["recent"]
