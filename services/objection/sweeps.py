@@ -5,7 +5,7 @@ the decision."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -114,22 +114,31 @@ def plan(ctx: ServiceContext) -> purge.Plan:
 
 
 async def erase_contacts_once(ctx: ServiceContext) -> int:
-    """The contact (phone, e-mail) of an objection decided more than `objection_contact_days`
-    ago is erased: it served to answer the requester, and the time to contest the answer has
-    passed (docs/decisions.md)."""
+    """The contact (phone, e-mail) of an objection decided, or a complaint answered, more
+    than `objection_contact_days` ago is erased: it served to answer the requester, and the
+    time to contest the answer has passed (docs/decisions.md)."""
     before = clock.now() - timedelta(days=ctx.settings.objection_contact_days)
     async with ctx.pool.acquire() as conn:
-        status = await conn.execute(
-            # The requester (a hash of the contact, for one open objection per requester)
-            # is no longer needed either, and would link the person's objections.
-            "UPDATE objections SET contact = NULL, requester = NULL, contact_erased_at = now()"
-            " WHERE objection_id IN (SELECT objection_id FROM objections"
-            "  WHERE contact IS NOT NULL AND status <> 'routed' AND decided_at < $1"
-            "  ORDER BY decided_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
-            before, ctx.settings.purge_batch)
-    done = int(status.split()[-1])
+        done = await erase_contacts(conn, before, ctx.settings.purge_batch)
     metrics.SWEEP_ITEMS.labels("objection", CONTACTS, "done").inc(done)
     return done
+
+
+async def erase_contacts(conn: asyncpg.Connection, before: datetime, batch: int) -> int:
+    """A batch of each: objections decided and complaints answered before `before`. The
+    requester (a hash of the contact, for one open request per requester) goes too: it is
+    no longer needed, and would link the person's requests."""
+    objections = await conn.execute(
+        "UPDATE objections SET contact = NULL, requester = NULL, contact_erased_at = now()"
+        " WHERE objection_id IN (SELECT objection_id FROM objections"
+        "  WHERE contact IS NOT NULL AND status <> 'routed' AND decided_at < $1"
+        "  ORDER BY decided_at LIMIT $2 FOR UPDATE SKIP LOCKED)", before, batch)
+    complaints = await conn.execute(
+        "UPDATE complaints SET contact = NULL, requester = NULL, contact_erased_at = now()"
+        " WHERE complaint_id IN (SELECT complaint_id FROM complaints"
+        "  WHERE contact IS NOT NULL AND status = 'answered' AND answered_at < $1"
+        "  ORDER BY answered_at LIMIT $2 FOR UPDATE SKIP LOCKED)", before, batch)
+    return int(objections.split()[-1]) + int(complaints.split()[-1])
 
 
 def all_sweeps(ctx: ServiceContext) -> tuple[sweeps.Sweep, ...]:

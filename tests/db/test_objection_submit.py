@@ -4,16 +4,18 @@ accepted records, and which public requests it takes (CONTRACT.md, "Objections a
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
 from services.ingest import handlers as ingest_handlers
-from services.objection import domain, handlers
+from services.objection import domain, handlers, store, sweeps
 from services.objection.contracts import ObjectionRequest, RepairRequest
+from shared import clock
 from shared.catalogue import Catalogue
 from shared.context import ServiceContext
 from shared.contract import ObjectionDecision
@@ -449,3 +451,36 @@ async def test_objecting_again_to_a_revision_already_rejected_holds_nothing(
     other = await submit(conn, catalogue, request("H-1"))
     assert status_changes(await outbox_events(conn))[-1] == ("flag", "H-1")
     assert other.status == "routed"
+
+
+# --- contacts are erased after the answer ---------------------------------------------------
+
+
+async def test_contacts_of_answered_complaints_and_decided_objections_are_erased(
+        tx: OpenTransaction, catalogue: Catalogue) -> None:
+    conn = await tx("objection")
+    now = clock.now()
+    for n, answered in enumerate((now - timedelta(days=200), now - timedelta(days=10), None)):
+        await store.create_complaint(
+            conn, complaint_id=str(uuid.uuid4()), about_kind="system", about={},
+            about_key=f"system:{n}", subject=None, department=None, text="网站无法访问",
+            contact=f"1380000000{n}", requester=f"r{n}", token_hash="t", due_by=date.today(),
+            received_at=now - timedelta(days=300))
+        if answered is not None:
+            await conn.execute("UPDATE complaints SET status = 'answered', answered_at = $1"
+                               " WHERE about_key = $2", answered, f"system:{n}")
+    await handlers.remember(conn, [accepted_message("E-1", FIRM_A)])
+    taken = await submit(conn, catalogue, request("E-1", contact="13900000009"))
+    await handlers.decide(conn, "amr", ObjectionDecision(
+        objection_id=taken.objection_id, decision="rejected", reason="经核查无误"))
+    await conn.execute("UPDATE objections SET decided_at = $1", now - timedelta(days=200))
+
+    assert await sweeps.erase_contacts(conn, now - timedelta(days=180), 100) == 2
+    rows = await conn.fetch("SELECT about_key, contact, requester, contact_erased_at IS NOT NULL"
+                            " AS erased FROM complaints ORDER BY about_key")
+    assert [(r["about_key"], r["contact"], r["erased"]) for r in rows] == [
+        ("system:0", None, True), ("system:1", "13800000001", False),
+        ("system:2", "13800000002", False)]
+    assert rows[0]["requester"] is None
+    assert await conn.fetchval("SELECT contact FROM objections") is None
+    assert await sweeps.erase_contacts(conn, now - timedelta(days=180), 100) == 0
