@@ -223,15 +223,16 @@ async def schedule(conn: asyncpg.Connection,
 
 
 async def _erase_kept_messages(conn: asyncpg.Connection, table: str, key_type: str,
-                               e: Erasure) -> None:
+                               why: str, e: Erasure) -> None:
     """Rows of dead letters or refused events about the subject: for a whole subject, any
-    keyed by it or holding its identifier; else those keyed by it that name an erased
-    record."""
+    keyed by it or holding its identifier, in the message or in why it was kept (a reason
+    may name the subject: the registry's names both owners of a record); else those keyed by
+    it that name an erased record."""
     key: Any = e.subject_key.encode() if key_type == "bytea" else e.subject_key
     if e.whole:
         await conn.execute(
-            f"DELETE FROM {table} WHERE key = $1 OR position($2::bytea IN value) > 0",
-            key, e.identifier.encode())
+            f"DELETE FROM {table} WHERE key = $1 OR position($2::bytea IN value) > 0"
+            f" OR strpos({why}, $3) > 0", key, e.identifier.encode(), e.identifier)
         return
     await conn.execute(
         f"DELETE FROM {table} WHERE key = $1 AND EXISTS (SELECT 1 FROM unnest($2::bytea[]) r"
@@ -242,10 +243,11 @@ async def _erase_kept_messages(conn: asyncpg.Connection, table: str, key_type: s
 SHARED_TARGETS: tuple[Target, ...] = (
     Target("dead_letters", "delete the messages kept about the subject (whole) or naming an "
            "erased record",
-           lambda conn, e: _erase_kept_messages(conn, "dead_letters", "bytea", e)),
+           lambda conn, e: _erase_kept_messages(conn, "dead_letters", "bytea", "reason", e)),
     Target("outbox_set_aside", "delete the refused events about the subject (whole) or "
            "naming an erased record",
-           lambda conn, e: _erase_kept_messages(conn, "outbox_set_aside", "text", e)),
+           lambda conn, e: _erase_kept_messages(conn, "outbox_set_aside", "text", "error",
+                                                e)),
 )
 
 
