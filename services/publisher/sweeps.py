@@ -58,6 +58,12 @@ def plan(catalogue: Catalogue) -> purge.Plan:
                                      gone=RETENTION_EXPIRED)
         return done > 0
 
+    async def erase_notice_feedback(conn: asyncpg.Connection, e: Erasure) -> None:
+        # An agency's notes may name the subject: they go with the notices they answer.
+        await conn.execute(
+            "DELETE FROM notice_feedback_history WHERE notice_id IN (SELECT notice_id FROM"
+            f" notices WHERE entry_id IN ({_ERASED_ENTRIES}))", *_args(e))
+
     async def erase_notices(conn: asyncpg.Connection, e: Erasure) -> None:
         await conn.execute(f"DELETE FROM notices WHERE entry_id IN ({_ERASED_ENTRIES})",
                            *_args(e))
@@ -165,6 +171,8 @@ def plan(catalogue: Catalogue) -> purge.Plan:
     return purge.Plan(
         service="publisher",
         targets=(
+            Target("notice_feedback_history", "delete the agencies' answers (and notes) to "
+                   "the notices erased next", erase_notice_feedback),
             Target("notices", "delete the notices of entries resting only on erased records "
                    "(a whole subject: all its notices)", erase_notices),
             Target("list_changes", "keep op, entry and dates; erase subject and name",

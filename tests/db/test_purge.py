@@ -21,6 +21,7 @@ from services.objection import sweeps as objection_sweeps
 from services.publisher import domain as publisher_domain
 from services.publisher import lifecycle as publisher_lifecycle
 from services.publisher import rights_store
+from services.publisher import store as publisher_store
 from services.publisher import sweeps as publisher_sweeps
 from services.publisher.handlers import apply_snapshots
 from services.registry import handlers as registry
@@ -31,6 +32,7 @@ from shared.context import ServiceContext
 from shared.contract import (
     AcceptedRecord,
     ArchivedRecord,
+    NoticeFeedback,
     ObjectionDecision,
     RecordSubmission,
     RelatedSubject,
@@ -181,6 +183,11 @@ async def test_the_publisher_exits_first_then_erases_and_scrubs_the_feed(
         key) == 1
     ctx = context_of("publisher")
     plan = publisher_sweeps.plan(catalogue)
+    # An agency's answer, its note naming the person.
+    land = await conn.fetchval("SELECT notice_id::text FROM notices WHERE subject_key = $1"
+                               " AND agency = 'land'", key)
+    await publisher_store.answer_notices(conn, [("land", NoticeFeedback(
+        notice_id=land, status="applied", note=f"已限制王某（{pid}）参与土地出让"))], "http")
     await conn.execute("DELETE FROM outbox")
     # First pass: the entry exits (DEL, revocations) and the erasure waits for them.
     assert await purge.erase_subject(ctx, conn, plan, KEY, key, ERASE_ON) == "deferred"
@@ -195,7 +202,8 @@ async def test_the_publisher_exits_first_then_erases_and_scrubs_the_feed(
                                    "list_changes": "body", "list_entries": "subject_key",
                                    "served_decisions": "subject_key",
                                    "subject_versions": "snapshot",
-                                   "entry_history": "subject_key"}) == []
+                                   "entry_history": "subject_key",
+                                   "notice_feedback_history": "note"}) == []
     rows = await conn.fetch("SELECT op, subject_key, body::jsonb ->> 'since' AS since"
                             " FROM list_changes WHERE body::jsonb -> 'subject' = 'null'"
                             " ORDER BY seq")
