@@ -620,9 +620,20 @@ def reap_abandoned_runs(home: Path) -> list[str]:
             reaped.append(folder.name)
         elif time.time() - _last_written(folder) > FINISHED_RUN_LOGS_KEPT.total_seconds():
             # Its logs, pid files and clock: nothing a later run reads (a kept city's data
-            # is in its databases and topics, its manifest under <home>/bench).
+            # is in its databases and topics, its manifest under <home>/bench). Its front
+            # door's folder too (configuration and access log), unless its nginx lives.
             shutil.rmtree(folder, ignore_errors=True)
+            door = home / "frontdoor" / folder.name
+            if not _pid_alive(door / "nginx.pid"):
+                shutil.rmtree(door, ignore_errors=True)
     return reaped
+
+
+def _pid_alive(pid_file: Path) -> bool:
+    try:
+        return alive(int(pid_file.read_text()))
+    except (OSError, ValueError):
+        return False
 
 
 def _last_written(folder: Path) -> float:

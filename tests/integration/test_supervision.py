@@ -199,8 +199,13 @@ def test_a_run_whose_owner_died_is_stopped_by_the_next_one(tmp_path: Any) -> Non
         for folder in runs.values():
             for f in folder.iterdir():
                 os.utime(f, (long_ago, long_ago))
+        doors = {name: tmp_path / "frontdoor" / name for name in ("tgone", "tlive")}
+        for door in doors.values():
+            door.mkdir(parents=True)
+            (door / "access.log").write_text("")
         stack.reap_abandoned_runs(tmp_path)
         assert not runs["tgone"].exists()  # finished long ago: removed
+        assert not doors["tgone"].exists() and doors["tlive"].exists()  # its front door too
         assert runs["tlive"].exists() and runs["stack"].exists()  # an owner alive; `up`'s
     finally:
         for proc in [*left.values(), stranger]:
