@@ -7,6 +7,7 @@ correctly, so a bad edit stops a service at start-up instead of misrouting recor
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date
 from functools import cached_property
@@ -361,8 +362,30 @@ class Catalogue(_Frozen):
         return list(self._warnings_by_item.get(item, ()))
 
 
-def _reference_problems(cat: Catalogue) -> list[str]:
+# A party's code names its topics, its Kafka user and the prefix of its consumer groups
+# (`<code>.`, shared/access.py): no dot inside, no code another party's prefix covers.
+_PARTY_CODE = re.compile(r"[a-z][a-z0-9-]{0,39}")
+_RESERVED_CODES = ("ops", "xinyong")
+
+
+def _party_code_problems(cat: Catalogue) -> list[str]:
     problems = []
+    for kind, codes in (("departments", cat.departments), ("agencies", cat.agencies)):
+        for code in codes:
+            if not _PARTY_CODE.fullmatch(code):
+                problems.append(f"{kind}.{code}: a code is lower-case letters, digits and '-'"
+                                " (it names topics, a Kafka user and group prefixes)")
+            if code.startswith(_RESERVED_CODES):
+                problems.append(f"{kind}.{code}: codes starting with 'ops' or 'xinyong' are "
+                                "the operators' and the services'")
+    for code in sorted(set(cat.departments) & set(cat.agencies)):
+        problems.append(f"agencies.{code}: also a department's code (their consumer groups "
+                        "would be one another's)")
+    return problems
+
+
+def _reference_problems(cat: Catalogue) -> list[str]:
+    problems = _party_code_problems(cat)
     for name, item in cat.items.items():
         if name.split(".", 1)[0] != item.department:
             problems.append(f"items.{name}: must start with '{item.department}.'")

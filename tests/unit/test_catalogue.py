@@ -171,6 +171,20 @@ def test_every_problem_is_reported_at_once(broken):
     assert "lists.tax.major_violation.items" in message
 
 
+@pytest.mark.parametrize(("kind", "code", "expected"), [
+    ("departments", "tax.audit", "departments.tax.audit"),   # a dot: groups of `tax.`
+    ("agencies", "Land", "agencies.Land"),
+    ("agencies", "ops-audit", "agencies.ops-audit"),         # the operators' groups `ops.`
+    ("departments", "xinyong-x", "departments.xinyong-x"),   # the services' prefix
+    ("agencies", "tax", "agencies.tax"),                     # a department's code
+])
+def test_a_party_code_that_could_reach_another_partys_groups_is_refused(
+        broken, kind, code, expected):
+    template = next(iter(broken[kind].values()))
+    broken[kind][code] = dict(template)
+    assert expected in refusal(broken)
+
+
 def test_unknown_field_is_refused(broken):
     broken["items"]["amr.admin_penalty"]["severty"] = "general"
     assert "severty" in refusal(broken)
