@@ -365,8 +365,7 @@ def materialize(catalogue: Catalogue, actions: Sequence[Action],
                 ordinal = entered.get((list_name, subject_key), 0)
                 entered[(list_name, subject_key)] = ordinal + 1
                 entry = Entry(entry_id_for(list_name, subject_key, ordinal, history.id_key),
-                              list_name,
-                              subject_key, "pending", basis)
+                              list_name, subject_key, "pending", basis)
                 lst = catalogue.lists[list_name]
                 if lst.notified_by == "xinyong":
                     # No publication date until the subject has been told: the notice period
@@ -701,14 +700,14 @@ def public_profile(catalogue: Catalogue, past: SubjectChanged, entries: Sequence
     the entries' states then, less what has stopped being shown since (`current`, `today`);
     None when the public could not see the subject then or cannot now. The live profile is
     this function with today's snapshot for both."""
-    active_now = {m.entry_id for m in current_entries if m.status == "active"}
-    lists = [m for m in entries if m.status == "active" and m.entry_id in active_now]
+    active_now = [m for m in current_entries if m.status == "active"]
+    active_ids = {m.entry_id for m in active_now}
+    lists = [m for m in entries if m.status == "active" and m.entry_id in active_ids]
     if not (is_discoverable(catalogue, past, day, {m.list for m in lists})
-            and is_discoverable(catalogue, current, today,
-                                {m.list for m in current_entries if m.status == "active"})):
+            and is_discoverable(catalogue, current, today, {m.list for m in active_now})):
         return None
     shown = still_displayed(current, today)
-    listed: set[tuple[str, str]] = set().union(*(m.basis for m in lists))
+    listed = published_basis(lists)
     records = [r for r in past.records if (r.department, r.record_id) in shown
                and not disclosure.held_until_listed(catalogue, r, listed)]
     by_key = {(r.department, r.record_id): r for r in past.records}
@@ -741,14 +740,17 @@ def own_profile(catalogue: Catalogue, past: SubjectChanged, entries: Sequence[Me
     """The full past view (the subject's own, an operator's): every record and entry as
     they stood at the end of `day`, public or not, the grade as it was given."""
     by_key = {(r.department, r.record_id): r for r in past.records}
-    listed: set[tuple[str, str]] = set().union(*(m.basis for m in entries
-                                                 if m.status == "active"))
     return {
         "subject": past.subject.model_dump(mode="json"),
-        "records": rights.own_records(catalogue, past, day, listed),
+        "records": rights.own_records(catalogue, past, day, published_basis(entries)),
         "lists": [membership(catalogue, m, by_key) | {"status": m.status} for m in entries],
         "grade": past.grade.model_dump(mode="json"),
     }
+
+
+def published_basis(entries: Iterable[Membership]) -> set[tuple[str, str]]:
+    """The records the published (active) entries rest on, as (department, record_id)."""
+    return set().union(*(m.basis for m in entries if m.status == "active"))
 
 
 def membership(catalogue: Catalogue, m: Membership,
