@@ -98,24 +98,22 @@ def add_routes(app: FastAPI, ctx: ServiceContext) -> None:
         if errors:
             raise Problem(422, "validation", "The commitment is not valid", errors=errors)
         commitment_id = f"CM-{uuid.uuid4().hex[:20].upper()}"
-        async with ctx.pool.acquire() as conn:
-            archived_name = await store.subject_name(conn, key)
-        # The archive names a subject as its departments do: a record carries the subject's
-        # name into the registry, and a subject may not rename itself on the public site
-        # and in agencies' notices by signing. Its own word names it only while no
-        # department has.
-        name = archived_name or body.subject.name
-        submission = {"record_id": commitment_id, "revision": 1, "action": "upsert",
-                      "catalogue_item": item_name,
-                      "subject": SubjectRef(type=body.subject.type, id=code,
-                                            name=name).model_dump(),
-                      "decided_on": today.isoformat(), "district": district,
-                      "summary": "主体自行签署的守信自律承诺", "attributes": attributes}
-        event = OutboundEvent.of(COMMITMENTS_SIGNED, COMMITMENTS_SIGNED.writer, key,
-                                 RecordSubmission.model_validate(submission),
-                                 event_id=f"me-commitment/{commitment_id}")
         async with ctx.pool.acquire() as conn, conn.transaction():
-            await outbox.enqueue(conn, [event])
+            # The archive names a subject as its departments do: a record carries the
+            # subject's name into the registry, and a subject may not rename itself on the
+            # public site and in agencies' notices by signing. Its own word names it only
+            # while no department has.
+            name = await store.subject_name(conn, key) or body.subject.name
+            submission = {"record_id": commitment_id, "revision": 1, "action": "upsert",
+                          "catalogue_item": item_name,
+                          "subject": SubjectRef(type=body.subject.type, id=code,
+                                                name=name).model_dump(),
+                          "decided_on": today.isoformat(), "district": district,
+                          "summary": "主体自行签署的守信自律承诺", "attributes": attributes}
+            await outbox.enqueue(conn, [OutboundEvent.of(
+                COMMITMENTS_SIGNED, COMMITMENTS_SIGNED.writer, key,
+                RecordSubmission.model_validate(submission),
+                event_id=f"me-commitment/{commitment_id}")])
         text = item.commitment.texts[body.text_version]
         return {"commitment_id": commitment_id, "kind": item.commitment.kind,
                 "department": catalogue.commitments.platform_department,
