@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from shared.envelope import AnyEvent, CloudEvent, encode_event, encode_event_json, typed
 from shared.identifiers import uuid5_text
@@ -84,6 +84,8 @@ def check_source(event: AnyEvent, topic: Topic[P]) -> None:
 
 
 class _EventType(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)  # as the envelope's (envelope.py)
+
     type: str = ""
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from services.objection.contracts import AcceptedReading
 from shared.contract import ObjectionDecision
-from shared.messages import InboundMessage, read_event, read_event_as
+from shared.messages import InboundMessage, event_type_of, read_event, read_event_as
 from shared.topics import RECORDS_ACCEPTED
 
 PERSON_ID = "440402198505171239"
@@ -45,3 +45,12 @@ def test_a_contract_models_error_names_no_value_either() -> None:
         ObjectionDecision.model_validate({"objection_id": "o-1", "decision": PERSON_ID,
                                           "reason": "r"})
     assert "decision" in str(caught.value) and PERSON_ID not in str(caught.value)
+
+
+def test_a_message_that_is_not_json_is_not_quoted_either() -> None:
+    broken = InboundMessage(topic="credit.objections.amr", partition=0, offset=0, key=None,
+                            value=f'{{"type": "x", "id": "{PERSON_ID}"'.encode(),
+                            timestamp_ms=0)
+    with pytest.raises(ValueError) as caught:
+        event_type_of(broken)
+    assert PERSON_ID not in str(caught.value)
