@@ -171,6 +171,9 @@ class Settings(BaseSettings):
     # the public announcement page serves instead.
     notification_sender: Literal["file"] = "file"
     notification_spool_dir: Path | None = None
+    # The file sender's spool holds each message whole (contact, name, record): a day's file
+    # is deleted this many days on, as a gateway's own log would be.
+    notification_spool_days: int = Field(default=30, ge=1)
     notification_fallback_hours: float = 72.0
 
     # The subject's own view: /api/v1/me/queries pages (default and most rows).

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -35,10 +36,12 @@ class Sender(Protocol):
 
 
 class FileSender:
-    """Appends each message to `<folder>/<date>.jsonl` (China Standard Time)."""
+    """Appends each message to `<folder>/<date>.jsonl` (China Standard Time); the first
+    message of a day deletes the days older than `keep_days`."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, keep_days: int = 30) -> None:
         self.folder = folder
+        self.keep_days = keep_days
 
     async def send(self, message: Message) -> str:
         channel = rights.channel_of(message.contact)
@@ -54,14 +57,24 @@ class FileSender:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             path = self.folder / f"{clock.today().isoformat()}.jsonl"
+            new_day = not path.exists()
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             with os.fdopen(fd, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
         except OSError as exc:
             raise DeliveryFailed(f"spool folder: {exc}") from exc
+        if new_day:
+            self._forget_old_days()
+
+    def _forget_old_days(self) -> None:
+        oldest = (clock.today() - timedelta(days=self.keep_days)).isoformat()
+        for day in self.folder.glob("????-??-??.jsonl"):
+            if day.stem < oldest:  # ISO dates order as text
+                day.unlink(missing_ok=True)
 
 
 def sender_of(settings: Settings) -> Sender:
     if settings.notification_sender == "file":
-        return FileSender(settings.notification_spool_dir or settings.home / "notifications")
+        return FileSender(settings.notification_spool_dir or settings.home / "notifications",
+                          settings.notification_spool_days)
     raise ValueError(f"unknown notification sender {settings.notification_sender!r}")
